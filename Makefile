@@ -1,0 +1,47 @@
+# Everything a developer or CI runs. `make demo` and `make test` work on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test check lint typecheck bench bench-quick lock clean
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+$(VENV)/.bench: $(STAMP) requirements-bench.lock
+	$(PY) -m pip install --quiet -r requirements-bench.lock
+	touch $(VENV)/.bench
+
+demo: $(STAMP)  ## install, then run the demo flow (temperature monitor)
+	$(PY) examples/temperature_monitor.py
+
+test: $(STAMP)  ## the whole test suite
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests examples benchmarks
+	$(VENV)/bin/ruff format --check src tests examples benchmarks
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy --strict src/riverbed
+
+check: lint typecheck test  ## what CI runs
+
+bench: $(VENV)/.bench  ## W1, W2, W4, W6 beside the plain loop, naive asyncio and Bytewax
+	$(PY) -m benchmarks
+
+bench-quick: $(VENV)/.bench
+	$(PY) -m benchmarks --events 200000 --w6-seconds 10
+
+lock:  ## re-pin requirements.lock from pyproject.toml in a clean venv
+	rm -rf /tmp/riverbed-lock && $(PYTHON) -m venv /tmp/riverbed-lock
+	/tmp/riverbed-lock/bin/pip install --quiet -e '.[dev]'
+	/tmp/riverbed-lock/bin/pip freeze --exclude-editable | grep -v '^riverbed' > requirements.lock
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,147 @@
+"""Every error riverbed raises, in one place.
+
+The hierarchy::
+
+    RiverbedError                       base of everything riverbed raises on purpose
+    ├── FlowDefinitionError (ValueError)    the flow is wrong; raised while it is built
+    │   ├── NotCallableError (TypeError)    a stage was given something that cannot be called
+    │   ├── SignatureError (TypeError)      a callable takes the wrong number of parameters
+    │   ├── DuplicateStageError             two stages share one name
+    │   ├── DanglingStreamError             a stream goes nowhere
+    │   └── CycleError                      the graph loops back on itself
+    ├── FlowSerializationError (ValueError) the flow cannot be written to or read from JSON
+    ├── StageFailedError (RuntimeError)     a stage's error stopped the run (policy STOP)
+    ├── StageTimeoutError (TimeoutError)    one call of a stage ran past its timeout
+    ├── RunFailedError (RuntimeError)       ``Flow.run`` ended FAILED; carries the result
+    ├── SourceError (RuntimeError)          a source broke its protocol
+    └── InternalError (RuntimeError)        a bug in riverbed itself; please report it
+
+Errors carry structured context (``flow``, ``stage``, ``attempt``...) as attributes, and
+their messages name the culprit and the fix.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from riverbed._runtime.result import RunResult
+
+__all__ = [
+    "CycleError",
+    "DanglingStreamError",
+    "DuplicateStageError",
+    "FlowDefinitionError",
+    "FlowSerializationError",
+    "InternalError",
+    "NotCallableError",
+    "RiverbedError",
+    "RunFailedError",
+    "SignatureError",
+    "SourceError",
+    "StageFailedError",
+    "StageTimeoutError",
+]
+
+
+class RiverbedError(Exception):
+    """Base class of every error riverbed raises on purpose."""
+
+    __module__ = "riverbed"
+
+
+class FlowDefinitionError(RiverbedError, ValueError):
+    """The flow is malformed; raised while it is built, before anything runs."""
+
+    __module__ = "riverbed"
+
+    def __init__(self, message: str, *, flow: str | None = None, stage: str | None = None):
+        super().__init__(message)
+        self.flow = flow
+        self.stage = stage
+
+
+class NotCallableError(FlowDefinitionError, TypeError):
+    """A stage was given an object that cannot be called."""
+
+    __module__ = "riverbed"
+
+
+class SignatureError(FlowDefinitionError, TypeError):
+    """A stage's callable does not take the parameters the operator passes it."""
+
+    __module__ = "riverbed"
+
+
+class DuplicateStageError(FlowDefinitionError):
+    """Two stages of one flow have the same name."""
+
+    __module__ = "riverbed"
+
+
+class DanglingStreamError(FlowDefinitionError):
+    """A stream's events go nowhere: nothing consumes it and it is not a sink."""
+
+    __module__ = "riverbed"
+
+
+class CycleError(FlowDefinitionError):
+    """The flow's graph has a cycle."""
+
+    __module__ = "riverbed"
+
+
+class FlowSerializationError(RiverbedError, ValueError):
+    """A flow cannot be serialized to JSON, or JSON cannot be built back into a flow."""
+
+    __module__ = "riverbed"
+
+    def __init__(self, message: str, *, flow: str | None = None, stage: str | None = None):
+        super().__init__(message)
+        self.flow = flow
+        self.stage = stage
+
+
+class StageFailedError(RiverbedError, RuntimeError):
+    """A stage raised, its retries (if any) ran out, and its policy said STOP."""
+
+    __module__ = "riverbed"
+
+    def __init__(self, message: str, *, stage: str, attempts: int, event: Any = None):
+        super().__init__(message)
+        self.stage = stage
+        self.attempts = attempts
+        self.event = event
+
+
+class StageTimeoutError(RiverbedError, TimeoutError):
+    """One call of a stage's function ran longer than the stage's ``timeout``."""
+
+    __module__ = "riverbed"
+
+    def __init__(self, message: str, *, stage: str, timeout: float):
+        super().__init__(message)
+        self.stage = stage
+        self.timeout = timeout
+
+
+class RunFailedError(RiverbedError, RuntimeError):
+    """``Flow.run`` ended with status FAILED. ``.result`` holds the whole run result."""
+
+    __module__ = "riverbed"
+
+    def __init__(self, message: str, *, result: RunResult):
+        super().__init__(message)
+        self.result = result
+
+
+class SourceError(RiverbedError, RuntimeError):
+    """A source did not keep the source protocol (e.g. returned a non-list batch)."""
+
+    __module__ = "riverbed"
+
+
+class InternalError(RiverbedError, RuntimeError):
+    """A bug in riverbed itself, not in the user's flow. Please report it."""
+
+    __module__ = "riverbed"

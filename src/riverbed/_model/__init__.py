@@ -1,0 +1,1 @@
+"""The flow model: stages, flows, policies, sources, sinks. Knows nothing of runners."""

@@ -1,0 +1,627 @@
+"""``Flow`` and the stream handles that build it.
+
+A flow is a named graph of frozen ``Stage`` records. Builder methods on ``Stream`` add
+stages and return new handles; each call checks what it can at once (callables, parameter
+counts, names), and ``Flow.validate`` checks the whole (streams that go nowhere, cycles)
+before a flow runs, is drawn or is serialized.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from riverbed._errors import DuplicateStageError, FlowDefinitionError
+from riverbed._model import callables, graph
+from riverbed._model.policy import OnError, Retry
+from riverbed._model.sinks import is_sink_object
+from riverbed._model.sources import as_source, is_source
+from riverbed._model.stages import DEFAULT_PORT, Port, SinkMode, Stage, StageKind
+
+if TYPE_CHECKING:
+    from riverbed._runtime.result import RunResult
+
+__all__ = ["Branch", "Flow", "KeyedStream", "Routes", "Stream"]
+
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
+
+
+class Flow:
+    """A named graph of stages: a description of work, which runs only when asked.
+
+    >>> import riverbed as rb
+    >>> flow = rb.Flow("doubles")
+    >>> flow.source([1, 2, 3]).map(lambda x: x * 2).sink(print)  # doctest: +ELLIPSIS
+    >>> result = flow.run(progress=False)  # doctest: +SKIP
+
+    ``on_error`` and ``retry`` set the failure policy of every stage that sets none itself.
+    """
+
+    __module__ = "riverbed"
+
+    def __init__(
+        self, name: str, *, on_error: OnError | None = None, retry: Retry | None = None
+    ) -> None:
+        if not isinstance(name, str) or not name or not set(name) <= _NAME_CHARS:
+            raise FlowDefinitionError(
+                f"flow name {name!r} is not valid: use letters, digits, '_', '-' or '.'"
+            )
+        if on_error is not None and not isinstance(on_error, OnError):
+            raise TypeError(f"Flow(on_error=...) takes an rb.OnError, got {on_error!r}")
+        if retry is not None and not isinstance(retry, Retry):
+            raise TypeError(f"Flow(retry=...) takes an rb.Retry, got {retry!r}")
+        self.name = name
+        self.on_error = on_error
+        self.retry = retry
+        self._stages: dict[str, Stage] = {}
+
+    # -- building -------------------------------------------------------------------------
+
+    def source(self, source: Any, *, name: str | None = None) -> Stream:
+        """Add a source: a list or other iterable, an async iterable, a generator function
+        (called anew for each run), or an object keeping the ``rb.Source`` protocol."""
+        derived = None
+        if name is None:
+            derived = callables.short_name(source) if callable(source) or is_source(source) else "source"
+        stage_name = self._claim_name(name or derived, explicit=name is not None)
+        try:
+            resolved = as_source(source)
+        except TypeError as error:
+            raise FlowDefinitionError(
+                f"stage {stage_name!r}: {error}", flow=self.name, stage=stage_name
+            ) from None
+        stage = Stage(name=stage_name, kind=StageKind.SOURCE, fn=resolved)
+        return self._add(stage)
+
+    def merge(self, *streams: Stream, name: str | None = None) -> Stream:
+        """One stream of the events of all ``streams`` (fan-in); see ``Stream.merge``."""
+        if not streams:
+            raise FlowDefinitionError("merge needs at least one stream", flow=self.name)
+        return streams[0].merge(*streams[1:], name=name)
+
+    def add_stage(self, stage: Stage) -> Stream:
+        """Add a ready-made stage (used by operator extensions and ``Flow.from_json``).
+
+        Its inputs must name stages already in the flow.
+        """
+        if stage.name in self._stages:
+            raise self._duplicate(stage.name)
+        for port in stage.inputs:
+            upstream = self._stages.get(port.stage)
+            if upstream is None:
+                raise FlowDefinitionError(
+                    f"stage {stage.name!r} reads from {port.stage!r}, which is not a stage "
+                    f"of flow {self.name!r}; add that stage first",
+                    flow=self.name,
+                    stage=stage.name,
+                )
+            if port.name not in upstream.outputs:
+                raise FlowDefinitionError(
+                    f"stage {stage.name!r} reads output {port.name!r} of {port.stage!r}, "
+                    f"which has outputs {list(upstream.outputs)}",
+                    flow=self.name,
+                    stage=stage.name,
+                )
+        return self._add(stage)
+
+    def _add(self, stage: Stage) -> Stream:
+        self._stages[stage.name] = stage
+        port = Port(stage.name, stage.outputs[0]) if stage.outputs else Port(stage.name)
+        return (KeyedStream if stage.keyed else Stream)(self, port)
+
+    def _claim_name(self, name: str | None, *, explicit: bool, base: str = "stage") -> str:
+        """A unique stage name: the explicit one (which must be free) or one derived from
+        ``name``, numbered ``_2``, ``_3``... in building order, which keeps it stable."""
+        if explicit:
+            assert name is not None
+            if not isinstance(name, str) or not name or not set(name) <= _NAME_CHARS:
+                raise FlowDefinitionError(
+                    f"stage name {name!r} is not valid: use letters, digits, '_', '-' or '.'",
+                    flow=self.name,
+                )
+            if name in self._stages:
+                raise self._duplicate(name)
+            return name
+        candidate = name or base
+        number = 1
+        unique = candidate
+        while unique in self._stages:
+            number += 1
+            unique = f"{candidate}_{number}"
+        return unique
+
+    def _duplicate(self, name: str) -> DuplicateStageError:
+        existing = self._stages[name]
+        return DuplicateStageError(
+            f"flow {self.name!r} already has a stage named {name!r} (a {existing.kind.value} "
+            f"stage); stage names key state and records, so each must be unique: pass "
+            f"another name=...",
+            flow=self.name,
+            stage=name,
+        )
+
+    # -- reading --------------------------------------------------------------------------
+
+    @property
+    def stages(self) -> tuple[Stage, ...]:
+        """The stages in the order they were added."""
+        return tuple(self._stages.values())
+
+    def stage(self, name: str) -> Stage:
+        """The stage called ``name``; LookupError naming the known ones otherwise."""
+        try:
+            return self._stages[name]
+        except KeyError:
+            raise LookupError(
+                f"flow {self.name!r} has no stage {name!r}; it has {list(self._stages)}"
+            ) from None
+
+    def validate(self) -> None:
+        """Check the whole graph: sources exist, every stream leads somewhere, no cycles.
+
+        Raises a ``FlowDefinitionError`` subclass naming the stage and its function.
+        """
+        graph.validate(self.name, self.stages)
+
+    @property
+    def version(self) -> str:
+        """A hash of the flow's structure and every stage's code: it changes when either
+        changes. State and records of a run are tied to it."""
+        from riverbed._model.serialize import flow_version
+
+        return flow_version(self)
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        """The flow as JSON; callables by import reference (``module:qualname``).
+
+        Raises ``FlowSerializationError`` naming the stage whose callable cannot be
+        referenced (a lambda, a closure, a local function).
+        """
+        from riverbed._model.serialize import to_json
+
+        return to_json(self, indent=indent)
+
+    @classmethod
+    def from_json(cls, text: str) -> Flow:
+        """Build a flow back from ``to_json`` output, importing each callable."""
+        from riverbed._model.serialize import from_json
+
+        return from_json(text)
+
+    def to_mermaid(self) -> str:
+        """A Mermaid ``flowchart`` of the flow (what ``riverbed graph`` prints)."""
+        self.validate()
+        return graph.to_mermaid(self.name, self.stages)
+
+    def describe(self) -> str:
+        """A readable listing: one line per stage with its kind, function and inputs."""
+        return graph.describe(self.name, self.stages)
+
+    def __repr__(self) -> str:
+        return f"<Flow {self.name!r}: {len(self._stages)} stages>"
+
+    def __str__(self) -> str:
+        return self.describe()
+
+    # -- running (the local runner; imported late so the model does not depend on it) -----
+
+    def run(self, **options: Any) -> RunResult:
+        """Run the flow on the local engine until its sources end; see ``riverbed.run``."""
+        from riverbed._runtime.local.engine import run_flow
+
+        return run_flow(self, **options)
+
+    async def arun(self, **options: Any) -> RunResult:
+        """``run`` for code already inside an event loop."""
+        from riverbed._runtime.local.engine import arun_flow
+
+        return await arun_flow(self, **options)
+
+
+class Stream:
+    """The output of one stage; its methods add stages downstream and return their output.
+
+    Events are any Python values. Every method takes ``name=`` (default: the function's
+    name) and the failure settings ``on_error=``, ``retry=``, ``timeout=`` (seconds per
+    call). Async functions are awaited, up to ``concurrency`` calls at once, outputs kept in
+    input order.
+    """
+
+    __module__ = "riverbed"
+
+    def __init__(self, flow: Flow, port: Port) -> None:
+        self.flow = flow
+        self.port = port
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.port} of flow {self.flow.name!r}>"
+
+    # -- stateless operators --------------------------------------------------------------
+
+    def map(self, fn: Callable[[Any], Any], *, name: str | None = None, **policy: Any) -> Stream:
+        """One output per event: ``fn(event)``."""
+        return self._then(StageKind.MAP, fn, name, policy, keyed=False)
+
+    def flat_map(
+        self, fn: Callable[[Any], Iterable[Any]], *, name: str | None = None, **policy: Any
+    ) -> Stream:
+        """Zero or more outputs per event: every item of the iterable ``fn(event)``."""
+        return self._then(StageKind.FLAT_MAP, fn, name, policy, keyed=False)
+
+    def filter(
+        self, predicate: Callable[[Any], Any], *, name: str | None = None, **policy: Any
+    ) -> Stream:
+        """Keep the events for which ``predicate(event)`` is true."""
+        return self._then(StageKind.FILTER, predicate, name, policy, keyed=self._keyed)
+
+    def inspect(
+        self, fn: Callable[[Any], Any], *, name: str | None = None, **policy: Any
+    ) -> Stream:
+        """Call ``fn(event)`` for its side effect (logging, metrics); events pass unchanged."""
+        return self._then(StageKind.INSPECT, fn, name, policy, keyed=self._keyed)
+
+    def key_by(
+        self, key: Callable[[Any], Any], *, name: str | None = None, **policy: Any
+    ) -> KeyedStream:
+        """A keyed stream of ``(key(event), event)`` pairs, for ``stateful``, ``fold``...
+
+        Keys are routed by a stable hash of their value, the same in every process.
+        """
+        stream = self._then(StageKind.KEY_BY, key, name, policy, keyed=True)
+        assert isinstance(stream, KeyedStream)
+        return stream
+
+    def stateful(self, *args: Any, **kwargs: Any) -> KeyedStream:
+        """Per-key state needs keys: see ``KeyedStream.stateful``."""
+        raise FlowDefinitionError(
+            f"stateful after {self.port} needs a keyed stream: call .key_by(fn) first "
+            "(or .key_by(lambda event: None) for one state shared by all events)",
+            flow=self.flow.name,
+            stage=self.port.stage,
+        )
+
+    fold = reduce = stateful
+
+    # -- shape ----------------------------------------------------------------------------
+
+    def branch(
+        self, predicate: Callable[[Any], Any], *, name: str | None = None, **policy: Any
+    ) -> Branch:
+        """Split in two by ``predicate``: ``.trues`` gets the events for which it is true,
+        ``.falses`` the others. Both must be used (or use ``filter``)."""
+        stage = self._stage(StageKind.BRANCH, predicate, name, policy, outputs=("true", "false"))
+        self.flow._add(stage)
+        cls = KeyedStream if self._keyed else Stream
+        return Branch(cls(self.flow, Port(stage.name, "true")), cls(self.flow, Port(stage.name, "false")))
+
+    def route(
+        self,
+        router: Callable[[Any], str],
+        outputs: Sequence[str],
+        *,
+        name: str | None = None,
+        **policy: Any,
+    ) -> Routes:
+        """Split into several named outputs: each event goes to the output whose name
+        ``router(event)`` returns (a ``match`` statement reads well here). An unknown name
+        is an error of this stage, handled by its policy."""
+        names = tuple(outputs)
+        if not names or len(set(names)) != len(names) or not all(
+            isinstance(n, str) and n for n in names
+        ):
+            raise FlowDefinitionError(
+                f"route outputs must be distinct non-empty strings, got {list(outputs)!r}",
+                flow=self.flow.name,
+            )
+        stage = self._stage(StageKind.ROUTE, router, name, policy, outputs=names)
+        self.flow._add(stage)
+        cls = KeyedStream if self._keyed else Stream
+        return Routes({n: cls(self.flow, Port(stage.name, n)) for n in names})
+
+    def merge(self, *others: Stream, name: str | None = None) -> Stream:
+        """One stream of this stream's events and those of ``others``, interleaved as they
+        arrive; each input's own order is kept."""
+        streams = (self, *others)
+        for other in streams:
+            if not isinstance(other, Stream):
+                raise FlowDefinitionError(
+                    f"merge takes streams, got {type(other).__name__}", flow=self.flow.name
+                )
+            if other.flow is not self.flow:
+                raise FlowDefinitionError(
+                    f"cannot merge {other} of flow {other.flow.name!r} into flow "
+                    f"{self.flow.name!r}: streams of different flows",
+                    flow=self.flow.name,
+                )
+        ports = tuple(s.port for s in streams)
+        if len(set(ports)) != len(ports):
+            raise FlowDefinitionError(
+                f"merge got the same stream twice ({[str(p) for p in ports]}); every event "
+                "would arrive twice",
+                flow=self.flow.name,
+            )
+        stage_name = self.flow._claim_name(name, explicit=name is not None, base="merge")
+        keyed = all(s._keyed for s in streams)
+        stage = Stage(name=stage_name, kind=StageKind.MERGE, inputs=ports, keyed=keyed)
+        return self.flow._add(stage)
+
+    # -- sinks ----------------------------------------------------------------------------
+
+    def sink(self, target: Any, *, name: str | None = None, **policy: Any) -> None:
+        """End the stream in ``target``: a callable called once per event, or a sink object
+        with ``write_batch(events)`` (and optionally ``close()``)."""
+        mode = SinkMode.OBJECT if is_sink_object(target) else SinkMode.EVENT
+        self._add_sink(target, mode, name, policy)
+
+    def sink_batch(
+        self, target: Callable[[list[Any]], Any], *, name: str | None = None, **policy: Any
+    ) -> None:
+        """End the stream in ``target``, called once per batch with a list of events."""
+        self._add_sink(target, SinkMode.BATCH, name, policy)
+
+    def _add_sink(self, target: Any, mode: SinkMode, name: str | None, policy: Any) -> None:
+        if mode is SinkMode.OBJECT:
+            stage_name = self.flow._claim_name(
+                name or callables.short_name(target), explicit=name is not None
+            )
+            stage = Stage(
+                name=stage_name,
+                kind=StageKind.SINK,
+                inputs=(self.port,),
+                fn=target,
+                outputs=(),
+                sink_mode=mode,
+                **_policy_fields(policy, stage_name, self.flow.name),
+            )
+        else:
+            stage = self._stage(StageKind.SINK, target, name, policy, outputs=())
+            stage = _replace(stage, sink_mode=mode)
+        self.flow._add(stage)
+
+    # -- helpers --------------------------------------------------------------------------
+
+    @property
+    def _keyed(self) -> bool:
+        return isinstance(self, KeyedStream)
+
+    def _then(
+        self, kind: StageKind, fn: Any, name: str | None, policy: Any, *, keyed: bool
+    ) -> Stream:
+        stage = self._stage(kind, fn, name, policy)
+        return self.flow._add(_replace(stage, keyed=keyed))
+
+    def _stage(
+        self,
+        kind: StageKind,
+        fn: Any,
+        name: str | None,
+        policy: Mapping[str, Any],
+        *,
+        outputs: tuple[str, ...] = (DEFAULT_PORT,),
+        arity: int = 1,
+        **fields: Any,
+    ) -> Stage:
+        derived = None if name is not None else _derived_name(fn, kind)
+        stage_name = self.flow._claim_name(name or derived, explicit=name is not None)
+        callables.check_arity(
+            fn, arity, stage=stage_name, role=f"the {kind.value} function", flow=self.flow.name
+        )
+        return Stage(
+            name=stage_name,
+            kind=kind,
+            inputs=(self.port,),
+            fn=fn,
+            outputs=outputs,
+            **fields,
+            **_policy_fields(policy, stage_name, self.flow.name),
+        )
+
+
+class KeyedStream(Stream):
+    """A stream of ``(key, value)`` pairs, made by ``key_by``. Per-key operators live here;
+    each key has its own state, and events of one key are processed in order."""
+
+    __module__ = "riverbed"
+
+    def stateful(  # type: ignore[override]
+        self,
+        fn_or_class: Any,
+        method: Any = None,
+        *,
+        initial: Callable[[], Any] | None = None,
+        name: str | None = None,
+        **policy: Any,
+    ) -> KeyedStream:
+        """Keep per-key state and emit ``(key, output)``; an output of ``None`` emits nothing.
+
+        Two forms:
+
+        - a class and a method: ``stateful(Average, Average.add)`` (or ``"add"``): one
+          instance per key, made with ``Average()`` on the key's first event, then
+          ``output = instance.add(value)``;
+        - a function of ``(state, value)`` returning ``(state, output)``:
+          ``stateful(count, initial=int)``; the state starts as ``initial()`` (or ``None``),
+          and a returned state of ``None`` forgets the key.
+        """
+        if inspect.isclass(fn_or_class):
+            cls = fn_or_class
+            if method is None:
+                raise FlowDefinitionError(
+                    f"stateful({cls.__name__}) needs the method to call per event, e.g. "
+                    f"stateful({cls.__name__}, {cls.__name__}.update)",
+                    flow=self.flow.name,
+                )
+            if isinstance(method, str):
+                bound = getattr(cls, method, None)
+                if bound is None:
+                    raise FlowDefinitionError(
+                        f"stateful: class {cls.__qualname__} has no method {method!r}",
+                        flow=self.flow.name,
+                    )
+                method = bound
+            stage_name = self.flow._claim_name(
+                name or callables.short_name(method), explicit=name is not None
+            )
+            callables.check_arity(cls, 0, stage=stage_name, role="the state class", flow=self.flow.name)
+            callables.check_arity(
+                method, 2, stage=stage_name, role="the state method (self, value)", flow=self.flow.name
+            )
+            stage = Stage(
+                name=stage_name,
+                kind=StageKind.STATEFUL,
+                inputs=(self.port,),
+                fn=cls,
+                method=method,
+                keyed=True,
+                **_policy_fields(policy, stage_name, self.flow.name),
+            )
+            stream = self.flow._add(stage)
+        else:
+            if method is not None:
+                raise FlowDefinitionError(
+                    "stateful(fn, method): a method goes with a class, but "
+                    f"{callables.describe(fn_or_class)} is not a class; pass "
+                    "stateful(fn, initial=...) for the function form",
+                    flow=self.flow.name,
+                )
+            if initial is not None:
+                callables.check_arity(initial, 0, stage=name or "stateful", role="initial", flow=self.flow.name)
+            stage = self._stage(
+                StageKind.STATEFUL, fn_or_class, name, policy, arity=2, initial=initial, keyed=True
+            )
+            stream = self.flow._add(stage)
+        assert isinstance(stream, KeyedStream)
+        return stream
+
+    def fold(  # type: ignore[override]
+        self,
+        initial: Callable[[], Any],
+        fn: Callable[[Any, Any], Any],
+        *,
+        running: bool = False,
+        name: str | None = None,
+        **policy: Any,
+    ) -> KeyedStream:
+        """Per-key accumulator: ``acc = fn(acc, value)``, starting from ``initial()``.
+
+        Emits ``(key, acc)`` for every key when the stream ends, or after every event when
+        ``running=True`` (use that on endless streams).
+        """
+        callables.check_arity(initial, 0, stage=name or "fold", role="initial", flow=self.flow.name)
+        stage = self._stage(
+            StageKind.FOLD, fn, name, policy, arity=2, initial=initial, keyed=True, running=running
+        )
+        stream = self.flow._add(stage)
+        assert isinstance(stream, KeyedStream)
+        return stream
+
+    def reduce(  # type: ignore[override]
+        self,
+        fn: Callable[[Any, Any], Any],
+        *,
+        running: bool = False,
+        name: str | None = None,
+        **policy: Any,
+    ) -> KeyedStream:
+        """Per-key ``acc = fn(acc, value)``, the first value of a key being its start.
+        Emits like ``fold``."""
+        stage = self._stage(
+            StageKind.FOLD, fn, name, policy, arity=2, initial=None, keyed=True, running=running
+        )
+        stream = self.flow._add(stage)
+        assert isinstance(stream, KeyedStream)
+        return stream
+
+    def values(self, *, name: str | None = None) -> Stream:
+        """The stream of values alone, keys dropped."""
+        return self.map(_value_of, name=name or "values")
+
+
+def _value_of(pair: tuple[Any, Any]) -> Any:
+    return pair[1]
+
+
+class Branch(NamedTuple):
+    """The two outputs of ``Stream.branch``."""
+
+    trues: Stream
+    """Events for which the predicate was true."""
+    falses: Stream
+    """Events for which it was false."""
+
+
+class Routes(Mapping[str, Stream]):
+    """The named outputs of ``Stream.route``: ``routes["hot"]`` or ``routes.hot``."""
+
+    __module__ = "riverbed"
+
+    def __init__(self, streams: dict[str, Stream]) -> None:
+        self._streams = streams
+
+    def __getitem__(self, name: str) -> Stream:
+        try:
+            return self._streams[name]
+        except KeyError:
+            raise KeyError(f"no route {name!r}; the routes are {list(self._streams)}") from None
+
+    def __getattr__(self, name: str) -> Stream:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self._streams[name]
+        except KeyError:
+            raise AttributeError(f"no route {name!r}; the routes are {list(self._streams)}") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._streams)
+
+    def __len__(self) -> int:
+        return len(self._streams)
+
+
+_POLICY_KEYS = frozenset({"on_error", "retry", "timeout", "concurrency"})
+
+
+def _policy_fields(policy: Mapping[str, Any], stage: str, flow: str) -> dict[str, Any]:
+    """Check the per-stage settings a builder method received as keyword arguments."""
+    unknown = set(policy) - _POLICY_KEYS
+    if unknown:
+        raise TypeError(
+            f"stage {stage!r}: unknown setting(s) {sorted(unknown)}; the settings are "
+            f"{sorted(_POLICY_KEYS)}"
+        )
+    on_error = policy.get("on_error")
+    if on_error is not None and not isinstance(on_error, OnError):
+        raise TypeError(f"stage {stage!r}: on_error takes an rb.OnError, got {on_error!r}")
+    retry = policy.get("retry")
+    if retry is not None and not isinstance(retry, Retry):
+        raise TypeError(f"stage {stage!r}: retry takes an rb.Retry, got {retry!r}")
+    timeout = policy.get("timeout")
+    if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
+        raise FlowDefinitionError(
+            f"stage {stage!r}: timeout must be a number of seconds > 0, got {timeout!r}",
+            flow=flow,
+            stage=stage,
+        )
+    concurrency = policy.get("concurrency")
+    if concurrency is not None and (not isinstance(concurrency, int) or concurrency < 1):
+        raise FlowDefinitionError(
+            f"stage {stage!r}: concurrency must be an int >= 1, got {concurrency!r}",
+            flow=flow,
+            stage=stage,
+        )
+    return dict(policy)
+
+
+def _derived_name(fn: Any, kind: StageKind) -> str:
+    if not callable(fn):
+        return kind.value
+    derived = callables.short_name(fn)
+    return kind.value if derived == "lambda" else derived
+
+
+def _replace(stage: Stage, **changes: Any) -> Stage:
+    from dataclasses import replace
+
+    return replace(stage, **changes)

@@ -1,0 +1,140 @@
+"""Whole-graph checks and views of a flow: validation, topological order, Mermaid, text."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from riverbed._errors import CycleError, DanglingStreamError, FlowDefinitionError
+from riverbed._model import callables
+from riverbed._model.stages import Port, Stage, StageKind
+
+
+def consumers(stages: Sequence[Stage]) -> dict[Port, list[str]]:
+    """For every output port, the names of the stages that read it, in building order."""
+    readers: dict[Port, list[str]] = {
+        Port(stage.name, port): [] for stage in stages for port in stage.outputs
+    }
+    for stage in stages:
+        for port in stage.inputs:
+            readers.setdefault(port, []).append(stage.name)
+    return readers
+
+
+def topological_order(flow: str, stages: Sequence[Stage]) -> list[Stage]:
+    """The stages, each after all of its inputs (Kahn's algorithm, stable in building
+    order). Raises CycleError naming the stages on the cycle."""
+    by_name = {stage.name: stage for stage in stages}
+    waiting = {stage.name: len({p.stage for p in stage.inputs}) for stage in stages}
+    downstream: dict[str, list[str]] = {stage.name: [] for stage in stages}
+    for stage in stages:
+        for upstream in dict.fromkeys(p.stage for p in stage.inputs):
+            if upstream not in by_name:
+                raise FlowDefinitionError(
+                    f"stage {stage.name!r} reads from {upstream!r}, which is not in flow "
+                    f"{flow!r}",
+                    flow=flow,
+                    stage=stage.name,
+                )
+            downstream[upstream].append(stage.name)
+    ready = [name for name, count in waiting.items() if count == 0]
+    order: list[Stage] = []
+    while ready:
+        name = ready.pop(0)
+        order.append(by_name[name])
+        for after in downstream[name]:
+            waiting[after] -= 1
+            if waiting[after] == 0:
+                ready.append(after)
+    if len(order) != len(stages):
+        stuck = [name for name, count in waiting.items() if count > 0]
+        raise CycleError(
+            f"flow {flow!r} has a cycle through stages {stuck}; events must flow one way "
+            "from sources to sinks",
+            flow=flow,
+            stage=stuck[0],
+        )
+    return order
+
+
+def validate(flow: str, stages: Sequence[Stage]) -> None:
+    """Raise a FlowDefinitionError for the first structural mistake found."""
+    if not any(stage.is_source for stage in stages):
+        raise FlowDefinitionError(
+            f"flow {flow!r} has no source; add one with flow.source(...)", flow=flow
+        )
+    topological_order(flow, stages)
+    for stage in stages:
+        if stage.is_source and stage.inputs:
+            raise FlowDefinitionError(
+                f"source {stage.name!r} has inputs", flow=flow, stage=stage.name
+            )
+        if not stage.is_source and not stage.inputs:
+            raise FlowDefinitionError(
+                f"stage {stage.name!r} ({stage.kind.value}) has no input", flow=flow, stage=stage.name
+            )
+    for port, readers in consumers(stages).items():
+        if readers:
+            continue
+        stage = next(s for s in stages if s.name == port.stage)
+        what = _what(stage)
+        output = "" if port.name == "out" else f" (output {port.name!r})"
+        raise DanglingStreamError(
+            f"the stream of stage {stage.name!r}{output}, {what}, goes nowhere: nothing "
+            "reads it and it is not a sink. End it with .sink(...), or remove the stage",
+            flow=flow,
+            stage=stage.name,
+        )
+
+
+def _what(stage: Stage) -> str:
+    if stage.kind is StageKind.MERGE:
+        return "a merge"
+    if stage.is_source:
+        return f"source {stage.fn!r}"
+    if stage.kind is StageKind.STATEFUL and stage.method is not None:
+        return f"stateful {callables.describe(stage.method)}"
+    return f"{stage.kind.value} {callables.describe(stage.fn)}"
+
+
+def describe(flow: str, stages: Sequence[Stage]) -> str:
+    """One line per stage: ``name  kind  function  <- inputs``."""
+    lines = [f"Flow {flow!r} ({len(stages)} stages)"]
+    width = max((len(s.name) for s in stages), default=0)
+    for stage in stages:
+        inputs = ", ".join(str(p) for p in stage.inputs)
+        arrow = f"  <- {inputs}" if inputs else ""
+        if stage.kind is StageKind.MERGE:
+            what = ""
+        elif stage.is_source:
+            what = repr(stage.fn)
+        else:
+            what = callables.describe(stage.method if stage.method is not None else stage.fn)
+        keyed = " [keyed]" if stage.keyed else ""
+        lines.append(f"  {stage.name:<{width}}  {stage.kind.value:<8} {what}{keyed}{arrow}")
+    return "\n".join(lines)
+
+
+_SHAPES = {
+    StageKind.SOURCE: ('[/"', '"/]'),
+    StageKind.SINK: ('[\\"', '"\\]'),
+    StageKind.BRANCH: ('{"', '"}'),
+    StageKind.ROUTE: ('{"', '"}'),
+    StageKind.MERGE: ('(("', '"))'),
+    StageKind.STATEFUL: ('[("', '")]'),
+    StageKind.FOLD: ('[("', '")]'),
+}
+
+
+def to_mermaid(flow: str, stages: Sequence[Stage]) -> str:
+    """A Mermaid flowchart, left to right; ids are stable positions, labels the names."""
+    ids = {stage.name: f"s{index}" for index, stage in enumerate(stages)}
+    lines = [f"---\ntitle: {flow}\n---", "flowchart LR"]
+    for stage in stages:
+        left, right = _SHAPES.get(stage.kind, ('["', '"]'))
+        label = f"{stage.name}<br/><small>{stage.kind.value}</small>".replace('"', "#quot;")
+        lines.append(f"    {ids[stage.name]}{left}{label}{right}")
+    for stage in stages:
+        for port in stage.inputs:
+            edge = "-->" if port.name == "out" else f"-->|{port.name}|"
+            lines.append(f"    {ids[port.stage]} {edge} {ids[stage.name]}")
+    return "\n".join(lines) + "\n"

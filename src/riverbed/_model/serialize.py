@@ -1,0 +1,210 @@
+"""Flows to JSON and back, and the version hashes of flows and stages.
+
+Callables are written as import references (``module:qualname``) and imported back; a
+callable that has none (a lambda, a closure, a local function) makes ``to_json`` fail with
+the stage's name. Versions work from the code itself, so lambdas have versions too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import TYPE_CHECKING, Any
+
+from riverbed._errors import FlowSerializationError
+from riverbed._model import callables
+from riverbed._model.policy import OnError, Retry
+from riverbed._model.sources import FunctionSource, IterableSource
+from riverbed._model.stages import Port, SinkMode, Stage, StageKind
+
+if TYPE_CHECKING:
+    from riverbed._model.flow import Flow
+
+FORMAT = 1
+_CALLABLE_FIELDS = ("fn", "method", "initial")
+
+
+def _ref(flow: str, stage: Stage, field: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if field == "fn" and stage.is_source:
+        if isinstance(value, IterableSource) and isinstance(value.items, list | tuple | range):
+            items = list(value.items)
+            try:
+                json.dumps(items)
+            except (TypeError, ValueError):
+                raise FlowSerializationError(
+                    f"stage {stage.name!r}: its list of events is not JSON-able; read the "
+                    "events from a module-level generator function instead",
+                    flow=flow,
+                    stage=stage.name,
+                ) from None
+            return {"items": items}
+        if isinstance(value, FunctionSource):
+            value = value.function
+    ref = callables.import_ref(value)
+    if ref is None:
+        shown = callables.describe(value) if callable(value) else repr(value)
+        raise FlowSerializationError(
+            f"stage {stage.name!r}: cannot serialize its {field} {shown}: only objects that "
+            "can be imported by name can be (a lambda, a closure or a local function "
+            "cannot); move it to module level as a named def",
+            flow=flow,
+            stage=stage.name,
+        )
+    return {"ref": ref}
+
+
+def stage_to_dict(flow: str, stage: Stage) -> dict[str, Any]:
+    """One stage as JSON-able data."""
+    data: dict[str, Any] = {"name": stage.name, "kind": stage.kind.value}
+    if stage.inputs:
+        data["inputs"] = [[p.stage, p.name] for p in stage.inputs]
+    for field in _CALLABLE_FIELDS:
+        value = getattr(stage, field)
+        if value is not None:
+            data[field] = _ref(flow, stage, field, value)
+    data["outputs"] = list(stage.outputs)
+    for field in ("keyed", "running"):
+        if getattr(stage, field):
+            data[field] = True
+    if stage.sink_mode is not None:
+        data["sink_mode"] = stage.sink_mode.value
+    if stage.concurrency is not None:
+        data["concurrency"] = stage.concurrency
+    if stage.on_error is not None:
+        data["on_error"] = stage.on_error.value
+    if stage.retry is not None:
+        data["retry"] = stage.retry.to_json()
+    if stage.timeout is not None:
+        data["timeout"] = stage.timeout
+    return data
+
+
+def to_json(flow: Flow, *, indent: int | None = 2) -> str:
+    """The flow as a JSON document (validated first)."""
+    flow.validate()
+    document = {
+        "riverbed_flow": FORMAT,
+        "name": flow.name,
+        "version": flow.version,
+        "on_error": flow.on_error.value if flow.on_error else None,
+        "retry": flow.retry.to_json() if flow.retry else None,
+        "stages": [stage_to_dict(flow.name, stage) for stage in flow.stages],
+    }
+    return json.dumps(document, indent=indent)
+
+
+def _retry_from(data: dict[str, Any] | None) -> Retry | None:
+    if data is None:
+        return None
+    fields = dict(data)
+    fields["on"] = tuple(callables.resolve_ref(ref) for ref in fields.get("on", ()))
+    return Retry(**fields)
+
+
+def _resolve(flow: str, stage: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if "items" in value:
+        return IterableSource(value["items"])
+    try:
+        return callables.resolve_ref(value["ref"])
+    except (ImportError, AttributeError) as error:
+        raise FlowSerializationError(
+            f"stage {stage!r}: cannot import {value['ref']!r} ({error}); is its module on "
+            "the path?",
+            flow=flow,
+            stage=stage,
+        ) from None
+
+
+def from_json(text: str) -> Flow:
+    """Build a flow back from ``to_json`` output."""
+    from riverbed._model.flow import Flow
+    from riverbed._model.sources import as_source
+
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise FlowSerializationError(f"not a JSON document: {error}") from None
+    if not isinstance(document, dict) or document.get("riverbed_flow") != FORMAT:
+        raise FlowSerializationError(
+            f"not a riverbed flow document of format {FORMAT} (no 'riverbed_flow': {FORMAT})"
+        )
+    name = document["name"]
+    flow = Flow(
+        name,
+        on_error=OnError(document["on_error"]) if document.get("on_error") else None,
+        retry=_retry_from(document.get("retry")),
+    )
+    for data in document["stages"]:
+        kind = StageKind(data["kind"])
+        fn = _resolve(name, data["name"], data.get("fn"))
+        if kind is StageKind.SOURCE:
+            fn = as_source(fn)
+        stage = Stage(
+            name=data["name"],
+            kind=kind,
+            inputs=tuple(Port(s, p) for s, p in data.get("inputs", [])),
+            fn=fn,
+            method=_resolve(name, data["name"], data.get("method")),
+            initial=_resolve(name, data["name"], data.get("initial")),
+            outputs=tuple(data.get("outputs", ())),
+            keyed=data.get("keyed", False),
+            running=data.get("running", False),
+            sink_mode=SinkMode(data["sink_mode"]) if "sink_mode" in data else None,
+            concurrency=data.get("concurrency"),
+            on_error=OnError(data["on_error"]) if "on_error" in data else None,
+            retry=_retry_from(data.get("retry")),
+            timeout=data.get("timeout"),
+        )
+        flow.add_stage(stage)
+    flow.validate()
+    expected = document.get("version")
+    if expected is not None and expected != flow.version:
+        raise FlowSerializationError(
+            f"flow {name!r} was saved at version {expected} but the code imported now gives "
+            f"version {flow.version}: some stage's code changed since it was saved",
+            flow=name,
+        )
+    return flow
+
+
+def _digest(data: Any) -> str:
+    text = json.dumps(data, sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def stage_version(stage: Stage) -> str:
+    """A hash of one stage's settings and code; it changes when its function body does."""
+    data: dict[str, Any] = {
+        "kind": stage.kind.value,
+        "outputs": list(stage.outputs),
+        "keyed": stage.keyed,
+        "running": stage.running,
+        "sink_mode": stage.sink_mode.value if stage.sink_mode else None,
+    }
+    for field in _CALLABLE_FIELDS:
+        value = getattr(stage, field)
+        if value is None:
+            continue
+        if stage.is_source and field == "fn":
+            inner = getattr(value, "function", None) or value
+            data[field] = callables.fingerprint(type(inner) if not callable(inner) else inner)
+        else:
+            data[field] = callables.fingerprint(value)
+    return _digest(data)
+
+
+def flow_version(flow: Flow) -> str:
+    """A hash of the flow's name, its structure and every stage's version."""
+    return _digest(
+        {
+            "name": flow.name,
+            "stages": [
+                [stage.name, [str(p) for p in stage.inputs], stage_version(stage)]
+                for stage in flow.stages
+            ],
+        }
+    )

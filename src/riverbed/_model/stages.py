@@ -1,0 +1,114 @@
+"""The nodes of a flow: one frozen ``Stage`` per source, transform and sink.
+
+A stage is data: its kind, its user callable(s), where its input comes from, and its
+failure policy. Runners read stages; nothing changes them after they are made.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+from riverbed._model.policy import OnError, Retry
+
+DEFAULT_PORT = "out"
+
+
+class StageKind(enum.Enum):
+    """What a stage does with the events it receives."""
+
+    SOURCE = "source"
+    """Emits events read from a source; has no input."""
+    MAP = "map"
+    """One output per input: ``fn(event)``."""
+    FLAT_MAP = "flat_map"
+    """Zero or more outputs per input: every item of ``fn(event)``."""
+    FILTER = "filter"
+    """Keeps the events for which ``fn(event)`` is true."""
+    INSPECT = "inspect"
+    """Calls ``fn(event)`` for its side effect and passes the event on unchanged."""
+    KEY_BY = "key_by"
+    """Turns ``event`` into the pair ``(fn(event), event)``; downstream stages are keyed."""
+    STATEFUL = "stateful"
+    """Per-key state: a class instance and its method, or ``fn(state, value)``."""
+    FOLD = "fold"
+    """Per-key accumulator ``fn(acc, value)``; emits at end of stream (or on every event)."""
+    BRANCH = "branch"
+    """Sends each event to one of two outputs, ``true`` or ``false``, by a predicate."""
+    ROUTE = "route"
+    """Sends each event to the named output that ``fn(event)`` returns."""
+    MERGE = "merge"
+    """Fan-in: the events of several streams, as one stream."""
+    SINK = "sink"
+    """Consumes events: a callable per event, a callable per batch, or a sink object."""
+
+    __module__ = "riverbed"
+
+
+# Stages that emit exactly one event per input on the happy path: counting their inputs
+# counts their outputs, which lets fused loops skip a counter per event.
+ONE_TO_ONE = frozenset({StageKind.MAP, StageKind.INSPECT, StageKind.KEY_BY, StageKind.MERGE})
+
+
+class SinkMode(enum.Enum):
+    """How a sink's target is called."""
+
+    EVENT = "event"
+    """``target(event)`` once per event."""
+    BATCH = "batch"
+    """``target(list_of_events)`` once per batch."""
+    OBJECT = "object"
+    """``target.write_batch(list_of_events)``, and ``target.close()`` at the end if it has one."""
+
+    __module__ = "riverbed"
+
+
+@dataclass(frozen=True)
+class Port:
+    """One output of a stage: most have just ``out``; branch and route have several."""
+
+    stage: str
+    name: str = DEFAULT_PORT
+
+    def __str__(self) -> str:
+        return self.stage if self.name == DEFAULT_PORT else f"{self.stage}.{self.name}"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One node of a flow. Made by the builder methods of ``Flow`` and ``Stream``."""
+
+    name: str
+    kind: StageKind
+    inputs: tuple[Port, ...] = ()
+    fn: Any = None
+    """The main callable; for a source, the source; for a sink, its target."""
+    method: Any = None
+    """STATEFUL with a class: the method called as ``method(instance, value)``."""
+    initial: Any = None
+    """STATEFUL with a function, FOLD: a zero-argument factory of the starting state."""
+    outputs: tuple[str, ...] = (DEFAULT_PORT,)
+    """The names of this stage's output ports (empty for sinks)."""
+    keyed: bool = False
+    """True when the events this stage emits are ``(key, value)`` pairs."""
+    sink_mode: SinkMode | None = None
+    running: bool = False
+    """FOLD: emit the accumulator on every event instead of once at end of stream."""
+    concurrency: int | None = None
+    """Async callables: how many calls may be in flight at once."""
+    on_error: OnError | None = None
+    retry: Retry | None = None
+    timeout: float | None = None
+    extra: tuple[tuple[str, Any], ...] = field(default=())
+    """Operator-specific settings as (name, value) pairs, for operators added later."""
+
+    @property
+    def is_source(self) -> bool:
+        """True for sources."""
+        return self.kind is StageKind.SOURCE
+
+    @property
+    def is_sink(self) -> bool:
+        """True for sinks."""
+        return self.kind is StageKind.SINK

@@ -1,0 +1,1 @@
+"""Runners: what executes a flow. Each depends on the model, never the other way."""

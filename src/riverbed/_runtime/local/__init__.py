@@ -1,0 +1,1 @@
+"""The local runner: one process, one asyncio loop, fused stage loops over batches."""

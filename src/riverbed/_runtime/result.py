@@ -1,0 +1,188 @@
+"""What a run returns: its status, per-stage counters, dead letters, errors and outputs.
+
+Shared by every runner. Counters are collected in mutable ``StageCounters`` while the run
+goes, then frozen into ``StageStats`` in the ``RunResult``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+__all__ = ["DeadLetter", "RunResult", "RunStatus", "StageError", "StageStats"]
+
+
+class RunStatus(enum.Enum):
+    """How a run ended."""
+
+    SUCCEEDED = "succeeded"
+    """Every source ended and every event drained through every stage."""
+    FAILED = "failed"
+    """A stage's error stopped the run (policy STOP); ``RunResult.error`` says which."""
+    CANCELLED = "cancelled"
+    """Stopped on request (Ctrl-C, or cancellation of ``arun``) before the sources ended."""
+
+    __module__ = "riverbed"
+
+
+@dataclass(frozen=True)
+class StageStats:
+    """The counters of one stage in one run."""
+
+    name: str
+    kind: str
+    events_in: int = 0
+    events_out: int = 0
+    errors: int = 0
+    """Calls that raised (each failed attempt counts once)."""
+    retries: int = 0
+    skipped: int = 0
+    """Events dropped by policy SKIP (or CONTINUE where the event cannot pass on)."""
+    dead_lettered: int = 0
+    seconds: float = 0.0
+    """Busy time of the loop that ran this stage; fused stages share one loop and one time."""
+    fused_with: tuple[str, ...] = ()
+    """The other stages that ran in the same fused loop."""
+
+    __module__ = "riverbed"
+
+
+@dataclass(frozen=True)
+class StageError:
+    """One failure of a stage on one event, after its retries."""
+
+    stage: str
+    error_type: str
+    message: str
+    traceback: str
+    attempts: int
+    action: str
+    """What the policy did: stop, skip, continue, dead_letter."""
+    event: str
+    """``repr`` of the event, cut to 500 characters."""
+
+    __module__ = "riverbed"
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """An event that a stage could not process, kept with its error for replay."""
+
+    stage: str
+    event: Any
+    error_type: str
+    message: str
+    traceback: str
+    attempts: int
+    at: datetime
+
+    __module__ = "riverbed"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The outcome of one run of a flow."""
+
+    run_id: str
+    flow: str
+    flow_version: str
+    status: RunStatus
+    started_at: datetime
+    ended_at: datetime
+    stages: Mapping[str, StageStats]
+    outputs: Mapping[str, list[Any]] = field(default_factory=dict)
+    """What each capturing sink (``riverbed.testing.Capture``) received in this run."""
+    dead_letters: tuple[DeadLetter, ...] = ()
+    errors: tuple[StageError, ...] = ()
+    """Every handled failure (up to ``max_errors`` kept; counters count them all)."""
+    error: StageError | None = None
+    """Why the run FAILED, if it did."""
+    positions: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Per source, per partition: where reading stood when the run ended."""
+
+    __module__ = "riverbed"
+
+    @property
+    def ok(self) -> bool:
+        """True if the run SUCCEEDED."""
+        return self.status is RunStatus.SUCCEEDED
+
+    @property
+    def duration(self) -> float:
+        """Seconds from start to end."""
+        return (self.ended_at - self.started_at).total_seconds()
+
+    def summary(self) -> str:
+        """A plain-text table of the run: status, then one line of counters per stage."""
+        lines = [
+            f"run {self.run_id} of flow {self.flow!r}: {self.status.value.upper()} "
+            f"in {self.duration:.2f}s"
+        ]
+        header = f"  {'stage':<24} {'in':>10} {'out':>10} {'errors':>7} {'retries':>7} {'skipped':>7} {'dead':>6}"
+        lines.append(header)
+        for stats in self.stages.values():
+            lines.append(
+                f"  {stats.name:<24} {stats.events_in:>10} {stats.events_out:>10} "
+                f"{stats.errors:>7} {stats.retries:>7} {stats.skipped:>7} {stats.dead_lettered:>6}"
+            )
+        if self.error is not None:
+            lines.append(
+                f"  failed at stage {self.error.stage!r}: {self.error.error_type}: "
+                f"{self.error.message} (event {self.error.event}, {self.error.attempts} attempt(s))"
+            )
+        if self.status is RunStatus.CANCELLED and self.positions:
+            where = ", ".join(
+                f"{source}[{part}]={pos!r}"
+                for source, parts in self.positions.items()
+                for part, pos in parts.items()
+            )
+            lines.append(f"  stopped with sources at {where}")
+        return "\n".join(lines)
+
+
+class StageCounters:
+    """The live, mutable counters of one stage while a run goes (read by progress displays;
+    frozen into ``StageStats`` at the end)."""
+
+    __slots__ = (
+        "dead_lettered",
+        "errors",
+        "events_in",
+        "events_out",
+        "fused_with",
+        "kind",
+        "name",
+        "retries",
+        "seconds",
+        "skipped",
+    )
+
+    def __init__(self, name: str, kind: str, fused_with: tuple[str, ...] = ()) -> None:
+        self.name = name
+        self.kind = kind
+        self.fused_with = fused_with
+        self.events_in = 0
+        self.events_out = 0
+        self.errors = 0
+        self.retries = 0
+        self.skipped = 0
+        self.dead_lettered = 0
+        self.seconds = 0.0
+
+    def freeze(self) -> StageStats:
+        """The counters as they stand, as a frozen ``StageStats``."""
+        return StageStats(
+            name=self.name,
+            kind=self.kind,
+            events_in=self.events_in,
+            events_out=self.events_out,
+            errors=self.errors,
+            retries=self.retries,
+            skipped=self.skipped,
+            dead_lettered=self.dead_lettered,
+            seconds=self.seconds,
+            fused_with=self.fused_with,
+        )
