@@ -9,6 +9,7 @@ before a flow runs, is drawn or is serialized.
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -64,7 +65,11 @@ class Flow:
         derived = None
         if name is None:
             derived = callables.short_name(source) if callable(source) or is_source(source) else "source"
-        stage_name = self._claim_name(name or derived, explicit=name is not None)
+            if derived == "lambda":
+                derived = "source"
+        stage_name = self._claim_name(
+            name if name is not None else derived, explicit=name is not None
+        )
         try:
             resolved = as_source(source)
         except TypeError as error:
@@ -363,7 +368,8 @@ class Stream:
     def _add_sink(self, target: Any, mode: SinkMode, name: str | None, policy: Any) -> None:
         if mode is SinkMode.OBJECT:
             stage_name = self.flow._claim_name(
-                name or callables.short_name(target), explicit=name is not None
+                name if name is not None else callables.short_name(target),
+                explicit=name is not None,
             )
             stage = Stage(
                 name=stage_name,
@@ -372,7 +378,7 @@ class Stream:
                 fn=target,
                 outputs=(),
                 sink_mode=mode,
-                **_policy_fields(policy, stage_name, self.flow.name),
+                **_policy_fields(policy, stage_name, self.flow.name, target),
             )
         else:
             stage = self._stage(StageKind.SINK, target, name, policy, outputs=())
@@ -403,7 +409,9 @@ class Stream:
         **fields: Any,
     ) -> Stage:
         derived = None if name is not None else _derived_name(fn, kind)
-        stage_name = self.flow._claim_name(name or derived, explicit=name is not None)
+        stage_name = self.flow._claim_name(
+            name if name is not None else derived, explicit=name is not None
+        )
         callables.check_arity(
             fn, arity, stage=stage_name, role=f"the {kind.value} function", flow=self.flow.name
         )
@@ -414,7 +422,7 @@ class Stream:
             fn=fn,
             outputs=outputs,
             **fields,
-            **_policy_fields(policy, stage_name, self.flow.name),
+            **_policy_fields(policy, stage_name, self.flow.name, fn),
         )
 
 
@@ -461,7 +469,8 @@ class KeyedStream(Stream):
                     )
                 method = bound
             stage_name = self.flow._claim_name(
-                name or callables.short_name(method), explicit=name is not None
+                name if name is not None else _derived_name(method, StageKind.STATEFUL),
+                explicit=name is not None,
             )
             callables.check_arity(cls, 0, stage=stage_name, role="the state class", flow=self.flow.name)
             callables.check_arity(
@@ -474,7 +483,7 @@ class KeyedStream(Stream):
                 fn=cls,
                 method=method,
                 keyed=True,
-                **_policy_fields(policy, stage_name, self.flow.name),
+                **_policy_fields(policy, stage_name, self.flow.name, method),
             )
             stream = self.flow._add(stage)
         else:
@@ -485,11 +494,13 @@ class KeyedStream(Stream):
                     "stateful(fn, initial=...) for the function form",
                     flow=self.flow.name,
                 )
-            if initial is not None:
-                callables.check_arity(initial, 0, stage=name or "stateful", role="initial", flow=self.flow.name)
             stage = self._stage(
                 StageKind.STATEFUL, fn_or_class, name, policy, arity=2, initial=initial, keyed=True
             )
+            if initial is not None:
+                callables.check_arity(
+                    initial, 0, stage=stage.name, role="initial", flow=self.flow.name
+                )
             stream = self.flow._add(stage)
         assert isinstance(stream, KeyedStream)
         return stream
@@ -508,10 +519,10 @@ class KeyedStream(Stream):
         Emits ``(key, acc)`` for every key when the stream ends, or after every event when
         ``running=True`` (use that on endless streams).
         """
-        callables.check_arity(initial, 0, stage=name or "fold", role="initial", flow=self.flow.name)
         stage = self._stage(
             StageKind.FOLD, fn, name, policy, arity=2, initial=initial, keyed=True, running=running
         )
+        callables.check_arity(initial, 0, stage=stage.name, role="initial", flow=self.flow.name)
         stream = self.flow._add(stage)
         assert isinstance(stream, KeyedStream)
         return stream
@@ -535,7 +546,11 @@ class KeyedStream(Stream):
 
     def values(self, *, name: str | None = None) -> Stream:
         """The stream of values alone, keys dropped."""
-        return self.map(_value_of, name=name or "values")
+        # Claimed here so that a second ``values()`` gets ``values_2``, as derived names do.
+        stage_name = self.flow._claim_name(
+            name if name is not None else "values", explicit=name is not None
+        )
+        return self.map(_value_of, name=stage_name)
 
 
 def _value_of(pair: tuple[Any, Any]) -> Any:
@@ -549,6 +564,9 @@ class Branch(NamedTuple):
     """Events for which the predicate was true."""
     falses: Stream
     """Events for which it was false."""
+
+
+Branch.__module__ = "riverbed"  # a NamedTuple body cannot set it
 
 
 class Routes(Mapping[str, Stream]):
@@ -583,31 +601,39 @@ class Routes(Mapping[str, Stream]):
 _POLICY_KEYS = frozenset({"on_error", "retry", "timeout", "concurrency"})
 
 
-def _policy_fields(policy: Mapping[str, Any], stage: str, flow: str) -> dict[str, Any]:
+def _policy_fields(policy: Mapping[str, Any], stage: str, flow: str, fn: Any) -> dict[str, Any]:
     """Check the per-stage settings a builder method received as keyword arguments."""
+    where = f"stage {stage!r} ({callables.describe(fn)})"
     unknown = set(policy) - _POLICY_KEYS
     if unknown:
         raise TypeError(
-            f"stage {stage!r}: unknown setting(s) {sorted(unknown)}; the settings are "
+            f"{where}: unknown setting(s) {sorted(unknown)}; the settings are "
             f"{sorted(_POLICY_KEYS)}"
         )
     on_error = policy.get("on_error")
     if on_error is not None and not isinstance(on_error, OnError):
-        raise TypeError(f"stage {stage!r}: on_error takes an rb.OnError, got {on_error!r}")
+        raise TypeError(f"{where}: on_error takes an rb.OnError, got {on_error!r}")
     retry = policy.get("retry")
     if retry is not None and not isinstance(retry, Retry):
-        raise TypeError(f"stage {stage!r}: retry takes an rb.Retry, got {retry!r}")
+        raise TypeError(f"{where}: retry takes an rb.Retry, got {retry!r}")
     timeout = policy.get("timeout")
-    if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
+    # bool is an int, and NaN compares false with everything: both would slip past "<= 0".
+    if timeout is not None and (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not 0 < timeout < math.inf
+    ):
         raise FlowDefinitionError(
-            f"stage {stage!r}: timeout must be a number of seconds > 0, got {timeout!r}",
+            f"{where}: timeout must be a finite number of seconds > 0, got {timeout!r}",
             flow=flow,
             stage=stage,
         )
     concurrency = policy.get("concurrency")
-    if concurrency is not None and (not isinstance(concurrency, int) or concurrency < 1):
+    if concurrency is not None and (
+        isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1
+    ):
         raise FlowDefinitionError(
-            f"stage {stage!r}: concurrency must be an int >= 1, got {concurrency!r}",
+            f"{where}: concurrency must be an int >= 1, got {concurrency!r}",
             flow=flow,
             stage=stage,
         )

@@ -46,14 +46,28 @@ def topological_order(flow: str, stages: Sequence[Stage]) -> list[Stage]:
             if waiting[after] == 0:
                 ready.append(after)
     if len(order) != len(stages):
-        stuck = [name for name, count in waiting.items() if count > 0]
+        loop = _find_loop(by_name, {name for name, count in waiting.items() if count > 0})
+        path = " -> ".join(f"{name!r} ({_what(by_name[name])})" for name in [*loop, loop[0]])
         raise CycleError(
-            f"flow {flow!r} has a cycle through stages {stuck}; events must flow one way "
-            "from sources to sinks",
+            f"flow {flow!r} has a cycle: {path}; events must flow one way from sources to "
+            "sinks",
             flow=flow,
-            stage=stuck[0],
+            stage=loop[0],
         )
     return order
+
+
+def _find_loop(by_name: dict[str, Stage], stuck: set[str]) -> list[str]:
+    """One cycle among the ``stuck`` stages, in flow direction. Every stuck stage has a
+    stuck input, so walking inputs from any of them must come back to a stage seen before."""
+    walk: list[str] = []
+    seen: dict[str, int] = {}
+    name = min(stuck, key=list(by_name).index)
+    while name not in seen:
+        seen[name] = len(walk)
+        walk.append(name)
+        name = next(p.stage for p in by_name[name].inputs if p.stage in stuck)
+    return walk[seen[name] :][::-1]
 
 
 def validate(flow: str, stages: Sequence[Stage]) -> None:

@@ -22,10 +22,13 @@ def _encode(key: Any, out: bytearray) -> None:
     elif isinstance(key, bool):
         out += b"T" if key else b"F"
     elif isinstance(key, int):
-        raw = str(key).encode()
+        # Two's complement, not str(): str() refuses ints past 4300 digits, and a subclass
+        # may override __str__.
+        raw = int(key).to_bytes(key.bit_length() // 8 + 1, "big", signed=True)
         out += b"i" + struct.pack(">I", len(raw)) + raw
     elif isinstance(key, float):
-        out += b"f" + struct.pack(">d", key)
+        # -0.0 == 0.0 (one dict key), so both must route alike: + 0.0 turns -0.0 into 0.0.
+        out += b"f" + struct.pack(">d", key + 0.0)
     elif isinstance(key, str):
         raw = key.encode("utf-8", "surrogatepass")
         out += b"s" + struct.pack(">I", len(raw)) + raw
@@ -51,6 +54,9 @@ def stable_hash(key: Any) -> int:
     out = bytearray()
     _encode(key, out)
     return int.from_bytes(hashlib.blake2b(bytes(out), digest_size=8).digest(), "big")
+
+
+stable_hash.__module__ = "riverbed"  # it is public as riverbed.stable_hash
 
 
 def partition_for(key: Any, partitions: int) -> int:

@@ -11,11 +11,11 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
-from riverbed._errors import FlowSerializationError
-from riverbed._model import callables
+from riverbed._errors import FlowSerializationError, RiverbedError
+from riverbed._model import callables, graph
 from riverbed._model.policy import OnError, Retry
 from riverbed._model.sources import FunctionSource, IterableSource
-from riverbed._model.stages import Port, SinkMode, Stage, StageKind
+from riverbed._model.stages import DEFAULT_PORT, Port, SinkMode, Stage, StageKind
 
 if TYPE_CHECKING:
     from riverbed._model.flow import Flow
@@ -119,10 +119,63 @@ def _resolve(flow: str, stage: str, value: Any) -> Any:
         ) from None
 
 
-def from_json(text: str) -> Flow:
-    """Build a flow back from ``to_json`` output."""
-    from riverbed._model.flow import Flow
+def _stage_from(flow: str, data: Any) -> Stage:
+    """One stage record from its JSON form; fields a hand-written document leaves out take
+    the defaults the builder would give."""
+    from riverbed._model.sinks import is_sink_object
     from riverbed._model.sources import as_source
+
+    if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+        raise FlowSerializationError(
+            f"flow {flow!r}: every stage must be an object with a string 'name', got {data!r:.80}",
+            flow=flow,
+        )
+    name = data["name"]
+    try:
+        kind = StageKind(data["kind"])
+        fn = _resolve(flow, name, data.get("fn"))
+        if kind is StageKind.SOURCE:
+            fn = as_source(fn)
+        if "outputs" in data:
+            outputs = tuple(data["outputs"])
+        else:
+            outputs = () if kind is StageKind.SINK else (DEFAULT_PORT,)
+        if "sink_mode" in data:
+            sink_mode: SinkMode | None = SinkMode(data["sink_mode"])
+        elif kind is StageKind.SINK:
+            sink_mode = SinkMode.OBJECT if is_sink_object(fn) else SinkMode.EVENT
+        else:
+            sink_mode = None
+        return Stage(
+            name=name,
+            kind=kind,
+            inputs=tuple(Port(s, p) for s, p in data.get("inputs", [])),
+            fn=fn,
+            method=_resolve(flow, name, data.get("method")),
+            initial=_resolve(flow, name, data.get("initial")),
+            outputs=outputs,
+            keyed=data.get("keyed", False),
+            running=data.get("running", False),
+            sink_mode=sink_mode,
+            concurrency=data.get("concurrency"),
+            on_error=OnError(data["on_error"]) if "on_error" in data else None,
+            retry=_retry_from(data.get("retry")),
+            timeout=data.get("timeout"),
+        )
+    except RiverbedError:
+        raise
+    except (KeyError, TypeError, ValueError, ImportError, AttributeError) as error:
+        raise FlowSerializationError(
+            f"stage {name!r}: malformed stage in the flow document: {type(error).__name__}: "
+            f"{error}",
+            flow=flow,
+            stage=name,
+        ) from None
+
+
+def from_json(text: str) -> Flow:
+    """Build a flow back from ``to_json`` output (or a hand-written document of its form)."""
+    from riverbed._model.flow import Flow
 
     try:
         document = json.loads(text)
@@ -132,33 +185,22 @@ def from_json(text: str) -> Flow:
         raise FlowSerializationError(
             f"not a riverbed flow document of format {FORMAT} (no 'riverbed_flow': {FORMAT})"
         )
+    if not isinstance(document.get("name"), str) or not isinstance(document.get("stages"), list):
+        raise FlowSerializationError("a flow document needs a string 'name' and a list 'stages'")
     name = document["name"]
-    flow = Flow(
-        name,
-        on_error=OnError(document["on_error"]) if document.get("on_error") else None,
-        retry=_retry_from(document.get("retry")),
-    )
-    for data in document["stages"]:
-        kind = StageKind(data["kind"])
-        fn = _resolve(name, data["name"], data.get("fn"))
-        if kind is StageKind.SOURCE:
-            fn = as_source(fn)
-        stage = Stage(
-            name=data["name"],
-            kind=kind,
-            inputs=tuple(Port(s, p) for s, p in data.get("inputs", [])),
-            fn=fn,
-            method=_resolve(name, data["name"], data.get("method")),
-            initial=_resolve(name, data["name"], data.get("initial")),
-            outputs=tuple(data.get("outputs", ())),
-            keyed=data.get("keyed", False),
-            running=data.get("running", False),
-            sink_mode=SinkMode(data["sink_mode"]) if "sink_mode" in data else None,
-            concurrency=data.get("concurrency"),
-            on_error=OnError(data["on_error"]) if "on_error" in data else None,
-            retry=_retry_from(data.get("retry")),
-            timeout=data.get("timeout"),
-        )
+    try:
+        on_error = OnError(document["on_error"]) if document.get("on_error") else None
+        retry = _retry_from(document.get("retry"))
+    except (KeyError, TypeError, ValueError, ImportError, AttributeError) as error:
+        raise FlowSerializationError(
+            f"flow {name!r}: malformed flow policy: {type(error).__name__}: {error}", flow=name
+        ) from None
+    flow = Flow(name, on_error=on_error, retry=retry)
+    stages = [_stage_from(name, data) for data in document["stages"]]
+    # The whole graph first: a hand-written document may loop back on itself, which is a
+    # CycleError naming the loop, not "add that stage first" from add_stage below.
+    graph.topological_order(name, stages)
+    for stage in stages:
         flow.add_stage(stage)
     flow.validate()
     expected = document.get("version")

@@ -22,6 +22,34 @@ class Sink(Protocol):
         ...
 
 
+Sink.__module__ = "riverbed"  # set after the body, where a Protocol would count it a member
+
+
 def is_sink_object(obj: Any) -> bool:
     """True if ``obj`` keeps the sink protocol."""
     return callable(getattr(obj, "write_batch", None))
+
+
+class Capture:
+    """A sink that keeps every event it receives, in order; for tests and notebooks.
+
+    A run's ``RunResult.outputs`` maps the stage name of each capturing sink to what it
+    received in that run.
+
+    >>> from riverbed.testing import Capture
+    >>> seen = Capture()
+    >>> seen.write_batch([1, 2]); seen.items
+    [1, 2]
+    """
+
+    __module__ = "riverbed.testing"
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+
+    def write_batch(self, events: list[Any]) -> None:
+        """Keep ``events``."""
+        self.items.extend(events)
+
+    def __repr__(self) -> str:
+        return f"Capture({len(self.items)} events)"

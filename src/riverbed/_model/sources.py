@@ -16,6 +16,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable, I
 from typing import Any, Protocol, runtime_checkable
 
 from riverbed._errors import SourceError
+from riverbed._model import callables
 
 __all__ = ["PartitionReader", "Source"]
 
@@ -59,6 +60,10 @@ class Source(Protocol):
     def open(self, partition: str, position: Any | None) -> PartitionReader:
         """A reader for ``partition``, starting after ``position`` (None: the beginning)."""
         ...
+
+
+# Set after the bodies, where a Protocol would count it a member.
+PartitionReader.__module__ = Source.__module__ = "riverbed"
 
 
 class _IteratorReader:
@@ -196,6 +201,9 @@ class FunctionSource:
     def open(self, partition: str, position: Any | None) -> PartitionReader:
         produced = self.function()
         if inspect.isawaitable(produced) and not isinstance(produced, AsyncIterable):
+            close = getattr(produced, "close", None)
+            if close is not None:  # else Python warns "coroutine ... was never awaited"
+                close()
             raise SourceError(
                 f"source function {getattr(self.function, '__name__', self.function)!r} is a "
                 "coroutine function; make it an async generator (use 'yield') or return an "
@@ -229,6 +237,12 @@ def as_source(obj: Any) -> Source:
     if isinstance(obj, Iterable | AsyncIterable):
         return IterableSource(obj)
     if callable(obj):
+        if inspect.iscoroutinefunction(obj):
+            raise TypeError(
+                f"{callables.describe(obj)} is a coroutine function (async def without "
+                "yield), which returns one value, not a stream of events; make it an async "
+                "generator (use 'yield')"
+            )
         return FunctionSource(obj)
     raise TypeError(
         f"cannot read events from {type(obj).__name__}: give a list or other iterable, an "

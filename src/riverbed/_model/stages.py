@@ -71,6 +71,8 @@ class Port:
     stage: str
     name: str = DEFAULT_PORT
 
+    __module__ = "riverbed"
+
     def __str__(self) -> str:
         return self.stage if self.name == DEFAULT_PORT else f"{self.stage}.{self.name}"
 
@@ -102,6 +104,8 @@ class Stage:
     timeout: float | None = None
     extra: tuple[tuple[str, Any], ...] = field(default=())
     """Operator-specific settings as (name, value) pairs, for operators added later."""
+
+    __module__ = "riverbed"
 
     @property
     def is_source(self) -> bool:

@@ -1,0 +1,199 @@
+"""The baselines riverbed is measured against: the plain Python loop and a naive asyncio
+pipeline.
+
+Both call the very same user functions as the riverbed flows (``benchmarks.workloads``).
+The plain loop is the limit for pure-Python stage code: the same calls per event, and
+nothing else. The naive asyncio pipeline is the pattern many small event frameworks use:
+one task and one bounded ``asyncio.Queue`` per stage, one event per queue item.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from .workloads import (
+    Counter,
+    LastMeans,
+    RunningMean,
+    add_v2,
+    events,
+    get_key,
+    is_even,
+    keep,
+    on_even,
+    on_odd,
+    project,
+)
+
+# -- the plain loop ------------------------------------------------------------------------
+
+
+def plain_w1(n: int) -> Counter:
+    """W1 as one loop: map, filter, map, count inline."""
+    count = 0
+    for event in events(n):
+        event = add_v2(event)
+        if keep(event):
+            project(event)
+            count += 1
+    return Counter(count)
+
+
+def plain_w2(n: int) -> LastMeans:
+    """W2 as one loop: key, one ``RunningMean`` per key, keep the last mean per key."""
+    states: dict[Any, RunningMean] = {}
+    last: dict[Any, float] = {}
+    for event in events(n):
+        key = get_key(event)
+        state = states.get(key)
+        if state is None:
+            state = states[key] = RunningMean()
+        mean = RunningMean.add(state, event)
+        if mean is not None:
+            last[key] = mean
+    return LastMeans(last)
+
+
+def plain_w4(n: int) -> Counter:
+    """W4 as one loop: branch, the map of the branch taken, count inline."""
+    count = 0
+    for event in events(n):
+        if is_even(event):
+            on_even(event)
+        else:
+            on_odd(event)
+        count += 1
+    return Counter(count)
+
+
+# -- the naive asyncio pipeline ------------------------------------------------------------
+
+QUEUE_SIZE = 1000
+"""Bound of every stage queue (unbounded queues would let the source run ahead and hold
+every event in memory: ``put`` on a queue with room never yields)."""
+
+_DONE: Any = object()
+"""End-of-stream marker passed down the queues."""
+
+Queue = asyncio.Queue[Any]
+
+
+def _queue() -> Queue:
+    return asyncio.Queue(maxsize=QUEUE_SIZE)
+
+
+async def _source(n: int, out: Queue) -> None:
+    for event in events(n):
+        await out.put(event)
+    await out.put(_DONE)
+
+
+async def _map(fn: Callable[[Any], Any], inq: Queue, out: Queue) -> None:
+    while (event := await inq.get()) is not _DONE:
+        await out.put(fn(event))
+    await out.put(_DONE)
+
+
+async def _filter(predicate: Callable[[Any], Any], inq: Queue, out: Queue) -> None:
+    while (event := await inq.get()) is not _DONE:
+        if predicate(event):
+            await out.put(event)
+    await out.put(_DONE)
+
+
+async def _sink(fn: Callable[[Any], Any], inq: Queue) -> None:
+    while (event := await inq.get()) is not _DONE:
+        fn(event)
+
+
+async def _stateful(inq: Queue, out: Queue) -> None:
+    """One ``RunningMean`` per key over ``(key, event)`` pairs; emits ``(key, mean)``."""
+    states: dict[Any, RunningMean] = {}
+    while (pair := await inq.get()) is not _DONE:
+        key, event = pair
+        state = states.get(key)
+        if state is None:
+            state = states[key] = RunningMean()
+        mean = RunningMean.add(state, event)
+        if mean is not None:
+            await out.put((key, mean))
+    await out.put(_DONE)
+
+
+async def _branch(predicate: Callable[[Any], Any], inq: Queue, trues: Queue, falses: Queue) -> None:
+    while (event := await inq.get()) is not _DONE:
+        await (trues if predicate(event) else falses).put(event)
+    await trues.put(_DONE)
+    await falses.put(_DONE)
+
+
+async def _merge(inputs: int, inq: Queue, out: Queue) -> None:
+    """Forward events until every one of ``inputs`` upstream stages has ended."""
+    ended = 0
+    while ended < inputs:
+        event = await inq.get()
+        if event is _DONE:
+            ended += 1
+        else:
+            await out.put(event)
+    await out.put(_DONE)
+
+
+def _key_pair(event: Any) -> tuple[Any, Any]:
+    return (get_key(event), event)
+
+
+async def _asyncio_w1(n: int) -> Counter:
+    counter = Counter()
+    q1, q2, q3, q4 = _queue(), _queue(), _queue(), _queue()
+    await asyncio.gather(
+        _source(n, q1),
+        _map(add_v2, q1, q2),
+        _filter(keep, q2, q3),
+        _map(project, q3, q4),
+        _sink(counter.add, q4),
+    )
+    return counter
+
+
+async def _asyncio_w2(n: int) -> LastMeans:
+    last = LastMeans()
+    q1, q2, q3 = _queue(), _queue(), _queue()
+    await asyncio.gather(
+        _source(n, q1),
+        _map(_key_pair, q1, q2),
+        _stateful(q2, q3),
+        _sink(last.update, q3),
+    )
+    return last
+
+
+async def _asyncio_w4(n: int) -> Counter:
+    counter = Counter()
+    source, evens, odds, merged, out = _queue(), _queue(), _queue(), _queue(), _queue()
+    await asyncio.gather(
+        _source(n, source),
+        _branch(is_even, source, evens, odds),
+        _map(on_even, evens, merged),
+        _map(on_odd, odds, merged),
+        _merge(2, merged, out),
+        _sink(counter.add, out),
+    )
+    return counter
+
+
+def asyncio_w1(n: int) -> Counter:
+    """W1 as a naive asyncio pipeline: source, map, filter, map, sink tasks."""
+    return asyncio.run(_asyncio_w1(n))
+
+
+def asyncio_w2(n: int) -> LastMeans:
+    """W2 as a naive asyncio pipeline: source, key_by, stateful, sink tasks."""
+    return asyncio.run(_asyncio_w2(n))
+
+
+def asyncio_w4(n: int) -> Counter:
+    """W4 as a naive asyncio pipeline: source, branch, two maps, merge, sink tasks."""
+    return asyncio.run(_asyncio_w4(n))

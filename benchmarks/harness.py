@@ -1,0 +1,231 @@
+"""Runs the workloads: every implementation side by side in this process, repeated, checked.
+
+Each repeat runs all implementations of a workload one after the other (the order rotating
+between repeats, so no implementation always goes first), then the figures quoted are the
+medians of the repeats. An implementation whose result is wrong or which raises is reported
+with the reason and not run again; it never counts as a measurement.
+"""
+
+from __future__ import annotations
+
+import functools
+import statistics
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import baselines, bytewax_impl, riverbed_impl, workloads
+from .measure import RssSampler, measure
+
+IMPLEMENTATIONS = ("riverbed", "plain", "naive_asyncio", "bytewax")
+
+W6_TARGET_GROWTH_MB = 50.0
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One workload of benchmarks.md: its implementations, its check, its targets."""
+
+    id: str
+    description: str
+    runners: dict[str, Callable[[int], Any]]
+    check: Callable[[int, Any], str | None]
+    targets: dict[str, float] = field(default_factory=dict)
+    """Minimum ``ratio_plain`` / ``ratio_bytewax`` of riverbed (benchmarks.md)."""
+
+
+WORKLOADS: dict[str, Workload] = {
+    "W1": Workload(
+        "W1",
+        "stateless chain: map, filter, map, count",
+        {
+            "riverbed": riverbed_impl.riverbed_w1,
+            "plain": baselines.plain_w1,
+            "naive_asyncio": baselines.asyncio_w1,
+            "bytewax": bytewax_impl.bytewax_w1,
+        },
+        workloads.check_w1,
+        {"ratio_plain": 0.8, "ratio_bytewax": 1.5},
+    ),
+    "W2": Workload(
+        "W2",
+        "keyed running mean: key_by, per-key RunningMean, last mean per key",
+        {
+            "riverbed": riverbed_impl.riverbed_w2,
+            "plain": baselines.plain_w2,
+            "naive_asyncio": baselines.asyncio_w2,
+            "bytewax": bytewax_impl.bytewax_w2,
+        },
+        workloads.check_w2,
+        {"ratio_plain": 0.6, "ratio_bytewax": 3.0},
+    ),
+    "W4": Workload(
+        "W4",
+        "fan-out / fan-in: branch on even id, a map per branch, merge, count",
+        {
+            "riverbed": riverbed_impl.riverbed_w4,
+            "plain": baselines.plain_w4,
+            "naive_asyncio": baselines.asyncio_w4,
+            "bytewax": bytewax_impl.bytewax_w4,
+        },
+        workloads.check_w4,
+        {"ratio_plain": 0.8},
+    ),
+}
+
+ALL_WORKLOADS = ("W1", "W2", "W4", "W6")
+
+
+def log(message: str) -> None:
+    """Progress, on stderr (the table goes to stdout)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def _describe_failure(error: BaseException) -> str:
+    return "".join(traceback.format_exception(error)).rstrip()
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def run_workload(workload: Workload, events: int, repeats: int) -> dict[str, Any]:
+    """Run every implementation of ``workload`` ``repeats`` times; the result record."""
+    eps: dict[str, list[float]] = {name: [] for name in IMPLEMENTATIONS}
+    peak: dict[str, float] = {}
+    start_rss: dict[str, float] = {}
+    reasons: dict[str, str] = {}
+    failures: dict[str, str] = {}
+    if bytewax_impl.UNAVAILABLE is not None:
+        reasons["bytewax"] = bytewax_impl.UNAVAILABLE
+    for repeat in range(repeats):
+        order = IMPLEMENTATIONS[repeat % 4 :] + IMPLEMENTATIONS[: repeat % 4]
+        for name in order:
+            if name in reasons:
+                continue
+            runner = workload.runners[name]
+            try:
+                result = measure(functools.partial(runner, events))
+            except Exception as error:
+                failures[name] = _describe_failure(error)
+                reasons[name] = f"raised {type(error).__name__}: {str(error).splitlines()[0]}"
+                log(f"  {workload.id} {name}: FAILED ({reasons[name]})")
+                continue
+            wrong = workload.check(events, result.output)
+            if wrong is not None:
+                reasons[name] = f"wrong result: {wrong}"
+                failures[name] = reasons[name]
+                log(f"  {workload.id} {name}: WRONG RESULT ({wrong})")
+                continue
+            rate = events / result.seconds
+            eps[name].append(rate)
+            peak[name] = max(peak.get(name, 0.0), result.peak_rss_mb)
+            start_rss.setdefault(name, result.start_rss_mb)
+            log(
+                f"  {workload.id} repeat {repeat + 1}/{repeats} {name:<13} "
+                f"{rate:>12,.0f} ev/s  {result.seconds:7.2f} s  "
+                f"peak RSS {result.peak_rss_mb:,.0f} MB"
+            )
+    medians = {name: _median(eps[name]) for name in IMPLEMENTATIONS}
+    record: dict[str, Any] = {
+        "workload": workload.id,
+        "riverbed_eps": medians["riverbed"],
+        "plain_eps": medians["plain"],
+        "bytewax_eps": medians["bytewax"],
+        "ratio_plain": _ratio(medians["riverbed"], medians["plain"]),
+        "ratio_bytewax": _ratio(medians["riverbed"], medians["bytewax"]),
+        "peak_rss_mb": peak.get("riverbed"),
+        "naive_asyncio_eps": medians["naive_asyncio"],
+        "ratio_naive_asyncio": _ratio(medians["riverbed"], medians["naive_asyncio"]),
+        "description": workload.description,
+        "events": events,
+        "repeats": repeats,
+        "runs_eps": eps,
+        "peak_rss_mb_by_impl": peak,
+        "rss_before_mb_by_impl": start_rss,
+    }
+    for name in IMPLEMENTATIONS:
+        if medians[name] is None:
+            record[f"{name}_reason"] = reasons.get(name, "no measurement")
+    record["targets"] = dict(workload.targets)
+    record["targets_met"] = {
+        key: (record[key] >= minimum if record[key] is not None else None)
+        for key, minimum in workload.targets.items()
+    }
+    record["failures"] = failures
+    return record
+
+
+def run_w6(seconds: float) -> dict[str, Any]:
+    """W6: riverbed alone (a memory check under backpressure, not a race)."""
+    warmup = min(2.0, seconds / 2)
+    record: dict[str, Any] = {
+        "workload": "W6",
+        "riverbed_eps": None,
+        "plain_eps": None,
+        "bytewax_eps": None,
+        "ratio_plain": None,
+        "ratio_bytewax": None,
+        "peak_rss_mb": None,
+        "naive_asyncio_eps": None,
+        "description": "backpressure: endless fast source into a sink sleeping 1 ms per batch",
+        "seconds": seconds,
+        "warmup_seconds": warmup,
+        "plain_reason": "W6 runs riverbed only: it checks memory under backpressure",
+        "naive_asyncio_reason": "W6 runs riverbed only: it checks memory under backpressure",
+        "bytewax_reason": "W6 runs riverbed only: it checks memory under backpressure",
+        "rss_growth_mb": None,
+        "targets": {"rss_growth_mb_below": W6_TARGET_GROWTH_MB},
+        "targets_met": {"rss_growth_mb_below": None},
+        "failures": {},
+    }
+    try:
+        with RssSampler(0.2) as sampler:
+            produced, sink = riverbed_impl.riverbed_w6(seconds)
+    except Exception as error:
+        record["failures"]["riverbed"] = _describe_failure(error)
+        record["riverbed_reason"] = f"raised {type(error).__name__}: {str(error).splitlines()[0]}"
+        log(f"  W6 riverbed: FAILED ({record['riverbed_reason']})")
+        return record
+    elapsed = sampler.samples[-1][0]
+    growth, baseline = sampler.growth_after(warmup)
+    record.update(
+        peak_rss_mb=sampler.peak_mb,
+        rss_growth_mb=growth,
+        rss_after_warmup_mb=baseline,
+        produced=produced.count,
+        delivered=sink.count,
+        sink_batches=sink.batches,
+        rss_samples_mb=[(round(t, 2), round(rss / 1024 / 1024, 1)) for t, rss in sampler.samples],
+    )
+    record["targets_met"]["rss_growth_mb_below"] = growth < W6_TARGET_GROWTH_MB
+    if produced.count == 0 or sink.count != produced.count:
+        wrong = f"source produced {produced.count} events, sink received {sink.count}"
+        record["riverbed_reason"] = f"wrong result: {wrong}"
+        record["failures"]["riverbed"] = wrong
+        log(f"  W6 riverbed: WRONG RESULT ({wrong})")
+    else:
+        record["riverbed_eps"] = sink.count / elapsed
+    log(
+        f"  W6 riverbed: {sink.count:,} events in {elapsed:.1f} s, "
+        f"RSS growth {growth:.1f} MB after {warmup:g} s warm-up (peak {sampler.peak_mb:.0f} MB)"
+    )
+    return record
+
+
+def run(only: list[str], events: int, repeats: int, w6_seconds: float) -> list[dict[str, Any]]:
+    """Run the chosen workloads in order; one record per workload."""
+    records = []
+    for workload_id in only:
+        log(f"{workload_id}: running")
+        if workload_id == "W6":
+            records.append(run_w6(w6_seconds))
+        else:
+            records.append(run_workload(WORKLOADS[workload_id], events, repeats))
+    return records

@@ -1,0 +1,217 @@
+"""The events, the user functions and the correctness checks shared by every implementation.
+
+Every implementation of a workload (riverbed, the plain loop, naive asyncio, Bytewax) reads
+the same ``events`` generator and calls the same functions defined here, so the measured
+difference is the cost of moving events between those calls, nothing else.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+Event = dict[str, Any]
+
+KEYS = 1000
+"""Distinct keys: ``key = i % KEYS``."""
+MODULUS = 97
+"""``value = float(i % MODULUS)``."""
+THRESHOLD = 10.0
+"""W1 keeps the events with ``value > THRESHOLD``."""
+
+
+def events(n: int) -> Iterator[Event]:
+    """The ``n`` events of a run, generated lazily (generation is timed with the run):
+    ``{"id": i, "key": i % 1000, "value": float(i % 97), "t": i}``."""
+    for i in range(n):
+        yield {"id": i, "key": i % KEYS, "value": float(i % MODULUS), "t": i}
+
+
+# -- W1: stateless chain ------------------------------------------------------------------
+
+
+def add_v2(event: Event) -> Event:
+    """W1 map: a new event with the field ``v2 = value * 2`` added."""
+    return {**event, "v2": event["value"] * 2}
+
+
+def keep(event: Event) -> bool:
+    """W1 filter: ``value > 10``."""
+    return event["value"] > THRESHOLD  # type: ignore[no-any-return]
+
+
+def project(event: Event) -> tuple[int, float]:
+    """W1 map: the tuple ``(id, v2)``."""
+    return (event["id"], event["v2"])
+
+
+# -- W2: keyed running mean ---------------------------------------------------------------
+
+
+def get_key(event: Event) -> int:
+    """W2 key extraction: the event's ``key`` field."""
+    return event["key"]  # type: ignore[no-any-return]
+
+
+class RunningMean:
+    """W2 per-key state: running sum and count; ``add`` returns the mean so far."""
+
+    __slots__ = ("count", "total")
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self.count = 0
+
+    def add(self, event: Event) -> float:
+        """Add the event's value; the mean of every value added so far."""
+        self.total += event["value"]
+        self.count += 1
+        return self.total / self.count
+
+
+# -- W4: fan-out / fan-in -----------------------------------------------------------------
+
+
+def is_even(event: Event) -> bool:
+    """W4 branch predicate: an even ``id``."""
+    return event["id"] % 2 == 0  # type: ignore[no-any-return]
+
+
+def on_even(event: Event) -> tuple[str, int]:
+    """W4 map on the even branch."""
+    return ("even", event["id"])
+
+
+def on_odd(event: Event) -> tuple[str, int]:
+    """W4 map on the odd branch."""
+    return ("odd", event["id"])
+
+
+# -- sinks ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Counter:
+    """A counting sink (W1, W4); ``add_batch`` for batch sinks, ``add`` per event."""
+
+    count: int = 0
+
+    def add_batch(self, batch: list[Any]) -> None:
+        """Count a batch."""
+        self.count += len(batch)
+
+    def add(self, _event: Any) -> None:
+        """Count one event."""
+        self.count += 1
+
+
+@dataclass
+class LastMeans:
+    """W2 sink: the last mean seen per key, from ``(key, mean)`` pairs."""
+
+    means: dict[Any, float] = field(default_factory=dict)
+
+    def update_batch(self, batch: list[tuple[Any, float]]) -> None:
+        """Keep the last mean of each key in the batch."""
+        self.means.update(batch)
+
+    def update(self, pair: tuple[Any, float]) -> None:
+        """Keep one ``(key, mean)`` pair."""
+        self.means[pair[0]] = pair[1]
+
+
+# -- W6: backpressure ----------------------------------------------------------------------
+
+
+@dataclass
+class Produced:
+    """What the W6 source produced before it stopped itself."""
+
+    count: int = 0
+
+
+def endless_events(seconds: float, produced: Produced) -> Iterator[Event]:
+    """W6 source: events forever, except that it stops itself after ``seconds``; it checks
+    the clock every 1,000 events and records how many it produced in ``produced``."""
+    deadline = time.monotonic() + seconds
+    i = 0
+    while True:
+        if i % 1000 == 0 and time.monotonic() >= deadline:
+            produced.count = i
+            return
+        yield {"id": i, "key": i % KEYS, "value": float(i % MODULUS), "t": i}
+        i += 1
+
+
+@dataclass
+class SlowSink:
+    """W6 sink: sleeps 1 ms per batch, counts events."""
+
+    count: int = 0
+    batches: int = 0
+
+    def write(self, batch: list[Any]) -> None:
+        """Take one batch, slowly."""
+        time.sleep(0.001)
+        self.count += len(batch)
+        self.batches += 1
+
+
+# -- correctness checks (each returns None when right, else what is wrong) -----------------
+
+
+def expected_w1(n: int) -> int:
+    """The number of i in ``range(n)`` with ``i % 97 > 10``."""
+    kept_per_cycle = MODULUS - int(THRESHOLD) - 1
+    return n // MODULUS * kept_per_cycle + max(0, n % MODULUS - int(THRESHOLD) - 1)
+
+
+def check_w1(n: int, sink: Any) -> str | None:
+    """W1 is right when the sink counted exactly the events with ``i % 97 > 10``."""
+    expected = expected_w1(n)
+    if not isinstance(sink, Counter) or sink.count != expected:
+        got = sink.count if isinstance(sink, Counter) else sink
+        return f"W1 count is {got}, expected {expected}"
+    return None
+
+
+@functools.lru_cache(maxsize=4)
+def expected_w2(n: int) -> dict[int, float]:
+    """Each key's mean over all its values, computed directly from the definition."""
+    means: dict[int, float] = {}
+    for key in range(min(n, KEYS)):
+        values = [float(i % MODULUS) for i in range(key, n, KEYS)]
+        means[key] = math.fsum(values) / len(values)
+    return means
+
+
+def check_w2(n: int, sink: Any) -> str | None:
+    """W2 is right when every key's last mean equals the mean of its values.
+
+    Keys are compared as ints (Bytewax needs string keys).
+    """
+    if not isinstance(sink, LastMeans):
+        return f"W2 sink is {sink!r}, expected LastMeans"
+    expected = expected_w2(n)
+    got = {int(key): mean for key, mean in sink.means.items()}
+    if got.keys() != expected.keys():
+        missing = sorted(expected.keys() - got.keys())[:5]
+        extra = sorted(got.keys() - expected.keys())[:5]
+        return f"W2 keys differ: {len(got)} keys, missing e.g. {missing}, extra e.g. {extra}"
+    wrong = [k for k in expected if not math.isclose(got[k], expected[k], rel_tol=1e-9)]
+    if wrong:
+        k = wrong[0]
+        return f"W2 last means wrong for {len(wrong)} keys, e.g. key {k}: {got[k]} != {expected[k]}"
+    return None
+
+
+def check_w4(n: int, sink: Any) -> str | None:
+    """W4 is right when the merged stream delivered all ``n`` events."""
+    if not isinstance(sink, Counter) or sink.count != n:
+        got = sink.count if isinstance(sink, Counter) else sink
+        return f"W4 count is {got}, expected {n}"
+    return None

@@ -1,0 +1,402 @@
+"""The local engine: runs a flow's plan in one process on one asyncio event loop.
+
+One task per source partition reads batches; one task per chain takes batches from its
+bounded input channel, runs them through the chain (see ``executor``) and puts what comes
+out into the channels of the chains downstream. Bounded channels are the backpressure: a
+full channel suspends the writer, so a fast source waits for a slow sink. End of stream
+travels as a marker from every writer; a chain ends when all its writers have ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from riverbed._errors import InternalError, RunFailedError, SourceError, StageFailedError
+from riverbed._model.plan import Chain, Plan, make_plan
+from riverbed._model.policy import OnError
+from riverbed._model.sinks import Capture
+from riverbed._model.stages import Port, Stage, StageKind
+from riverbed._runtime.clock import Clock, SystemClock
+from riverbed._runtime.local.executor import ChainExecutor, Outputs
+from riverbed._runtime.local.failures import FailureLog
+from riverbed._runtime.result import RunResult, RunStatus, StageCounters
+
+if TYPE_CHECKING:
+    from riverbed._model.flow import Flow
+
+__all__ = ["arun_flow", "run_flow"]
+
+logger = logging.getLogger("riverbed")
+
+_END = object()
+"""End-of-stream marker: each writer of a channel puts it once when it is done."""
+
+POLL_INTERVAL = 0.01
+"""Seconds to wait before asking a source again after it said "nothing yet"."""
+
+
+class Channel:
+    """A bounded queue of batches from one or more writers to one chain."""
+
+    def __init__(self, capacity: int, writers: int) -> None:
+        self._queue: asyncio.Queue[Any] = asyncio.Queue(capacity)
+        self._writers = writers
+
+    async def put(self, batch: list[Any]) -> None:
+        """Hand over a batch; waits while the channel is full (backpressure)."""
+        await self._queue.put(batch)
+
+    async def end(self) -> None:
+        """Say that one writer is done."""
+        await self._queue.put(_END)
+
+    async def get(self) -> list[Any] | None:
+        """The next batch, or None once every writer has ended."""
+        while self._writers:
+            item = await self._queue.get()
+            if item is not _END:
+                return item  # type: ignore[no-any-return]
+            self._writers -= 1
+        return None
+
+
+class LocalRun:
+    """One run of one flow on the local engine."""
+
+    def __init__(
+        self,
+        flow: Flow,
+        *,
+        batch_size: int = 1000,
+        progress: bool | None = None,
+        clock: Clock | None = None,
+        concurrency: int = 16,
+        channel_capacity: int = 4,
+        run_id: str | None = None,
+        max_errors: int = 1000,
+        seed: int | None = None,
+    ) -> None:
+        _check_positive("batch_size", batch_size)
+        _check_positive("concurrency", concurrency)
+        _check_positive("channel_capacity", channel_capacity)
+        self.flow = flow
+        self.plan: Plan = make_plan(flow.name, flow.stages, on_error=flow.on_error, retry=flow.retry)
+        self.version = flow.version
+        self.batch_size = batch_size
+        self.progress = progress
+        self.clock = clock or SystemClock()
+        self.concurrency = concurrency
+        self.capacity = channel_capacity
+        self.run_id = run_id or uuid.uuid4().hex[:16]
+        self.seed = seed
+        self.failures = FailureLog(flow.name, max_errors=max_errors)
+        fused = {s.name: chain for chain in self.plan.chains for s in chain.stages}
+        self.counters = {
+            stage.name: StageCounters(
+                stage.name,
+                stage.kind.value,
+                tuple(s.name for s in fused[stage.name].stages if s.name != stage.name)
+                if stage.name in fused
+                else (),
+            )
+            for stage in flow.stages
+        }
+        self.states: dict[str, dict[Any, Any]] = {
+            stage.name: {}
+            for stage in flow.stages
+            if stage.kind in (StageKind.STATEFUL, StageKind.FOLD)
+        }
+        self.positions: dict[str, dict[str, Any]] = {}
+        self.stopping = False
+        self.aborted = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._interrupts = 0
+        self._error: BaseException | None = None
+
+    # -- the run --------------------------------------------------------------------------
+
+    async def execute(self, *, handle_signals: bool = False) -> RunResult:
+        """Run to the end (or to a stop) and return the result."""
+        started = datetime.now(UTC)
+        captures = {
+            stage.name: (stage.fn, len(stage.fn.items))
+            for stage in self.flow.stages
+            if stage.is_sink and isinstance(stage.fn, Capture)
+        }
+        partitions = {
+            source.name: [str(p) for p in source.fn.partitions()] for source in self.plan.sources
+        }
+        channels = self._channels(partitions)
+        executors = {
+            chain.name: ChainExecutor(
+                chain,
+                [self.counters[s.name] for s in chain.stages],
+                [self.states.get(s.name) for s in chain.stages],
+                self.failures,
+                self.clock,
+                concurrency=self.concurrency,
+                seed=self.seed,
+            )
+            for chain in self.plan.chains
+        }
+        loop = asyncio.get_running_loop()
+        for source in self.plan.sources:
+            targets = [channels[name] for name in self.plan.readers.get(Port(source.name), ())]
+            self.positions[source.name] = {}
+            for partition in partitions[source.name]:
+                self._tasks.append(
+                    loop.create_task(self._read(source, partition, targets), name=source.name)
+                )
+        for chain in self.plan.chains:
+            self._tasks.append(
+                loop.create_task(
+                    self._run_chain(chain, executors[chain.name], channels),
+                    name=chain.name,
+                )
+            )
+        display, ticker = self._start_progress(loop)
+        signals = handle_signals and threading.current_thread() is threading.main_thread()
+        if signals:
+            loop.add_signal_handler(signal.SIGINT, self._on_interrupt)
+        error: BaseException | None = None
+        try:
+            error = await self._wait()
+        finally:
+            if signals:
+                loop.remove_signal_handler(signal.SIGINT)
+            for executor in executors.values():
+                error = await self._close(executor) or error
+            if ticker is not None:
+                ticker.cancel()
+        if error is not None:
+            status = RunStatus.FAILED
+        elif self.stopping or self.aborted:
+            status = RunStatus.CANCELLED
+        else:
+            status = RunStatus.SUCCEEDED
+        if display is not None:
+            display.stop(status.value)
+        result = RunResult(
+            run_id=self.run_id,
+            flow=self.flow.name,
+            flow_version=self.version,
+            status=status,
+            started_at=started,
+            ended_at=datetime.now(UTC),
+            stages={name: counters.freeze() for name, counters in self.counters.items()},
+            outputs={name: sink.items[start:] for name, (sink, start) in captures.items()},
+            dead_letters=tuple(self.failures.dead_letters),
+            errors=tuple(self.failures.errors),
+            error=self.failures.fatal,
+            positions={name: dict(parts) for name, parts in self.positions.items()},
+        )
+        self._error = error
+        return result
+
+    async def _wait(self) -> BaseException | None:
+        """Wait for every task; on the first failure, cancel the rest. Returns the error."""
+        pending = set(self._tasks)
+        error: BaseException | None = None
+        try:
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
+                for task in done:
+                    if task.cancelled() or task.exception() is None or error is not None:
+                        continue
+                    error = task.exception()
+                if error is not None:
+                    break
+        except asyncio.CancelledError:
+            self._cancel_all()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            raise
+        if pending:
+            self._cancel_all()
+            await asyncio.gather(*pending, return_exceptions=True)
+        if error is not None and not isinstance(error, StageFailedError):
+            self.failures.record("<engine>", None, error, 1, OnError.STOP)
+            internal = InternalError(f"riverbed's local engine failed: {error!r}")
+            internal.__cause__ = error
+            return internal
+        return error
+
+    def _cancel_all(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+
+    def _channels(self, partitions: dict[str, list[str]]) -> dict[str, Channel]:
+        writers: dict[str, int] = {chain.name: 0 for chain in self.plan.chains}
+        sources = {source.name for source in self.plan.sources}
+        for chain in self.plan.chains:
+            for port in chain.head.inputs:
+                writers[chain.name] += len(partitions[port.stage]) if port.stage in sources else 1
+        return {name: Channel(self.capacity, count) for name, count in writers.items()}
+
+    async def _read(self, source: Stage, partition: str, targets: Sequence[Channel]) -> None:
+        """Read one source partition until it ends or the run is stopping."""
+        counters = self.counters[source.name]
+        positions = self.positions[source.name]
+        try:
+            reader = source.fn.open(partition, None)
+            try:
+                read = reader.read
+                while not self.stopping:
+                    started = time.perf_counter()
+                    batch = read(self.batch_size)
+                    if inspect.isawaitable(batch):
+                        batch = await batch
+                    counters.seconds += time.perf_counter() - started
+                    if batch is None:
+                        break
+                    if type(batch) is not list:
+                        raise SourceError(
+                            f"source {source.name!r}: read() returned {type(batch).__name__}; "
+                            "it must return a list of events, [] for none yet, or None at end"
+                        )
+                    if not batch:
+                        await self.clock.sleep(POLL_INTERVAL)
+                        continue
+                    counters.events_out += len(batch)
+                    positions[partition] = reader.position()
+                    for channel in targets:
+                        await channel.put(batch)
+            finally:
+                reader.close()
+        except Exception as error:
+            counters.errors += 1
+            self.failures.record(source.name, None, error, 1, OnError.STOP)
+            raise StageFailedError(
+                f"source {source.name!r} (partition {partition!r}) failed: "
+                f"{type(error).__name__}: {error}",
+                stage=source.name,
+                attempts=1,
+            ) from error
+        for channel in targets:
+            await channel.end()
+
+    async def _run_chain(
+        self, chain: Chain, executor: ChainExecutor, channels: dict[str, Channel]
+    ) -> None:
+        tail = chain.tail
+        targets = {
+            port: [channels[name] for name in self.plan.readers.get(Port(tail.name, port), ())]
+            for port in tail.outputs
+        }
+        members = [self.counters[s.name] for s in chain.stages]
+        channel = channels[chain.name]
+        while True:
+            batch = await channel.get()
+            if batch is None:
+                break
+            started = time.perf_counter()
+            outs = await executor.process(batch)
+            elapsed = time.perf_counter() - started
+            for counters in members:
+                counters.seconds += elapsed
+            await _emit(outs, targets)
+        await _emit(await executor.finish(), targets)
+        for readers in targets.values():
+            for reader in readers:
+                await reader.end()
+
+    async def _close(self, executor: ChainExecutor) -> BaseException | None:
+        try:
+            await executor.close()
+        except Exception as error:
+            name = executor.chain.tail.name
+            self.failures.record(name, None, error, 1, OnError.STOP)
+            failure = StageFailedError(
+                f"sink {name!r} failed to close: {type(error).__name__}: {error}",
+                stage=name,
+                attempts=1,
+            )
+            failure.__cause__ = error
+            return failure
+        return None
+
+    # -- progress and Ctrl-C --------------------------------------------------------------
+
+    def _start_progress(self, loop: asyncio.AbstractEventLoop) -> tuple[Any, Any]:
+        if self.progress is False:
+            return None, None
+        from riverbed._runtime.local.progress import LiveProgress, wants_progress
+
+        if not wants_progress(self.progress):
+            return None, None
+        display = LiveProgress(self.flow.name, list(self.counters.values()))
+
+        async def tick() -> None:
+            while True:
+                await asyncio.sleep(0.25)
+                display.refresh()
+
+        return display, loop.create_task(tick())
+
+    def _on_interrupt(self) -> None:
+        self._interrupts += 1
+        if self._interrupts == 1:
+            self.stopping = True
+            logger.warning(
+                "flow %r: stopping; draining events in flight (Ctrl-C again to stop at once)",
+                self.flow.name,
+            )
+        else:
+            self.aborted = True
+            self._cancel_all()
+
+
+async def _emit(outs: Outputs, targets: dict[str, list[Channel]]) -> None:
+    for port, events in outs.items():
+        if events:
+            for channel in targets[port]:
+                await channel.put(events)
+
+
+def _check_positive(name: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+
+
+def _finish(run: LocalRun, result: RunResult, raise_on_failure: bool) -> RunResult:
+    if result.status is RunStatus.FAILED and raise_on_failure:
+        reason = result.error
+        what = (
+            f"stage {reason.stage!r}: {reason.error_type}: {reason.message}"
+            if reason is not None
+            else repr(run._error)
+        )
+        raise RunFailedError(
+            f"run {result.run_id} of flow {result.flow!r} failed at {what}", result=result
+        ) from run._error
+    return result
+
+
+async def arun_flow(flow: Flow, *, raise_on_failure: bool = True, **options: Any) -> RunResult:
+    """Run ``flow`` on the running event loop; see ``run_flow``."""
+    run = LocalRun(flow, **options)
+    result = await run.execute()
+    return _finish(run, result, raise_on_failure)
+
+
+def run_flow(flow: Flow, *, raise_on_failure: bool = True, **options: Any) -> RunResult:
+    """Run ``flow`` on the local engine until its sources end (or Ctrl-C) and return the
+    ``RunResult``. A FAILED run raises ``RunFailedError`` (with ``.result``) unless
+    ``raise_on_failure=False``. Options: ``batch_size`` (1000), ``progress`` (None: on a
+    terminal only), ``clock``, ``concurrency`` (16, for async stages), ``channel_capacity``
+    (4 batches per edge), ``run_id``, ``max_errors`` (1000 kept), ``seed`` (for jitter).
+
+    Ctrl-C stops the sources and drains what is in flight (status CANCELLED, with the
+    sources' positions in the result); a second Ctrl-C stops at once.
+    """
+    run = LocalRun(flow, **options)
+    result = asyncio.run(run.execute(handle_signals=True))
+    return _finish(run, result, raise_on_failure)

@@ -1,0 +1,94 @@
+"""Where handled failures go: the run's error list, its dead letters, and the log.
+
+An error never passes silently: each one is counted by its stage, kept here (up to a
+limit; the counters count them all), and logged (the first few per stage in full, then a
+note that more are only counted).
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from datetime import UTC, datetime
+from typing import Any
+
+from riverbed._model.policy import OnError
+from riverbed._runtime.result import DeadLetter, StageError
+
+logger = logging.getLogger("riverbed")
+
+LOGGED_PER_STAGE = 5
+
+
+def _event_repr(event: Any) -> str:
+    try:
+        text = repr(event)
+    except Exception as error:  # a user's __repr__ may itself fail
+        text = f"<unprintable {type(event).__name__}: {error!r}>"
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
+class FailureLog:
+    """Collects the handled failures of one run."""
+
+    def __init__(self, flow: str, *, max_errors: int) -> None:
+        self.flow = flow
+        self.max_errors = max_errors
+        self.errors: list[StageError] = []
+        self.dead_letters: list[DeadLetter] = []
+        self.fatal: StageError | None = None
+        self._logged: dict[str, int] = {}
+
+    def record(
+        self, stage: str, event: Any, error: BaseException, attempts: int, action: OnError
+    ) -> StageError:
+        """Keep and log one failure of ``stage`` on ``event``; return its record."""
+        record = StageError(
+            stage=stage,
+            error_type=type(error).__qualname__,
+            message=str(error),
+            traceback="".join(traceback.format_exception(error)),
+            attempts=attempts,
+            action=action.value,
+            event=_event_repr(event),
+        )
+        if len(self.errors) < self.max_errors:
+            self.errors.append(record)
+        if action is OnError.STOP and self.fatal is None:
+            self.fatal = record
+        if action is OnError.DEAD_LETTER:
+            self.dead_letters.append(
+                DeadLetter(
+                    stage=stage,
+                    event=event,
+                    error_type=record.error_type,
+                    message=record.message,
+                    traceback=record.traceback,
+                    attempts=attempts,
+                    at=datetime.now(UTC),
+                )
+            )
+        self._log(record)
+        return record
+
+    def _log(self, record: StageError) -> None:
+        count = self._logged.get(record.stage, 0) + 1
+        self._logged[record.stage] = count
+        if count <= LOGGED_PER_STAGE:
+            logger.warning(
+                "flow %r, stage %r: %s: %s (event %s, %d attempt(s)) -> %s",
+                self.flow,
+                record.stage,
+                record.error_type,
+                record.message,
+                record.event,
+                record.attempts,
+                record.action,
+            )
+        if count == LOGGED_PER_STAGE:
+            logger.warning(
+                "flow %r, stage %r: further errors are counted in the run result but not "
+                "logged one by one",
+                self.flow,
+                record.stage,
+            )
