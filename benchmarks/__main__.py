@@ -68,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run, print the table, write the JSON; the exit status."""
     args = parse_args(argv)
     console = Console()
+    if not console.is_terminal:  # piped or redirected: do not squeeze the table into 80 columns
+        console = Console(width=160)
     options = {
         "only": args.only,
         "events": args.events,

@@ -23,6 +23,9 @@ IMPLEMENTATIONS = ("riverbed", "plain", "naive_asyncio", "bytewax")
 
 W6_TARGET_GROWTH_MB = 50.0
 
+WARMUP_EVENTS = 10_000
+"""Events of the untimed warm-up run of each implementation before the timed repeats."""
+
 
 @dataclass(frozen=True)
 class Workload:
@@ -95,6 +98,22 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
+def _warm_up(
+    workload: Workload, name: str, events: int, reasons: dict[str, str], failures: dict[str, str]
+) -> None:
+    """One small untimed run; a failure is recorded like a failure of a timed run."""
+    try:
+        wrong = workload.check(events, workload.runners[name](events))
+    except Exception as error:
+        failures[name] = _describe_failure(error)
+        reasons[name] = f"raised {type(error).__name__}: {str(error).splitlines()[0]}"
+        log(f"  {workload.id} {name}: FAILED in warm-up ({reasons[name]})")
+        return
+    if wrong is not None:
+        reasons[name] = failures[name] = f"wrong result (warm-up, {events} events): {wrong}"
+        log(f"  {workload.id} {name}: WRONG RESULT in warm-up ({wrong})")
+
+
 def run_workload(workload: Workload, events: int, repeats: int) -> dict[str, Any]:
     """Run every implementation of ``workload`` ``repeats`` times; the result record."""
     eps: dict[str, list[float]] = {name: [] for name in IMPLEMENTATIONS}
@@ -104,6 +123,10 @@ def run_workload(workload: Workload, events: int, repeats: int) -> dict[str, Any
     failures: dict[str, str] = {}
     if bytewax_impl.UNAVAILABLE is not None:
         reasons["bytewax"] = bytewax_impl.UNAVAILABLE
+    warmup_events = min(events, WARMUP_EVENTS)
+    for name in IMPLEMENTATIONS:  # imports, first-call costs: not timed, but checked
+        if name not in reasons:
+            _warm_up(workload, name, warmup_events, reasons, failures)
     for repeat in range(repeats):
         order = IMPLEMENTATIONS[repeat % 4 :] + IMPLEMENTATIONS[: repeat % 4]
         for name in order:

@@ -59,23 +59,36 @@ def write_json(records: list[dict[str, Any]], path: Path) -> None:
     path.write_text(json.dumps(records, indent=2) + "\n")
 
 
-def _eps(value: float | None, reason: str | None) -> str:
+class _Notes:
+    """Footnotes for cells without a figure, numbered in order, each reason once."""
+
+    def __init__(self) -> None:
+        self.reasons: list[str] = []
+
+    def mark(self, reason: str | None) -> str:
+        text = reason or "no measurement"
+        if text not in self.reasons:
+            self.reasons.append(text)
+        return f"[{self.reasons.index(text) + 1}]"
+
+
+def _eps(value: float | None, reason: str | None, notes: _Notes) -> str:
     if value is None:
-        return f"[red]n/a[/red]\n[dim]{(reason or '')[:60]}[/dim]"
+        return f"[red]n/a[/red] {notes.mark(reason)}"
     return f"{value:,.0f}"
 
 
-def _target(value: float | None, minimum: float | None, *, fmt: str = "{:.2f}") -> str:
-    if value is None:
-        text = "n/a"
-    else:
-        text = fmt.format(value)
+def _mark(met: bool) -> str:
+    return "[green]met[/green]" if met else "[red]NOT met[/red]"
+
+
+def _ratio(value: float | None, minimum: float | None) -> str:
+    text = "n/a" if value is None else f"{value:.2f}"
     if minimum is None:
         return text
     if value is None:
-        return f"{text} [dim](target >= {minimum:g})[/dim]"
-    mark = "[green]met[/green]" if value >= minimum else "[red]NOT met[/red]"
-    return f"{text} [dim](target >= {minimum:g})[/dim] {mark}"
+        return f"{text} [dim](>= {minimum:g})[/dim]"
+    return f"{text} [dim](>= {minimum:g})[/dim] {_mark(value >= minimum)}"
 
 
 def _memory(record: dict[str, Any]) -> str:
@@ -86,22 +99,20 @@ def _memory(record: dict[str, Any]) -> str:
     growth = record.get("rss_growth_mb")
     limit = record["targets"]["rss_growth_mb_below"]
     if growth is None:
-        return f"{text}\ngrowth n/a [dim](target < {limit:g})[/dim]"
-    mark = "[green]met[/green]" if growth < limit else "[red]NOT met[/red]"
-    return f"{text}\ngrowth {growth:.1f} [dim](target < {limit:g})[/dim] {mark}"
+        return f"{text}; growth n/a [dim](< {limit:g})[/dim]"
+    return f"{text}; growth {growth:.1f} [dim](< {limit:g})[/dim] {_mark(growth < limit)}"
 
 
 def print_table(records: list[dict[str, Any]], info: dict[str, Any], console: Console) -> None:
-    """The results as one table: medians, ratios against their targets, memory."""
+    """The results as one table: medians, ratios against their targets, memory; then
+    footnotes saying why a figure is missing."""
     events = next((r["events"] for r in records if "events" in r), None)
     repeats = next((r["repeats"] for r in records if "repeats" in r), None)
-    title = (
-        f"riverbed {info['riverbed_version']} vs baselines: medians of {repeats} repeat(s) "
-        f"of {events:,} events"
-        if events
-        else f"riverbed {info['riverbed_version']}"
-    )
-    table = Table(title=title, show_lines=True)
+    title = f"riverbed {info['riverbed_version']}: events per second"
+    if events:
+        title += f", medians of {repeats} run(s) of {events:,} events"
+    notes = _Notes()
+    table = Table(title=title)
     for column in (
         "workload",
         "riverbed eps",
@@ -117,15 +128,17 @@ def print_table(records: list[dict[str, Any]], info: dict[str, Any], console: Co
         targets = record.get("targets", {})
         table.add_row(
             record["workload"],
-            _eps(record["riverbed_eps"], record.get("riverbed_reason")),
-            _eps(record["plain_eps"], record.get("plain_reason")),
-            _eps(record.get("naive_asyncio_eps"), record.get("naive_asyncio_reason")),
-            _eps(record["bytewax_eps"], record.get("bytewax_reason")),
-            _target(record["ratio_plain"], targets.get("ratio_plain")),
-            _target(record["ratio_bytewax"], targets.get("ratio_bytewax")),
+            _eps(record["riverbed_eps"], record.get("riverbed_reason"), notes),
+            _eps(record["plain_eps"], record.get("plain_reason"), notes),
+            _eps(record.get("naive_asyncio_eps"), record.get("naive_asyncio_reason"), notes),
+            _eps(record["bytewax_eps"], record.get("bytewax_reason"), notes),
+            _ratio(record["ratio_plain"], targets.get("ratio_plain")),
+            _ratio(record["ratio_bytewax"], targets.get("ratio_bytewax")),
             _memory(record),
         )
     console.print(table)
+    for number, reason in enumerate(notes.reasons, 1):
+        console.print(f"[{number}] {reason}", markup=False, highlight=False)
     console.print(
         f"[dim]{info['platform']}, Python {platform.python_version()}, "
         f"{info['cpu_count']} CPUs, bytewax {info['bytewax_version']}, {info['date']}[/dim]"

@@ -23,7 +23,7 @@ def unwrap(fn: Any) -> Any:
         if isinstance(fn, functools.partial):
             fn = fn.func
         elif hasattr(fn, "__wrapped__") and inspect.isfunction(fn):
-            fn = fn.__wrapped__
+            fn = getattr(fn, "__wrapped__")  # noqa: B009 - mypy narrows fn to FunctionType
         else:
             return fn
 

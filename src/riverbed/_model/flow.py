@@ -64,7 +64,9 @@ class Flow:
         (called anew for each run), or an object keeping the ``rb.Source`` protocol."""
         derived = None
         if name is None:
-            derived = callables.short_name(source) if callable(source) or is_source(source) else "source"
+            derived = (
+                callables.short_name(source) if callable(source) or is_source(source) else "source"
+            )
             if derived == "lambda":
                 derived = "source"
         stage_name = self._claim_name(
@@ -298,7 +300,9 @@ class Stream:
         stage = self._stage(StageKind.BRANCH, predicate, name, policy, outputs=("true", "false"))
         self.flow._add(stage)
         cls = KeyedStream if self._keyed else Stream
-        return Branch(cls(self.flow, Port(stage.name, "true")), cls(self.flow, Port(stage.name, "false")))
+        return Branch(
+            cls(self.flow, Port(stage.name, "true")), cls(self.flow, Port(stage.name, "false"))
+        )
 
     def route(
         self,
@@ -312,8 +316,10 @@ class Stream:
         ``router(event)`` returns (a ``match`` statement reads well here). An unknown name
         is an error of this stage, handled by its policy."""
         names = tuple(outputs)
-        if not names or len(set(names)) != len(names) or not all(
-            isinstance(n, str) and n for n in names
+        if (
+            not names
+            or len(set(names)) != len(names)
+            or not all(isinstance(n, str) and n for n in names)
         ):
             raise FlowDefinitionError(
                 f"route outputs must be distinct non-empty strings, got {list(outputs)!r}",
@@ -432,7 +438,7 @@ class KeyedStream(Stream):
 
     __module__ = "riverbed"
 
-    def stateful(  # type: ignore[override]
+    def stateful(
         self,
         fn_or_class: Any,
         method: Any = None,
@@ -472,9 +478,15 @@ class KeyedStream(Stream):
                 name if name is not None else _derived_name(method, StageKind.STATEFUL),
                 explicit=name is not None,
             )
-            callables.check_arity(cls, 0, stage=stage_name, role="the state class", flow=self.flow.name)
             callables.check_arity(
-                method, 2, stage=stage_name, role="the state method (self, value)", flow=self.flow.name
+                cls, 0, stage=stage_name, role="the state class", flow=self.flow.name
+            )
+            callables.check_arity(
+                method,
+                2,
+                stage=stage_name,
+                role="the state method (self, value)",
+                flow=self.flow.name,
             )
             stage = Stage(
                 name=stage_name,
@@ -505,7 +517,7 @@ class KeyedStream(Stream):
         assert isinstance(stream, KeyedStream)
         return stream
 
-    def fold(  # type: ignore[override]
+    def fold(
         self,
         initial: Callable[[], Any],
         fn: Callable[[Any, Any], Any],
@@ -527,7 +539,7 @@ class KeyedStream(Stream):
         assert isinstance(stream, KeyedStream)
         return stream
 
-    def reduce(  # type: ignore[override]
+    def reduce(
         self,
         fn: Callable[[Any, Any], Any],
         *,
@@ -589,7 +601,9 @@ class Routes(Mapping[str, Stream]):
         try:
             return self._streams[name]
         except KeyError:
-            raise AttributeError(f"no route {name!r}; the routes are {list(self._streams)}") from None
+            raise AttributeError(
+                f"no route {name!r}; the routes are {list(self._streams)}"
+            ) from None
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._streams)

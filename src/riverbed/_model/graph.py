@@ -30,8 +30,7 @@ def topological_order(flow: str, stages: Sequence[Stage]) -> list[Stage]:
         for upstream in dict.fromkeys(p.stage for p in stage.inputs):
             if upstream not in by_name:
                 raise FlowDefinitionError(
-                    f"stage {stage.name!r} reads from {upstream!r}, which is not in flow "
-                    f"{flow!r}",
+                    f"stage {stage.name!r} reads from {upstream!r}, which is not in flow {flow!r}",
                     flow=flow,
                     stage=stage.name,
                 )
@@ -49,8 +48,7 @@ def topological_order(flow: str, stages: Sequence[Stage]) -> list[Stage]:
         loop = _find_loop(by_name, {name for name, count in waiting.items() if count > 0})
         path = " -> ".join(f"{name!r} ({_what(by_name[name])})" for name in [*loop, loop[0]])
         raise CycleError(
-            f"flow {flow!r} has a cycle: {path}; events must flow one way from sources to "
-            "sinks",
+            f"flow {flow!r} has a cycle: {path}; events must flow one way from sources to sinks",
             flow=flow,
             stage=loop[0],
         )
@@ -84,7 +82,9 @@ def validate(flow: str, stages: Sequence[Stage]) -> None:
             )
         if not stage.is_source and not stage.inputs:
             raise FlowDefinitionError(
-                f"stage {stage.name!r} ({stage.kind.value}) has no input", flow=flow, stage=stage.name
+                f"stage {stage.name!r} ({stage.kind.value}) has no input",
+                flow=flow,
+                stage=stage.name,
             )
     for port, readers in consumers(stages).items():
         if readers:

@@ -17,7 +17,7 @@ class Sink(Protocol):
     ...     def write_batch(self, events): print(*events, sep="\\n")
     """
 
-    def write_batch(self, events: list[Any]) -> None | Awaitable[None]:
+    def write_batch(self, events: list[Any]) -> Awaitable[None] | None:
         """Write one batch of events, in order."""
         ...
 

@@ -31,7 +31,7 @@ class PartitionReader(Protocol):
     the last batch it returned: a JSON-able value that ``Source.open`` accepts to resume.
     """
 
-    def read(self, max_events: int) -> list[Any] | None | Awaitable[list[Any] | None]:
+    def read(self, max_events: int) -> list[Any] | Awaitable[list[Any] | None] | None:
         """The next batch, ``[]`` for "nothing yet", or ``None`` at end of stream."""
         ...
 

@@ -121,8 +121,11 @@ class RunResult:
             f"run {self.run_id} of flow {self.flow!r}: {self.status.value.upper()} "
             f"in {self.duration:.2f}s"
         ]
-        header = f"  {'stage':<24} {'in':>10} {'out':>10} {'errors':>7} {'retries':>7} {'skipped':>7} {'dead':>6}"
-        lines.append(header)
+        columns = ("in", "out", "errors", "retries", "skipped", "dead")
+        widths = (10, 10, 7, 7, 7, 6)
+        lines.append(
+            f"  {'stage':<24}" + "".join(f" {c:>{w}}" for c, w in zip(columns, widths, strict=True))
+        )
         for stats in self.stages.values():
             lines.append(
                 f"  {stats.name:<24} {stats.events_in:>10} {stats.events_out:>10} "

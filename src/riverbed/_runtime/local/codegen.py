@@ -158,7 +158,10 @@ def compile_chain(chain: Chain, states: list[dict[Any, Any] | None]) -> Compiled
             guarded(f"F{index}(x)")
         elif kind is StageKind.KEY_BY:
             guarded(f"k{index} = F{index}(x)")
-            if index < last and chain.stages[index + 1].kind in (StageKind.STATEFUL, StageKind.FOLD):
+            if index < last and chain.stages[index + 1].kind in (
+                StageKind.STATEFUL,
+                StageKind.FOLD,
+            ):
                 pair = (f"k{index}", "x")
             else:
                 out.line(depth, f"x = (k{index}, x)")
@@ -237,7 +240,7 @@ def compile_chain(chain: Chain, states: list[dict[Any, Any] | None]) -> Compiled
     out.lines[0] = out.lines[0][:-2] + bound + "):"
     source = "\n".join(out.lines) + "\n"
     code = compile(source, f"<riverbed chain {chain.name}>", "exec")
-    exec(code, names)  # noqa: S102 - our own generated code, built from the plan only
+    exec(code, names)
     return CompiledChain(run=names["fast"], explicit=explicit, source=source)
 
 

@@ -89,7 +89,9 @@ class LocalRun:
         _check_positive("concurrency", concurrency)
         _check_positive("channel_capacity", channel_capacity)
         self.flow = flow
-        self.plan: Plan = make_plan(flow.name, flow.stages, on_error=flow.on_error, retry=flow.retry)
+        self.plan: Plan = make_plan(
+            flow.name, flow.stages, on_error=flow.on_error, retry=flow.retry
+        )
         self.version = flow.version
         self.batch_size = batch_size
         self.progress = progress

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import operator
 import random
 from collections.abc import Callable
 from typing import Any
@@ -76,13 +77,15 @@ class ChainExecutor:
     async def process(self, batch: list[Any]) -> Outputs:
         """Run ``batch`` through the chain; return the events leaving each output port."""
         outs: Outputs = {port: [] for port in self.ports}
-        if self.compiled is None:
-            await self._process_async(batch, outs)
-        else:
-            await self._process_fast(batch, outs)
-        if self.batch_sink:
-            await self._write_batch(outs.pop("sink"))
-        self._sync_out_counts(outs)
+        try:
+            if self.compiled is None:
+                await self._process_async(batch, outs)
+            else:
+                await self._process_fast(batch, outs)
+            if self.batch_sink:
+                await self._write_batch(outs.pop("sink"))
+        finally:
+            self._sync_out_counts(outs)
         return outs
 
     async def finish(self) -> Outputs:
@@ -128,24 +131,26 @@ class ChainExecutor:
         sums = [0] * len(explicit)
         bails = [0] * len(self.stages)
         iterator = iter(batch)
-        while True:
-            try:
-                counts = run(iterator, *args)
-            except Bail as bail:
-                for slot, count in enumerate(bail.counts):
+        try:
+            while True:
+                try:
+                    counts = run(iterator, *args)
+                except Bail as bail:
+                    for slot, count in enumerate(bail.counts):
+                        sums[slot] += count
+                    bails[bail.stage] += 1
+                    await self._recover(bail, outs)
+                    continue
+                for slot, count in enumerate(counts):
                     sums[slot] += count
-                bails[bail.stage] += 1
-                await self._recover(bail, outs)
-                continue
-            for slot, count in enumerate(counts):
-                sums[slot] += count
-            break
-        entered = len(batch)
-        explicit_counts = dict(zip(explicit, sums, strict=True))
-        for index, counters in enumerate(self.counters):
-            if index:
-                entered = explicit_counts.get(index, entered - bails[index - 1])
-            counters.events_in += entered
+                break
+        finally:  # count also when a STOP ends the batch half way
+            entered = len(batch) - operator.length_hint(iterator)
+            explicit_counts = dict(zip(explicit, sums, strict=True))
+            for index, counters in enumerate(self.counters):
+                if index:
+                    entered = explicit_counts.get(index, entered - bails[index - 1])
+                counters.events_in += entered
 
     async def _process_async(self, batch: list[Any], outs: Outputs) -> None:
         """Up to ``concurrency`` events in flight; outputs kept in input order. A stateful
