@@ -117,6 +117,7 @@ def _warm_up(
 def run_workload(workload: Workload, events: int, repeats: int) -> dict[str, Any]:
     """Run every implementation of ``workload`` ``repeats`` times; the result record."""
     eps: dict[str, list[float]] = {name: [] for name in IMPLEMENTATIONS}
+    cpu_eps: dict[str, list[float]] = {name: [] for name in IMPLEMENTATIONS}
     peak: dict[str, float] = {}
     start_rss: dict[str, float] = {}
     reasons: dict[str, str] = {}
@@ -148,11 +149,12 @@ def run_workload(workload: Workload, events: int, repeats: int) -> dict[str, Any
                 continue
             rate = events / result.seconds
             eps[name].append(rate)
+            cpu_eps[name].append(events / result.cpu_seconds if result.cpu_seconds else rate)
             peak[name] = max(peak.get(name, 0.0), result.peak_rss_mb)
             start_rss.setdefault(name, result.start_rss_mb)
             log(
                 f"  {workload.id} repeat {repeat + 1}/{repeats} {name:<13} "
-                f"{rate:>12,.0f} ev/s  {result.seconds:7.2f} s  "
+                f"{rate:>12,.0f} ev/s  {result.seconds:7.2f} s (cpu {result.cpu_seconds:.2f} s)  "
                 f"peak RSS {result.peak_rss_mb:,.0f} MB"
             )
     medians = {name: _median(eps[name]) for name in IMPLEMENTATIONS}
@@ -170,6 +172,8 @@ def run_workload(workload: Workload, events: int, repeats: int) -> dict[str, Any
         "events": events,
         "repeats": repeats,
         "runs_eps": eps,
+        "runs_cpu_eps": cpu_eps,
+        "cpu_eps_medians": {name: _median(cpu_eps[name]) for name in IMPLEMENTATIONS},
         "peak_rss_mb_by_impl": peak,
         "rss_before_mb_by_impl": start_rss,
     }

@@ -77,6 +77,8 @@ class Measurement:
 
     output: Any
     seconds: float
+    cpu_seconds: float
+    """Process CPU time (all threads) during the call: less sensitive to other processes."""
     peak_rss_mb: float
     start_rss_mb: float
     samples: list[tuple[float, int]] = field(default_factory=list)
@@ -86,7 +88,10 @@ def measure(fn: Callable[[], Any], *, interval: float = 0.2) -> Measurement:
     """Call ``fn()`` once after a full garbage collection, timing it and sampling RSS."""
     gc.collect()
     with RssSampler(interval) as sampler:
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         output = fn()
         seconds = time.perf_counter() - start
-    return Measurement(output, seconds, sampler.peak_mb, sampler.start_mb, sampler.samples)
+        cpu_seconds = time.process_time() - cpu_start
+    return Measurement(
+        output, seconds, cpu_seconds, sampler.peak_mb, sampler.start_mb, sampler.samples
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
+import os
 import re
 from collections.abc import Callable
 from types import CodeType
@@ -53,8 +54,15 @@ def describe(fn: Any) -> str:
     module = getattr(target, "__module__", None) or type(target).__module__
     where = ""
     code = getattr(target, "__code__", None)
+    if code is None:
+        # A class: where its __init__ is (what a wrong signature is about); an object with
+        # __call__: where that is.
+        own = vars(target).get("__init__") if inspect.isclass(target) else None
+        if own is None and not inspect.isclass(target):
+            own = getattr(type(target), "__call__", None)  # noqa: B004 - the method itself
+        code = getattr(own, "__code__", None)
     if isinstance(code, CodeType):
-        where = f" ({code.co_filename.rsplit('/', 1)[-1]}, line {code.co_firstlineno})"
+        where = f" ({os.path.basename(code.co_filename)}, line {code.co_firstlineno})"
     return f"{module}.{qualname}{where}"
 
 
@@ -126,7 +134,17 @@ def _feed_code(digest: Any, code: CodeType) -> None:
         if isinstance(const, CodeType):
             _feed_code(digest, const)
         else:
-            digest.update(repr(const).encode())
+            digest.update(_const_text(const).encode())
+
+
+def _const_text(const: Any) -> str:
+    """``repr`` of a code constant, but with set members sorted: ``x in {"a", "b"}`` stores
+    a frozenset, whose repr order follows the per-process string hash (PYTHONHASHSEED)."""
+    if isinstance(const, frozenset):
+        return "frozenset({" + ", ".join(sorted(_const_text(item) for item in const)) + "})"
+    if isinstance(const, tuple):
+        return "(" + ", ".join(_const_text(item) for item in const) + ",)"
+    return repr(const)
 
 
 def require_callable(obj: Any, *, stage: str, role: str, flow: str | None = None) -> None:

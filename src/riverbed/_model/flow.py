@@ -139,11 +139,10 @@ class Flow:
         return unique
 
     def _duplicate(self, name: str) -> DuplicateStageError:
-        existing = self._stages[name]
+        existing = graph.summary(self._stages[name])
         return DuplicateStageError(
-            f"flow {self.name!r} already has a stage named {name!r} (a {existing.kind.value} "
-            f"stage); stage names key state and records, so each must be unique: pass "
-            f"another name=...",
+            f"flow {self.name!r} already has a stage named {name!r} ({existing}); stage "
+            "names key state and records, so each must be unique: pass another name=...",
             flow=self.name,
             stage=name,
         )
@@ -279,16 +278,27 @@ class Stream:
         assert isinstance(stream, KeyedStream)
         return stream
 
-    def stateful(self, *args: Any, **kwargs: Any) -> KeyedStream:
+    def stateful(self, fn_or_class: Any = None, *args: Any, **kwargs: Any) -> KeyedStream:
         """Per-key state needs keys: see ``KeyedStream.stateful``."""
-        raise FlowDefinitionError(
-            f"stateful after {self.port} needs a keyed stream: call .key_by(fn) first "
-            "(or .key_by(lambda event: None) for one state shared by all events)",
+        raise self._needs_keys("stateful", fn_or_class)
+
+    def fold(self, initial: Any = None, fn: Any = None, *args: Any, **kwargs: Any) -> KeyedStream:
+        """Per-key state needs keys: see ``KeyedStream.fold``."""
+        raise self._needs_keys("fold", fn)
+
+    def reduce(self, fn: Any = None, *args: Any, **kwargs: Any) -> KeyedStream:
+        """Per-key state needs keys: see ``KeyedStream.reduce``."""
+        raise self._needs_keys("reduce", fn)
+
+    def _needs_keys(self, operator: str, fn: Any) -> FlowDefinitionError:
+        what = f"({callables.describe(fn)})" if callable(fn) else ""
+        return FlowDefinitionError(
+            f"{operator}{what} after stage {self.port.stage!r} needs a keyed stream: call "
+            ".key_by(fn) first (or .key_by(lambda event: None) for one state shared by all "
+            "events)",
             flow=self.flow.name,
             stage=self.port.stage,
         )
-
-    fold = reduce = stateful
 
     # -- shape ----------------------------------------------------------------------------
 
@@ -438,7 +448,7 @@ class KeyedStream(Stream):
 
     __module__ = "riverbed"
 
-    def stateful(
+    def stateful(  # type: ignore[override]
         self,
         fn_or_class: Any,
         method: Any = None,
@@ -517,7 +527,7 @@ class KeyedStream(Stream):
         assert isinstance(stream, KeyedStream)
         return stream
 
-    def fold(
+    def fold(  # type: ignore[override]
         self,
         initial: Callable[[], Any],
         fn: Callable[[Any, Any], Any],
@@ -539,7 +549,7 @@ class KeyedStream(Stream):
         assert isinstance(stream, KeyedStream)
         return stream
 
-    def reduce(
+    def reduce(  # type: ignore[override]
         self,
         fn: Callable[[Any, Any], Any],
         *,

@@ -46,7 +46,7 @@ def topological_order(flow: str, stages: Sequence[Stage]) -> list[Stage]:
                 ready.append(after)
     if len(order) != len(stages):
         loop = _find_loop(by_name, {name for name, count in waiting.items() if count > 0})
-        path = " -> ".join(f"{name!r} ({_what(by_name[name])})" for name in [*loop, loop[0]])
+        path = " -> ".join(f"{name!r} ({summary(by_name[name])})" for name in [*loop, loop[0]])
         raise CycleError(
             f"flow {flow!r} has a cycle: {path}; events must flow one way from sources to sinks",
             flow=flow,
@@ -90,7 +90,7 @@ def validate(flow: str, stages: Sequence[Stage]) -> None:
         if readers:
             continue
         stage = next(s for s in stages if s.name == port.stage)
-        what = _what(stage)
+        what = summary(stage)
         output = "" if port.name == "out" else f" (output {port.name!r})"
         raise DanglingStreamError(
             f"the stream of stage {stage.name!r}{output}, {what}, goes nowhere: nothing "
@@ -100,7 +100,8 @@ def validate(flow: str, stages: Sequence[Stage]) -> None:
         )
 
 
-def _what(stage: Stage) -> str:
+def summary(stage: Stage) -> str:
+    """What a stage is, for messages: ``map app.parse (app.py, line 12)``."""
     if stage.kind is StageKind.MERGE:
         return "a merge"
     if stage.is_source:

@@ -337,9 +337,12 @@ class LocalRun:
         display = LiveProgress(self.flow.name, list(self.counters.values()))
 
         async def tick() -> None:
-            while True:
-                await asyncio.sleep(0.25)
-                display.refresh()
+            try:
+                while True:
+                    await asyncio.sleep(0.25)
+                    display.refresh()
+            except Exception:  # a broken display must not break the run, nor hide
+                logger.exception("flow %r: the progress display failed", self.flow.name)
 
         return display, loop.create_task(tick())
 
