@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import baselines, bytewax_impl, riverbed_impl, workloads
-from .measure import RssSampler, measure
+from .measure import Measurement, RssSampler, measure
 
 IMPLEMENTATIONS = ("riverbed", "plain", "naive_asyncio", "bytewax")
 
@@ -86,10 +86,6 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _describe_failure(error: BaseException) -> str:
-    return "".join(traceback.format_exception(error)).rstrip()
-
-
 def _median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
@@ -98,24 +94,35 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
-def _warm_up(
-    workload: Workload, name: str, events: int, reasons: dict[str, str], failures: dict[str, str]
-) -> None:
-    """One small untimed run; a failure is recorded like a failure of a timed run."""
+class _FailedError(Exception):
+    """An implementation raised or gave a wrong result: ``reason`` for the table,
+    ``detail`` (a traceback or the check's message) for the end of the output."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.detail = detail
+
+
+def _checked_run(workload: Workload, name: str, events: int) -> Measurement:
+    """One timed, sampled run of one implementation, its result checked."""
     try:
-        wrong = workload.check(events, workload.runners[name](events))
+        result = measure(functools.partial(workload.runners[name], events))
     except Exception as error:
-        failures[name] = _describe_failure(error)
-        reasons[name] = f"raised {type(error).__name__}: {str(error).splitlines()[0]}"
-        log(f"  {workload.id} {name}: FAILED in warm-up ({reasons[name]})")
-        return
+        reason = f"raised {type(error).__name__}: {(str(error).splitlines() or [''])[0]}"
+        raise _FailedError(reason, "".join(traceback.format_exception(error)).rstrip()) from error
+    wrong = workload.check(events, result.output)
     if wrong is not None:
-        reasons[name] = failures[name] = f"wrong result (warm-up, {events} events): {wrong}"
-        log(f"  {workload.id} {name}: WRONG RESULT in warm-up ({wrong})")
+        raise _FailedError(f"wrong result: {wrong}", f"wrong result with {events} events: {wrong}")
+    return result
 
 
 def run_workload(workload: Workload, events: int, repeats: int) -> dict[str, Any]:
-    """Run every implementation of ``workload`` ``repeats`` times; the result record."""
+    """Run every implementation of ``workload`` ``repeats`` times; the result record.
+
+    Each implementation first runs once untimed on a few events (imports, first-call
+    costs), checked like the timed runs.
+    """
     eps: dict[str, list[float]] = {name: [] for name in IMPLEMENTATIONS}
     cpu_eps: dict[str, list[float]] = {name: [] for name in IMPLEMENTATIONS}
     peak: dict[str, float] = {}
@@ -124,28 +131,21 @@ def run_workload(workload: Workload, events: int, repeats: int) -> dict[str, Any
     failures: dict[str, str] = {}
     if bytewax_impl.UNAVAILABLE is not None:
         reasons["bytewax"] = bytewax_impl.UNAVAILABLE
-    warmup_events = min(events, WARMUP_EVENTS)
-    for name in IMPLEMENTATIONS:  # imports, first-call costs: not timed, but checked
-        if name not in reasons:
-            _warm_up(workload, name, warmup_events, reasons, failures)
+    rounds = [("warm-up", min(events, WARMUP_EVENTS), IMPLEMENTATIONS)]
     for repeat in range(repeats):
         order = IMPLEMENTATIONS[repeat % 4 :] + IMPLEMENTATIONS[: repeat % 4]
+        rounds.append((f"repeat {repeat + 1}/{repeats}", events, order))
+    for label, count, order in rounds:
         for name in order:
             if name in reasons:
                 continue
-            runner = workload.runners[name]
             try:
-                result = measure(functools.partial(runner, events))
-            except Exception as error:
-                failures[name] = _describe_failure(error)
-                reasons[name] = f"raised {type(error).__name__}: {str(error).splitlines()[0]}"
-                log(f"  {workload.id} {name}: FAILED ({reasons[name]})")
+                result = _checked_run(workload, name, count)
+            except _FailedError as failure:
+                reasons[name], failures[name] = failure.reason, failure.detail
+                log(f"  {workload.id} {label} {name}: FAILED ({failure.reason})")
                 continue
-            wrong = workload.check(events, result.output)
-            if wrong is not None:
-                reasons[name] = f"wrong result: {wrong}"
-                failures[name] = reasons[name]
-                log(f"  {workload.id} {name}: WRONG RESULT ({wrong})")
+            if label == "warm-up":
                 continue
             rate = events / result.seconds
             eps[name].append(rate)
@@ -153,11 +153,12 @@ def run_workload(workload: Workload, events: int, repeats: int) -> dict[str, Any
             peak[name] = max(peak.get(name, 0.0), result.peak_rss_mb)
             start_rss.setdefault(name, result.start_rss_mb)
             log(
-                f"  {workload.id} repeat {repeat + 1}/{repeats} {name:<13} "
-                f"{rate:>12,.0f} ev/s  {result.seconds:7.2f} s (cpu {result.cpu_seconds:.2f} s)  "
+                f"  {workload.id} {label} {name:<13} {rate:>12,.0f} ev/s  "
+                f"{result.seconds:7.2f} s (cpu {result.cpu_seconds:.2f} s)  "
                 f"peak RSS {result.peak_rss_mb:,.0f} MB"
             )
     medians = {name: _median(eps[name]) for name in IMPLEMENTATIONS}
+    cpu_medians = {name: _median(cpu_eps[name]) for name in IMPLEMENTATIONS}
     record: dict[str, Any] = {
         "workload": workload.id,
         "riverbed_eps": medians["riverbed"],
@@ -173,7 +174,9 @@ def run_workload(workload: Workload, events: int, repeats: int) -> dict[str, Any
         "repeats": repeats,
         "runs_eps": eps,
         "runs_cpu_eps": cpu_eps,
-        "cpu_eps_medians": {name: _median(cpu_eps[name]) for name in IMPLEMENTATIONS},
+        "cpu_eps_medians": cpu_medians,
+        "ratio_plain_cpu": _ratio(cpu_medians["riverbed"], cpu_medians["plain"]),
+        "ratio_bytewax_cpu": _ratio(cpu_medians["riverbed"], cpu_medians["bytewax"]),
         "peak_rss_mb_by_impl": peak,
         "rss_before_mb_by_impl": start_rss,
     }
@@ -216,8 +219,8 @@ def run_w6(seconds: float) -> dict[str, Any]:
         with RssSampler(0.2) as sampler:
             produced, sink = riverbed_impl.riverbed_w6(seconds)
     except Exception as error:
-        record["failures"]["riverbed"] = _describe_failure(error)
-        record["riverbed_reason"] = f"raised {type(error).__name__}: {str(error).splitlines()[0]}"
+        record["failures"]["riverbed"] = "".join(traceback.format_exception(error)).rstrip()
+        record["riverbed_reason"] = f"raised {type(error).__name__}: {error}".splitlines()[0]
         log(f"  W6 riverbed: FAILED ({record['riverbed_reason']})")
         return record
     elapsed = sampler.samples[-1][0]

@@ -78,6 +78,10 @@ def _eps(value: float | None, reason: str | None, notes: _Notes) -> str:
     return f"{value:,.0f}"
 
 
+def _num(value: float | None, suffix: str = "") -> str:
+    return "n/a" if value is None else f"{value:.2f}{suffix}"
+
+
 def _mark(met: bool) -> str:
     return "[green]met[/green]" if met else "[red]NOT met[/red]"
 
@@ -137,6 +141,18 @@ def print_table(records: list[dict[str, Any]], info: dict[str, Any], console: Co
             _memory(record),
         )
     console.print(table)
+    cpu = [
+        f"{r['workload']} {_num(r.get('ratio_plain_cpu'))} of plain, "
+        f"{_num(r.get('ratio_bytewax_cpu'), 'x')} bytewax"
+        for r in records
+        if "ratio_plain_cpu" in r
+    ]
+    if cpu:
+        console.print(
+            "[dim]the same ratios on process CPU time (less disturbed by other processes): "
+            + "; ".join(cpu)
+            + "[/dim]"
+        )
     for number, reason in enumerate(notes.reasons, 1):
         console.print(f"[{number}] {reason}", markup=False, highlight=False)
     console.print(

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 MACHINES = 5
 READINGS_PER_MACHINE = 60
-SEED = 1
+SEED = 2
 
 SETPOINT = 70.0
 """Degrees Celsius the machines are regulated to."""

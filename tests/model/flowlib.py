@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 
+import riverbed as rb
+
 NUMBERS = [1, 2, 3, 4, 5, 6]
 
 
@@ -97,6 +99,32 @@ class MyMapper:
 
 async def slow_double(x: int) -> int:
     return x * 2
+
+
+def full_flow() -> rb.Flow:
+    """A flow using every operator and setting, all from importable code."""
+    retry = rb.Retry(attempts=2, jitter=False)
+    flow = rb.Flow("everything", on_error=rb.OnError.SKIP, retry=retry)
+    listed = flow.source(NUMBERS, name="numbers")
+    generated = flow.source(numbers, name="generated")
+    merged = rb.merge(listed, generated)
+    trues, falses = merged.branch(is_even)
+    doubled = trues.map(
+        double,
+        on_error=rb.OnError.DEAD_LETTER,
+        retry=rb.Retry(attempts=4, backoff=0.5, on=(ValueError, KeyError)),
+        timeout=1.5,
+    )
+    doubled.flat_map(explode).inspect(log).sink(print)
+    keyed = falses.key_by(key_of)
+    keyed.stateful(Average, Average.add).sink(collect)
+    keyed.stateful(count, initial=int).values().sink_batch(collect)
+    keyed.fold(zero, add, running=True).sink(print)
+    keyed.reduce(add, name="sum").sink(print)
+    routes = generated.map(slow_double, concurrency=4).route(parity, ["even", "odd"])
+    routes.even.sink(print)
+    routes.odd.filter(is_even).sink(print)
+    return flow
 
 
 # -- wrongly shaped callables: each must be refused while the flow is built ------------------

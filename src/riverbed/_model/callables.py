@@ -94,11 +94,16 @@ def resolve_ref(ref: str) -> Any:
 
 
 def is_async(fn: Any) -> bool:
-    """True for ``async def`` functions and objects whose ``__call__`` is one."""
-    target = unwrap(fn)
-    if inspect.iscoroutinefunction(target) or inspect.isasyncgenfunction(target):
+    """True for ``async def`` functions, partials of them, and objects whose ``__call__``
+    is one. Decorators are judged by the wrapper itself, not by what it wraps (an async
+    wrapper of a sync function is async; a sync wrapper of an async one is not)."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
         return True
-    call = getattr(target, "__call__", None)  # noqa: B004 - we want the method itself
+    if inspect.isfunction(fn) or inspect.ismethod(fn) or inspect.isclass(fn):
+        return False
+    call = getattr(fn, "__call__", None)  # noqa: B004 - we want the method itself
     return call is not None and inspect.iscoroutinefunction(call)
 
 

@@ -56,7 +56,8 @@ def topological_order(flow: str, stages: Sequence[Stage]) -> list[Stage]:
 
 
 def _find_loop(by_name: dict[str, Stage], stuck: set[str]) -> list[str]:
-    """One cycle among the ``stuck`` stages, in flow direction. Every stuck stage has a
+    """One cycle among the ``stuck`` stages, in flow direction, from its earliest-built
+    stage. Every stuck stage has a
     stuck input, so walking inputs from any of them must come back to a stage seen before."""
     walk: list[str] = []
     seen: dict[str, int] = {}
@@ -65,7 +66,9 @@ def _find_loop(by_name: dict[str, Stage], stuck: set[str]) -> list[str]:
         seen[name] = len(walk)
         walk.append(name)
         name = next(p.stage for p in by_name[name].inputs if p.stage in stuck)
-    return walk[seen[name] :][::-1]
+    loop = walk[seen[name] :][::-1]
+    first = loop.index(min(loop, key=list(by_name).index))  # start at the earliest-built
+    return loop[first:] + loop[:first]
 
 
 def validate(flow: str, stages: Sequence[Stage]) -> None:

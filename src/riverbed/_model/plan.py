@@ -1,16 +1,18 @@
 """From a flow to an executable plan: which stages run fused in one loop, and the edges
 between those loops.
 
-Fusion (operator chaining) joins a stage to the one before it when events can go from one
-to the next without a channel: the upstream has one output read by this stage alone, and
-both run synchronously per event (no async callable, no timeout). Sources, merges (fan-in)
-and async stages start a new chain; branches, routes and sinks end one. Every runner
-executes the same plan; a distributed runner adds partitions and exchanges on top of it.
+Fusion (operator chaining) joins a stage to its upstream's chain when events can go from
+one to the other without a channel: the upstream's output is read by this stage alone,
+and both run synchronously per event (no async callable, no timeout). A chain is a small
+tree: a branch or route continues into the fused stages of each of its outputs, and a
+merge whose inputs all come from one chain joins it too, so a fan-out / fan-in diamond
+runs as one loop. Sources and async stages start their own chains. Every runner executes
+the same plan; a distributed runner adds partitions and exchanges on top of it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from riverbed._model import callables, graph
@@ -23,10 +25,17 @@ __all__ = ["Chain", "Plan", "make_plan"]
 
 @dataclass(frozen=True)
 class Chain:
-    """Stages that run as one loop over each batch, in order."""
+    """Stages that run as one loop over each batch: ``stages[0]`` (the head) reads the
+    chain's input channel; ``links`` says which member reads each internal output port;
+    ``exits`` are the output ports whose readers are other chains."""
 
     stages: tuple[Stage, ...]
+    """The members, each after its inputs."""
     policies: tuple[Policy, ...]
+    links: Mapping[Port, int]
+    """Internal edges: an output port of a member -> the index of the member reading it."""
+    exits: tuple[Port, ...]
+    """Output ports of members that leave the chain (read by other chains)."""
     is_async: bool
     """True for a chain of one stage whose callable is async or has a timeout: it is
     awaited per event with bounded concurrency instead of looped over synchronously."""
@@ -41,11 +50,6 @@ class Chain:
         """The first stage: the one whose input channel the chain reads."""
         return self.stages[0]
 
-    @property
-    def tail(self) -> Stage:
-        """The last stage: the one whose outputs leave the chain."""
-        return self.stages[-1]
-
 
 @dataclass(frozen=True)
 class Plan:
@@ -55,7 +59,7 @@ class Plan:
     sources: tuple[Stage, ...]
     chains: tuple[Chain, ...]
     readers: dict[Port, tuple[str, ...]]
-    """For every output port of a source or chain tail: the chains (by name) reading it."""
+    """For every output port read by a chain head: the chains (by name) reading it."""
 
 
 def _needs_await(stage: Stage) -> bool:
@@ -65,10 +69,6 @@ def _needs_await(stage: Stage) -> bool:
         return callables.is_async(getattr(stage.fn, "write_batch", None))
     target = stage.method if stage.method is not None else stage.fn
     return target is not None and callables.is_async(target)
-
-
-def _ends_chain(stage: Stage) -> bool:
-    return len(stage.outputs) != 1 or stage.is_sink
 
 
 def make_plan(
@@ -82,40 +82,21 @@ def make_plan(
     graph.validate(flow, stages)
     readers = graph.consumers(stages)
     order = graph.topological_order(flow, stages)
-    chain_of: dict[str, list[Stage]] = {}
-    chains: list[list[Stage]] = []
+    chain_of: dict[str, int] = {}
+    members: list[list[Stage]] = []
     for stage in order:
         if stage.is_source:
             continue
-        joined = False
-        if len(stage.inputs) == 1 and not _needs_await(stage):
-            upstream_name = stage.inputs[0].stage
-            members = chain_of.get(upstream_name)
-            if (
-                members is not None
-                and members[-1].name == upstream_name
-                and not _ends_chain(members[-1])
-                and readers[stage.inputs[0]] == [stage.name]
-                and not any(_needs_await(s) for s in members)
-            ):
-                members.append(stage)
-                chain_of[stage.name] = members
-                joined = True
-        if not joined:
-            members = [stage]
-            chains.append(members)
-            chain_of[stage.name] = members
-    planned = tuple(
-        Chain(
-            stages=tuple(members),
-            policies=tuple(
-                resolve(s.on_error, s.retry, on_error, retry, s.timeout) for s in members
-            ),
-            is_async=any(_needs_await(s) for s in members),
-        )
-        for members in chains
+        home = _fusable_into(stage, chain_of, members, readers)
+        if home is None:
+            home = len(members)
+            members.append([])
+        members[home].append(stage)
+        chain_of[stage.name] = home
+    chains = tuple(
+        _chain(group, readers, on_error=on_error, retry=retry) for group in members
     )
-    heads = {chain.head.name for chain in planned}
+    heads = {chain.head.name for chain in chains}
     exits = {
         port: tuple(name for name in names if name in heads)
         for port, names in readers.items()
@@ -124,8 +105,57 @@ def make_plan(
     return Plan(
         flow=flow,
         sources=tuple(s for s in order if s.is_source),
-        chains=planned,
+        chains=chains,
         readers=exits,
+    )
+
+
+def _fusable_into(
+    stage: Stage,
+    chain_of: dict[str, int],
+    members: list[list[Stage]],
+    readers: Mapping[Port, list[str]],
+) -> int | None:
+    """The chain ``stage`` can join, or None if it must start its own."""
+    if _needs_await(stage):
+        return None
+    homes = {chain_of.get(port.stage) for port in stage.inputs}
+    if len(homes) != 1:
+        return None
+    home = homes.pop()
+    if home is None or any(_needs_await(s) for s in members[home]):
+        return None
+    if len(stage.inputs) > 1 and stage.kind is not StageKind.MERGE:
+        return None
+    if all(readers[port] == [stage.name] for port in stage.inputs):
+        return home
+    return None
+
+
+def _chain(
+    group: list[Stage],
+    readers: Mapping[Port, list[str]],
+    *,
+    on_error: OnError | None,
+    retry: Retry | None,
+) -> Chain:
+    index = {stage.name: position for position, stage in enumerate(group)}
+    links: dict[Port, int] = {}
+    exits: list[Port] = []
+    for stage in group:
+        for name in stage.outputs:
+            port = Port(stage.name, name)
+            inside = [index[r] for r in readers[port] if r in index]
+            if inside:
+                links[port] = inside[0]
+            else:
+                exits.append(port)
+    return Chain(
+        stages=tuple(group),
+        policies=tuple(resolve(s.on_error, s.retry, on_error, retry, s.timeout) for s in group),
+        links=links,
+        exits=tuple(exits),
+        is_async=any(_needs_await(s) for s in group),
     )
 
 

@@ -1,16 +1,20 @@
 """The fast path of a fused chain: one generated Python function that runs a whole batch
 through every stage of the chain in a single loop, as a hand-written loop would.
 
-The generated function never handles a failure itself. When a stage raises, it raises
-``Bail`` carrying what the slow path needs to go on exactly where it stopped: the stage,
-the value that stage was given, the error, the unfinished iterators of enclosing flat_maps,
-and the counters so far. The executor handles the failure by the stage's policy, finishes
-that event's subtree, and calls the function again on the same batch iterator, which goes
-on with the next event. No user function is ever called twice for one event, except as a
-retry. ``try`` costs nothing in CPython 3.11+ when nothing is raised.
+The chain is a small tree (a branch continues into the stages of both outputs; a merge of
+two paths is inlined on each path). The generated function never handles a failure
+itself. When a stage raises, it raises ``Bail`` carrying what the slow path needs to go on
+exactly where it stopped: the stage, the value that stage was given, the error, the
+unfinished iterators of enclosing flat_maps, and the counters so far. The executor handles
+the failure by the stage's policy, finishes that event's subtree, and calls the function
+again on the same batch iterator, which goes on with the next event. No user function is
+ever called twice for one event, except as a retry. ``try`` costs nothing in CPython 3.11+
+when nothing is raised.
 
-Counting: a stage's input count is derived from the one before it when that one is
-one-to-one (map, inspect, key_by, merge); otherwise the loop keeps an explicit counter.
+Counting: events are counted per internal edge. An edge out of a one-to-one stage (map,
+inspect, key_by, merge) is derived from that stage's input count; an edge into a batch
+sink or out of the chain is measured by the length of its list; the others are counted
+by the loop (``explicit_edges``).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from riverbed._model.plan import Chain, is_batch_sink
-from riverbed._model.stages import ONE_TO_ONE, StageKind
+from riverbed._model.stages import ONE_TO_ONE, Port, StageKind
 
 
 class Bail(Exception):  # noqa: N818 - not an error: a hand-over to the slow path
@@ -59,200 +63,232 @@ class UnknownRouteError(LookupError):
 
 MISSING: Any = object()
 
+_PAIR_TAKERS = (StageKind.STATEFUL, StageKind.FOLD)
+
+
+def list_key(chain: Chain, port: Port) -> str:
+    """The key of the list that collects what goes through ``port``: an exit of the chain,
+    or the input of a batch sink inside it."""
+    target = chain.links.get(port)
+    if target is not None:
+        return f"sink:{chain.stages[target].name}"
+    return str(port)
+
+
+def measured(chain: Chain, port: Port) -> bool:
+    """True if the events through ``port`` are counted by the length of a list."""
+    target = chain.links.get(port)
+    return target is None or is_batch_sink(chain.stages[target])
+
+
+def explicit_edges(chain: Chain) -> tuple[Port, ...]:
+    """The internal edges whose counts the generated loop keeps itself."""
+    return tuple(
+        port
+        for port in chain.links
+        if not measured(chain, port)
+        and chain.stages[_index(chain, port.stage)].kind not in ONE_TO_ONE
+    )
+
+
+def _index(chain: Chain, name: str) -> int:
+    for position, stage in enumerate(chain.stages):
+        if stage.name == name:
+            return position
+    raise LookupError(name)  # pragma: no cover - ports always name members
+
 
 @dataclass(frozen=True)
 class CompiledChain:
     """The generated function and what the executor needs to interpret its counters."""
 
     run: Callable[..., tuple[int, ...]]
-    explicit: tuple[int, ...]
-    """The stage indexes whose input count the loop keeps itself, in ``counts`` order."""
+    explicit: tuple[Port, ...]
+    """The internal edges the loop counts, in the order of its returned counts."""
+    lists: tuple[str, ...]
+    """The keys of the lists the function appends to, in the order of its parameters."""
     source: str
     """The generated code, for debugging (``print(compiled.source)``)."""
 
 
-def explicit_counters(chain: Chain) -> tuple[int, ...]:
-    """Stages whose input count cannot be derived from the stage before them."""
-    return tuple(
-        index
-        for index in range(1, len(chain.stages))
-        if chain.stages[index - 1].kind not in ONE_TO_ONE
-    )
-
-
-class _Writer:
-    def __init__(self) -> None:
+class _Generator:
+    def __init__(self, chain: Chain, states: list[dict[Any, Any] | None]) -> None:
+        self.chain = chain
+        self.states = states
+        self.explicit = explicit_edges(chain)
+        self.counter = {port: f"c{number}" for number, port in enumerate(self.explicit)}
+        self.counts = "(" + "".join(f"{self.counter[p]}, " for p in self.explicit) + ")"
+        self.lists: dict[str, str] = {}
+        self.names: dict[str, Any] = {
+            "Bail": Bail,
+            "MISSING": MISSING,
+            "StageResultError": StageResultError,
+            "UnknownRouteError": UnknownRouteError,
+        }
         self.lines: list[str] = []
 
     def line(self, depth: int, text: str) -> None:
         self.lines.append("    " * depth + text)
 
+    def appender(self, port: Port, batch_sink: str | None = None) -> str:
+        key = f"sink:{batch_sink}" if batch_sink is not None else list_key(self.chain, port)
+        if key not in self.lists:
+            self.lists[key] = f"a{len(self.lists)}"
+        return self.lists[key]
 
-def compile_chain(chain: Chain, states: list[dict[Any, Any] | None]) -> CompiledChain:
-    """Generate the fast loop of ``chain``. ``states[i]`` is stage i's per-key state dict.
+    def generate(self) -> CompiledChain:
+        body_start = len(self.lines)
+        self.stage(0, 2, (), None)
+        body = self.lines[body_start:]
+        self.lines = self.lines[:body_start]
+        bound = [f"{name}={name}" for name in sorted(self.names) if name[0] in "FMISO"]
+        params = ["it0", *self.lists.values(), *bound]
+        self.line(0, f"def fast({', '.join(params)}):")
+        for port in self.explicit:
+            self.line(1, f"{self.counter[port]} = 0")
+        self.line(1, "for x in it0:")
+        self.lines.extend(body)
+        self.line(1, f"return {self.counts}")
+        source = "\n".join(self.lines) + "\n"
+        code = compile(source, f"<riverbed chain {self.chain.name}>", "exec")
+        exec(code, self.names)  # our own code, generated from the plan alone
+        return CompiledChain(
+            run=self.names["fast"],
+            explicit=self.explicit,
+            lists=tuple(self.lists),
+            source=source,
+        )
 
-    The function's parameters: the batch iterator, then one append function per output
-    port of the tail (for a route, one dict of them), or the batch sink's list append.
-    """
-    explicit = explicit_counters(chain)
-    counts = "(" + "".join(f"c{i}, " for i in explicit) + ")"
-    names: dict[str, Any] = {
-        "Bail": Bail,
-        "MISSING": MISSING,
-        "StageResultError": StageResultError,
-        "UnknownRouteError": UnknownRouteError,
-    }
-    tail = chain.tail
-    if tail.kind is StageKind.ROUTE:
-        params = ["routes"]
-    elif is_batch_sink(tail):
-        params = ["a_sink"]
-    elif tail.is_sink:
-        params = []
-    else:
-        params = [f"a_{port}" for port in tail.outputs]
-    out = _Writer()
-    out.line(0, f"def fast(it0{''.join(', ' + p for p in params)}):")
-    for index in explicit:
-        out.line(1, f"c{index} = 0")
-    out.line(1, "for x in it0:")
-    depth = 2
-    pending: list[str] = []
-    last = len(chain.stages) - 1
-    # After key_by, the pair (key, event) is kept in two locals rather than a tuple when
-    # the next stage takes them apart anyway (stateful, fold): one tuple less per event.
-    pair: tuple[str, str] | None = None
-    for index, stage in enumerate(chain.stages):
+    def follow(
+        self, port: Port, depth: int, pending: tuple[str, ...], pair: tuple[str, str] | None
+    ) -> None:
+        """Code for an event leaving ``port``: into the next member, or into a list."""
+        target = self.chain.links.get(port)
+        if target is not None and not is_batch_sink(self.chain.stages[target]):
+            if port in self.counter:
+                self.line(depth, f"{self.counter[port]} += 1")
+            if pair is not None and self.chain.stages[target].kind not in _PAIR_TAKERS:
+                self.line(depth, f"x = ({pair[0]}, {pair[1]})")
+                pair = None
+            self.stage(target, depth, pending, pair)
+            return
+        if pair is not None:
+            self.line(depth, f"x = ({pair[0]}, {pair[1]})")
+        self.line(depth, f"{self.appender(port)}(x)")
+
+    def stage(
+        self, index: int, depth: int, pending: tuple[str, ...], pair: tuple[str, str] | None
+    ) -> None:
+        stage = self.chain.stages[index]
         kind = stage.kind
-        if pair is not None and kind not in (StageKind.STATEFUL, StageKind.FOLD):
-            out.line(depth, f"x = ({pair[0]}, {pair[1]})")
-            pair = None
-        if index in explicit:
-            out.line(depth, f"c{index} += 1")
-        names[f"F{index}"] = stage.fn
+        out = Port(stage.name, stage.outputs[0]) if stage.outputs else None
+        self.names[f"F{index}"] = stage.fn
         value = "x" if pair is None else f"({pair[0]}, {pair[1]})"
-        bail = f"raise Bail({index}, {value}, e, ({''.join(p + ', ' for p in pending)}), {counts})"
+        bail = f"raise Bail({index}, {value}, e, ({''.join(p + ', ' for p in pending)}), {self.counts})"
 
-        def guarded(code: str, depth: int = depth, bail: str = bail) -> None:
-            out.line(depth, "try:")
-            out.line(depth + 1, code)
-            out.line(depth, "except Exception as e:")
-            out.line(depth + 1, bail)
+        def guarded(code: str, at: int = depth) -> None:
+            self.line(at, "try:")
+            for text in code.split("\n"):
+                self.line(at + 1, text)
+            self.line(at, "except Exception as e:")
+            self.line(at + 1, bail)
 
-        if kind in (StageKind.STATEFUL, StageKind.FOLD):
+        if is_batch_sink(stage):  # only as a head: links into batch sinks append directly
+            self.line(depth, f"{self.appender(Port(stage.name, '<in>'), stage.name)}(x)")
+            return
+
+        if kind in _PAIR_TAKERS:
             if pair is None:
-                out.line(depth, f"k{index}, v{index} = x")
+                self.line(depth, f"k{index}, v{index} = x")
                 key, val = f"k{index}", f"v{index}"
             else:
                 key, val = pair
-                pair = None
-            names[f"S{index}"] = states[index]
-            names[f"I{index}"] = stage.initial
+            self.names[f"S{index}"] = self.states[index]
+            self.names[f"I{index}"] = stage.initial
         if kind is StageKind.MAP:
             guarded(f"x = F{index}(x)")
         elif kind is StageKind.FILTER:
             guarded(f"keep = F{index}(x)")
-            out.line(depth, "if not keep:")
-            out.line(depth + 1, "continue")
+            self.line(depth, "if not keep:")
+            self.line(depth + 1, "continue")
         elif kind is StageKind.INSPECT:
             guarded(f"F{index}(x)")
         elif kind is StageKind.KEY_BY:
             guarded(f"k{index} = F{index}(x)")
-            if index < last and chain.stages[index + 1].kind in (
-                StageKind.STATEFUL,
-                StageKind.FOLD,
-            ):
-                pair = (f"k{index}", "x")
-            else:
-                out.line(depth, f"x = (k{index}, x)")
+            assert out is not None
+            self.follow(out, depth, pending, (f"k{index}", "x"))
+            return
         elif kind is StageKind.MERGE:
             pass
         elif kind is StageKind.FLAT_MAP:
-            indent = "    " * (depth + 1)
-            guarded(f"ys = F{index}(x)\n{indent}ys = ys if type(ys) is list else list(ys)")
-            out.line(depth, f"it{index} = iter(ys)")
-            out.line(depth, f"for x in it{index}:")
-            pending.append(f"({index}, it{index})")
+            guarded(f"ys = F{index}(x)\nys = ys if type(ys) is list else list(ys)")
+            self.line(depth, f"it{index} = iter(ys)")
+            self.line(depth, f"for x in it{index}:")
+            pending = (*pending, f"({index}, it{index})")
             depth += 1
         elif kind is StageKind.STATEFUL:
-            out.line(depth, f"st = S{index}.get({key}, MISSING)")
+            self.line(depth, f"st = S{index}.get({key}, MISSING)")
             if stage.method is not None:
-                names[f"M{index}"] = stage.method
-                out.line(depth, "if st is MISSING:")
+                self.names[f"M{index}"] = stage.method
+                self.line(depth, "if st is MISSING:")
                 guarded(f"st = S{index}[{key}] = F{index}()", depth + 1)
                 guarded(f"r = M{index}(st, {val})")
             else:
                 start = f"I{index}()" if stage.initial is not None else "None"
-                indent = "    " * (depth + 1)
                 guarded(
                     f"r = F{index}({start} if st is MISSING else st, {val})\n"
-                    f"{indent}if type(r) is not tuple or len(r) != 2: "
-                    f"raise StageResultError(StageResultError.MESSAGE % (r,))"
+                    "if type(r) is not tuple or len(r) != 2: "
+                    "raise StageResultError(StageResultError.MESSAGE % (r,))"
                 )
-                out.line(depth, "st, r = r")
-                out.line(depth, "if st is None:")
-                out.line(depth + 1, f"S{index}.pop({key}, None)")
-                out.line(depth, "else:")
-                out.line(depth + 1, f"S{index}[{key}] = st")
-            out.line(depth, "if r is None:")
-            out.line(depth + 1, "continue")
-            out.line(depth, f"x = ({key}, r)")
+                self.line(depth, "st, r = r")
+                self.line(depth, "if st is None:")
+                self.line(depth + 1, f"S{index}.pop({key}, None)")
+                self.line(depth, "else:")
+                self.line(depth + 1, f"S{index}[{key}] = st")
+            self.line(depth, "if r is None:")
+            self.line(depth + 1, "continue")
+            self.line(depth, f"x = ({key}, r)")
         elif kind is StageKind.FOLD:
-            out.line(depth, f"acc = S{index}.get({key}, MISSING)")
+            self.line(depth, f"acc = S{index}.get({key}, MISSING)")
             if stage.initial is not None:
                 guarded(f"acc = F{index}(I{index}() if acc is MISSING else acc, {val})")
             else:  # reduce: a key's first value is its start
-                out.line(depth, "if acc is MISSING:")
-                out.line(depth + 1, f"acc = {val}")
-                out.line(depth, "else:")
+                self.line(depth, "if acc is MISSING:")
+                self.line(depth + 1, f"acc = {val}")
+                self.line(depth, "else:")
                 guarded(f"acc = F{index}(acc, {val})", depth + 1)
-            out.line(depth, f"S{index}[{key}] = acc")
-            if stage.running:
-                out.line(depth, f"x = ({key}, acc)")
-            else:
-                out.line(depth, "continue")
+            self.line(depth, f"S{index}[{key}] = acc")
+            if not stage.running:
+                self.line(depth, "continue")
+                return
+            self.line(depth, f"x = ({key}, acc)")
         elif kind is StageKind.BRANCH:
             guarded(f"keep = F{index}(x)")
-            out.line(depth, "if keep:")
-            out.line(depth + 1, "a_true(x)")
-            out.line(depth, "else:")
-            out.line(depth + 1, "a_false(x)")
+            self.line(depth, "if keep:")
+            self.follow(Port(stage.name, "true"), depth + 1, pending, None)
+            self.line(depth, "else:")
+            self.follow(Port(stage.name, "false"), depth + 1, pending, None)
+            return
         elif kind is StageKind.ROUTE:
-            names[f"O{index}"] = stage.outputs
-            indent = "    " * (depth + 1)
-            guarded(
-                f"r = F{index}(x)\n{indent}ap = routes.get(r)\n"
-                f"{indent}if ap is None: raise UnknownRouteError(r, O{index})"
-            )
-            out.line(depth, "ap(x)")
+            self.names[f"O{index}"] = stage.outputs
+            guarded(f"r = F{index}(x)\nif r not in O{index}: raise UnknownRouteError(r, O{index})")
+            for number, name in enumerate(stage.outputs):
+                self.line(depth, f"{'if' if number == 0 else 'elif'} r == {name!r}:")
+                self.follow(Port(stage.name, name), depth + 1, pending, None)
+            return
         elif kind is StageKind.SINK:
-            if is_batch_sink(stage):
-                out.line(depth, "a_sink(x)")
-            else:
-                guarded(f"F{index}(x)")
+            guarded(f"F{index}(x)")
+            return
         else:  # pragma: no cover - plan only fuses the kinds above
             raise AssertionError(f"cannot fuse {kind}")
-        if index == last and kind in _PASSES_ON:
-            out.line(depth, "a_out(x)")
-    out.line(1, f"return {counts}")
-    # Bind every name as a default argument: locals are the fastest lookups in CPython.
-    bound = "".join(f", {name}={name}" for name in sorted(names) if name[0] in "FMISO")
-    out.lines[0] = out.lines[0][:-2] + bound + "):"
-    source = "\n".join(out.lines) + "\n"
-    code = compile(source, f"<riverbed chain {chain.name}>", "exec")
-    exec(code, names)
-    return CompiledChain(run=names["fast"], explicit=explicit, source=source)
+        assert out is not None
+        self.follow(out, depth, pending, None)
 
 
-_PASSES_ON = frozenset(
-    {
-        StageKind.MAP,
-        StageKind.FILTER,
-        StageKind.INSPECT,
-        StageKind.KEY_BY,
-        StageKind.MERGE,
-        StageKind.FLAT_MAP,
-        StageKind.STATEFUL,
-        StageKind.FOLD,
-    }
-)
+def compile_chain(chain: Chain, states: list[dict[Any, Any] | None]) -> CompiledChain:
+    """Generate the fast loop of ``chain``. ``states[i]`` is stage i's per-key state dict.
+
+    The function takes the batch iterator, then one append function per list it fills
+    (``CompiledChain.lists``), and returns the explicit edge counts.
+    """
+    return _Generator(chain, states).generate()

@@ -40,6 +40,9 @@ logger = logging.getLogger("riverbed")
 _END = object()
 """End-of-stream marker: each writer of a channel puts it once when it is done."""
 
+_STOPPED = object()
+"""What an interrupted read returns: the source stops cleanly."""
+
 POLL_INTERVAL = 0.01
 """Seconds to wait before asking a source again after it said "nothing yet"."""
 
@@ -121,6 +124,7 @@ class LocalRun:
         self.stopping = False
         self.aborted = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._reading: set[asyncio.Task[Any]] = set()
         self._interrupts = 0
         self._error: BaseException | None = None
 
@@ -255,7 +259,9 @@ class LocalRun:
                     started = time.perf_counter()
                     batch = read(self.batch_size)
                     if inspect.isawaitable(batch):
-                        batch = await batch
+                        batch = await self._await_read(batch)
+                        if batch is _STOPPED:
+                            break
                     counters.seconds += time.perf_counter() - started
                     if batch is None:
                         break
@@ -285,13 +291,28 @@ class LocalRun:
         for channel in targets:
             await channel.end()
 
+    async def _await_read(self, pending: Any) -> Any:
+        """Await a source's read; a first Ctrl-C cancels a read that waits for events (an
+        idle stream), which ends this source as a clean stop."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._reading.add(task)
+        try:
+            return await pending
+        except asyncio.CancelledError:
+            if not self.stopping or self.aborted:
+                raise
+            task.uncancel()
+            return _STOPPED
+        finally:
+            self._reading.discard(task)
+
     async def _run_chain(
         self, chain: Chain, executor: ChainExecutor, channels: dict[str, Channel]
     ) -> None:
-        tail = chain.tail
         targets = {
-            port: [channels[name] for name in self.plan.readers.get(Port(tail.name, port), ())]
-            for port in tail.outputs
+            str(port): [channels[name] for name in self.plan.readers.get(port, ())]
+            for port in chain.exits
         }
         members = [self.counters[s.name] for s in chain.stages]
         channel = channels[chain.name]
@@ -314,7 +335,7 @@ class LocalRun:
         try:
             await executor.close()
         except Exception as error:
-            name = executor.chain.tail.name
+            name = executor.chain.name
             self.failures.record(name, None, error, 1, OnError.STOP)
             failure = StageFailedError(
                 f"sink {name!r} failed to close: {type(error).__name__}: {error}",
@@ -350,6 +371,8 @@ class LocalRun:
         self._interrupts += 1
         if self._interrupts == 1:
             self.stopping = True
+            for task in list(self._reading):
+                task.cancel()
             logger.warning(
                 "flow %r: stopping; draining events in flight (Ctrl-C again to stop at once)",
                 self.flow.name,

@@ -19,7 +19,7 @@ from riverbed._errors import StageFailedError, StageTimeoutError
 from riverbed._model import callables
 from riverbed._model.plan import Chain, is_batch_sink
 from riverbed._model.policy import OnError
-from riverbed._model.stages import SinkMode, StageKind
+from riverbed._model.stages import Port, SinkMode, StageKind
 from riverbed._runtime.clock import Clock
 from riverbed._runtime.local.codegen import (
     MISSING,
@@ -32,11 +32,24 @@ from riverbed._runtime.local.failures import FailureLog
 from riverbed._runtime.result import StageCounters
 
 Outputs = dict[str, list[Any]]
+"""Events leaving a chain, per exit port (``str(port)``)."""
 
 # What CONTINUE does where an event cannot pass a stage unchanged: it is dropped, counted
 # in ``skipped`` (key_by would emit an unkeyed event into a keyed stream; a route has no
 # output to pass it to; a sink has nothing after it).
 _CANNOT_PASS = frozenset({StageKind.KEY_BY, StageKind.ROUTE, StageKind.SINK})
+
+
+class _Tally:
+    """The counts of one batch, turned into stage counters when the batch is done."""
+
+    __slots__ = ("bails", "consumed", "explicit", "slow")
+
+    def __init__(self, stages: int, explicit: int) -> None:
+        self.consumed = 0
+        self.bails = [0] * stages
+        self.explicit = [0] * explicit
+        self.slow: dict[Port, int] = {}
 
 
 class ChainExecutor:
@@ -61,75 +74,96 @@ class ChainExecutor:
         self.failures = failures
         self.clock = clock
         self.rng = random.Random(seed)
-        self.last = len(self.stages) - 1
-        tail = chain.tail
-        self.batch_sink = is_batch_sink(tail)
-        self.ports: tuple[str, ...] = ("sink",) if self.batch_sink else tail.outputs
+        self.ports = [[Port(s.name, name) for name in s.outputs] for s in self.stages]
+        self.batch_sinks = [i for i, s in enumerate(self.stages) if is_batch_sink(s)]
+        self.list_keys = [str(port) for port in chain.exits] + [
+            f"sink:{self.stages[i].name}" for i in self.batch_sinks
+        ]
         self.is_async = [
             callables.is_async(s.method if s.method is not None else _call_target(s))
             for s in self.stages
         ]
-        self.concurrency = chain.stages[0].concurrency or concurrency
+        self.concurrency = chain.head.concurrency or concurrency
         self.compiled = None if chain.is_async else compile_chain(chain, states)
+        explicit = self.compiled.explicit if self.compiled is not None else ()
+        self.explicit_slot = {port: slot for slot, port in enumerate(explicit)}
+        self._lists: dict[str, list[Any]] = {}
+        self._tally = _Tally(len(self.stages), len(explicit))
 
     # -- per batch ------------------------------------------------------------------------
 
     async def process(self, batch: list[Any]) -> Outputs:
-        """Run ``batch`` through the chain; return the events leaving each output port."""
-        outs: Outputs = {port: [] for port in self.ports}
-        try:
-            if self.compiled is None:
-                await self._process_async(batch, outs)
-            else:
-                await self._process_fast(batch, outs)
-            if self.batch_sink:
-                await self._write_batch(outs.pop("sink"))
-        finally:
-            self._sync_out_counts(outs)
-        return outs
+        """Run ``batch`` through the chain; return the events leaving each exit port."""
+        return await self._run(batch)
 
     async def finish(self) -> Outputs:
         """At end of stream: emit the final accumulators of folds through the rest of the
         chain, then close a sink object. Returns what leaves the chain."""
-        outs: Outputs = {port: [] for port in self.ports}
-        for index, stage in enumerate(self.stages):
-            state = self.states[index]
-            if stage.kind is StageKind.FOLD and not stage.running and state:
-                await self._forward(index, [(key, acc) for key, acc in state.items()], outs)
-        if self.batch_sink:
-            await self._write_batch(outs.pop("sink"))
-        self._sync_out_counts(outs)
-        return outs
+        return await self._run(None)
+
+    async def _run(self, batch: list[Any] | None) -> Outputs:
+        self._lists = lists = {key: [] for key in self.list_keys}
+        self._tally = tally = _Tally(len(self.stages), len(self.explicit_slot))
+        try:
+            if batch is None:
+                for index, stage in enumerate(self.stages):
+                    state = self.states[index]
+                    if stage.kind is StageKind.FOLD and not stage.running and state:
+                        await self._forward(index, list(state.items()))
+            elif self.compiled is None:
+                await self._process_async(batch)
+            else:
+                await self._process_fast(batch)
+        finally:
+            self._count(tally, lists)
+        for index in self.batch_sinks:
+            await self._write_batch(index, lists.pop(f"sink:{self.stages[index].name}"))
+        return lists
 
     async def close(self) -> None:
-        """Close the tail's sink object, if it has ``close`` (called also after errors)."""
-        tail = self.chain.tail
-        if tail.is_sink and tail.sink_mode is SinkMode.OBJECT:
-            close = getattr(tail.fn, "close", None)
+        """Close the sink objects of the chain that have ``close`` (also after errors)."""
+        for index in self.batch_sinks:
+            stage = self.stages[index]
+            close = getattr(stage.fn, "close", None) if stage.sink_mode is SinkMode.OBJECT else None
             if close is not None:
                 result = close()
                 if asyncio.iscoroutine(result):
                     await result
 
-    def _sync_out_counts(self, outs: Outputs) -> None:
-        # Inside a chain, a stage's outputs are the next stage's inputs; the tail's are
-        # what leaves through its ports.
-        for index in range(self.last):
-            self.counters[index].events_out = self.counters[index + 1].events_in
-        tail = self.counters[self.last]
-        tail.events_out += sum(len(events) for events in outs.values())
+    def _count(self, tally: _Tally, lists: dict[str, list[Any]]) -> None:
+        """Turn one batch's tally into stage counters: per internal edge, the count is kept
+        by the loop, measured by a list's length, or derived from a one-to-one stage."""
+        fast_in = [0] * len(self.stages)
+        fast_in[0] = tally.consumed
+        self.counters[0].events_in += tally.consumed
+        for index, stage in enumerate(self.stages):
+            if index == 0 and not stage.inputs:
+                continue
+            sent = 0
+            for port in self.ports[index]:
+                target = self.chain.links.get(port)
+                if target is None:
+                    count = len(lists[str(port)])
+                elif is_batch_sink(self.stages[target]):
+                    count = len(lists[f"sink:{self.stages[target].name}"])
+                else:
+                    slot = self.explicit_slot.get(port)
+                    if slot is not None:
+                        fast = tally.explicit[slot]
+                    else:  # out of a one-to-one stage: what entered it, less its failures
+                        fast = fast_in[index] - tally.bails[index]
+                    fast_in[target] += fast
+                    count = fast + tally.slow.get(port, 0)
+                if target is not None:
+                    self.counters[target].events_in += count
+                sent += count
+            self.counters[index].events_out += sent
 
-    async def _process_fast(self, batch: list[Any], outs: Outputs) -> None:
+    async def _process_fast(self, batch: list[Any]) -> None:
         assert self.compiled is not None
-        tail = self.chain.tail
-        if tail.kind is StageKind.ROUTE:
-            args: tuple[Any, ...] = ({port: outs[port].append for port in self.ports},)
-        else:
-            args = tuple(outs[port].append for port in self.ports)
         run = self.compiled.run
-        explicit = self.compiled.explicit
-        sums = [0] * len(explicit)
-        bails = [0] * len(self.stages)
+        args = [self._lists[key].append for key in self.compiled.lists]
+        tally = self._tally
         iterator = iter(batch)
         try:
             while True:
@@ -137,91 +171,89 @@ class ChainExecutor:
                     counts = run(iterator, *args)
                 except Bail as bail:
                     for slot, count in enumerate(bail.counts):
-                        sums[slot] += count
-                    bails[bail.stage] += 1
-                    await self._recover(bail, outs)
+                        tally.explicit[slot] += count
+                    tally.bails[bail.stage] += 1
+                    await self._recover(bail)
                     continue
                 for slot, count in enumerate(counts):
-                    sums[slot] += count
+                    tally.explicit[slot] += count
                 break
         finally:  # count also when a STOP ends the batch half way
-            entered = len(batch) - operator.length_hint(iterator)
-            explicit_counts = dict(zip(explicit, sums, strict=True))
-            for index, counters in enumerate(self.counters):
-                if index:
-                    entered = explicit_counts.get(index, entered - bails[index - 1])
-                counters.events_in += entered
+            tally.consumed = len(batch) - operator.length_hint(iterator)
 
-    async def _process_async(self, batch: list[Any], outs: Outputs) -> None:
-        """Up to ``concurrency`` events in flight; outputs kept in input order. A stateful
-        stage runs one event per key at a time, so per-key order holds for its state."""
+    async def _process_async(self, batch: list[Any]) -> None:
+        """A chain of one async stage. A batch sink gets the batch in one call; otherwise up
+        to ``concurrency`` events are in flight, their outputs kept in input order, and a
+        stateful stage runs one event per key at a time so each key's state sees its
+        events in order."""
+        if self.batch_sinks:
+            self._tally.consumed = len(batch)
+            self._lists[self.list_keys[-1]].extend(batch)
+            return
         keyed_state = self.chain.head.kind in (StageKind.STATEFUL, StageKind.FOLD)
-        window: collections.deque[tuple[asyncio.Task[None], Outputs]] = collections.deque()
-        last_of_key: dict[Any, asyncio.Task[None]] = {}
+        window: collections.deque[asyncio.Task[list[Any] | None]] = collections.deque()
+        last_of_key: dict[Any, asyncio.Task[list[Any] | None]] = {}
         try:
             for event in batch:
-                self.counters[0].events_in += 1
-                mine: Outputs = {port: [] for port in self.ports}
+                self._tally.consumed += 1
                 before = last_of_key.get(event[0]) if keyed_state else None
-                task = asyncio.ensure_future(self._one(event, mine, before))
+                task = asyncio.ensure_future(self._one(event, before))
                 if keyed_state:
                     last_of_key[event[0]] = task
-                window.append((task, mine))
+                window.append(task)
                 if len(window) >= self.concurrency:
-                    await self._drain_one(window, outs)
+                    await self._drain_one(window)
             while window:
-                await self._drain_one(window, outs)
+                await self._drain_one(window)
         finally:
-            for task, _ in window:
+            for task in window:
                 task.cancel()
 
-    async def _one(self, event: Any, outs: Outputs, before: asyncio.Task[None] | None) -> None:
+    async def _one(self, event: Any, before: asyncio.Task[Any] | None) -> list[Any] | None:
         if before is not None and not before.done():
             await asyncio.wait([before])  # the key's previous event first; its error is its own
-        results = await self._attempt(0, event, None)
-        if results is not None:
-            await self._forward(0, results, outs)
+        return await self._attempt(0, event, None)
 
-    @staticmethod
-    async def _drain_one(
-        window: collections.deque[tuple[asyncio.Task[None], Outputs]], outs: Outputs
-    ) -> None:
-        task, mine = window.popleft()
-        await task
-        for port, events in mine.items():
-            outs[port].extend(events)
+    async def _drain_one(self, window: collections.deque[asyncio.Task[list[Any] | None]]) -> None:
+        results = await window.popleft()
+        if results is not None:
+            await self._forward(0, results)
 
     # -- the slow path --------------------------------------------------------------------
 
-    async def _recover(self, bail: Bail, outs: Outputs) -> None:
+    async def _recover(self, bail: Bail) -> None:
         """Finish the event the fast loop bailed on, then the rest of the items of the
         flat_maps it was inside, innermost first."""
         results = await self._attempt(bail.stage, bail.value, bail.error)
         if results is not None:
-            await self._forward(bail.stage, results, outs)
+            await self._forward(bail.stage, results)
         for index, iterator in reversed(bail.pending):
+            port = self.ports[index][0]
             for event in iterator:
-                await self._push(index + 1, event, outs)
+                await self._send(port, event)
 
-    async def _push(self, index: int, event: Any, outs: Outputs) -> None:
-        self.counters[index].events_in += 1
-        results = await self._attempt(index, event, None)
-        if results is not None:
-            await self._forward(index, results, outs)
+    async def _forward(self, index: int, results: list[Any]) -> None:
+        """Send what stage ``index`` made of one event on through its output ports."""
+        ports = self.ports[index]
+        if len(ports) > 1:  # branch, route: results are (output name, event) pairs
+            name = self.stages[index].name
+            for output, event in results:
+                await self._send(Port(name, output), event)
+        elif ports:
+            for event in results:
+                await self._send(ports[0], event)
 
-    async def _forward(self, index: int, results: list[Any], outs: Outputs) -> None:
-        if index == self.last:
-            stage = self.stages[index]
-            if stage.kind in (StageKind.BRANCH, StageKind.ROUTE):
-                for port, event in results:
-                    outs[port].append(event)
-            elif stage.is_sink and not self.batch_sink:
-                pass
-            else:
-                outs[self.ports[0]].extend(results)
-            return
-        for event in results:
-            await self._push(index + 1, event, outs)
+    async def _send(self, port: Port, event: Any) -> None:
+        target = self.chain.links.get(port)
+        if target is None:
+            self._lists[str(port)].append(event)
+        elif is_batch_sink(self.stages[target]):
+            self._lists[f"sink:{self.stages[target].name}"].append(event)
+        else:
+            self._tally.slow[port] = self._tally.slow.get(port, 0) + 1
+            results = await self._attempt(target, event, None)
+            if results is not None:
+                await self._forward(target, results)
 
     async def _attempt(self, index: int, event: Any, error: Exception | None) -> list[Any] | None:
         """Apply stage ``index`` to ``event`` with its policy. ``error`` is the failure of a
@@ -324,9 +356,7 @@ class ChainExecutor:
             if name not in stage.outputs:
                 raise UnknownRouteError(name, stage.outputs)
             return [(name, x)]
-        if kind is StageKind.SINK:
-            if self.batch_sink:
-                return [x]
+        if kind is StageKind.SINK:  # per event; batch sinks are written per batch
             await self._call(index, fn, x)
             return []
         raise AssertionError(f"no semantics for {kind}")  # pragma: no cover
@@ -369,11 +399,10 @@ class ChainExecutor:
         state[key] = acc
         return [(key, acc)] if stage.running else []
 
-    async def _write_batch(self, events: list[Any]) -> None:
-        """Call the batch sink once with ``events``, under its policy."""
+    async def _write_batch(self, index: int, events: list[Any]) -> None:
+        """Call batch sink ``index`` once with ``events``, under its policy."""
         if not events:
             return
-        index = self.last
         stage = self.stages[index]
         policy = self.policies[index]
         counters = self.counters[index]

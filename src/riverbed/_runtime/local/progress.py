@@ -1,31 +1,43 @@
 """The live progress display of a local run: one line of counters per stage, on a terminal.
 
 The engine owns the timing: it builds a ``LiveProgress`` over its ``StageCounters`` when a
-run starts, calls ``refresh()`` about four times a second, and ``stop()`` once at the end.
+run starts, calls ``refresh()`` about four times a second, and ``stop()`` once at the end
+(in a ``finally``: while the display shows, it holds ``sys.stdout`` and ``sys.stderr``).
 Nothing shows until ``delay`` seconds have passed, so short runs print nothing. Rich is
 imported only when the display starts, which keeps ``import riverbed`` light.
+
+What user code prints while the display shows (a ``sink(print)``) is held and written above
+the display, raw, at the next refresh. Rich's own redirection would redraw the display on
+every printed line, about 4 ms each: a thousand times the cost of the print.
 """
 
 from __future__ import annotations
 
+import atexit
 import sys
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, TextIO
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, TextIO
 
 from riverbed._runtime.result import StageCounters
 
 if TYPE_CHECKING:
-    from rich.console import Console, RenderableType
+    from rich.console import Console, ConsoleOptions
     from rich.live import Live
+    from rich.segment import Segment
+    from rich.text import Text
 
 __all__ = ["LiveProgress", "wants_progress"]
 
-# Shortest interval worth a new events/s sample: a refresh that follows the previous one
-# sooner than this (e.g. the final one from ``stop``) keeps the rate already shown.
+# A refresh that follows the previous sample sooner than this (the final one from ``stop``)
+# keeps the events/s already shown rather than divide by a tiny interval.
 _MIN_SAMPLE_SECONDS = 0.05
-
-_STATUS_STYLES = {"succeeded": ("[green]✔[/]", "green"), "failed": ("[red]✘[/]", "red")}
+# Held writes past this many are written out at once, without waiting for the next refresh.
+_MAX_HELD_WRITES = 10_000
+_SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+_NAME_WIDTH = (5, 32)  # narrowest and widest stage-name column
+_STATUS_MARKS = {"succeeded": ("✔", "green"), "failed": ("✘", "red")}
 
 
 def wants_progress(progress: bool | None, stream: TextIO | None = None) -> bool:
@@ -56,10 +68,10 @@ class LiveProgress:
     """A Rich live display of a run's stage counters, driven by the engine.
 
     ``counters`` are read, never written. Each line shows a stage's name, kind, events in,
-    events out, errors and its input rate in events/s over the last refresh interval (a
-    source's output rate: it has no input); the
-    header shows a spinner, the flow's name and the time since this object was made. The
-    final frame, drawn by ``stop``, shows the status and each stage's mean rate over the run.
+    events out, errors, and its rate in events/s over the last refresh interval (events in;
+    for a source, which has no input, events out). The header shows a spinner, the flow's
+    name and the time since this object was made. The final frame, drawn by ``stop``,
+    shows the status and each stage's mean rate over the whole run.
     """
 
     def __init__(
@@ -76,17 +88,17 @@ class LiveProgress:
         self._counters = tuple(counters)
         self._delay = float(delay)
         self._console = console
-        self._live: Live | None = None
+        self._shown: tuple[Live, _HeldOutput] | None = None  # once the display started
         self._stopped = False
         self._started_at = time.monotonic()
         self._sampled_at = self._started_at
-        self._sampled_in = [c.events_in for c in self._counters]
+        self._sampled = [_seen(c) for c in self._counters]
         self._rates = [0.0] * len(self._counters)
 
     @property
     def showing(self) -> bool:
-        """True once the display has started (after ``delay``), until ``stop``."""
-        return self._live is not None and not self._stopped
+        """True from the moment the display starts (after ``delay``) until ``stop``."""
+        return self._shown is not None and not self._stopped
 
     def refresh(self) -> None:
         """Sample the counters and redraw; starts the display once ``delay`` has passed."""
@@ -94,27 +106,49 @@ class LiveProgress:
             return
         now = time.monotonic()
         self._sample(now)
-        if self._live is None:
+        if self._shown is None:
             if now - self._started_at < self._delay:
                 return
-            self._live = self._start()
-        self._live.update(self._render(now, status=None), refresh=True)
+            self._shown = self._start()
+        live, held = self._shown
+        held.write_out()
+        live.update(self._frame(now, status=None), refresh=True)
 
     def stop(self, status: str | None = None) -> None:
-        """Draw the final frame (with ``status``, e.g. ``"succeeded"``, if given) and stop
-        the display. Does nothing if the display never started; safe to call twice."""
+        """Draw the final frame (with ``status``, e.g. ``"succeeded"``, if given), stop the
+        display and give back ``sys.stdout``/``sys.stderr``. Does nothing if the display
+        never started; safe to call more than once."""
         if self._stopped:
             return
         self._stopped = True
-        if self._live is None:
+        if self._shown is None:
             return
-        now = time.monotonic()
+        atexit.unregister(self.stop)
+        live, held = self._shown
         try:
-            self._live.update(self._render(now, status=status or "stopped"), refresh=True)
+            held.release()
+            live.update(self._frame(time.monotonic(), status=status or "stopped"))
         finally:
-            self._live.stop()
+            live.stop()  # draws the final frame
 
     # -- internals ------------------------------------------------------------------------
+
+    def _start(self) -> tuple[Live, _HeldOutput]:
+        from rich.live import Live
+
+        # No refresh thread (the engine drives refreshes) and no Rich redirection of
+        # stdout/stderr (see the module docstring): ``_HeldOutput`` does that cheaply.
+        live = Live(
+            console=self._console,
+            auto_refresh=False,
+            redirect_stdout=False,
+            redirect_stderr=False,
+        )
+        live.start()
+        # A runner that never calls stop() must not keep the streams, and what they hold,
+        # past the end of the process.
+        atexit.register(self.stop)
+        return live, _HeldOutput(live.console)
 
     def _sample(self, now: float) -> None:
         interval = now - self._sampled_at
@@ -122,63 +156,140 @@ class LiveProgress:
             return
         for index, counters in enumerate(self._counters):
             seen = _seen(counters)
-            self._rates[index] = (seen - self._sampled_in[index]) / interval
-            self._sampled_in[index] = seen
+            self._rates[index] = (seen - self._sampled[index]) / interval
+            self._sampled[index] = seen
         self._sampled_at = now
 
-    def _start(self) -> Live:
-        from rich.live import Live
-
-        # The engine drives refreshes, so no refresh thread; prints from user code (a
-        # ``sink(print)``) are redirected above the display instead of tearing it.
-        live = Live(console=self._console, auto_refresh=False, transient=False)
-        live.start()
-        return live
-
-    def _render(self, now: float, *, status: str | None) -> RenderableType:
-        from rich.console import Group
-        from rich.spinner import Spinner
-        from rich.table import Table
+    def _frame(self, now: float, *, status: str | None) -> Text:
+        """The display as one ``Text``: a frame of plain lines renders in well under a
+        millisecond, where a Rich ``Table`` of a few stages takes several."""
         from rich.text import Text
 
         elapsed = now - self._started_at
+        frame = Text()
         if status is None:
-            header: RenderableType = Spinner(
-                "dots",
-                Text.from_markup(
-                    f"flow [bold]{_escape(self._flow_name)}[/] running "
-                    f"[dim]{_clock(elapsed)}[/]"
-                ),
-                style="cyan",
-            )
+            frame.append(_SPINNER[int(elapsed * 10) % len(_SPINNER)], style="cyan")
+            frame.append(" flow ").append(self._flow_name, style="bold").append(" running ")
+            frame.append(_clock(elapsed), style="dim")
         else:
-            mark, style = _STATUS_STYLES.get(status.lower(), ("[yellow]■[/]", "yellow"))
-            header = Text.from_markup(
-                f"{mark} flow [bold]{_escape(self._flow_name)}[/] "
-                f"[{style}]{_escape(status.lower())}[/] in {elapsed:.2f}s"
-            )
-        table = Table(box=None, pad_edge=False, padding=(0, 1, 0, 2), header_style="dim")
-        table.add_column("stage", no_wrap=True, overflow="ellipsis", max_width=40)
-        table.add_column("kind", no_wrap=True)
-        for title in ("in", "out", "errors", "events/s"):
-            table.add_column(title, justify="right", no_wrap=True)
+            mark, style = _STATUS_MARKS.get(status.lower(), ("■", "yellow"))
+            frame.append(mark, style=style).append(" flow ")
+            frame.append(self._flow_name, style="bold").append(" ")
+            frame.append(status.lower(), style=style).append(f" in {elapsed:.2f}s")
+        longest = max((len(c.name) for c in self._counters), default=0)
+        width = min(max(longest, _NAME_WIDTH[0]), _NAME_WIDTH[1])
+        frame.append(
+            f"\n  {'stage':<{width}}  {'kind':<8} {'in':>13} {'out':>13} {'errors':>8} "
+            f"{'events/s':>11}",
+            style="dim",
+        )
         for index, counters in enumerate(self._counters):
-            rate = _seen(counters) / elapsed if status and elapsed > 0 else self._rates[index]
-            errors = f"[red]{counters.errors:,}[/]" if counters.errors else "0"
-            table.add_row(
-                Text(counters.name),
-                Text(counters.kind),
-                f"{counters.events_in:,}",
-                f"{counters.events_out:,}",
-                errors,
-                f"{rate:,.0f}",
+            if status is not None:
+                rate = _seen(counters) / elapsed if elapsed > 0 else 0.0
+            else:
+                rate = self._rates[index]
+            name = counters.name
+            if len(name) > width:
+                name = name[: width - 1] + "…"
+            frame.append(
+                f"\n  {name:<{width}}  {counters.kind:<8} {counters.events_in:>13,} "
+                f"{counters.events_out:>13,} "
             )
-        return Group(header, table)
+            frame.append(f"{counters.errors:>8,}", style="red" if counters.errors else None)
+            frame.append(f" {rate:>11,.0f}")
+        return frame
+
+
+class _HeldOutput:
+    """While the display shows on a terminal, ``sys.stdout`` and ``sys.stderr`` are
+    stand-ins that queue what is written to them (in order, from any thread); ``write_out``
+    writes it above the display in one piece. Elsewhere (a file, a pipe) the display draws
+    only its final frame, so the streams are left alone."""
+
+    def __init__(self, console: Console) -> None:
+        self._console = console
+        self._writes: deque[str] = deque()
+        self._partial = ""  # an unfinished last line waits for its newline
+        self._stdout = _HeldStream(sys.stdout, self)
+        self._stderr = _HeldStream(sys.stderr, self)
+        if console.is_terminal:
+            sys.stdout, sys.stderr = self._stdout, self._stderr
+
+    def hold(self, text: str) -> None:
+        self._writes.append(text)
+        if len(self._writes) > _MAX_HELD_WRITES:
+            self.write_out()
+
+    def write_out(self, *, everything: bool = False) -> None:
+        """Write the complete lines held so far above the display (all of it, if told)."""
+        parts = [self._partial]
+        for _ in range(len(self._writes)):  # popleft is safe against writers in threads
+            parts.append(self._writes.popleft())
+        text = "".join(parts)
+        cut = len(text) if everything else text.rfind("\n") + 1
+        self._partial = text[cut:]
+        if not cut:
+            return
+        if not text.endswith("\n", 0, cut):
+            text = text[:cut] + "\n"  # the display must start on a line of its own
+            cut += 1
+        # soft_wrap: the text goes out as it is; Rich would otherwise split and measure it
+        # line by line, in quadratic time.
+        self._console.print(_Raw(text[:cut]), end="", soft_wrap=True)
+
+    def release(self) -> None:
+        """Give the real streams back (unless someone replaced ours since) and write out
+        what is left, a last unfinished line included."""
+        if sys.stdout is self._stdout:
+            sys.stdout = self._stdout.stream
+        if sys.stderr is self._stderr:
+            sys.stderr = self._stderr.stream
+        self.write_out(everything=True)
+
+
+class _HeldStream:
+    """The stand-in for one stream; everything but writing goes to the real one."""
+
+    def __init__(self, stream: TextIO, held: _HeldOutput) -> None:
+        self.stream = stream
+        self._held = held
+
+    @property
+    def rich_proxied_file(self) -> TextIO:
+        """The real stream: Rich consoles bound to ``sys.stdout`` write there, not here."""
+        return self.stream
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        self._held.hold(text)
+        return len(text)
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        """Held text goes out at the next refresh; writing it now would redraw per line."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)  # isatty, encoding, fileno...
+
+
+class _Raw:
+    """Text for Rich to write as it is: user output may hold its own ANSI codes."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Segment]:
+        from rich.segment import Segment
+
+        yield Segment(self.text)
 
 
 def _seen(counters: StageCounters) -> int:
-    """The events a stage's rate counts: its input, or for a source (which has none) what
-    it read."""
+    """The count a stage's rate is of: its input, or what a source (no input) read."""
     return counters.events_out if counters.kind == "source" else counters.events_in
 
 
@@ -186,9 +297,3 @@ def _clock(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}"
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)

@@ -1,0 +1,304 @@
+"""The ``riverbed`` command line: run a flow, draw it, say the version.
+
+    riverbed run app:flow               run a flow on the local engine, print its summary
+    riverbed graph app:flow             its Mermaid flowchart (--format text | json)
+    riverbed version
+
+TARGET is ``module:attr`` or ``path/to/file.py:attr`` (see ``load_flow``). Exit codes:
+0 the run succeeded, 1 it failed, 2 the command was wrong (a bad TARGET or option, a flow
+definition error), 130 the run was cancelled (Ctrl-C). Like every interface, this module
+uses only what ``riverbed`` exports.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import importlib
+import inspect
+import json
+import os
+import reprlib
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+import riverbed as rb
+
+__all__ = ["ExitCode", "GraphFormat", "TargetError", "app", "load_flow", "main"]
+
+
+class ExitCode(enum.IntEnum):
+    """What the ``riverbed`` process exits with."""
+
+    OK = 0
+    """The command did its job; for ``run``, the run SUCCEEDED."""
+    FAILED = 1
+    """The run FAILED (or riverbed, or the flow's module, raised an unexpected error)."""
+    USAGE = 2
+    """The command was wrong: bad TARGET or option, or the flow is malformed."""
+    CANCELLED = 130
+    """The run was CANCELLED (Ctrl-C): 128 + SIGINT, as shells report it."""
+
+
+class GraphFormat(enum.StrEnum):
+    """What ``riverbed graph`` prints."""
+
+    MERMAID = "mermaid"
+    """A Mermaid flowchart (``Flow.to_mermaid``), for Markdown or mermaid.live."""
+    TEXT = "text"
+    """One line per stage (``Flow.describe``); also shows flows that do not validate."""
+    JSON = "json"
+    """The flow serialized (``Flow.to_json``), callables by import reference."""
+
+
+class TargetError(rb.RiverbedError, ValueError):
+    """A TARGET that does not lead to a flow; the message says what to write instead."""
+
+
+_FORMS = "write TARGET as module:attr or path/to/file.py:attr, e.g. app:flow"
+_EXIT_CODES = {
+    rb.RunStatus.SUCCEEDED: ExitCode.OK,
+    rb.RunStatus.FAILED: ExitCode.FAILED,
+    rb.RunStatus.CANCELLED: ExitCode.CANCELLED,
+}
+_FLOW_ERRORS = (rb.FlowDefinitionError, rb.FlowSerializationError)
+
+
+def load_flow(target: str) -> rb.Flow:
+    """The flow that ``target`` names, found the way ``riverbed run`` finds it.
+
+    ``target`` is ``module:attr`` or ``path/to/file.py:attr``. ``attr`` (dotted for a
+    nested attribute) is a ``riverbed.Flow`` or a function of no arguments returning one::
+
+        load_flow("app:flow")                    # the Flow `flow` in app.py
+        load_flow("pipelines.daily:make_flow")   # calls make_flow()
+        load_flow("jobs/etl.py:flows.nightly")   # a file, then an attribute of an attribute
+
+    The current directory goes on ``sys.path`` first (as uvicorn does). A file is imported
+    under its own name with its directory first on ``sys.path``, as ``python file.py``
+    would see its neighbours, so its functions keep importable names.
+
+    Raises ``TargetError`` (one line: what is wrong, what to write) when the target does not
+    lead to a flow; errors raised by the module's own code, e.g. a ``FlowDefinitionError``
+    while it builds its flow, propagate unchanged.
+    """
+    location, colon, attr = target.rpartition(":")
+    if not colon or not location or not attr:
+        raise TargetError(f"TARGET {target!r} names no attribute; {_FORMS}")
+    if not all(part.isidentifier() for part in attr.split(".")):
+        raise TargetError(f"{attr!r} in TARGET {target!r} is not an attribute name; {_FORMS}")
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    importlib.invalidate_caches()  # a module written a moment ago must be found
+    if location.endswith(".py") or "/" in location or os.sep in location:
+        module = _import_file(location, target)
+    else:
+        module = _import_module(location, target)
+    found: Any = module
+    for part in attr.split("."):
+        try:
+            found = getattr(found, part)
+        except AttributeError:
+            raise TargetError(
+                f"module {module.__name__!r} has no attribute {attr!r}{_flows_in(module, location)}"
+            ) from None
+    return _as_flow(found, target)
+
+
+def _as_flow(found: Any, target: str) -> rb.Flow:
+    """``found`` if it is a Flow, else what it returns when called with no arguments."""
+    if isinstance(found, rb.Flow):
+        return found
+    fix = "point TARGET at a Flow or at a function of no arguments that returns one"
+    if not callable(found):
+        raise TargetError(f"{target!r} is {_shown(found)}, not a riverbed.Flow; {fix}")
+    try:
+        inspect.signature(found).bind()
+    except TypeError:
+        raise TargetError(f"{target!r} is a callable that needs arguments; {fix}") from None
+    except ValueError:  # no signature to read (some builtins): let the call decide
+        pass
+    made = found()
+    if not isinstance(made, rb.Flow):
+        raise TargetError(
+            f"{target!r} returned {_shown(made)}, not a riverbed.Flow; make it return the Flow"
+        )
+    return made
+
+
+def _import_module(name: str, target: str) -> ModuleType:
+    if not all(part.isidentifier() for part in name.split(".")):
+        raise TargetError(f"{name!r} in TARGET {target!r} is not a module name; {_FORMS}")
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as error:
+        # Only the target's own module (or a parent package) missing is a bad TARGET; a
+        # module that exists but imports something missing is the module's error.
+        if error.name is None or not (name == error.name or name.startswith(error.name + ".")):
+            raise
+        raise TargetError(
+            f"cannot import module {name!r} (no module named {error.name!r} in {os.getcwd()} "
+            f"or on the path); {_FORMS}"
+        ) from None
+
+
+def _import_file(location: str, target: str) -> ModuleType:
+    path = Path(location)
+    if path.suffix != ".py":
+        raise TargetError(f"{location!r} in TARGET {target!r} is not a .py file; {_FORMS}")
+    if not path.is_file():
+        raise TargetError(f"no file {location!r} (looked from {os.getcwd()}); {_FORMS}")
+    name = path.stem
+    if not name.isidentifier():
+        raise TargetError(
+            f"file {location!r} cannot be imported: {name!r} is not a module name; rename "
+            "it with letters, digits and '_' only"
+        )
+    directory = str(path.resolve().parent)
+    if sys.path[:1] != [directory]:
+        sys.path.insert(0, directory)
+    module = _import_module(name, target)
+    if module.__file__ is None or Path(module.__file__).resolve() != path.resolve():
+        raise TargetError(
+            f"file {location!r} is shadowed: 'import {name}' finds {module.__file__ or name!r}; "
+            "rename the file, or give TARGET as module:attr"
+        )
+    return module
+
+
+def _flows_in(module: ModuleType, location: str) -> str:
+    flows = [name for name, value in vars(module).items() if isinstance(value, rb.Flow)]
+    if not flows:
+        return "; it has no riverbed.Flow at module level (a function returning one works too)"
+    return "; its flows are " + ", ".join(f"{location}:{name}" for name in flows)
+
+
+def _shown(value: Any) -> str:
+    return f"{reprlib.repr(value)} (type {type(value).__qualname__})"
+
+
+# -- the commands -------------------------------------------------------------------------
+
+app = typer.Typer(
+    name="riverbed",
+    help="Run and inspect riverbed flows. TARGET is module:attr or path/to/file.py:attr.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,  # locals of user code may hold secrets
+)
+
+Target = Annotated[
+    str,
+    typer.Argument(
+        help="module:attr or path/to/file.py:attr: a Flow, or a function returning one.",
+        metavar="TARGET",
+        show_default=False,
+    ),
+]
+
+
+@app.command()
+def run(
+    target: Target,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(min=1, help="Events per batch (default: the engine's).", show_default=False),
+    ] = None,
+    progress: Annotated[
+        bool | None,
+        typer.Option(
+            "--progress/--no-progress",
+            help="Live progress display (default: on a terminal, off with --json).",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the result as JSON instead of a table.")
+    ] = False,
+) -> None:
+    """Run a flow on the local engine until its sources end, then print its summary.
+
+    Exits 0 if the run SUCCEEDED, 1 if it FAILED, 130 if it was CANCELLED (Ctrl-C).
+    """
+    options: dict[str, Any] = {"progress": False if as_json and progress is None else progress}
+    if batch_size is not None:
+        options["batch_size"] = batch_size
+    try:
+        result = _load(target).run(raise_on_failure=False, **options)
+    except _FLOW_ERRORS as error:
+        _usage_error(error)
+    except KeyboardInterrupt:  # while importing, before the engine handles Ctrl-C itself
+        typer.echo("Cancelled.", err=True)
+        raise typer.Exit(ExitCode.CANCELLED) from None
+    typer.echo(json.dumps(_as_json(result), indent=2) if as_json else result.summary())
+    raise typer.Exit(_EXIT_CODES[result.status])
+
+
+@app.command()
+def graph(
+    target: Target,
+    output_format: Annotated[
+        GraphFormat, typer.Option("--format", "-f", help="What to print.")
+    ] = GraphFormat.MERMAID,
+) -> None:
+    """Print a flow's graph: a Mermaid flowchart, a text listing, or its JSON."""
+    flow = _load(target)
+    show = {
+        GraphFormat.MERMAID: flow.to_mermaid,
+        GraphFormat.TEXT: flow.describe,
+        GraphFormat.JSON: flow.to_json,
+    }[output_format]
+    try:
+        text = show()
+    except _FLOW_ERRORS as error:
+        _usage_error(error)
+    typer.echo(text.rstrip("\n"))
+
+
+@app.command()
+def version() -> None:
+    """Print riverbed's version."""
+    typer.echo(rb.__version__)
+
+
+def _load(target: str) -> rb.Flow:
+    try:
+        return load_flow(target)
+    except (TargetError, *_FLOW_ERRORS) as error:
+        _usage_error(error)
+
+
+def _usage_error(error: Exception) -> NoReturn:
+    kind = "" if isinstance(error, TargetError) else f"{type(error).__name__}: "
+    typer.echo(f"Error: {kind}{error}", err=True)
+    raise typer.Exit(ExitCode.USAGE)
+
+
+def _as_json(result: rb.RunResult) -> dict[str, Any]:
+    """The run as JSON-able data: what ``summary`` shows, and the error in full."""
+    return {
+        "status": result.status.value,
+        "run_id": result.run_id,
+        "flow": result.flow,
+        "flow_version": result.flow_version,
+        "started_at": result.started_at.isoformat(),
+        "ended_at": result.ended_at.isoformat(),
+        "duration": result.duration,
+        "stages": {name: dataclasses.asdict(stats) for name, stats in result.stages.items()},
+        "dead_letters": len(result.dead_letters),
+        "error": dataclasses.asdict(result.error) if result.error is not None else None,
+    }
+
+
+def main() -> None:
+    """The ``riverbed`` console script."""
+    app(prog_name="riverbed")
+
+
+if __name__ == "__main__":
+    main()
