@@ -57,17 +57,18 @@ def topological_order(flow: str, stages: Sequence[Stage]) -> list[Stage]:
 
 def _find_loop(by_name: dict[str, Stage], stuck: set[str]) -> list[str]:
     """One cycle among the ``stuck`` stages, in flow direction, from its earliest-built
-    stage. Every stuck stage has a
-    stuck input, so walking inputs from any of them must come back to a stage seen before."""
+    stage. Every stuck stage has a stuck input, so walking inputs from any of them must
+    come back to a stage seen before."""
+    built = {name: index for index, name in enumerate(by_name)}
     walk: list[str] = []
     seen: dict[str, int] = {}
-    name = min(stuck, key=list(by_name).index)
+    name = min(stuck, key=built.__getitem__)
     while name not in seen:
         seen[name] = len(walk)
         walk.append(name)
         name = next(p.stage for p in by_name[name].inputs if p.stage in stuck)
     loop = walk[seen[name] :][::-1]
-    first = loop.index(min(loop, key=list(by_name).index))  # start at the earliest-built
+    first = loop.index(min(loop, key=built.__getitem__))
     return loop[first:] + loop[:first]
 
 

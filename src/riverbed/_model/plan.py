@@ -93,9 +93,7 @@ def make_plan(
             members.append([])
         members[home].append(stage)
         chain_of[stage.name] = home
-    chains = tuple(
-        _chain(group, readers, on_error=on_error, retry=retry) for group in members
-    )
+    chains = tuple(_chain(group, readers, on_error=on_error, retry=retry) for group in members)
     heads = {chain.head.name for chain in chains}
     exits = {
         port: tuple(name for name in names if name in heads)

@@ -184,7 +184,8 @@ class _Generator:
         out = Port(stage.name, stage.outputs[0]) if stage.outputs else None
         self.names[f"F{index}"] = stage.fn
         value = "x" if pair is None else f"({pair[0]}, {pair[1]})"
-        bail = f"raise Bail({index}, {value}, e, ({''.join(p + ', ' for p in pending)}), {self.counts})"
+        waiting = "".join(f"{p}, " for p in pending)
+        bail = f"raise Bail({index}, {value}, e, ({waiting}), {self.counts})"
 
         def guarded(code: str, at: int = depth) -> None:
             self.line(at, "try:")

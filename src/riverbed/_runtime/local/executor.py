@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import inspect
 import operator
 import random
 from collections.abc import Callable
@@ -102,7 +103,8 @@ class ChainExecutor:
         return await self._run(None)
 
     async def _run(self, batch: list[Any] | None) -> Outputs:
-        self._lists = lists = {key: [] for key in self.list_keys}
+        lists: dict[str, list[Any]] = {key: [] for key in self.list_keys}
+        self._lists = lists
         self._tally = tally = _Tally(len(self.stages), len(self.explicit_slot))
         try:
             if batch is None:
@@ -310,9 +312,11 @@ class ChainExecutor:
     async def _call(self, index: int, fn: Callable[..., Any], *args: Any) -> Any:
         timeout = self.policies[index].timeout
         if self.is_async[index]:
-            if timeout is None:
-                return await fn(*args)
             call = fn(*args)
+            if inspect.isasyncgen(call):  # an async generator function, e.g. for flat_map
+                call = _collect(call)
+            if timeout is None:
+                return await call
         elif timeout is not None:
             call = asyncio.to_thread(fn, *args)
         else:
@@ -425,6 +429,10 @@ class ChainExecutor:
             self._give_up(index, events, failed, attempt)
         for event in events:
             self._give_up(index, event, failed, attempt)
+
+
+async def _collect(generator: Any) -> list[Any]:
+    return [item async for item in generator]
 
 
 def _call_target(stage: Any) -> Any:
