@@ -57,9 +57,7 @@ def test_pause_waits_for_a_manual_clock() -> None:
     clock = TestClock(auto_advance=False)
     seen = Capture()
     flow = rb.Flow("manual")
-    flow.source(TestSource([[1], Pause(10.0), [2]], clock=clock), name="src").sink(
-        seen, name="out"
-    )
+    flow.source(TestSource([[1], Pause(10.0), [2]], clock=clock), name="src").sink(seen, name="out")
 
     async def main() -> rb.RunResult:
         run = asyncio.create_task(flow.arun(progress=False))
@@ -260,9 +258,7 @@ def test_capture_keeps_events_in_order_across_runs() -> None:
 
 def _shout() -> rb.Flow:
     flow = rb.Flow("shout")
-    flow.source(["placeholder"], name="words").map(str.upper, name="upper").sink(
-        print, name="out"
-    )
+    flow.source(["placeholder"], name="words").map(str.upper, name="upper").sink(print, name="out")
     return flow
 
 

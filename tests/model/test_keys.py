@@ -67,9 +67,6 @@ def test_different_keys_hash_differently(a: Any, b: Any) -> None:
 @pytest.mark.parametrize(
     ("a", "b"),
     [
-        (True, 1),
-        (False, 0),
-        (1, 1.0),
         (0, None),
         ("1", 1),
         ("a", b"a"),
@@ -120,8 +117,9 @@ def _blake(encoded: bytes) -> int:
     ("key", "encoded"),
     [
         (None, b"N"),
-        (True, b"T"),
-        (False, b"F"),
+        (True, b"i\x00\x00\x00\x01\x01"),
+        (False, b"i\x00\x00\x00\x01\x00"),
+        (2.0, b"i\x00\x00\x00\x01\x02"),
         ("ab", b"s" + struct.pack(">I", 2) + b"ab"),
         (b"\x00", b"b" + struct.pack(">I", 1) + b"\x00"),
         (1.5, b"f" + struct.pack(">d", 1.5)),
@@ -196,3 +194,12 @@ def test_hash_is_the_same_in_processes_with_other_hash_seeds() -> None:
     salted_b, hashes_b = _hashes_in_subprocess("4242")
     assert salted_a != salted_b  # the seeds took effect
     assert hashes_a == hashes_b == [stable_hash(key) for key in SAMPLE_KEYS]
+
+
+@pytest.mark.parametrize(
+    ("a", "b"), [(True, 1), (False, 0), (1, 1.0), (-0.0, 0), ((1, True), (1.0, 1))]
+)
+def test_keys_equal_in_python_hash_alike(a: Any, b: Any) -> None:
+    """Keys that are one dict key in Python (True == 1 == 1.0) route to one partition."""
+    assert a == b
+    assert stable_hash(a) == stable_hash(b)

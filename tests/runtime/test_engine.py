@@ -170,9 +170,7 @@ def test_async_stage_keeps_input_order_at_any_concurrency() -> None:
 
     flow = rb.Flow("order")
     seen = Capture()
-    flow.source(range(100), name="src").map(jittery, name="m", concurrency=8).sink(
-        seen, name="out"
-    )
+    flow.source(range(100), name="src").map(jittery, name="m", concurrency=8).sink(seen, name="out")
     _run(flow, batch_size=30)
     assert seen.items == list(range(100))
 
@@ -323,9 +321,9 @@ def test_stateful_class_form_keeps_one_instance_per_key() -> None:
     """stateful(Class, Class.method): one instance per key; None outputs emit nothing."""
     flow = rb.Flow("stateful-class")
     seen = Capture()
-    flow.source([1, 10, 3, 30, 5, 50], name="src").key_by(
-        lambda x: x >= 10, name="key"
-    ).stateful(Average, "add", name="avg").sink(seen, name="out")
+    flow.source([1, 10, 3, 30, 5, 50], name="src").key_by(lambda x: x >= 10, name="key").stateful(
+        Average, "add", name="avg"
+    ).sink(seen, name="out")
     _run(flow, batch_size=5)
     assert seen.items == [(False, 2.0), (True, 20.0)]
 
@@ -369,8 +367,14 @@ class AsyncNumbers:
 @pytest.mark.parametrize(
     "source",
     [[0, 1, 2, 3, 4], range(5), (0, 1, 2, 3, 4), numbers, async_numbers, AsyncNumbers()],
-    ids=["list", "range", "tuple", "generator-function", "async-generator-function",
-         "async-iterable"],
+    ids=[
+        "list",
+        "range",
+        "tuple",
+        "generator-function",
+        "async-generator-function",
+        "async-iterable",
+    ],
 )
 def test_source_shapes_give_their_events_in_order(source: Any) -> None:
     """Lists, ranges, generator functions and async iterables all read fully, in order."""
@@ -586,9 +590,7 @@ def test_fast_source_waits_for_a_slow_sink() -> None:
 
     flow = rb.Flow("backpressure")
     flow.source(endless, name="src").sink(slow_sink, name="out", concurrency=1)
-    result = _run(
-        flow, batch_size=batch_size, channel_capacity=capacity, raise_on_failure=False
-    )
+    result = _run(flow, batch_size=batch_size, channel_capacity=capacity, raise_on_failure=False)
     assert result.error is not None
     assert result.error.message == "enough"
     # In flight at most: the batch in the sink, `capacity` batches in its channel, and the
@@ -627,9 +629,7 @@ def test_backpressure_holds_across_several_edges() -> None:
     flow.source(endless, name="src").map(middle, name="middle").sink(
         slow_sink, name="out", concurrency=1
     )
-    result = _run(
-        flow, batch_size=batch_size, channel_capacity=capacity, raise_on_failure=False
-    )
+    result = _run(flow, batch_size=batch_size, channel_capacity=capacity, raise_on_failure=False)
     assert result.status is rb.RunStatus.FAILED
     # Per edge: `capacity` queued batches and one being handed over; plus the sink's batch.
     edges = 2

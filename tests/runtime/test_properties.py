@@ -571,3 +571,111 @@ def test_failed_events_leave_per_key_state_untouched(
     assert stats.errors == len(bad)
     assert stats.skipped + stats.dead_lettered == len(bad)
     assert stats.events_out == len(xs) - len(bad)
+
+
+@PROPERTY
+@given(
+    data=st.data(),
+    xs=st.lists(st.integers(-300, 300), max_size=50),
+    splitter=st.sampled_from(["branch", "route"]),
+    paths=st.lists(st.lists(st.tuples(op, st.booleans()), max_size=3), min_size=3, max_size=3),
+    policy=st.sampled_from(POLICIES),
+    modulus=st.integers(2, 5),
+    flaky_async=st.booleans(),
+    batch_size=batch_sizes,
+)
+def test_split_paths_with_failures_then_merge(
+    data: st.DataObject,
+    xs: list[int],
+    splitter: str,
+    paths: list[list[tuple[tuple[str, Any], bool]]],
+    policy: rb.OnError,
+    modulus: int,
+    flaky_async: bool,
+    batch_size: int,
+) -> None:
+    """branch or route into paths of random (sync or async) stages, one failing on some
+    values under a policy, merged again: every event comes out once per its path's result,
+    each path in order, and the failing stage ran once per event it was given."""
+    labels = ["true", "false"] if splitter == "branch" else ["a", "b", "c"]
+    flaky_path = data.draw(st.sampled_from(labels), label="flaky path")
+    where = data.draw(st.integers(0, len(paths[labels.index(flaky_path)])), label="flaky position")
+    calls: Counter[int] = Counter()
+
+    def flaky(v: int) -> int:
+        calls[v] += 1
+        if v % modulus == 0:
+            raise ArithmeticError(v)
+        return v * 3
+
+    async def flaky_coro(v: int) -> int:
+        await asyncio.sleep(0)
+        return flaky(v)
+
+    def label_of(x: int) -> str:
+        if splitter == "branch":
+            return "true" if is_even(x) else "false"
+        return route_of(x)
+
+    # The reference, per path.
+    expected: list[tuple[str, int]] = []
+    reaching_flaky: list[int] = []
+    for x in xs:
+        label = label_of(x)
+        ops = [o for o, _ in paths[labels.index(label)]]
+        values = [x]
+        if label == flaky_path:
+            values = plain(ops[:where], values)
+            reaching_flaky += values
+            if policy is rb.OnError.CONTINUE:
+                values = [v if v % modulus == 0 else v * 3 for v in values]
+            else:
+                values = [v * 3 for v in values if v % modulus]
+            values = plain(ops[where:], values)
+        else:
+            values = plain(ops, values)
+        expected += [(label, v) for v in values]
+
+    flow = rb.Flow("tree")
+    source = flow.source(xs, name="src")
+    if splitter == "branch":
+        sides = source.branch(is_even, name="split")
+        heads = {"true": sides.trues, "false": sides.falses}
+    else:
+        routes = source.route(route_of, ["a", "b", "c"], name="split")
+        heads = {label: routes[label] for label in labels}
+    tails = []
+    for label in labels:
+        stream = heads[label]
+        for index, ((kind, fn), is_async) in enumerate(paths[labels.index(label)]):
+            if label == flaky_path and index == where:
+                stream = stream.map(
+                    flaky_coro if flaky_async else flaky, name="flaky", on_error=policy
+                )
+            stream = getattr(stream, kind)(ASYNC[fn] if is_async else fn, name=f"{label}{index}")
+        if label == flaky_path and where == len(paths[labels.index(label)]):
+            stream = stream.map(flaky_coro if flaky_async else flaky, name="flaky", on_error=policy)
+        tails.append(stream.map(tag(label), name=f"tag_{label}"))
+    seen = Capture()
+    rb.merge(*tails, name="joined").sink(seen, name="out")
+    result = _run(flow, batch_size=batch_size)
+
+    assert result.ok
+    assert Counter(seen.items) == Counter(expected)
+    for label in labels:
+        assert _subsequence(seen.items, label) == _subsequence(expected, label)
+    assert calls == Counter(reaching_flaky)
+    failing = [v for v in reaching_flaky if v % modulus == 0]
+    stats = result.stages["flaky"]
+    assert stats.events_in == len(reaching_flaky)
+    assert stats.errors == len(failing)
+    assert stats.skipped == (len(failing) if policy is rb.OnError.SKIP else 0)
+    assert stats.dead_lettered == (len(failing) if policy is rb.OnError.DEAD_LETTER else 0)
+    assert [d.event for d in result.dead_letters] == (
+        failing if policy is rb.OnError.DEAD_LETTER else []
+    )
+    assert result.stages["split"].events_in == len(xs)
+    assert result.stages["split"].events_out == len(xs)
+    assert result.stages["joined"].events_in == len(expected)
+    assert result.stages["joined"].events_out == len(expected)
+    assert result.stages["out"].events_in == len(expected)

@@ -1,7 +1,8 @@
 """Stable key hashing: the same key gives the same hash in every process and on every
 machine, unlike Python's ``hash()``, which is salted per process for str and bytes.
 
-Keys are encoded canonically (a type tag, then the value) and hashed with BLAKE2b.
+Keys are encoded canonically (a type tag, then the value) and hashed with BLAKE2b; keys
+that are equal in Python (True, 1 and 1.0) hash alike, as they share one dict entry.
 Supported keys: None, bool, int, float, str, bytes, and tuples of these; anything else
 raises a TypeError that says what to use instead.
 """
@@ -16,19 +17,18 @@ __all__ = ["partition_for", "stable_hash"]
 
 
 def _encode(key: Any, out: bytearray) -> None:
-    # bool before int: True is an int, but must not hash like 1.
+    # Keys that are equal in Python (one dict key: True == 1 == 1.0, -0.0 == 0.0) must
+    # route alike, so bools and integral floats are encoded as the int they equal.
     if key is None:
         out += b"N"
-    elif isinstance(key, bool):
-        out += b"T" if key else b"F"
-    elif isinstance(key, int):
+    elif isinstance(key, int) or (isinstance(key, float) and key.is_integer()):
         # Two's complement, not str(): str() refuses ints past 4300 digits, and a subclass
         # may override __str__.
-        raw = int(key).to_bytes(key.bit_length() // 8 + 1, "big", signed=True)
+        number = int(key)
+        raw = number.to_bytes(number.bit_length() // 8 + 1, "big", signed=True)
         out += b"i" + struct.pack(">I", len(raw)) + raw
     elif isinstance(key, float):
-        # -0.0 == 0.0 (one dict key), so both must route alike: + 0.0 turns -0.0 into 0.0.
-        out += b"f" + struct.pack(">d", key + 0.0)
+        out += b"f" + struct.pack(">d", key)
     elif isinstance(key, str):
         raw = key.encode("utf-8", "surrogatepass")
         out += b"s" + struct.pack(">I", len(raw)) + raw
