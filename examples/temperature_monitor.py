@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import enum
+import itertools
 import random
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -82,19 +83,12 @@ def machine_readings(
     rng = random.Random(seed)
     names = [f"machine-{n}" for n in range(1, machines + 1)]
     temperatures = dict.fromkeys(names, SETPOINT)
-    rounds: Iterable[int] = range(per_machine) if per_machine is not None else _count()
+    rounds: Iterable[int] = range(per_machine) if per_machine is not None else itertools.count()
     for index in rounds:
         for name in names:
             drift = rng.gauss(0.0, 1.0) + 0.1 * (SETPOINT - temperatures[name])
             temperatures[name] += drift
             yield Reading(name, index + 1, round(temperatures[name], 1))
-
-
-def _count() -> Iterator[int]:
-    number = 0
-    while True:
-        yield number
-        number += 1
 
 
 def paced(per_second: float) -> Callable[[], AsyncIterator[Reading]]:
@@ -182,8 +176,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     monitor = build(paced(args.rate)) if args.forever else flow
-    lo, hi = COLD_BELOW, HOT_ABOVE
-    print(f"Watching {MACHINES} machines: COLD below {lo} °C, HOT above {hi} °C.")
+    print(f"Watching {MACHINES} machines: COLD below {COLD_BELOW} °C, HOT above {HOT_ABOVE} °C.")
     result = monitor.run()
     print()
     print(result.summary())

@@ -17,7 +17,8 @@ import pytest
 from typer.testing import CliRunner
 
 import riverbed as rb
-from riverbed.cli import TargetError, app, load_flow
+from riverbed import TargetError
+from riverbed.cli import app, load_flow
 from tests import cli_app
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -21,6 +21,7 @@ from riverbed._errors import (
     SourceError,
     StageFailedError,
     StageTimeoutError,
+    TargetError,
 )
 from riverbed._model.flow import Branch, Flow, KeyedStream, Routes, Stream
 from riverbed._model.keys import stable_hash
@@ -71,6 +72,7 @@ __all__ = [
     "StageStats",
     "StageTimeoutError",
     "Stream",
+    "TargetError",
     "__version__",
     "merge",
     "stable_hash",

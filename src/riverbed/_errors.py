@@ -14,6 +14,7 @@ The hierarchy::
     ├── StageTimeoutError (TimeoutError)    one call of a stage ran past its timeout
     ├── RunFailedError (RuntimeError)       ``Flow.run`` ended FAILED; carries the result
     ├── SourceError (RuntimeError)          a source broke its protocol
+    ├── TargetError (ValueError)            a CLI TARGET (app:flow) that leads to no flow
     └── InternalError (RuntimeError)        a bug in riverbed itself; please report it
 
 Errors carry structured context (``flow``, ``stage``, ``attempt``...) as attributes, and
@@ -41,6 +42,7 @@ __all__ = [
     "SourceError",
     "StageFailedError",
     "StageTimeoutError",
+    "TargetError",
 ]
 
 
@@ -137,6 +139,13 @@ class RunFailedError(RiverbedError, RuntimeError):
 
 class SourceError(RiverbedError, RuntimeError):
     """A source did not keep the source protocol (e.g. returned a non-list batch)."""
+
+    __module__ = "riverbed"
+
+
+class TargetError(RiverbedError, ValueError):
+    """A TARGET (``module:attr`` or ``file.py:attr``) that does not lead to a flow; the
+    message says what to write instead."""
 
     __module__ = "riverbed"
 

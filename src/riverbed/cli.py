@@ -12,7 +12,6 @@ uses only what ``riverbed`` exports.
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import importlib
 import inspect
@@ -28,7 +27,7 @@ import typer
 
 import riverbed as rb
 
-__all__ = ["ExitCode", "GraphFormat", "TargetError", "app", "load_flow", "main"]
+__all__ = ["ExitCode", "GraphFormat", "app", "load_flow", "main"]
 
 
 class ExitCode(enum.IntEnum):
@@ -55,10 +54,6 @@ class GraphFormat(enum.StrEnum):
     """The flow serialized (``Flow.to_json``), callables by import reference."""
 
 
-class TargetError(rb.RiverbedError, ValueError):
-    """A TARGET that does not lead to a flow; the message says what to write instead."""
-
-
 _FORMS = "write TARGET as module:attr or path/to/file.py:attr, e.g. app:flow"
 _EXIT_CODES = {
     rb.RunStatus.SUCCEEDED: ExitCode.OK,
@@ -82,15 +77,15 @@ def load_flow(target: str) -> rb.Flow:
     under its own name with its directory first on ``sys.path``, as ``python file.py``
     would see its neighbours, so its functions keep importable names.
 
-    Raises ``TargetError`` (one line: what is wrong, what to write) when the target does not
+    Raises ``rb.TargetError`` (one line: what is wrong, what to write) when the target does not
     lead to a flow; errors raised by the module's own code, e.g. a ``FlowDefinitionError``
     while it builds its flow, propagate unchanged.
     """
     location, colon, attr = target.rpartition(":")
     if not colon or not location or not attr:
-        raise TargetError(f"TARGET {target!r} names no attribute; {_FORMS}")
+        raise rb.TargetError(f"TARGET {target!r} names no attribute; {_FORMS}")
     if not all(part.isidentifier() for part in attr.split(".")):
-        raise TargetError(f"{attr!r} in TARGET {target!r} is not an attribute name; {_FORMS}")
+        raise rb.TargetError(f"{attr!r} in TARGET {target!r} is not an attribute name; {_FORMS}")
     cwd = os.getcwd()
     if cwd not in sys.path:
         sys.path.insert(0, cwd)
@@ -104,7 +99,7 @@ def load_flow(target: str) -> rb.Flow:
         try:
             found = getattr(found, part)
         except AttributeError:
-            raise TargetError(
+            raise rb.TargetError(
                 f"module {module.__name__!r} has no attribute {attr!r}{_flows_in(module, location)}"
             ) from None
     return _as_flow(found, target)
@@ -116,16 +111,16 @@ def _as_flow(found: Any, target: str) -> rb.Flow:
         return found
     fix = "point TARGET at a Flow or at a function of no arguments that returns one"
     if not callable(found):
-        raise TargetError(f"{target!r} is {_shown(found)}, not a riverbed.Flow; {fix}")
+        raise rb.TargetError(f"{target!r} is {_shown(found)}, not a riverbed.Flow; {fix}")
     try:
         inspect.signature(found).bind()
     except TypeError:
-        raise TargetError(f"{target!r} is a callable that needs arguments; {fix}") from None
+        raise rb.TargetError(f"{target!r} is a callable that needs arguments; {fix}") from None
     except ValueError:  # no signature to read (some builtins): let the call decide
         pass
     made = found()
     if not isinstance(made, rb.Flow):
-        raise TargetError(
+        raise rb.TargetError(
             f"{target!r} returned {_shown(made)}, not a riverbed.Flow; make it return the Flow"
         )
     return made
@@ -133,7 +128,7 @@ def _as_flow(found: Any, target: str) -> rb.Flow:
 
 def _import_module(name: str, target: str) -> ModuleType:
     if not all(part.isidentifier() for part in name.split(".")):
-        raise TargetError(f"{name!r} in TARGET {target!r} is not a module name; {_FORMS}")
+        raise rb.TargetError(f"{name!r} in TARGET {target!r} is not a module name; {_FORMS}")
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as error:
@@ -141,7 +136,7 @@ def _import_module(name: str, target: str) -> ModuleType:
         # module that exists but imports something missing is the module's error.
         if error.name is None or not (name == error.name or name.startswith(error.name + ".")):
             raise
-        raise TargetError(
+        raise rb.TargetError(
             f"cannot import module {name!r} (no module named {error.name!r} in {os.getcwd()} "
             f"or on the path); {_FORMS}"
         ) from None
@@ -150,12 +145,12 @@ def _import_module(name: str, target: str) -> ModuleType:
 def _import_file(location: str, target: str) -> ModuleType:
     path = Path(location)
     if path.suffix != ".py":
-        raise TargetError(f"{location!r} in TARGET {target!r} is not a .py file; {_FORMS}")
+        raise rb.TargetError(f"{location!r} in TARGET {target!r} is not a .py file; {_FORMS}")
     if not path.is_file():
-        raise TargetError(f"no file {location!r} (looked from {os.getcwd()}); {_FORMS}")
+        raise rb.TargetError(f"no file {location!r} (looked from {os.getcwd()}); {_FORMS}")
     name = path.stem
     if not name.isidentifier():
-        raise TargetError(
+        raise rb.TargetError(
             f"file {location!r} cannot be imported: {name!r} is not a module name; rename "
             "it with letters, digits and '_' only"
         )
@@ -164,7 +159,7 @@ def _import_file(location: str, target: str) -> ModuleType:
         sys.path.insert(0, directory)
     module = _import_module(name, target)
     if module.__file__ is None or Path(module.__file__).resolve() != path.resolve():
-        raise TargetError(
+        raise rb.TargetError(
             f"file {location!r} is shadowed: 'import {name}' finds {module.__file__ or name!r}; "
             "rename the file, or give TARGET as module:attr"
         )
@@ -235,7 +230,7 @@ def run(
     except KeyboardInterrupt:  # while importing, before the engine handles Ctrl-C itself
         typer.echo("Cancelled.", err=True)
         raise typer.Exit(ExitCode.CANCELLED) from None
-    typer.echo(json.dumps(_as_json(result), indent=2) if as_json else result.summary())
+    typer.echo(json.dumps(result.to_dict(), indent=2) if as_json else result.summary())
     raise typer.Exit(_EXIT_CODES[result.status])
 
 
@@ -269,30 +264,14 @@ def version() -> None:
 def _load(target: str) -> rb.Flow:
     try:
         return load_flow(target)
-    except (TargetError, *_FLOW_ERRORS) as error:
+    except (rb.TargetError, *_FLOW_ERRORS) as error:
         _usage_error(error)
 
 
 def _usage_error(error: Exception) -> NoReturn:
-    kind = "" if isinstance(error, TargetError) else f"{type(error).__name__}: "
+    kind = "" if isinstance(error, rb.TargetError) else f"{type(error).__name__}: "
     typer.echo(f"Error: {kind}{error}", err=True)
     raise typer.Exit(ExitCode.USAGE)
-
-
-def _as_json(result: rb.RunResult) -> dict[str, Any]:
-    """The run as JSON-able data: what ``summary`` shows, and the error in full."""
-    return {
-        "status": result.status.value,
-        "run_id": result.run_id,
-        "flow": result.flow,
-        "flow_version": result.flow_version,
-        "started_at": result.started_at.isoformat(),
-        "ended_at": result.ended_at.isoformat(),
-        "duration": result.duration,
-        "stages": {name: dataclasses.asdict(stats) for name, stats in result.stages.items()},
-        "dead_letters": len(result.dead_letters),
-        "error": dataclasses.asdict(result.error) if result.error is not None else None,
-    }
 
 
 def main() -> None:

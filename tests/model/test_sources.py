@@ -38,7 +38,7 @@ async def aread_all(
             batches.append(batch)
         return batches, reader.position()
     finally:
-        reader.close()
+        await reader.close()  # type: ignore[misc]
 
 
 async def aread_batches(reader: Any) -> list[list[Any]]:
@@ -271,7 +271,7 @@ def test_async_source_errors_reach_the_reader() -> None:
                 await aread_batches(reader)
             assert reader.position() == 0
         finally:
-            reader.close()
+            await reader.close()  # type: ignore[misc]
 
     asyncio.run(main())
 
@@ -281,7 +281,7 @@ def test_async_reader_closed_before_reading() -> None:
 
     async def main() -> None:
         reader = as_source(flowlib.anumbers).open("0", None)
-        reader.close()
+        await reader.close()  # type: ignore[misc]
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -298,7 +298,7 @@ def test_async_reader_closed_midway() -> None:
         batch = await reader.read(3)  # type: ignore[misc]
         assert batch is not None
         assert 1 <= len(batch) <= 3
-        reader.close()
+        await reader.close()  # type: ignore[misc]
         await asyncio.sleep(0)
 
     asyncio.run(main())

@@ -101,6 +101,34 @@ def test_a_stream_read_twice_is_not_fused() -> None:
     assert result.outputs == {"l_out": [3, 4, 5], "r_out": [-2, -3, -4]}
 
 
+def test_branch_and_the_merge_of_its_paths_run_as_one_loop() -> None:
+    """A branch, the sync stages of both its paths and their merge fuse into one chain;
+    an async stage on a path splits that path (and the merge) off."""
+    flow = rb.Flow("tree")
+    sides = flow.source(range(6), name="src").branch(is_even, name="split")
+    evens = sides.trues.map(inc, name="evens")
+    odds = sides.falses.map(operator.neg, name="odds")
+    rb.merge(evens, odds, name="joined").sink(Capture(), name="out")
+    result = _run(flow, batch_size=4)
+    assert set(result.stages["split"].fused_with) == {"evens", "odds", "joined", "out"}
+    assert sorted(result.outputs["out"]) == sorted([1, 3, 5, -1, -3, -5])
+    assert result.stages["joined"].events_in == 6
+
+    async def slow_neg(x: int) -> int:
+        return -x
+
+    flow = rb.Flow("tree-async")
+    sides = flow.source(range(6), name="src").branch(is_even, name="split")
+    evens = sides.trues.map(inc, name="evens")
+    odds = sides.falses.map(slow_neg, name="odds")
+    rb.merge(evens, odds, name="joined").sink(Capture(), name="out")
+    result = _run(flow, batch_size=4)
+    assert result.stages["split"].fused_with == ("evens",)
+    assert result.stages["odds"].fused_with == ()
+    assert result.stages["joined"].fused_with == ("out",)
+    assert sorted(result.outputs["out"]) == sorted([1, 3, 5, -1, -3, -5])
+
+
 def test_async_callable_object_is_awaited() -> None:
     """An object whose __call__ is async is awaited like an async function."""
 
@@ -547,8 +575,8 @@ def test_non_list_batch_fails_the_run_with_a_source_error() -> None:
     assert result.stages["src"].errors == 1
 
 
-def test_failing_source_fails_the_run_and_closes_its_reader() -> None:
-    """A source whose iteration raises fails the run, naming the source."""
+def test_failing_source_fails_the_run() -> None:
+    """A source whose iteration raises fails the run, naming the source and its error."""
 
     def breaks() -> Iterator[int]:
         yield 1
@@ -561,6 +589,93 @@ def test_failing_source_fails_the_run_and_closes_its_reader() -> None:
     error = caught.value.result.error
     assert error is not None
     assert error.error_type == "ConnectionResetError"
+
+
+class MetadataDown:
+    """A source whose partitions() cannot be listed (its server is down)."""
+
+    def partitions(self) -> list[str]:
+        raise ConnectionError("metadata server down")
+
+    def open(self, partition: str, position: Any) -> Any:  # pragma: no cover - never reached
+        raise AssertionError("not opened")
+
+
+class CannotOpen(MetadataDown):
+    def partitions(self) -> list[str]:
+        return ["0"]
+
+    def open(self, partition: str, position: Any) -> Any:
+        raise ConnectionError("cannot connect")
+
+
+def test_source_failing_to_open_fails_the_run_with_a_result() -> None:
+    """A source whose open() raises ends the run FAILED, naming the source."""
+    flow = rb.Flow("cannot-open")
+    flow.source(CannotOpen(), name="src").sink(Capture(), name="out")
+    result = _run(flow, raise_on_failure=False)
+    assert result.status is rb.RunStatus.FAILED
+    assert result.error is not None
+    assert (result.error.stage, result.error.error_type) == ("src", "ConnectionError")
+
+
+def test_source_failing_to_list_partitions_fails_the_run_with_a_result() -> None:
+    """A source whose partitions() raises ends the run FAILED, naming the source, like
+    any other source failure."""
+    flow = rb.Flow("no-partitions")
+    flow.source(MetadataDown(), name="src").sink(Capture(), name="out")
+    result = _run(flow, raise_on_failure=False)
+    assert result.status is rb.RunStatus.FAILED
+    assert result.error is not None
+    assert (result.error.stage, result.error.error_type) == ("src", "ConnectionError")
+
+
+def _stop_early(source: Any, log: list[str]) -> list[str]:
+    """Run ``source`` into a map that fails on its fourth event, inside a running loop;
+    return what ``log`` held when arun returned (before the loop's own clean-up)."""
+
+    def fails_on_three(x: int) -> int:
+        if x == 3:
+            raise ValueError("stop here")
+        return x
+
+    flow = rb.Flow("early-stop")
+    flow.source(source, name="src").map(fails_on_three, name="m").sink(Capture(), name="out")
+
+    async def main() -> list[str]:
+        result = await flow.arun(progress=False, raise_on_failure=False, batch_size=2)
+        assert result.status is rb.RunStatus.FAILED
+        return list(log)
+
+    return asyncio.run(main())
+
+
+def test_generator_source_is_closed_when_the_run_stops_early() -> None:
+    """A generator source's clean-up (its finally) has run by the time the run returns."""
+    log: list[str] = []
+
+    def numbers_with_cleanup() -> Iterator[int]:
+        try:
+            yield from range(1000)
+        finally:
+            log.append("closed")
+
+    assert _stop_early(numbers_with_cleanup, log) == ["closed"]
+
+
+def test_async_generator_source_is_closed_when_the_run_stops_early() -> None:
+    """An async generator source's clean-up has run by the time arun returns, as for a
+    sync generator, even when the run stops early."""
+    log: list[str] = []
+
+    async def numbers_with_cleanup() -> AsyncIterator[int]:
+        try:
+            for i in range(1000):
+                yield i
+        finally:
+            log.append("closed")
+
+    assert _stop_early(numbers_with_cleanup, log) == ["closed"]
 
 
 # -- backpressure ------------------------------------------------------------------------

@@ -312,6 +312,35 @@ def test_stateful_function_returning_no_pair_is_a_stage_error() -> None:
     assert "(state, output)" in result.error.message
 
 
+def _count(state: int, value: Any) -> tuple[int, int]:
+    return state + 1, state + 1
+
+
+async def _count_async(state: int, value: Any) -> tuple[int, int]:
+    await asyncio.sleep(0)
+    return state + 1, state + 1
+
+
+@pytest.mark.parametrize("form", ["stateful", "stateful-async", "fold"])
+def test_unhashable_key_is_a_stage_error_handled_by_policy(form: str) -> None:
+    """A key_by returning an unhashable key is an error of the flow's stages, handled by
+    their policy, never an internal engine error."""
+    flow = rb.Flow("unhashable", on_error=rb.OnError.SKIP)
+    keyed = flow.source([1, 2, 3], name="src").key_by(lambda x: [x] if x == 2 else x, name="key")
+    if form == "fold":
+        out = keyed.fold(int, lambda acc, v: acc + v, name="state")
+    else:
+        out = keyed.stateful(
+            _count if form == "stateful" else _count_async, initial=int, name="state"
+        )
+    out.sink(Capture(), name="out")
+    result = _run(flow, raise_on_failure=False)
+    assert result.status is rb.RunStatus.SUCCEEDED
+    assert sorted(result.outputs["out"]) == [(1, 1), (3, 1 if form != "fold" else 3)]
+    assert [e.error_type for e in result.errors] == ["TypeError"]
+    assert result.errors[0].stage in ("key", "state")
+
+
 # -- timeouts ----------------------------------------------------------------------------
 
 
@@ -443,6 +472,52 @@ def test_dead_letter_keeps_event_traceback_and_attempts() -> None:
     assert letter.attempts == 1
     assert "KeyError" in letter.traceback
     assert letter.at is not None
+
+
+class UnprintableError(Exception):
+    """A user's exception whose __str__ itself fails."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no str for you")
+
+
+class UnprintableEvent:
+    """A user's event whose __repr__ fails."""
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr for you")
+
+
+def test_exception_with_a_failing_str_is_still_handled_by_policy() -> None:
+    """A user exception whose __str__ raises is skipped like any other error."""
+
+    def bad(x: int) -> int:
+        if x == 2:
+            raise UnprintableError()
+        return x
+
+    flow = rb.Flow("unprintable-error")
+    flow.source([1, 2, 3], name="src").map(bad, name="m", on_error=rb.OnError.SKIP).sink(
+        Capture(), name="out"
+    )
+    result = _run(flow, raise_on_failure=False)
+    assert result.status is rb.RunStatus.SUCCEEDED
+    assert result.outputs == {"out": [1, 3]}
+    assert [(e.stage, e.error_type) for e in result.errors] == [("m", "UnprintableError")]
+
+
+def test_stop_on_an_event_with_a_failing_repr_names_the_stage_not_the_engine() -> None:
+    """STOP on an event whose __repr__ raises fails the run at that stage, with no
+    internal error."""
+    flow = rb.Flow("unprintable-event")
+    flow.source([UnprintableEvent()], name="src").map(lambda e: 1 / 0, name="m").sink(
+        Capture(), name="out"
+    )
+    with pytest.raises(rb.RunFailedError) as caught:
+        _run(flow)
+    result = caught.value.result
+    assert [(e.stage, e.error_type) for e in result.errors] == [("m", "ZeroDivisionError")]
+    assert isinstance(caught.value.__cause__, rb.StageFailedError)
 
 
 # -- batch sinks and sink objects --------------------------------------------------------

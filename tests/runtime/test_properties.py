@@ -1,7 +1,8 @@
 """The local engine's promises as properties (DESIGN.md §3), checked against plain Python.
 
-Every flow here has one source, so even across channels and async stages (whose outputs
-are kept in input order) the output order is fully determined and compared exactly.
+Every flow here has one source. Order is compared exactly where the engine promises it
+(along a chain, through async stages, per key, per input of a merge) and as a multiset
+where paths meet.
 """
 
 from __future__ import annotations

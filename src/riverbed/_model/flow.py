@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Unpack
 
 from riverbed._errors import DuplicateStageError, FlowDefinitionError
 from riverbed._model import callables, graph
@@ -21,6 +21,7 @@ from riverbed._model.sources import as_source, is_source
 from riverbed._model.stages import DEFAULT_PORT, Port, SinkMode, Stage, StageKind
 
 if TYPE_CHECKING:
+    from riverbed._runtime.options import RunOptions
     from riverbed._runtime.result import RunResult
 
 __all__ = ["Branch", "Flow", "KeyedStream", "Routes", "Stream"]
@@ -212,14 +213,24 @@ class Flow:
 
     # -- running (the local runner; imported late so the model does not depend on it) -----
 
-    def run(self, **options: Any) -> RunResult:
-        """Run the flow on the local engine until its sources end; see ``riverbed.run``."""
+    def run(self, **options: Unpack[RunOptions]) -> RunResult:
+        """Run the flow on the local engine until its sources end, and return the result.
+
+        A FAILED run raises ``RunFailedError`` (its ``.result`` holds everything) unless
+        ``raise_on_failure=False``. Ctrl-C stops the sources and drains what is in flight
+        (status CANCELLED, with each source's position); a second Ctrl-C stops at once.
+        Options (all keyword, all optional): ``batch_size`` (1000), ``progress`` (None:
+        live progress on a terminal only), ``clock``, ``concurrency`` (16 calls of an async
+        stage at once), ``channel_capacity`` (4 batches per edge), ``raise_on_failure``,
+        ``run_id``, ``max_errors`` (1000 kept in full), ``seed`` (retry jitter).
+        """
         from riverbed._runtime.local.engine import run_flow
 
         return run_flow(self, **options)
 
-    async def arun(self, **options: Any) -> RunResult:
-        """``run`` for code already inside an event loop."""
+    async def arun(self, **options: Unpack[RunOptions]) -> RunResult:
+        """``run`` for code already inside an event loop (no Ctrl-C handling: cancel the
+        task instead, which cancels the run)."""
         from riverbed._runtime.local.engine import arun_flow
 
         return await arun_flow(self, **options)

@@ -39,8 +39,9 @@ class PartitionReader(Protocol):
         """A JSON-able position to resume right after the last batch read."""
         ...
 
-    def close(self) -> None:
-        """Release what the reader holds. Called once, also after errors."""
+    def close(self) -> Awaitable[None] | None:
+        """Release what the reader holds. Called once, also after errors. May be a
+        coroutine function."""
         ...
 
 
@@ -146,14 +147,15 @@ class _AsyncIteratorReader:
     def position(self) -> int:
         return self._count
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        # Stop the pump, then close the generator so that its clean-up (a finally, an
+        # async with) runs now rather than at garbage collection.
         if self._pump is not None and not self._pump.done():
             self._pump.cancel()
+            await asyncio.wait([self._pump])
         aclose = getattr(self._iterator, "aclose", None)
-        if aclose is not None and self._pump is None:
-            # Never started: nothing to finalize but the generator object itself.
-            coroutine = aclose()
-            coroutine.close()
+        if aclose is not None:
+            await aclose()
 
 
 class IterableSource:

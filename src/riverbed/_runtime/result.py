@@ -6,6 +6,7 @@ goes, then frozen into ``StageStats`` in the ``RunResult``.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -114,6 +115,24 @@ class RunResult:
     def duration(self) -> float:
         """Seconds from start to end."""
         return (self.ended_at - self.started_at).total_seconds()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as JSON-able data: status, times, counters, the error in full and
+        the number of dead letters (their events may not be JSON-able)."""
+        return {
+            "run_id": self.run_id,
+            "flow": self.flow,
+            "flow_version": self.flow_version,
+            "status": self.status.value,
+            "started_at": self.started_at.isoformat(),
+            "ended_at": self.ended_at.isoformat(),
+            "duration": self.duration,
+            "stages": {name: dataclasses.asdict(stats) for name, stats in self.stages.items()},
+            "positions": {name: dict(parts) for name, parts in self.positions.items()},
+            "errors": len(self.errors),
+            "dead_letters": len(self.dead_letters),
+            "error": dataclasses.asdict(self.error) if self.error is not None else None,
+        }
 
     def summary(self) -> str:
         """A plain-text table of the run: status, then one line of counters per stage."""

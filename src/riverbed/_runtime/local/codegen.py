@@ -228,16 +228,18 @@ class _Generator:
             pending = (*pending, f"({index}, it{index})")
             depth += 1
         elif kind is StageKind.STATEFUL:
-            self.line(depth, f"st = S{index}.get({key}, MISSING)")
+            # The state lookup is guarded too: an unhashable key is the stage's error.
+            lookup = f"st = S{index}.get({key}, MISSING)\n"
             if stage.method is not None:
                 self.names[f"M{index}"] = stage.method
-                self.line(depth, "if st is MISSING:")
-                guarded(f"st = S{index}[{key}] = F{index}()", depth + 1)
-                guarded(f"r = M{index}(st, {val})")
+                guarded(
+                    f"{lookup}if st is MISSING: st = S{index}[{key}] = F{index}()\n"
+                    f"r = M{index}(st, {val})"
+                )
             else:
                 start = f"I{index}()" if stage.initial is not None else "None"
                 guarded(
-                    f"r = F{index}({start} if st is MISSING else st, {val})\n"
+                    f"{lookup}r = F{index}({start} if st is MISSING else st, {val})\n"
                     "if type(r) is not tuple or len(r) != 2: "
                     "raise StageResultError(StageResultError.MESSAGE % (r,))"
                 )
@@ -250,14 +252,11 @@ class _Generator:
             self.line(depth + 1, "continue")
             self.line(depth, f"x = ({key}, r)")
         elif kind is StageKind.FOLD:
-            self.line(depth, f"acc = S{index}.get({key}, MISSING)")
+            lookup = f"acc = S{index}.get({key}, MISSING)\n"
             if stage.initial is not None:
-                guarded(f"acc = F{index}(I{index}() if acc is MISSING else acc, {val})")
+                guarded(f"{lookup}acc = F{index}(I{index}() if acc is MISSING else acc, {val})")
             else:  # reduce: a key's first value is its start
-                self.line(depth, "if acc is MISSING:")
-                self.line(depth + 1, f"acc = {val}")
-                self.line(depth, "else:")
-                guarded(f"acc = F{index}(acc, {val})", depth + 1)
+                guarded(f"{lookup}acc = {val} if acc is MISSING else F{index}(acc, {val})")
             self.line(depth, f"S{index}[{key}] = acc")
             if not stage.running:
                 self.line(depth, "continue")

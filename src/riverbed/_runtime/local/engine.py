@@ -18,16 +18,18 @@ import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from riverbed._errors import InternalError, RunFailedError, SourceError, StageFailedError
-from riverbed._model.plan import Chain, Plan, make_plan
+from riverbed._model.plan import Plan, make_plan
 from riverbed._model.policy import OnError
 from riverbed._model.sinks import Capture
 from riverbed._model.stages import Port, Stage, StageKind
 from riverbed._runtime.clock import Clock, SystemClock
 from riverbed._runtime.local.executor import ChainExecutor, Outputs
 from riverbed._runtime.local.failures import FailureLog
+from riverbed._runtime.local.progress import LiveProgress, wants_progress
+from riverbed._runtime.options import RunOptions
 from riverbed._runtime.result import RunResult, RunStatus, StageCounters
 
 if TYPE_CHECKING:
@@ -87,6 +89,7 @@ class LocalRun:
         run_id: str | None = None,
         max_errors: int = 1000,
         seed: int | None = None,
+        raise_on_failure: bool = True,
     ) -> None:
         _check_positive("batch_size", batch_size)
         _check_positive("concurrency", concurrency)
@@ -97,12 +100,13 @@ class LocalRun:
         )
         self.version = flow.version
         self.batch_size = batch_size
-        self.progress = progress
+        self.show_progress = wants_progress(progress)
         self.clock = clock or SystemClock()
         self.concurrency = concurrency
         self.capacity = channel_capacity
         self.run_id = run_id or uuid.uuid4().hex[:16]
         self.seed = seed
+        self.raise_on_failure = raise_on_failure
         self.failures = FailureLog(flow.name, max_errors=max_errors)
         fused = {s.name: chain for chain in self.plan.chains for s in chain.stages}
         self.counters = {
@@ -138,12 +142,8 @@ class LocalRun:
             for stage in self.flow.stages
             if stage.is_sink and isinstance(stage.fn, Capture)
         }
-        partitions = {
-            source.name: [str(p) for p in source.fn.partitions()] for source in self.plan.sources
-        }
-        channels = self._channels(partitions)
-        executors = {
-            chain.name: ChainExecutor(
+        executors = [
+            ChainExecutor(
                 chain,
                 [self.counters[s.name] for s in chain.stages],
                 [self.states.get(s.name) for s in chain.stages],
@@ -153,45 +153,35 @@ class LocalRun:
                 seed=self.seed,
             )
             for chain in self.plan.chains
-        }
+        ]
         loop = asyncio.get_running_loop()
-        for source in self.plan.sources:
-            targets = [channels[name] for name in self.plan.readers.get(Port(source.name), ())]
-            self.positions[source.name] = {}
-            for partition in partitions[source.name]:
-                self._tasks.append(
-                    loop.create_task(self._read(source, partition, targets), name=source.name)
-                )
-        for chain in self.plan.chains:
-            self._tasks.append(
-                loop.create_task(
-                    self._run_chain(chain, executors[chain.name], channels),
-                    name=chain.name,
-                )
-            )
-        display, ticker = self._start_progress(loop)
         signals = handle_signals and threading.current_thread() is threading.main_thread()
-        if signals:
-            loop.add_signal_handler(signal.SIGINT, self._on_interrupt)
+        display = ticker = None
         error: BaseException | None = None
+        status = RunStatus.CANCELLED  # if this very call is cancelled
         try:
+            self._start_tasks(loop, executors)
+            display, ticker = self._start_progress(loop)
+            if signals:
+                loop.add_signal_handler(signal.SIGINT, self._on_interrupt)
             error = await self._wait()
+        except StageFailedError as failure:  # a source could not list its partitions
+            error = failure
         finally:
             if signals:
                 loop.remove_signal_handler(signal.SIGINT)
-            for executor in executors.values():
+            for executor in executors:
                 error = await self._close(executor) or error
+            if error is not None:
+                status = RunStatus.FAILED
+            elif not (self.stopping or self.aborted):
+                status = RunStatus.SUCCEEDED
             if ticker is not None:
                 ticker.cancel()
-        if error is not None:
-            status = RunStatus.FAILED
-        elif self.stopping or self.aborted:
-            status = RunStatus.CANCELLED
-        else:
-            status = RunStatus.SUCCEEDED
-        if display is not None:
-            display.stop(status.value)
-        result = RunResult(
+            if display is not None:
+                display.stop(status.value)
+        self._error = error
+        return RunResult(
             run_id=self.run_id,
             flow=self.flow.name,
             flow_version=self.version,
@@ -205,8 +195,37 @@ class LocalRun:
             error=self.failures.fatal,
             positions={name: dict(parts) for name, parts in self.positions.items()},
         )
-        self._error = error
-        return result
+
+    def _start_tasks(
+        self, loop: asyncio.AbstractEventLoop, executors: list[ChainExecutor]
+    ) -> None:
+        """One task per source partition, one per chain, joined by bounded channels."""
+        partitions = {source.name: self._partitions(source) for source in self.plan.sources}
+        channels = self._channels(partitions)
+        for source in self.plan.sources:
+            targets = [channels[name] for name in self.plan.readers.get(Port(source.name), ())]
+            self.positions[source.name] = {}
+            for partition in partitions[source.name]:
+                self._tasks.append(
+                    loop.create_task(self._read(source, partition, targets), name=source.name)
+                )
+        for executor in executors:
+            self._tasks.append(
+                loop.create_task(self._run_chain(executor, channels), name=executor.chain.name)
+            )
+
+    def _partitions(self, source: Stage) -> list[str]:
+        try:
+            return [str(partition) for partition in source.fn.partitions()]
+        except Exception as error:
+            self.counters[source.name].errors += 1
+            record = self.failures.record(source.name, None, error, 1, OnError.STOP)
+            raise StageFailedError(
+                f"source {source.name!r} could not list its partitions: "
+                f"{record.error_type}: {record.message}",
+                stage=source.name,
+                attempts=1,
+            ) from error
 
     async def _wait(self) -> BaseException | None:
         """Wait for every task; on the first failure, cancel the rest. Returns the error."""
@@ -278,13 +297,15 @@ class LocalRun:
                     for channel in targets:
                         await channel.put(batch)
             finally:
-                reader.close()
+                closing = reader.close()
+                if inspect.isawaitable(closing):
+                    await closing
         except Exception as error:
             counters.errors += 1
-            self.failures.record(source.name, None, error, 1, OnError.STOP)
+            record = self.failures.record(source.name, None, error, 1, OnError.STOP)
             raise StageFailedError(
                 f"source {source.name!r} (partition {partition!r}) failed: "
-                f"{type(error).__name__}: {error}",
+                f"{record.error_type}: {record.message}",
                 stage=source.name,
                 attempts=1,
             ) from error
@@ -307,9 +328,8 @@ class LocalRun:
         finally:
             self._reading.discard(task)
 
-    async def _run_chain(
-        self, chain: Chain, executor: ChainExecutor, channels: dict[str, Channel]
-    ) -> None:
+    async def _run_chain(self, executor: ChainExecutor, channels: dict[str, Channel]) -> None:
+        chain = executor.chain
         targets = {
             str(port): [channels[name] for name in self.plan.readers.get(port, ())]
             for port in chain.exits
@@ -321,40 +341,32 @@ class LocalRun:
             if batch is None:
                 break
             started = time.perf_counter()
-            outs = await executor.process(batch)
-            elapsed = time.perf_counter() - started
-            for counters in members:
-                counters.seconds += elapsed
+            try:
+                outs = await executor.process(batch)
+            finally:
+                elapsed = time.perf_counter() - started
+                for counters in members:
+                    counters.seconds += elapsed
             await _emit(outs, targets)
         await _emit(await executor.finish(), targets)
         for readers in targets.values():
             for reader in readers:
                 await reader.end()
 
-    async def _close(self, executor: ChainExecutor) -> BaseException | None:
+    @staticmethod
+    async def _close(executor: ChainExecutor) -> BaseException | None:
         try:
             await executor.close()
-        except Exception as error:
-            name = executor.chain.name
-            self.failures.record(name, None, error, 1, OnError.STOP)
-            failure = StageFailedError(
-                f"sink {name!r} failed to close: {type(error).__name__}: {error}",
-                stage=name,
-                attempts=1,
-            )
-            failure.__cause__ = error
+        except StageFailedError as failure:
             return failure
         return None
 
     # -- progress and Ctrl-C --------------------------------------------------------------
 
     def _start_progress(self, loop: asyncio.AbstractEventLoop) -> tuple[Any, Any]:
-        if self.progress is False:
+        if not self.show_progress:
             return None, None
-        from riverbed._runtime.local.progress import LiveProgress, wants_progress
 
-        if not wants_progress(self.progress):
-            return None, None
         display = LiveProgress(self.flow.name, list(self.counters.values()))
 
         async def tick() -> None:
@@ -394,8 +406,8 @@ def _check_positive(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be an int >= 1, got {value!r}")
 
 
-def _finish(run: LocalRun, result: RunResult, raise_on_failure: bool) -> RunResult:
-    if result.status is RunStatus.FAILED and raise_on_failure:
+def _finish(run: LocalRun, result: RunResult) -> RunResult:
+    if result.status is RunStatus.FAILED and run.raise_on_failure:
         reason = result.error
         what = (
             f"stage {reason.stage!r}: {reason.error_type}: {reason.message}"
@@ -408,23 +420,13 @@ def _finish(run: LocalRun, result: RunResult, raise_on_failure: bool) -> RunResu
     return result
 
 
-async def arun_flow(flow: Flow, *, raise_on_failure: bool = True, **options: Any) -> RunResult:
-    """Run ``flow`` on the running event loop; see ``run_flow``."""
+async def arun_flow(flow: Flow, **options: Unpack[RunOptions]) -> RunResult:
+    """Run ``flow`` on the running event loop; see ``Flow.run``."""
     run = LocalRun(flow, **options)
-    result = await run.execute()
-    return _finish(run, result, raise_on_failure)
+    return _finish(run, await run.execute())
 
 
-def run_flow(flow: Flow, *, raise_on_failure: bool = True, **options: Any) -> RunResult:
-    """Run ``flow`` on the local engine until its sources end (or Ctrl-C) and return the
-    ``RunResult``. A FAILED run raises ``RunFailedError`` (with ``.result``) unless
-    ``raise_on_failure=False``. Options: ``batch_size`` (1000), ``progress`` (None: on a
-    terminal only), ``clock``, ``concurrency`` (16, for async stages), ``channel_capacity``
-    (4 batches per edge), ``run_id``, ``max_errors`` (1000 kept), ``seed`` (for jitter).
-
-    Ctrl-C stops the sources and drains what is in flight (status CANCELLED, with the
-    sources' positions in the result); a second Ctrl-C stops at once.
-    """
+def run_flow(flow: Flow, **options: Unpack[RunOptions]) -> RunResult:
+    """Run ``flow`` in a new event loop, with Ctrl-C handling; see ``Flow.run``."""
     run = LocalRun(flow, **options)
-    result = asyncio.run(run.execute(handle_signals=True))
-    return _finish(run, result, raise_on_failure)
+    return _finish(run, asyncio.run(run.execute(handle_signals=True)))

@@ -29,7 +29,7 @@ from riverbed._runtime.local.codegen import (
     UnknownRouteError,
     compile_chain,
 )
-from riverbed._runtime.local.failures import FailureLog
+from riverbed._runtime.local.failures import FailureLog, event_repr
 from riverbed._runtime.result import StageCounters
 
 Outputs = dict[str, list[Any]]
@@ -123,14 +123,30 @@ class ChainExecutor:
         return lists
 
     async def close(self) -> None:
-        """Close the sink objects of the chain that have ``close`` (also after errors)."""
+        """Close the sink objects of the chain that have ``close`` (also after errors). A
+        failing close fails the run (StageFailedError), after every sink had its turn."""
+        failed: StageFailedError | None = None
         for index in self.batch_sinks:
             stage = self.stages[index]
             close = getattr(stage.fn, "close", None) if stage.sink_mode is SinkMode.OBJECT else None
-            if close is not None:
+            if close is None:
+                continue
+            try:
                 result = close()
-                if asyncio.iscoroutine(result):
+                if inspect.isawaitable(result):
                     await result
+            except Exception as error:
+                self.counters[index].errors += 1
+                record = self.failures.record(stage.name, None, error, 1, OnError.STOP)
+                failed = failed or StageFailedError(
+                    f"sink {stage.name!r} failed to close: {record.error_type}: "
+                    f"{record.message}",
+                    stage=stage.name,
+                    attempts=1,
+                )
+                failed.__cause__ = failed.__cause__ or error
+        if failed is not None:
+            raise failed
 
     def _count(self, tally: _Tally, lists: dict[str, list[Any]]) -> None:
         """Turn one batch's tally into stage counters: per internal edge, the count is kept
@@ -198,10 +214,11 @@ class ChainExecutor:
         try:
             for event in batch:
                 self._tally.consumed += 1
-                before = last_of_key.get(event[0]) if keyed_state else None
+                key = _hashable_key(event) if keyed_state else None
+                before = last_of_key.get(key) if key is not None else None
                 task = asyncio.ensure_future(self._one(event, before))
-                if keyed_state:
-                    last_of_key[event[0]] = task
+                if key is not None:
+                    last_of_key[key] = task
                 window.append(task)
                 if len(window) >= self.concurrency:
                     await self._drain_one(window)
@@ -289,11 +306,11 @@ class ChainExecutor:
             self.failures.record(stage.name, event, error, attempts, OnError.SKIP)
             self.counters[index].skipped += 1
             return None
-        self.failures.record(stage.name, event, error, attempts, action)
+        record = self.failures.record(stage.name, event, error, attempts, action)
         if action is OnError.STOP:
             raise StageFailedError(
-                f"stage {stage.name!r} failed on event {_short(event)} after {attempts} "
-                f"attempt(s): {type(error).__name__}: {error}",
+                f"stage {stage.name!r} failed on event {event_repr(event, 120)} after "
+                f"{attempts} attempt(s): {record.error_type}: {record.message}",
                 stage=stage.name,
                 attempts=attempts,
                 event=event,
@@ -431,6 +448,17 @@ class ChainExecutor:
             self._give_up(index, event, failed, attempt)
 
 
+def _hashable_key(pair: Any) -> Any:
+    """The key of a keyed event, or None when it cannot key a dict: the stage itself then
+    fails on that event, under its policy."""
+    try:
+        key = pair[0]
+        hash(key)
+    except Exception:
+        return None
+    return (key,)  # wrapped, so that a key of None still orders its events
+
+
 async def _collect(generator: Any) -> list[Any]:
     return [item async for item in generator]
 
@@ -439,8 +467,3 @@ def _call_target(stage: Any) -> Any:
     if stage.kind is StageKind.SINK and stage.sink_mode is SinkMode.OBJECT:
         return getattr(stage.fn, "write_batch", None)
     return stage.fn
-
-
-def _short(event: Any) -> str:
-    text = repr(event)
-    return text if len(text) <= 120 else text[:117] + "..."

@@ -20,12 +20,21 @@ logger = logging.getLogger("riverbed")
 LOGGED_PER_STAGE = 5
 
 
-def _event_repr(event: Any) -> str:
+def event_repr(event: Any, limit: int = 500) -> str:
+    """``repr(event)`` cut to ``limit`` characters; never raises (a user's ``__repr__``
+    may)."""
     try:
         text = repr(event)
-    except Exception as error:  # a user's __repr__ may itself fail
-        text = f"<unprintable {type(event).__name__}: {error!r}>"
-    return text if len(text) <= 500 else text[:497] + "..."
+    except Exception as error:
+        text = f"<unprintable {type(event).__name__}: {type(error).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _error_message(error: BaseException) -> str:
+    try:
+        return str(error)
+    except Exception as failure:  # a user's exception whose __str__ raises
+        return f"<unprintable {type(error).__name__}: {type(failure).__name__}>"
 
 
 class FailureLog:
@@ -46,11 +55,11 @@ class FailureLog:
         record = StageError(
             stage=stage,
             error_type=type(error).__qualname__,
-            message=str(error),
+            message=_error_message(error),
             traceback="".join(traceback.format_exception(error)),
             attempts=attempts,
             action=action.value,
-            event=_event_repr(event),
+            event=event_repr(event),
         )
         if len(self.errors) < self.max_errors:
             self.errors.append(record)

@@ -1,0 +1,5 @@
+"""``python -m riverbed``: the same as the ``riverbed`` command."""
+
+from riverbed.cli import main
+
+main()

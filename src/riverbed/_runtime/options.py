@@ -1,0 +1,30 @@
+"""The options of a run, shared by ``Flow.run``, ``Flow.arun`` and the runners."""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+from riverbed._runtime.clock import Clock
+
+
+class RunOptions(TypedDict, total=False):
+    """Keyword options of ``Flow.run`` / ``Flow.arun``; every one has a default."""
+
+    batch_size: int
+    """Most events a source reads into one batch (1000)."""
+    progress: bool | None
+    """Live progress per stage: None (default) shows it only on a terminal."""
+    clock: Clock
+    """The clock for retries' backoff and source polling (the system clock)."""
+    concurrency: int
+    """Calls of an async stage in flight at once, unless the stage sets its own (16)."""
+    channel_capacity: int
+    """Batches an edge between chains holds before its writer waits (4)."""
+    raise_on_failure: bool
+    """Raise ``RunFailedError`` when the run FAILED (True), or just return the result."""
+    run_id: str
+    """The run's id (a new random one)."""
+    max_errors: int
+    """How many handled errors the result keeps in full (1000); counters count all."""
+    seed: int
+    """Seed of the random jitter of retries, for repeatable tests."""
