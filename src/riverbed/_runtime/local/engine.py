@@ -196,9 +196,7 @@ class LocalRun:
             positions={name: dict(parts) for name, parts in self.positions.items()},
         )
 
-    def _start_tasks(
-        self, loop: asyncio.AbstractEventLoop, executors: list[ChainExecutor]
-    ) -> None:
+    def _start_tasks(self, loop: asyncio.AbstractEventLoop, executors: list[ChainExecutor]) -> None:
         """One task per source partition, one per chain, joined by bounded channels."""
         partitions = {source.name: self._partitions(source) for source in self.plan.sources}
         channels = self._channels(partitions)

@@ -139,8 +139,7 @@ class ChainExecutor:
                 self.counters[index].errors += 1
                 record = self.failures.record(stage.name, None, error, 1, OnError.STOP)
                 failed = failed or StageFailedError(
-                    f"sink {stage.name!r} failed to close: {record.error_type}: "
-                    f"{record.message}",
+                    f"sink {stage.name!r} failed to close: {record.error_type}: {record.message}",
                     stage=stage.name,
                     attempts=1,
                 )
