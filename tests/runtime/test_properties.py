@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import riverbed as rb
-from riverbed.testing import Capture
+from riverbed.testing import Capture, TestClock
 
 PROPERTY = settings(max_examples=120, deadline=None)
 
@@ -680,3 +680,66 @@ def test_split_paths_with_failures_then_merge(
     assert result.stages["joined"].events_in == len(expected)
     assert result.stages["joined"].events_out == len(expected)
     assert result.stages["out"].events_in == len(expected)
+
+
+@PROPERTY
+@given(
+    data=st.data(),
+    xs=st.lists(st.integers(0, 10_000), unique=True, max_size=40),
+    attempts=st.integers(1, 4),
+    batch_size=batch_sizes,
+    flaky_async=st.booleans(),
+    with_flat_map=st.booleans(),
+)
+def test_retries_call_once_per_attempt_and_recover(
+    data: st.DataObject,
+    xs: list[int],
+    attempts: int,
+    batch_size: int,
+    flaky_async: bool,
+    with_flat_map: bool,
+) -> None:
+    """An event failing its first k calls is called k + 1 times and passes when k is
+    below the retry budget; otherwise it is dead-lettered after exactly that many calls.
+    Either way the other events are untouched and counters and backoff sleeps add up."""
+    items = [y for x in xs for y in ((x, -x - 1) if with_flat_map else (x,))]
+    failures = {y: data.draw(st.integers(0, attempts + 1), label=f"failures of {y}") for y in items}
+    calls: Counter[int] = Counter()
+
+    def flaky(y: int) -> int:
+        calls[y] += 1
+        if calls[y] <= failures[y]:
+            raise ConnectionError(y)
+        return y * 7
+
+    async def flaky_coro(y: int) -> int:
+        await asyncio.sleep(0)
+        return flaky(y)
+
+    flow = rb.Flow("retries")
+    stream = flow.source(xs, name="src")
+    if with_flat_map:
+        stream = stream.flat_map(lambda x: (x, -x - 1), name="pair")
+    seen = Capture()
+    stream.map(
+        flaky_coro if flaky_async else flaky,
+        name="flaky",
+        retry=rb.Retry(attempts=attempts, backoff=1.0, jitter=False),
+        on_error=rb.OnError.DEAD_LETTER,
+    ).map(inc, name="after").sink(seen, name="out")
+    clock = TestClock()
+    result = _run(flow, batch_size=batch_size, clock=clock)
+
+    recovered = [y for y in items if failures[y] < attempts]
+    given_up = [y for y in items if failures[y] >= attempts]
+    assert seen.items == [y * 7 + 1 for y in recovered]
+    assert [d.event for d in result.dead_letters] == given_up
+    assert all(d.attempts == attempts for d in result.dead_letters)
+    assert calls == Counter({y: min(failures[y], attempts - 1) + 1 for y in items})
+    stats = result.stages["flaky"]
+    retried = sum(min(failures[y], attempts - 1) for y in items)
+    assert stats.retries == retried
+    assert stats.errors == sum(min(failures[y], attempts) for y in items)
+    assert stats.events_in == len(items)
+    assert stats.events_out == len(recovered)
+    assert len(clock.sleeps) == retried

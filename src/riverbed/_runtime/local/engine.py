@@ -217,13 +217,8 @@ class LocalRun:
             return [str(partition) for partition in source.fn.partitions()]
         except Exception as error:
             self.counters[source.name].errors += 1
-            record = self.failures.record(source.name, None, error, 1, OnError.STOP)
-            raise StageFailedError(
-                f"source {source.name!r} could not list its partitions: "
-                f"{record.error_type}: {record.message}",
-                stage=source.name,
-                attempts=1,
-            ) from error
+            what = f"source {source.name!r} could not list its partitions"
+            raise self.failures.stop(source.name, error, what) from error
 
     async def _wait(self) -> BaseException | None:
         """Wait for every task; on the first failure, cancel the rest. Returns the error."""
@@ -300,13 +295,8 @@ class LocalRun:
                     await closing
         except Exception as error:
             counters.errors += 1
-            record = self.failures.record(source.name, None, error, 1, OnError.STOP)
-            raise StageFailedError(
-                f"source {source.name!r} (partition {partition!r}) failed: "
-                f"{record.error_type}: {record.message}",
-                stage=source.name,
-                attempts=1,
-            ) from error
+            what = f"source {source.name!r} (partition {partition!r}) failed"
+            raise self.failures.stop(source.name, error, what) from error
         for channel in targets:
             await channel.end()
 

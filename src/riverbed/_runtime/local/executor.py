@@ -137,13 +137,8 @@ class ChainExecutor:
                     await result
             except Exception as error:
                 self.counters[index].errors += 1
-                record = self.failures.record(stage.name, None, error, 1, OnError.STOP)
-                failed = failed or StageFailedError(
-                    f"sink {stage.name!r} failed to close: {record.error_type}: {record.message}",
-                    stage=stage.name,
-                    attempts=1,
-                )
-                failed.__cause__ = failed.__cause__ or error
+                what = f"sink {stage.name!r} failed to close"
+                failed = failed or self.failures.stop(stage.name, error, what)
         if failed is not None:
             raise failed
 
@@ -305,15 +300,13 @@ class ChainExecutor:
             self.failures.record(stage.name, event, error, attempts, OnError.SKIP)
             self.counters[index].skipped += 1
             return None
-        record = self.failures.record(stage.name, event, error, attempts, action)
         if action is OnError.STOP:
-            raise StageFailedError(
+            what = (
                 f"stage {stage.name!r} failed on event {event_repr(event, 120)} after "
-                f"{attempts} attempt(s): {record.error_type}: {record.message}",
-                stage=stage.name,
-                attempts=attempts,
-                event=event,
-            ) from error
+                f"{attempts} attempt(s)"
+            )
+            raise self.failures.stop(stage.name, error, what, event=event, attempts=attempts)
+        self.failures.record(stage.name, event, error, attempts, action)
         if action is OnError.SKIP:
             self.counters[index].skipped += 1
             return None

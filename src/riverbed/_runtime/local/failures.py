@@ -12,6 +12,7 @@ import traceback
 from datetime import UTC, datetime
 from typing import Any
 
+from riverbed._errors import StageFailedError
 from riverbed._model.policy import OnError
 from riverbed._runtime.result import DeadLetter, StageError
 
@@ -79,6 +80,21 @@ class FailureLog:
             )
         self._log(record)
         return record
+
+    def stop(
+        self, stage: str, error: BaseException, what: str, *, event: Any = None, attempts: int = 1
+    ) -> StageFailedError:
+        """Record a failure that stops the run; return the error to raise, whose message
+        is ``what`` followed by the error's type and message."""
+        record = self.record(stage, event, error, attempts, OnError.STOP)
+        failure = StageFailedError(
+            f"{what}: {record.error_type}: {record.message}",
+            stage=stage,
+            attempts=attempts,
+            event=event,
+        )
+        failure.__cause__ = error
+        return failure
 
     def _log(self, record: StageError) -> None:
         count = self._logged.get(record.stage, 0) + 1
