@@ -551,3 +551,22 @@ def test_add_stage_takes_a_ready_made_record() -> None:
         )
     )
     assert isinstance(keyed, rb.KeyedStream)
+
+
+def test_concurrency_on_a_sync_function_is_refused() -> None:
+    """concurrency= on a synchronous function without timeout= would do nothing: refused."""
+    flow = rb.Flow("conc")
+    with pytest.raises(rb.FlowDefinitionError, match="concurrency= applies to async"):
+        flow.source([1]).map(str, concurrency=4)
+
+
+def test_concurrency_on_an_async_or_timed_function_is_accepted() -> None:
+    """concurrency= is accepted for async functions and for sync ones with a timeout."""
+
+    async def fetch(x: int) -> int:
+        return x
+
+    flow = rb.Flow("conc-ok")
+    stream = flow.source([1]).map(fetch, concurrency=4)
+    stream.map(str, concurrency=2, timeout=1.0).sink(print)
+    assert [s.concurrency for s in flow.stages[1:3]] == [4, 2]

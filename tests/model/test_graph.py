@@ -113,5 +113,8 @@ def test_summary_of_each_kind() -> None:
         f"map tests.model.flowlib.double (flowlib.py, line {line})"
     )
     assert graph.summary(flow.stage("merge")) == "a merge"
-    assert graph.summary(flow.stage("a")) == "source FunctionSource('numbers')"
+    assert (
+        graph.summary(flow.stage("a"))
+        == "source FunctionSource(tests.model.flowlib.numbers (flowlib.py, line 16))"
+    )
     assert graph.summary(flow.stage("print")) == "sink builtins.print"

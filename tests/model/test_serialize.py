@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -384,3 +385,13 @@ def test_version_is_the_same_in_every_process() -> None:
     flow = rb.Flow("seeded")
     flow.source(["a", "b"]).filter(flowlib.is_vowel).map(flowlib.double).sink(print)
     assert versions == {flow.version}
+
+
+def test_partial_source_gets_a_message_about_the_partial() -> None:
+    """A functools.partial has no import name: the error says so and what to write."""
+    flow = rb.Flow("partial")
+    flow.source(functools.partial(flowlib.numbers), name="nums").sink(print, name="out")
+    with pytest.raises(rb.FlowSerializationError, match="a partial has no import name") as caught:
+        flow.to_json()
+    assert "tests.model.flowlib.numbers" in str(caught.value)
+    assert caught.value.stage == "nums"

@@ -96,7 +96,7 @@ def test_functions_become_function_sources() -> None:
     source = as_source(flowlib.numbers)
     assert isinstance(source, FunctionSource)
     assert isinstance(source, rb.Source)
-    assert repr(source) == "FunctionSource('numbers')"
+    assert repr(source) == "FunctionSource(tests.model.flowlib.numbers (flowlib.py, line 16))"
 
 
 @pytest.mark.parametrize("text", ["abc", b"abc"])

@@ -852,9 +852,52 @@ def test_bad_run_options_are_rejected_with_a_message(option: str, value: Any) ->
         _run(flow, **{option: value})
 
 
+@pytest.mark.parametrize("value", [-1, 1.5, True, "5"])
+def test_bad_max_errors_is_rejected_with_a_message(value: Any) -> None:
+    """max_errors must be an int >= 0; anything else is a ValueError before the run."""
+    flow = rb.Flow("options")
+    flow.source([1], name="src").map(lambda x: 1 / 0, name="div", on_error=rb.OnError.SKIP).sink(
+        Capture(), name="out"
+    )
+    with pytest.raises(ValueError, match="max_errors"):
+        _run(flow, max_errors=value)
+
+
 def test_unknown_run_option_is_a_type_error() -> None:
     """A misspelt run option is refused rather than ignored."""
     flow = rb.Flow("typo")
     flow.source([1], name="src").sink(Capture(), name="out")
     with pytest.raises(TypeError, match="batchsize"):
         _run(flow, batchsize=10)
+
+
+def test_stopped_run_does_not_emit_fold_totals() -> None:
+    """A run stopped on request drains what is in flight, but its folds emit nothing: the
+    stream was stopped, not ended, so partial totals are not passed off as final."""
+    from riverbed._runtime.local.engine import LocalRun
+
+    totals = Capture()
+    seen = Capture()
+    flow = rb.Flow("stopped")
+    keyed = flow.source(range(1000), name="src").key_by(lambda x: x % 2, name="parity")
+    keyed.inspect(lambda _: None, name="look").sink(seen, name="seen")
+    keyed.fold(int, operator.add, name="sum").sink(totals, name="totals")
+
+    async def main() -> rb.RunResult:
+        run = LocalRun(flow, progress=False, batch_size=10)
+        run.stopping = True  # as the first Ctrl-C does
+        return await run.execute()
+
+    result = asyncio.run(main())
+    assert result.status is rb.RunStatus.CANCELLED
+    assert result.outputs["totals"] == []
+    assert result.outputs["seen"] == []  # stopped before the first read
+
+
+def test_ended_run_emits_fold_totals() -> None:
+    """The same flow run to its end emits each key's total once."""
+    flow = rb.Flow("ended")
+    flow.source(range(10), name="src").key_by(lambda x: x % 2, name="parity").fold(
+        int, operator.add, name="sum"
+    ).sink(Capture(), name="totals")
+    assert _run(flow).outputs["totals"] == [(0, 20), (1, 25)]

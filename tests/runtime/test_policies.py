@@ -670,3 +670,33 @@ def test_async_sink_object_is_awaited_and_closed() -> None:
     assert result.ok
     assert sink.written == [x * 2 for x in range(7)]
     assert sink.closed == 1
+
+
+@pytest.mark.parametrize("form", ["fold", "stateful"])
+def test_continue_on_a_per_key_stage_drops_the_event_instead_of_emitting_it_raw(
+    form: str,
+) -> None:
+    """CONTINUE cannot pass a raw event out of stateful or fold (they emit outputs or
+    accumulators): the event is dropped and counted as skipped, the state untouched."""
+
+    def add(acc: int, value: int) -> int:
+        if value == 3:
+            raise ValueError("three")
+        return acc + value
+
+    def step(state: int, value: int) -> tuple[int, int]:
+        total = add(state, value)
+        return total, total
+
+    flow = rb.Flow("continue-per-key")
+    keyed = flow.source([1, 2, 3, 4], name="src").key_by(lambda x: "k", name="key")
+    if form == "fold":
+        out = keyed.fold(int, add, name="agg", on_error=rb.OnError.CONTINUE)
+    else:
+        out = keyed.stateful(step, initial=int, name="agg", on_error=rb.OnError.CONTINUE)
+    out.sink(Capture(), name="out")
+    result = flow.run(progress=False)
+    expected = [("k", 7)] if form == "fold" else [("k", 1), ("k", 3), ("k", 7)]
+    assert result.outputs["out"] == expected
+    assert result.stages["agg"].skipped == 1
+    assert result.stages["agg"].errors == 1

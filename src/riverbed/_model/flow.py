@@ -672,6 +672,18 @@ def _policy_fields(policy: Mapping[str, Any], stage: str, flow: str, fn: Any) ->
             flow=flow,
             stage=stage,
         )
+    if (
+        concurrency is not None
+        and timeout is None
+        and not callables.is_async(getattr(fn, "write_batch", fn))
+    ):
+        raise FlowDefinitionError(
+            f"{where}: concurrency= applies to async functions (and to sync ones with a "
+            "timeout=, which run in threads); this one is synchronous and runs one call at "
+            "a time: remove concurrency=, or make the function async def",
+            flow=flow,
+            stage=stage,
+        )
     return dict(policy)
 
 

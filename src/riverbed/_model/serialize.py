@@ -7,6 +7,7 @@ the stage's name. Versions work from the code itself, so lambdas have versions t
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,14 @@ def _ref(flow: str, stage: Stage, field: str, value: Any) -> Any:
         if isinstance(value, FunctionSource):
             value = value.function
     ref = callables.import_ref(value)
+    if ref is None and isinstance(value, functools.partial):
+        raise FlowSerializationError(
+            f"stage {stage.name!r}: cannot serialize its {field} "
+            f"functools.partial({callables.describe(value.func)}, ...): a partial has no "
+            "import name; write a module-level function that calls it with those arguments",
+            flow=flow,
+            stage=stage.name,
+        )
     if ref is None:
         shown = callables.describe(value) if callable(value) else repr(value)
         raise FlowSerializationError(

@@ -219,7 +219,7 @@ class FunctionSource:
         return IterableSource(produced).open(partition, position)
 
     def __repr__(self) -> str:
-        return f"FunctionSource({getattr(self.function, '__name__', self.function)!r})"
+        return f"FunctionSource({callables.describe(self.function)})"
 
 
 def is_source(obj: Any) -> bool:

@@ -24,7 +24,9 @@ class RunStatus(enum.Enum):
     FAILED = "failed"
     """A stage's error stopped the run (policy STOP); ``RunResult.error`` says which."""
     CANCELLED = "cancelled"
-    """Stopped on request (Ctrl-C, or cancellation of ``arun``) before the sources ended."""
+    """Stopped on request (Ctrl-C) before the sources ended; what was in flight drained,
+    but folds did not emit (the stream was stopped, not ended). Cancelling the task of
+    ``Flow.arun`` cancels the run and raises ``CancelledError`` instead."""
 
     __module__ = "riverbed"
 

@@ -91,9 +91,10 @@ class LocalRun:
         seed: int | None = None,
         raise_on_failure: bool = True,
     ) -> None:
-        _check_positive("batch_size", batch_size)
-        _check_positive("concurrency", concurrency)
-        _check_positive("channel_capacity", channel_capacity)
+        _check_int("batch_size", batch_size, 1)
+        _check_int("concurrency", concurrency, 1)
+        _check_int("channel_capacity", channel_capacity, 1)
+        _check_int("max_errors", max_errors, 0)
         self.flow = flow
         self.plan: Plan = make_plan(
             flow.name, flow.stages, on_error=flow.on_error, retry=flow.retry
@@ -170,8 +171,9 @@ class LocalRun:
         finally:
             if signals:
                 loop.remove_signal_handler(signal.SIGINT)
-            for executor in executors:
-                error = await self._close(executor) or error
+            for executor in executors:  # every sink is closed; the first error wins
+                closing_error = await self._close(executor)
+                error = error or closing_error
             if error is not None:
                 status = RunStatus.FAILED
             elif not (self.stopping or self.aborted):
@@ -336,7 +338,7 @@ class LocalRun:
                 for counters in members:
                     counters.seconds += elapsed
             await _emit(outs, targets)
-        await _emit(await executor.finish(), targets)
+        await _emit(await executor.finish(ended=not self.stopping), targets)
         for readers in targets.values():
             for reader in readers:
                 await reader.end()
@@ -389,9 +391,9 @@ async def _emit(outs: Outputs, targets: dict[str, list[Channel]]) -> None:
                 await channel.put(events)
 
 
-def _check_positive(name: str, value: Any) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
 
 
 def _finish(run: LocalRun, result: RunResult) -> RunResult:

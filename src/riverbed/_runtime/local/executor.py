@@ -36,9 +36,12 @@ Outputs = dict[str, list[Any]]
 """Events leaving a chain, per exit port (``str(port)``)."""
 
 # What CONTINUE does where an event cannot pass a stage unchanged: it is dropped, counted
-# in ``skipped`` (key_by would emit an unkeyed event into a keyed stream; a route has no
-# output to pass it to; a sink has nothing after it).
-_CANNOT_PASS = frozenset({StageKind.KEY_BY, StageKind.ROUTE, StageKind.SINK})
+# in ``skipped`` (key_by would emit an unkeyed event into a keyed stream; stateful and fold
+# emit outputs or accumulators, which the raw event is not; a route has no output to pass
+# it to; a sink has nothing after it).
+_CANNOT_PASS = frozenset(
+    {StageKind.KEY_BY, StageKind.STATEFUL, StageKind.FOLD, StageKind.ROUTE, StageKind.SINK}
+)
 
 
 class _Tally:
@@ -97,10 +100,11 @@ class ChainExecutor:
         """Run ``batch`` through the chain; return the events leaving each exit port."""
         return await self._run(batch)
 
-    async def finish(self) -> Outputs:
-        """At end of stream: emit the final accumulators of folds through the rest of the
-        chain, then close a sink object. Returns what leaves the chain."""
-        return await self._run(None)
+    async def finish(self, *, ended: bool = True) -> Outputs:
+        """After the last batch: if the stream ``ended`` (rather than being stopped), emit
+        the final accumulators of folds through the rest of the chain. Returns what leaves
+        the chain."""
+        return await self._run(None if ended else [])
 
     async def _run(self, batch: list[Any] | None) -> Outputs:
         lists: dict[str, list[Any]] = {key: [] for key in self.list_keys}
