@@ -56,7 +56,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--events", type=_positive_int, default=1_000_000, help="events per run (1,000,000)"
     )
     parser.add_argument(
-        "--repeats", type=_positive_int, default=3, help="runs per implementation (3)"
+        "--repeats", type=_positive_int, default=5, help="runs per implementation (5)"
     )
     parser.add_argument(
         "--w6-seconds", type=_positive_float, default=60.0, help="length of W6 in seconds (60)"

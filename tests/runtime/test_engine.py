@@ -901,3 +901,42 @@ def test_ended_run_emits_fold_totals() -> None:
         int, operator.add, name="sum"
     ).sink(Capture(), name="totals")
     assert _run(flow).outputs["totals"] == [(0, 20), (1, 25)]
+
+
+def test_generator_failing_while_pulled_fails_the_run_at_the_source() -> None:
+    """A source read straight into its only chain (no batch list) that raises ends the run
+    FAILED at the source, not as an engine error, and counts agree along the chain."""
+
+    def numbers() -> Iterator[int]:
+        for i in range(2500):
+            if i == 2222:
+                raise OSError("disk gone")
+            yield i
+
+    flow = rb.Flow("pulled-source-fails")
+    flow.source(numbers, name="src").map(inc, name="inc").sink(Capture(), name="out")
+    result = _run(flow, batch_size=1000, raise_on_failure=False)
+    assert result.status is rb.RunStatus.FAILED
+    assert result.error is not None
+    assert (result.error.stage, result.error.message) == ("src", "disk gone")
+    assert result.stages["src"].events_out == result.stages["inc"].events_in
+
+
+def test_stop_while_pulled_counts_the_events_taken() -> None:
+    """A STOP half way through a pulled batch: the source's count and position include
+    the events the chain took, the failing one too."""
+
+    def fail_at_1500(x: int) -> int:
+        if x == 1500:
+            raise ValueError("1500")
+        return x
+
+    flow = rb.Flow("pulled-stop")
+    flow.source(lambda: iter(range(2500)), name="src").map(fail_at_1500, name="f").sink(
+        Capture(), name="out"
+    )
+    result = _run(flow, batch_size=1000, raise_on_failure=False)
+    assert result.status is rb.RunStatus.FAILED
+    assert result.stages["src"].events_out == 1501
+    assert result.stages["f"].events_in == 1501
+    assert result.positions == {"src": {"0": 1501}}

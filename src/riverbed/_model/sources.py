@@ -84,6 +84,17 @@ class _IteratorReader:
         self._count += len(batch)
         return batch
 
+    def pull(self, max_events: int) -> Iterator[Any]:
+        """Up to ``max_events`` events as a lazy iterator, for a runner that consumes them
+        one by one as they are made (no batch list: each event is still in the CPU's
+        cache when it is processed). The runner reports how many it took with ``pulled``.
+        """
+        return itertools.islice(self._iterator, max_events)
+
+    def pulled(self, count: int) -> None:
+        """Account for ``count`` events taken through ``pull``."""
+        self._count += count
+
     def position(self) -> int:
         return self._count
 

@@ -104,18 +104,25 @@ class CompiledChain:
 
     run: Callable[..., tuple[int, ...]]
     explicit: tuple[Port, ...]
-    """The internal edges the loop counts, in the order of its returned counts."""
+    """The internal edges the loop counts, in the order of its returned counts; with
+    ``count_head``, the last count is the number of events taken from the iterator."""
     lists: tuple[str, ...]
     """The keys of the lists the function appends to, in the order of its parameters."""
     source: str
     """The generated code, for debugging (``print(compiled.source)``)."""
 
 
+_HEAD = Port("<head>", "<in>")
+"""The pseudo-edge into the head: counted by the loop when its input is a lazy iterator."""
+
+
 class _Generator:
-    def __init__(self, chain: Chain, states: list[dict[Any, Any] | None]) -> None:
+    def __init__(
+        self, chain: Chain, states: list[dict[Any, Any] | None], *, count_head: bool
+    ) -> None:
         self.chain = chain
         self.states = states
-        self.explicit = explicit_edges(chain)
+        self.explicit = (*explicit_edges(chain), *((_HEAD,) if count_head else ()))
         self.counter = {port: f"c{number}" for number, port in enumerate(self.explicit)}
         self.counts = "(" + "".join(f"{self.counter[p]}, " for p in self.explicit) + ")"
         self.lists: dict[str, str] = {}
@@ -147,6 +154,8 @@ class _Generator:
         for port in self.explicit:
             self.line(1, f"{self.counter[port]} = 0")
         self.line(1, "for x in it0:")
+        if _HEAD in self.counter:
+            self.line(2, f"{self.counter[_HEAD]} += 1")
         self.lines.extend(body)
         self.line(1, f"return {self.counts}")
         source = "\n".join(self.lines) + "\n"
@@ -285,10 +294,13 @@ class _Generator:
         self.follow(out, depth, pending, None)
 
 
-def compile_chain(chain: Chain, states: list[dict[Any, Any] | None]) -> CompiledChain:
+def compile_chain(
+    chain: Chain, states: list[dict[Any, Any] | None], *, count_head: bool = False
+) -> CompiledChain:
     """Generate the fast loop of ``chain``. ``states[i]`` is stage i's per-key state dict.
 
     The function takes the batch iterator, then one append function per list it fills
-    (``CompiledChain.lists``), and returns the explicit edge counts.
+    (``CompiledChain.lists``), and returns the explicit edge counts (and, with
+    ``count_head``, the number of events it took: for lazy iterators, which have no length).
     """
-    return _Generator(chain, states).generate()
+    return _Generator(chain, states, count_head=count_head).generate()

@@ -16,7 +16,7 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Unpack
 
@@ -199,20 +199,30 @@ class LocalRun:
         )
 
     def _start_tasks(self, loop: asyncio.AbstractEventLoop, executors: list[ChainExecutor]) -> None:
-        """One task per source partition, one per chain, joined by bounded channels."""
+        """One task per source partition and one per chain, joined by bounded channels;
+        a source of one partition read by one synchronous chain alone runs that chain in
+        its own task, without a channel between them (see ``_read``)."""
         partitions = {source.name: self._partitions(source) for source in self.plan.sources}
         channels = self._channels(partitions)
+        by_name = {executor.chain.name: executor for executor in executors}
+        attached: dict[str, ChainExecutor] = {}
+        for source in self.plan.sources:
+            readers = self.plan.readers.get(Port(source.name), ())
+            if len(partitions[source.name]) == 1 and len(readers) == 1:
+                chain = by_name[readers[0]].chain
+                if not chain.is_async and len(chain.head.inputs) == 1:
+                    attached[source.name] = by_name[readers[0]]
         for source in self.plan.sources:
             targets = [channels[name] for name in self.plan.readers.get(Port(source.name), ())]
             self.positions[source.name] = {}
             for partition in partitions[source.name]:
-                self._tasks.append(
-                    loop.create_task(self._read(source, partition, targets), name=source.name)
-                )
+                task = self._read(source, partition, targets, attached.get(source.name), channels)
+                self._tasks.append(loop.create_task(task, name=source.name))
+        own = {executor.chain.name for executor in attached.values()}
         for executor in executors:
-            self._tasks.append(
-                loop.create_task(self._run_chain(executor, channels), name=executor.chain.name)
-            )
+            if executor.chain.name not in own:
+                task = self._run_chain(executor, channels)
+                self._tasks.append(loop.create_task(task, name=executor.chain.name))
 
     def _partitions(self, source: Stage) -> list[str]:
         try:
@@ -261,46 +271,103 @@ class LocalRun:
                 writers[chain.name] += len(partitions[port.stage]) if port.stage in sources else 1
         return {name: Channel(self.capacity, count) for name, count in writers.items()}
 
-    async def _read(self, source: Stage, partition: str, targets: Sequence[Channel]) -> None:
-        """Read one source partition until it ends or the run is stopping."""
+    async def _read(
+        self,
+        source: Stage,
+        partition: str,
+        targets: Sequence[Channel],
+        chain: ChainExecutor | None,
+        channels: dict[str, Channel],
+    ) -> None:
+        """Read one source partition until it ends or the run is stopping, handing each
+        batch to the channels of its readers, or straight to ``chain`` when the source is
+        its only input. A reader that can ``pull`` then feeds the chain's loop one event
+        at a time as it makes them, with no batch list in between."""
         counters = self.counters[source.name]
         positions = self.positions[source.name]
         try:
             reader = source.fn.open(partition, None)
             try:
-                read = reader.read
-                while not self.stopping:
-                    started = time.perf_counter()
-                    batch = read(self.batch_size)
-                    if inspect.isawaitable(batch):
-                        batch = await self._await_read(batch)
-                        if batch is _STOPPED:
-                            break
-                    counters.seconds += time.perf_counter() - started
-                    if batch is None:
-                        break
-                    if type(batch) is not list:
-                        raise SourceError(
-                            f"source {source.name!r}: read() returned {type(batch).__name__}; "
-                            "it must return a list of events, [] for none yet, or None at end"
-                        )
-                    if not batch:
-                        await self.clock.sleep(POLL_INTERVAL)
-                        continue
-                    counters.events_out += len(batch)
-                    positions[partition] = reader.position()
-                    for channel in targets:
-                        await channel.put(batch)
+                if chain is not None and callable(getattr(reader, "pull", None)):
+                    await self._pull(source, partition, reader, chain, channels)
+                else:
+                    await self._read_batches(source, partition, reader, targets, chain, channels)
             finally:
                 closing = reader.close()
                 if inspect.isawaitable(closing):
                     await closing
+        except StageFailedError:
+            raise  # a stage of the attached chain failed: already recorded
         except Exception as error:
             counters.errors += 1
             what = f"source {source.name!r} (partition {partition!r}) failed"
             raise self.failures.stop(source.name, error, what) from error
-        for channel in targets:
-            await channel.end()
+        if chain is not None:
+            await self._end_chain(chain, channels)
+        else:
+            for channel in targets:
+                await channel.end()
+        positions[partition] = reader.position()
+
+    async def _read_batches(
+        self,
+        source: Stage,
+        partition: str,
+        reader: Any,
+        targets: Sequence[Channel],
+        chain: ChainExecutor | None,
+        channels: dict[str, Channel],
+    ) -> None:
+        counters = self.counters[source.name]
+        read = reader.read
+        while not self.stopping:
+            started = time.perf_counter()
+            batch = read(self.batch_size)
+            if inspect.isawaitable(batch):
+                batch = await self._await_read(batch)
+                if batch is _STOPPED:
+                    break
+            counters.seconds += time.perf_counter() - started
+            if batch is None:
+                break
+            if type(batch) is not list:
+                raise SourceError(
+                    f"source {source.name!r}: read() returned {type(batch).__name__}; "
+                    "it must return a list of events, [] for none yet, or None at end"
+                )
+            if not batch:
+                await self.clock.sleep(POLL_INTERVAL)
+                continue
+            counters.events_out += len(batch)
+            self.positions[source.name][partition] = reader.position()
+            if chain is not None:
+                await self._step(chain, channels, chain.process(batch))
+            else:
+                for channel in targets:
+                    await channel.put(batch)
+
+    async def _pull(
+        self,
+        source: Stage,
+        partition: str,
+        reader: Any,
+        chain: ChainExecutor,
+        channels: dict[str, Channel],
+    ) -> None:
+        counters = self.counters[source.name]
+        while not self.stopping:
+            try:
+                await self._step(
+                    chain, channels, chain.process_pulled(reader.pull(self.batch_size))
+                )
+            finally:  # count also a batch that a STOP ended half way
+                taken = chain.taken
+                reader.pulled(taken)
+                counters.events_out += taken
+                self.positions[source.name][partition] = reader.position()
+            if taken < self.batch_size:
+                break
+            await asyncio.sleep(0)  # no channel to wait on: let the other tasks run
 
     async def _await_read(self, pending: Any) -> Any:
         """Await a source's read; a first Ctrl-C cancels a read that waits for events (an
@@ -319,29 +386,42 @@ class LocalRun:
             self._reading.discard(task)
 
     async def _run_chain(self, executor: ChainExecutor, channels: dict[str, Channel]) -> None:
-        chain = executor.chain
-        targets = {
-            str(port): [channels[name] for name in self.plan.readers.get(port, ())]
-            for port in chain.exits
-        }
-        members = [self.counters[s.name] for s in chain.stages]
-        channel = channels[chain.name]
-        while True:
-            batch = await channel.get()
-            if batch is None:
-                break
-            started = time.perf_counter()
-            try:
-                outs = await executor.process(batch)
-            finally:
-                elapsed = time.perf_counter() - started
-                for counters in members:
-                    counters.seconds += elapsed
-            await _emit(outs, targets)
-        await _emit(await executor.finish(ended=not self.stopping), targets)
-        for readers in targets.values():
-            for reader in readers:
-                await reader.end()
+        """Run a chain on the batches of its input channel, then end it."""
+        channel = channels[executor.chain.name]
+        while (batch := await channel.get()) is not None:
+            await self._step(executor, channels, executor.process(batch))
+        await self._end_chain(executor, channels)
+
+    async def _step(
+        self, executor: ChainExecutor, channels: dict[str, Channel], work: Awaitable[Outputs]
+    ) -> None:
+        """Await one batch's processing (timed, for every stage of the chain) and hand what
+        leaves the chain to the channels downstream."""
+        started = time.perf_counter()
+        try:
+            outs = await work
+        finally:
+            elapsed = time.perf_counter() - started
+            for stage in executor.chain.stages:
+                self.counters[stage.name].seconds += elapsed
+        await self._emit(executor, channels, outs)
+
+    async def _end_chain(self, executor: ChainExecutor, channels: dict[str, Channel]) -> None:
+        """After the chain's last batch: emit fold totals if the stream ended, then tell
+        every reader downstream that this writer is done."""
+        await self._emit(executor, channels, await executor.finish(ended=not self.stopping))
+        for port in executor.chain.exits:
+            for name in self.plan.readers.get(port, ()):
+                await channels[name].end()
+
+    async def _emit(
+        self, executor: ChainExecutor, channels: dict[str, Channel], outs: Outputs
+    ) -> None:
+        for port in executor.chain.exits:
+            events = outs[str(port)]
+            if events:
+                for name in self.plan.readers.get(port, ()):
+                    await channels[name].put(events)
 
     @staticmethod
     async def _close(executor: ChainExecutor) -> BaseException | None:
@@ -382,13 +462,6 @@ class LocalRun:
         else:
             self.aborted = True
             self._cancel_all()
-
-
-async def _emit(outs: Outputs, targets: dict[str, list[Channel]]) -> None:
-    for port, events in outs.items():
-        if events:
-            for channel in targets[port]:
-                await channel.put(events)
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:

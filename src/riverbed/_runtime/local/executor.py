@@ -13,7 +13,7 @@ import collections
 import inspect
 import operator
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from riverbed._errors import StageFailedError, StageTimeoutError
@@ -25,6 +25,7 @@ from riverbed._runtime.clock import Clock
 from riverbed._runtime.local.codegen import (
     MISSING,
     Bail,
+    CompiledChain,
     StageResultError,
     UnknownRouteError,
     compile_chain,
@@ -89,10 +90,11 @@ class ChainExecutor:
         ]
         self.concurrency = chain.head.concurrency or concurrency
         self.compiled = None if chain.is_async else compile_chain(chain, states)
+        self._compiled_pull: CompiledChain | None = None  # made on first use
         explicit = self.compiled.explicit if self.compiled is not None else ()
         self.explicit_slot = {port: slot for slot, port in enumerate(explicit)}
         self._lists: dict[str, list[Any]] = {}
-        self._tally = _Tally(len(self.stages), len(explicit))
+        self._tally = _Tally(len(self.stages), len(explicit) + 1)
 
     # -- per batch ------------------------------------------------------------------------
 
@@ -100,16 +102,30 @@ class ChainExecutor:
         """Run ``batch`` through the chain; return the events leaving each exit port."""
         return await self._run(batch)
 
+    async def process_pulled(self, events: Iterator[Any]) -> Outputs:
+        """Run events taken one by one from a source's lazy iterator through the chain (a
+        synchronous one); ``taken`` then says how many it took."""
+        if self._compiled_pull is None:
+            self._compiled_pull = compile_chain(self.chain, self.states, count_head=True)
+        return await self._run(events, self._compiled_pull)
+
+    @property
+    def taken(self) -> int:
+        """How many events the last batch put into the chain's head."""
+        return self._tally.consumed
+
     async def finish(self, *, ended: bool = True) -> Outputs:
         """After the last batch: if the stream ``ended`` (rather than being stopped), emit
         the final accumulators of folds through the rest of the chain. Returns what leaves
         the chain."""
         return await self._run(None if ended else [])
 
-    async def _run(self, batch: list[Any] | None) -> Outputs:
+    async def _run(
+        self, batch: Iterable[Any] | None, compiled: CompiledChain | None = None
+    ) -> Outputs:
         lists: dict[str, list[Any]] = {key: [] for key in self.list_keys}
         self._lists = lists
-        self._tally = tally = _Tally(len(self.stages), len(self.explicit_slot))
+        self._tally = tally = _Tally(len(self.stages), len(self.explicit_slot) + 1)
         try:
             if batch is None:
                 for index, stage in enumerate(self.stages):
@@ -117,9 +133,10 @@ class ChainExecutor:
                     if stage.kind is StageKind.FOLD and not stage.running and state:
                         await self._forward(index, list(state.items()))
             elif self.compiled is None:
+                assert isinstance(batch, list)
                 await self._process_async(batch)
             else:
-                await self._process_fast(batch)
+                await self._process_fast(batch, compiled or self.compiled)
         finally:
             self._count(tally, lists)
         for index in self.batch_sinks:
@@ -175,10 +192,9 @@ class ChainExecutor:
                 sent += count
             self.counters[index].events_out += sent
 
-    async def _process_fast(self, batch: list[Any]) -> None:
-        assert self.compiled is not None
-        run = self.compiled.run
-        args = [self._lists[key].append for key in self.compiled.lists]
+    async def _process_fast(self, batch: Iterable[Any], compiled: CompiledChain) -> None:
+        run = compiled.run
+        args = [self._lists[key].append for key in compiled.lists]
         tally = self._tally
         iterator = iter(batch)
         try:
@@ -195,7 +211,11 @@ class ChainExecutor:
                     tally.explicit[slot] += count
                 break
         finally:  # count also when a STOP ends the batch half way
-            tally.consumed = len(batch) - operator.length_hint(iterator)
+            if compiled is self._compiled_pull:  # the loop counted what it took
+                tally.consumed = tally.explicit[len(compiled.explicit) - 1]
+            else:
+                assert isinstance(batch, list)
+                tally.consumed = len(batch) - operator.length_hint(iterator)
 
     async def _process_async(self, batch: list[Any]) -> None:
         """A chain of one async stage. A batch sink gets the batch in one call; otherwise up
