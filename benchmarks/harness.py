@@ -4,8 +4,9 @@ Each repeat runs all implementations of a workload one after the other (the orde
 riverbed, plain and Bytewax rotating between repeats, so none always goes first; the slow
 naive asyncio pipeline last, so that it does not sit between them). Rates quoted are the
 medians of the repeats; ratios are the medians of the ratios within each repeat, which
-this shared, noisy machine's drift between repeats does not skew. An implementation whose result is wrong or which raises is reported
-with the reason and not run again; it never counts as a measurement.
+this shared, noisy machine's drift between repeats does not skew. An implementation whose
+result is wrong or which raises is reported with the reason and not run again; it never
+counts as a measurement.
 """
 
 from __future__ import annotations
