@@ -81,12 +81,26 @@ def measured(chain: Chain, port: Port) -> bool:
     return target is None or is_batch_sink(chain.stages[target])
 
 
+def remainder_ports(chain: Chain) -> frozenset[Port]:
+    """Ports whose count is what is left: the last output of a branch or route whose
+    outputs all lead to counted members. Each event takes exactly one output, so the last
+    one's count is the stage's input less its failures and the other outputs' counts."""
+    found = set()
+    for stage in chain.stages:
+        ports = [Port(stage.name, name) for name in stage.outputs]
+        if len(ports) > 1 and all(p in chain.links and not measured(chain, p) for p in ports):
+            found.add(ports[-1])
+    return frozenset(found)
+
+
 def explicit_edges(chain: Chain) -> tuple[Port, ...]:
     """The internal edges whose counts the generated loop keeps itself."""
+    remainders = remainder_ports(chain)
     return tuple(
         port
         for port in chain.links
         if not measured(chain, port)
+        and port not in remainders
         and chain.stages[_index(chain, port.stage)].kind not in ONE_TO_ONE
     )
 
@@ -185,6 +199,19 @@ class _Generator:
             self.line(depth, f"x = ({pair[0]}, {pair[1]})")
         self.line(depth, f"{self.appender(port)}(x)")
 
+    def list_after(self, port: Port) -> str | None:
+        """The appender of the list an event leaving ``port`` ends in when nothing but
+        merges (which do nothing to it, and count nothing) stands between; else None."""
+        while port not in self.counter:
+            target = self.chain.links.get(port)
+            if target is None or is_batch_sink(self.chain.stages[target]):
+                return self.appender(port)
+            member = self.chain.stages[target]
+            if member.kind is not StageKind.MERGE:
+                return None
+            port = Port(member.name, member.outputs[0])
+        return None
+
     def stage(
         self, index: int, depth: int, pending: tuple[str, ...], pair: tuple[str, str] | None
     ) -> None:
@@ -216,11 +243,14 @@ class _Generator:
             self.names[f"S{index}"] = self.states[index]
             self.names[f"I{index}"] = stage.initial
         if kind is StageKind.MAP:
+            assert out is not None
+            into = self.list_after(out)
+            if into is not None:  # straight into a list: append what the call returns
+                guarded(f"{into}(F{index}(x))")
+                return
             guarded(f"x = F{index}(x)")
         elif kind is StageKind.FILTER:
-            guarded(f"keep = F{index}(x)")
-            self.line(depth, "if not keep:")
-            self.line(depth + 1, "continue")
+            guarded(f"if not F{index}(x): continue")
         elif kind is StageKind.INSPECT:
             guarded(f"F{index}(x)")
         elif kind is StageKind.KEY_BY:

@@ -5,6 +5,10 @@ bounded input channel, runs them through the chain (see ``executor``) and puts w
 out into the channels of the chains downstream. Bounded channels are the backpressure: a
 full channel suspends the writer, so a fast source waits for a slow sink. End of stream
 travels as a marker from every writer; a chain ends when all its writers have ended.
+
+A source with one partition whose only reader is a synchronous chain runs that chain in
+its own task, with no channel between them; a generator is then pulled one event at a
+time straight through the chain's loop (operator chaining of the source, as Flink does).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from riverbed._model.policy import OnError
 from riverbed._model.sinks import Capture
 from riverbed._model.stages import Port, Stage, StageKind
 from riverbed._runtime.clock import Clock, SystemClock
+from riverbed._runtime.local.channel import Channel
 from riverbed._runtime.local.executor import ChainExecutor, Outputs
 from riverbed._runtime.local.failures import FailureLog
 from riverbed._runtime.local.progress import LiveProgress, wants_progress
@@ -39,39 +44,11 @@ __all__ = ["arun_flow", "run_flow"]
 
 logger = logging.getLogger("riverbed")
 
-_END = object()
-"""End-of-stream marker: each writer of a channel puts it once when it is done."""
-
 _STOPPED = object()
 """What an interrupted read returns: the source stops cleanly."""
 
 POLL_INTERVAL = 0.01
 """Seconds to wait before asking a source again after it said "nothing yet"."""
-
-
-class Channel:
-    """A bounded queue of batches from one or more writers to one chain."""
-
-    def __init__(self, capacity: int, writers: int) -> None:
-        self._queue: asyncio.Queue[Any] = asyncio.Queue(capacity)
-        self._writers = writers
-
-    async def put(self, batch: list[Any]) -> None:
-        """Hand over a batch; waits while the channel is full (backpressure)."""
-        await self._queue.put(batch)
-
-    async def end(self) -> None:
-        """Say that one writer is done."""
-        await self._queue.put(_END)
-
-    async def get(self) -> list[Any] | None:
-        """The next batch, or None once every writer has ended."""
-        while self._writers:
-            item = await self._queue.get()
-            if item is not _END:
-                return item  # type: ignore[no-any-return]
-            self._writers -= 1
-        return None
 
 
 class LocalRun:

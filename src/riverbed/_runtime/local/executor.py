@@ -14,7 +14,7 @@ import inspect
 import operator
 import random
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from riverbed._errors import StageFailedError, StageTimeoutError
 from riverbed._model import callables
@@ -29,6 +29,7 @@ from riverbed._runtime.local.codegen import (
     StageResultError,
     UnknownRouteError,
     compile_chain,
+    remainder_ports,
 )
 from riverbed._runtime.local.failures import FailureLog, event_repr
 from riverbed._runtime.result import StageCounters
@@ -55,6 +56,23 @@ class _Tally:
         self.bails = [0] * stages
         self.explicit = [0] * explicit
         self.slow: dict[Port, int] = {}
+
+
+class _Edge(NamedTuple):
+    """How to count the events through one output port of a stage of the chain."""
+
+    port: Port
+    target: int
+    """The member reading the port; -1 when the port leaves the chain."""
+    list_key: str | None
+    """Counted by the length of this list (an exit, or a batch sink's input)."""
+    slot: int
+    """Counted by the loop in this slot of its counts (>= 0), or ``_DERIVED`` from a
+    one-to-one stage's input, or the ``_REMAINDER`` of a branch's or route's input."""
+
+
+_DERIVED = -1
+_REMAINDER = -2
 
 
 class ChainExecutor:
@@ -95,6 +113,7 @@ class ChainExecutor:
         self.explicit_slot = {port: slot for slot, port in enumerate(explicit)}
         self._lists: dict[str, list[Any]] = {}
         self._tally = _Tally(len(self.stages), len(explicit) + 1)
+        self._edge_plan = self._edges()
 
     # -- per batch ------------------------------------------------------------------------
 
@@ -163,34 +182,54 @@ class ChainExecutor:
         if failed is not None:
             raise failed
 
+    def _edges(self) -> list[list[_Edge]]:
+        """Per stage, how to count what leaves each of its output ports (worked out once:
+        counting runs after every batch)."""
+        plan: list[list[_Edge]] = []
+        remainders = remainder_ports(self.chain)
+        for ports in self.ports:
+            edges = []
+            for port in ports:
+                target = self.chain.links.get(port)
+                if target is None:
+                    edges.append(_Edge(port, -1, str(port), _DERIVED))
+                elif is_batch_sink(self.stages[target]):
+                    edges.append(_Edge(port, target, f"sink:{self.stages[target].name}", _DERIVED))
+                else:
+                    slot = self.explicit_slot.get(port)
+                    derived = _REMAINDER if port in remainders else _DERIVED
+                    edges.append(_Edge(port, target, None, derived if slot is None else slot))
+            plan.append(edges)
+        return plan
+
     def _count(self, tally: _Tally, lists: dict[str, list[Any]]) -> None:
         """Turn one batch's tally into stage counters: per internal edge, the count is kept
         by the loop, measured by a list's length, or derived from a one-to-one stage."""
+        counters = self.counters
         fast_in = [0] * len(self.stages)
         fast_in[0] = tally.consumed
-        self.counters[0].events_in += tally.consumed
-        for index, stage in enumerate(self.stages):
-            if index == 0 and not stage.inputs:
-                continue
+        counters[0].events_in += tally.consumed
+        slow = tally.slow
+        for index, edges in enumerate(self._edge_plan):
             sent = 0
-            for port in self.ports[index]:
-                target = self.chain.links.get(port)
-                if target is None:
-                    count = len(lists[str(port)])
-                elif is_batch_sink(self.stages[target]):
-                    count = len(lists[f"sink:{self.stages[target].name}"])
+            fast_out = 0
+            for edge in edges:
+                if edge.list_key is not None:
+                    count = len(lists[edge.list_key])
                 else:
-                    slot = self.explicit_slot.get(port)
-                    if slot is not None:
-                        fast = tally.explicit[slot]
-                    else:  # out of a one-to-one stage: what entered it, less its failures
+                    if edge.slot >= 0:
+                        fast = tally.explicit[edge.slot]
+                    elif edge.slot == _DERIVED:  # one-to-one: what entered, less failures
                         fast = fast_in[index] - tally.bails[index]
-                    fast_in[target] += fast
-                    count = fast + tally.slow.get(port, 0)
-                if target is not None:
-                    self.counters[target].events_in += count
+                    else:  # the last output of a branch or route: what the others did not take
+                        fast = fast_in[index] - tally.bails[index] - fast_out
+                    fast_out += fast
+                    fast_in[edge.target] += fast
+                    count = fast + slow.get(edge.port, 0) if slow else fast
+                if edge.target >= 0:
+                    counters[edge.target].events_in += count
                 sent += count
-            self.counters[index].events_out += sent
+            counters[index].events_out += sent
 
     async def _process_fast(self, batch: Iterable[Any], compiled: CompiledChain) -> None:
         run = compiled.run
