@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Unpack
 from riverbed._errors import DuplicateStageError, FlowDefinitionError
 from riverbed._model import callables, graph
 from riverbed._model.policy import OnError, Retry
+from riverbed._model.process import ProcessorSpec
 from riverbed._model.sinks import is_sink_object
 from riverbed._model.sources import as_source, is_source
 from riverbed._model.stages import DEFAULT_PORT, Port, SinkMode, Stage, StageKind
@@ -310,6 +311,31 @@ class Stream:
             flow=self.flow.name,
             stage=self.port.stage,
         )
+
+    def process(self, spec: Any, *, name: str | None = None, **policy: Any) -> Stream:
+        """Add a processor stage described by ``spec`` (a ``ProcessorSpec``): the way
+        windows, joins, collecting and sampling are built. Returns a keyed stream when the
+        processor emits ``(key, output)`` pairs."""
+        if not isinstance(spec, ProcessorSpec):
+            raise FlowDefinitionError(
+                f"process() takes a ProcessorSpec, got {type(spec).__name__} {spec!r:.60}",
+                flow=self.flow.name,
+                stage=self.port.stage,
+            )
+        if spec.keyed and not self._keyed:
+            raise self._needs_keys(spec.operator, None)
+        stage_name = self.flow._claim_name(
+            name if name is not None else spec.operator, explicit=name is not None
+        )
+        stage = Stage(
+            name=stage_name,
+            kind=StageKind.PROCESS,
+            inputs=(self.port,),
+            fn=spec,
+            keyed=spec.emits_keyed,
+            **_policy_fields(policy, stage_name, self.flow.name, spec),
+        )
+        return self.flow._add(stage)
 
     # -- shape ----------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ one to the other without a channel: the upstream's output is read by this stage 
 and both run synchronously per event (no async callable, no timeout). A chain is a small
 tree: a branch or route continues into the fused stages of each of its outputs, and a
 merge whose inputs all come from one chain joins it too, so a fan-out / fan-in diamond
-runs as one loop. Sources and async stages start their own chains. Every runner executes
+runs as one loop. Sources, async stages and processors start their own chains. Every runner executes
 the same plan; a distributed runner adds partitions and exchanges on top of it.
 """
 
@@ -41,6 +41,11 @@ class Chain:
     awaited per event with bounded concurrency instead of looped over synchronously."""
 
     @property
+    def is_process(self) -> bool:
+        """True for the chain of one ``PROCESS`` stage (a processor with state and time)."""
+        return self.stages[0].kind is StageKind.PROCESS
+
+    @property
     def name(self) -> str:
         """The chain's first stage's name."""
         return self.stages[0].name
@@ -63,12 +68,20 @@ class Plan:
 
 
 def _needs_await(stage: Stage) -> bool:
+    if stage.kind is StageKind.PROCESS:
+        return False
     if stage.timeout is not None:
         return True
     if stage.kind is StageKind.SINK and stage.sink_mode is SinkMode.OBJECT:
         return callables.is_async(getattr(stage.fn, "write_batch", None))
     target = stage.method if stage.method is not None else stage.fn
     return target is not None and callables.is_async(target)
+
+
+def _runs_alone(stage: Stage) -> bool:
+    """Async stages and processors are chains of their own: the first are awaited per
+    event, the second keep state and timers that the runner drives."""
+    return stage.kind is StageKind.PROCESS or _needs_await(stage)
 
 
 def make_plan(
@@ -115,13 +128,13 @@ def _fusable_into(
     readers: Mapping[Port, list[str]],
 ) -> int | None:
     """The chain ``stage`` can join, or None if it must start its own."""
-    if _needs_await(stage):
+    if _runs_alone(stage):
         return None
     homes = {chain_of.get(port.stage) for port in stage.inputs}
     if len(homes) != 1:
         return None
     home = homes.pop()
-    if home is None or any(_needs_await(s) for s in members[home]):
+    if home is None or any(_runs_alone(s) for s in members[home]):
         return None
     if len(stage.inputs) > 1 and stage.kind is not StageKind.MERGE:
         return None

@@ -7,6 +7,7 @@ the stage's name. Versions work from the code itself, so lambdas have versions t
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -64,12 +65,47 @@ def _ref(flow: str, stage: Stage, field: str, value: Any) -> Any:
     return {"ref": ref}
 
 
+def _spec_to_dict(flow: str, stage: Stage) -> dict[str, Any]:
+    """A processor spec as ``{"spec": ref of its class, "fields": {...}}``; callable
+    fields by import reference, the others as they are (they must be JSON-able)."""
+    spec = stage.fn
+    fields: dict[str, Any] = {}
+    for field in dataclasses.fields(spec):
+        value = getattr(spec, field.name)
+        if callable(value):
+            fields[field.name] = _ref(flow, stage, field.name, value)
+            continue
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError):
+            raise FlowSerializationError(
+                f"stage {stage.name!r}: its setting {field.name}={value!r:.60} is not JSON-able",
+                flow=flow,
+                stage=stage.name,
+            ) from None
+        fields[field.name] = {"value": value}
+    return {"spec": _ref(flow, stage, "spec", type(spec))["ref"], "fields": fields}
+
+
+def _spec_from(flow: str, stage: str, data: Any) -> Any:
+    cls = _resolve(flow, stage, {"ref": data["spec"]})
+    fields = {
+        name: value["value"] if "value" in value else _resolve(flow, stage, value)
+        for name, value in data["fields"].items()
+    }
+    return cls(**fields)
+
+
 def stage_to_dict(flow: str, stage: Stage) -> dict[str, Any]:
     """One stage as JSON-able data."""
     data: dict[str, Any] = {"name": stage.name, "kind": stage.kind.value}
     if stage.inputs:
         data["inputs"] = [[p.stage, p.name] for p in stage.inputs]
+    if stage.kind is StageKind.PROCESS:
+        data["fn"] = _spec_to_dict(flow, stage)
     for field in _CALLABLE_FIELDS:
+        if field == "fn" and stage.kind is StageKind.PROCESS:
+            continue
         value = getattr(stage, field)
         if value is not None:
             data[field] = _ref(flow, stage, field, value)
@@ -142,7 +178,10 @@ def _stage_from(flow: str, data: Any) -> Stage:
     name = data["name"]
     try:
         kind = StageKind(data["kind"])
-        fn = _resolve(flow, name, data.get("fn"))
+        if kind is StageKind.PROCESS:
+            fn = _spec_from(flow, name, data["fn"])
+        else:
+            fn = _resolve(flow, name, data.get("fn"))
         if kind is StageKind.SOURCE:
             fn = as_source(fn)
         if "outputs" in data:
@@ -240,7 +279,17 @@ def stage_version(stage: Stage) -> str:
         value = getattr(stage, field)
         if value is None:
             continue
-        if stage.is_source and field == "fn":
+        if stage.kind is StageKind.PROCESS and field == "fn":
+            data[field] = {
+                "spec": callables.fingerprint(type(value)),
+                "fields": {
+                    f.name: callables.fingerprint(getattr(value, f.name))
+                    if callable(getattr(value, f.name))
+                    else repr(getattr(value, f.name))
+                    for f in dataclasses.fields(value)
+                },
+            }
+        elif stage.is_source and field == "fn":
             inner = getattr(value, "function", None) or value
             data[field] = callables.fingerprint(type(inner) if not callable(inner) else inner)
         else:

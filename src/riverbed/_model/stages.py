@@ -40,6 +40,9 @@ class StageKind(enum.Enum):
     """Sends each event to the named output that ``fn(event)`` returns."""
     MERGE = "merge"
     """Fan-in: the events of several streams, as one stream."""
+    PROCESS = "process"
+    """A processor with memory and time (windows, joins, collect, sample...): ``fn`` is its
+    spec, a ``ProcessorSpec``; see ``riverbed._model.process``."""
     SINK = "sink"
     """Consumes events: a callable per event, a callable per batch, or a sink object."""
 
