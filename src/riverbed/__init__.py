@@ -25,6 +25,17 @@ from riverbed._errors import (
 )
 from riverbed._model.flow import Branch, Flow, KeyedStream, Routes, Stream
 from riverbed._model.keys import stable_hash
+from riverbed._model.ops.aggregate import Collect, Count, Fold, Max, Min, Reduce, Reservoir
+from riverbed._model.ops.joins import ExpireAfter, MaxPending, WaitForever
+from riverbed._model.ops.time import Late, LatePolicy
+from riverbed._model.ops.windows import (
+    CountWindow,
+    Session,
+    Sliding,
+    Tumbling,
+    Window,
+    WindowResult,
+)
 from riverbed._model.policy import OnError, Retry
 from riverbed._model.sinks import Sink
 from riverbed._model.sources import PartitionReader, Source
@@ -41,28 +52,42 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Branch",
+    "Collect",
+    "Count",
+    "CountWindow",
     "CycleError",
     "DanglingStreamError",
     "DeadLetter",
     "DuplicateStageError",
+    "ExpireAfter",
     "Flow",
     "FlowDefinitionError",
     "FlowSerializationError",
+    "Fold",
     "InternalError",
     "KeyedStream",
+    "Late",
+    "LatePolicy",
+    "Max",
+    "MaxPending",
+    "Min",
     "NotCallableError",
     "OnError",
     "PartitionReader",
     "Port",
+    "Reduce",
+    "Reservoir",
     "Retry",
     "RiverbedError",
     "Routes",
     "RunFailedError",
     "RunResult",
     "RunStatus",
+    "Session",
     "SignatureError",
     "Sink",
     "SinkMode",
+    "Sliding",
     "Source",
     "SourceError",
     "Stage",
@@ -73,6 +98,10 @@ __all__ = [
     "StageTimeoutError",
     "Stream",
     "TargetError",
+    "Tumbling",
+    "WaitForever",
+    "Window",
+    "WindowResult",
     "__version__",
     "merge",
     "stable_hash",

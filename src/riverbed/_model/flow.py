@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Unpack
 
 from riverbed._errors import DuplicateStageError, FlowDefinitionError
 from riverbed._model import callables, graph
+from riverbed._model.ops.builders import StreamOperators
 from riverbed._model.policy import OnError, Retry
 from riverbed._model.process import ProcessorSpec
 from riverbed._model.sinks import is_sink_object
@@ -237,7 +238,7 @@ class Flow:
         return await arun_flow(self, **options)
 
 
-class Stream:
+class Stream(StreamOperators):
     """The output of one stage; its methods add stages downstream and return their output.
 
     Events are any Python values. Every method takes ``name=`` (default: the function's

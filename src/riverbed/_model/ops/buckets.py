@@ -1,0 +1,279 @@
+"""Tumbling and sliding windows: open windows bucketed by their end.
+
+The watermark is one per stage, so every key's window ``[start, end)`` closes at the same
+moment: the state keeps one bucket per window end (``open[end] = {key: accumulator}``) and
+a heap of the ends, so closing is a heap pop and a walk over that bucket, and an event
+costs one dict lookup per window it falls in. State (all plain, all picklable):
+
+- ``clock``: ``[max event time, watermark, last arrival]`` (see ``ops.time``);
+- ``open``: end -> {key: accumulator}; ``ends``: a heap of the keys of ``open``;
+- ``closed`` / ``closed_ends``: the same for closed windows kept for late updates
+  (``late=UPDATE`` only), until the watermark passes ``end + allowed_lateness``;
+- ``early``: end -> {key: events} when ``early_every`` is set; ``dirty``: the
+  (end, key) pairs changed since the last early tick when ``early_interval`` is set;
+- ``late_dropped``: late events dropped.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Iterable
+from typing import Any
+
+from riverbed._model.ops.aggregate import aggregator_of
+from riverbed._model.ops.time import ARRIVAL, MAX, WM, Late, new_clock, seconds_of, watermark
+from riverbed._model.ops.windows import Window, WindowResult, WindowSpec
+
+__all__ = ["BucketProcessor"]
+
+_new = tuple.__new__  # builds a WindowResult without the keyword-default machinery
+
+
+class BucketProcessor:
+    """Tumbling and sliding windows (see the module docstring)."""
+
+    def __init__(self, spec: WindowSpec, state: dict[str, Any], stage: str = "window") -> None:
+        self._spec = spec
+        self._stage = stage
+        self._keyed = spec.keyed
+        self._size = spec.size
+        self._every = spec.every
+        self._offset = spec.offset
+        self._getter = spec.event_time
+        self._delay = spec.max_delay
+        self._idle = spec.idle_timeout
+        self._late = spec.late
+        self._lateness = math.inf if spec.allowed_lateness is None else spec.allowed_lateness
+        self._agg = aggregator_of(spec)
+        self._clock: list[float] = state.setdefault("clock", new_clock())
+        self._open: dict[float, dict[Any, Any]] = state.setdefault("open", {})
+        self._ends: list[float] = state.setdefault("ends", [])
+        self._closed: dict[float, dict[Any, Any]] = state.setdefault("closed", {})
+        self._closed_ends: list[float] = state.setdefault("closed_ends", [])
+        self._early: dict[float, dict[Any, int]] = state.setdefault("early", {})
+        self._dirty: dict[tuple[float, Any], None] = state.setdefault("dirty", {})
+        self._state = state
+        state.setdefault("late_dropped", 0)
+        fast = (
+            spec.kind == "tumbling"
+            and spec.agg == "count"
+            and spec.early_every is None
+            and spec.early_interval is None
+            and spec.event_time is not None
+        )
+        if fast:
+            self.process = self._process_count  # type: ignore[method-assign]
+
+    # -- per event ------------------------------------------------------------------------
+
+    def _ends_of(self, t: float) -> list[float]:
+        size, every = self._size, self._every
+        if every is None:
+            return [t - (t - self._offset) % size + size]
+        start = t - (t - self._offset) % every
+        ends = []
+        while start > t - size:
+            ends.append(start + size)
+            start -= every
+        return ends
+
+    def _process_count(self, event: Any, now: float) -> Iterable[Any] | None:
+        """The tight path of tumbling event-time windows that count (benchmark W3)."""
+        if self._keyed:
+            key, value = event
+        else:
+            key, value = None, event
+        t = self._getter(value)
+        if t.__class__ is not float and t.__class__ is not int:
+            t = seconds_of(value, self._getter, self._stage)
+        end = t - (t - self._offset) % self._size + self._size
+        bucket = self._open.get(end)
+        clock = self._clock
+        if bucket is None:
+            if end <= clock[WM]:
+                return self._late_event(key, value, t, [end], now)
+            bucket = self._open[end] = {}
+            heapq.heappush(self._ends, end)
+        bucket[key] = bucket.get(key, 0) + 1
+        clock[ARRIVAL] = now
+        if t > clock[MAX]:
+            clock[MAX] = t
+            mark = t - self._delay
+            if mark > clock[WM]:
+                clock[WM] = mark
+                if self._ends[0] <= mark:
+                    return self._close(mark)
+        return None
+
+    def process(self, event: Any, now: float) -> Iterable[Any] | None:
+        """Add the event to each of its windows; emit the windows the watermark closed."""
+        key, value = event if self._keyed else (None, event)
+        t = seconds_of(value, self._getter, self._stage) if self._getter is not None else now
+        clock = self._clock
+        ends = self._ends_of(t)
+        mark = clock[WM]
+        live = [end for end in ends if end > mark]
+        if not live:
+            return self._late_event(key, value, t, ends, now)
+        if self._getter is None:
+            mark = max(mark, now)
+        else:
+            mark = max(mark, max(t, clock[MAX]) - self._delay)
+        # None of this event's windows closes at the new mark (each ends after t). User
+        # code first (results, then aggregator steps), state after: a raising call leaves
+        # the state as it was, so the stage's error policy can retry or skip the event.
+        due = self._due(mark)
+        try:
+            updates = []
+            for end in live:
+                bucket = self._open.get(end)
+                if bucket is None or key not in bucket:
+                    salt = f"{key!r}/{end!r}" if self._agg.needs_salt else ""
+                    updates.append((end, self._agg.start(value, salt)))
+                else:
+                    updates.append((end, self._agg.add(bucket[key], value)))
+        except BaseException:
+            for end, _ in due:
+                heapq.heappush(self._ends, end)
+            raise
+        out: list[Any] = []
+        for end, acc in updates:
+            bucket = self._open.get(end)
+            if bucket is None:
+                bucket = self._open[end] = {}
+                heapq.heappush(self._ends, end)
+            bucket[key] = acc
+            self._after_add(end, key, acc, out)
+        clock[ARRIVAL] = now
+        if t > clock[MAX]:
+            clock[MAX] = t
+        clock[WM] = mark
+        self._commit(due, mark, out)
+        return out
+
+    def _after_add(self, end: float, key: Any, acc: Any, out: list[Any]) -> None:
+        every = self._spec.early_every
+        if every is not None:
+            counts = self._early.setdefault(end, {})
+            seen = counts[key] = counts.get(key, 0) + 1
+            if seen % every == 0:
+                out.append(self._result(key, end, acc, early=True))
+        if self._spec.early_interval is not None:
+            self._dirty[(end, key)] = None
+
+    def _result(
+        self, key: Any, end: float, acc: Any, *, early: bool = False, late: bool = False
+    ) -> Any:
+        result = WindowResult(Window(end - self._size, end), self._agg.result(acc), early, late)
+        return (key, result) if self._keyed else result
+
+    # -- late events ----------------------------------------------------------------------
+
+    def _late_event(
+        self, key: Any, value: Any, t: float, ends: list[float], now: float
+    ) -> Iterable[Any] | None:
+        if self._late == "side":
+            return ((key, Late(value, t)) if self._keyed else Late(value, t),)
+        if self._late == "update":
+            mark = self._clock[WM]
+            kept = [end for end in ends if end + self._lateness > mark]
+            updates = []
+            for end in kept:
+                bucket = self._closed.get(end)
+                if bucket is None or key not in bucket:
+                    salt = f"{key!r}/{end!r}" if self._agg.needs_salt else ""
+                    updates.append((end, self._agg.start(value, salt)))
+                else:
+                    updates.append((end, self._agg.add(bucket[key], value)))
+            out = []
+            for end, acc in updates:
+                bucket = self._closed.get(end)
+                if bucket is None:
+                    bucket = self._closed[end] = {}
+                    heapq.heappush(self._closed_ends, end)
+                bucket[key] = acc
+                out.append(self._result(key, end, acc, late=True))
+            if out:
+                return out
+        self._state["late_dropped"] += 1
+        return None
+
+    # -- closing --------------------------------------------------------------------------
+
+    def _close(self, mark: float) -> list[Any]:
+        out: list[Any] = []
+        self._close_into(mark, out)
+        return out
+
+    def _close_into(self, mark: float, out: list[Any]) -> None:
+        self._commit(self._due(mark), mark, out)
+
+    def _due(self, mark: float) -> list[tuple[float, list[Any]]]:
+        """The windows ending at or before ``mark``, taken off the heap, with their
+        results; a raising ``result()`` puts them back and leaves the state as it was."""
+        ends = self._ends
+        if not ends or ends[0] > mark:
+            return []
+        due = []
+        while ends and ends[0] <= mark:
+            due.append(heapq.heappop(ends))
+        try:
+            return [(end, self._results(end, self._open[end])) for end in due]
+        except BaseException:
+            for end in due:
+                heapq.heappush(ends, end)
+            raise
+
+    def _commit(self, due: list[tuple[float, list[Any]]], mark: float, out: list[Any]) -> None:
+        for end, emitted in due:
+            out.extend(emitted)
+            bucket = self._open.pop(end)
+            self._early.pop(end, None)
+            if self._late == "update" and end + self._lateness > mark:
+                self._closed[end] = bucket
+                heapq.heappush(self._closed_ends, end)
+        self._purge(mark)
+
+    def _results(self, end: float, bucket: dict[Any, Any]) -> list[Any]:
+        window = Window(end - self._size, end)
+        result = self._agg.result
+        if not self._keyed:
+            return [WindowResult(window, result(bucket[None]))]
+        if self._agg.kind == "count":  # the accumulator is the result: skip the call
+            return [
+                (key, _new(WindowResult, (window, n, False, False))) for key, n in bucket.items()
+            ]
+        return [
+            (key, _new(WindowResult, (window, result(acc), False, False)))
+            for key, acc in bucket.items()
+        ]
+
+    def _purge(self, mark: float) -> None:
+        closed_ends = self._closed_ends
+        while closed_ends and closed_ends[0] + self._lateness <= mark:
+            del self._closed[heapq.heappop(closed_ends)]
+
+    def tick(self, now: float) -> Iterable[Any] | None:
+        """Move the watermark with processing time (idle inputs, processing-time windows);
+        emit what closed, and early results when ``early_interval`` is set."""
+        clock = self._clock
+        if self._getter is None:
+            clock[WM] = max(clock[WM], now)
+        else:
+            watermark(clock, now, self._delay, self._idle)
+        out: list[Any] = []
+        if self._spec.early_interval is not None:
+            for end, key in self._dirty:
+                bucket = self._open.get(end)
+                if bucket is not None and key in bucket and end > clock[WM]:
+                    out.append(self._result(key, end, bucket[key], early=True))
+            self._dirty.clear()
+        self._close_into(clock[WM], out)
+        return out
+
+    def finish(self) -> Iterable[Any] | None:
+        """Every input ended: close every open window."""
+        self._clock[WM] = math.inf
+        self._dirty.clear()
+        return self._close(math.inf)

@@ -1,0 +1,160 @@
+"""Session windows: per key, bursts of events separated by more than ``gap`` seconds.
+
+An event at time ``t`` joins every open session of its key that it comes within ``gap``
+of (``start - gap < t < last + gap``), merging them into one; a session closes when the
+watermark reaches ``last + gap``, and its window is ``[start, last + gap)``. Sessions keep
+their events and aggregate them when they close (or emit early), so merging works for
+every aggregator, fold and user classes included. State:
+
+- ``clock``: see ``ops.time``;
+- ``sessions``: key -> list of ``[start, last, events]``, sorted by start;
+- ``due``: a heap of ``(last + gap, sequence number, key)``, some stale (a session that
+  grew since), checked against ``sessions`` when popped; ``seq``: ``[next number]``;
+- ``closed``: with ``late=UPDATE``, key -> closed sessions kept for late events;
+- ``late_dropped``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Iterable
+from typing import Any
+
+from riverbed._model.ops.aggregate import aggregator_of
+from riverbed._model.ops.time import ARRIVAL, MAX, WM, Late, new_clock, seconds_of, watermark
+from riverbed._model.ops.windows import Window, WindowResult, WindowSpec
+
+__all__ = ["SessionProcessor"]
+
+
+class SessionProcessor:
+    """Session windows (see the module docstring)."""
+
+    def __init__(self, spec: WindowSpec, state: dict[str, Any], stage: str = "window") -> None:
+        self._spec = spec
+        self._stage = stage
+        self._keyed = spec.keyed
+        self._gap = spec.size
+        self._getter = spec.event_time
+        self._agg = aggregator_of(spec)
+        self._lateness = math.inf if spec.allowed_lateness is None else spec.allowed_lateness
+        self._clock: list[float] = state.setdefault("clock", new_clock())
+        self._sessions: dict[Any, list[list[Any]]] = state.setdefault("sessions", {})
+        self._due: list[tuple[float, int, Any]] = state.setdefault("due", [])
+        self._seq: list[int] = state.setdefault("seq", [0])
+        self._closed: dict[Any, list[list[Any]]] = state.setdefault("closed", {})
+        self._state = state
+        state.setdefault("late_dropped", 0)
+
+    def _result(
+        self, key: Any, session: list[Any], *, early: bool = False, late: bool = False
+    ) -> Any:
+        start, last, values = session
+        salt = f"{key!r}/{start!r}" if self._agg.needs_salt else ""
+        value = self._agg.result(self._agg.over(values, salt))
+        result = WindowResult(Window(start, last + self._gap), value, early, late)
+        return (key, result) if self._keyed else result
+
+    def process(self, event: Any, now: float) -> Iterable[Any] | None:
+        """Add the event to its key's sessions (merging those it bridges); emit the
+        sessions the watermark closed."""
+        key, value = event if self._keyed else (None, event)
+        getter = self._getter
+        t = seconds_of(value, getter, self._stage) if getter is not None else now
+        gap, clock = self._gap, self._clock
+        sessions = self._sessions.get(key, [])
+        touched = [s for s in sessions if s[0] - gap < t < s[1] + gap]
+        if not touched and t + gap <= clock[WM]:
+            return self._late_event(key, value, t)
+        if getter is None:
+            mark = max(clock[WM], now)
+        else:
+            mark = max(clock[WM], max(t, clock[MAX]) - self._spec.max_delay)
+        out: list[Any] = []
+        merged = [min([t, *(s[0] for s in touched)]), max([t, *(s[1] for s in touched)]), []]
+        for session in touched:
+            merged[2].extend(session[2])
+        merged[2].append(value)
+        every = self._spec.early_every
+        if every is not None and len(merged[2]) % every == 0:
+            out.append(self._result(key, merged, early=True))
+        kept = [s for s in sessions if s not in touched]
+        kept.append(merged)
+        kept.sort(key=_start)
+        self._sessions[key] = kept
+        self._seq[0] += 1
+        heapq.heappush(self._due, (merged[1] + gap, self._seq[0], key))
+        clock[ARRIVAL] = now
+        if t > clock[MAX]:
+            clock[MAX] = t
+        clock[WM] = mark
+        # The event's own session ends after the new mark (its end is past t), so one
+        # close after the update is enough.
+        out.extend(self._close(mark))
+        return out
+
+    def _late_event(self, key: Any, value: Any, t: float) -> Iterable[Any] | None:
+        late = self._spec.late
+        if late == "side":
+            return ((key, Late(value, t)) if self._keyed else Late(value, t),)
+        if late == "update" and t + self._gap + self._lateness > self._clock[WM]:
+            gap = self._gap
+            closed = self._closed.setdefault(key, [])
+            for session in closed:
+                if session[0] - gap < t < session[1] + gap:
+                    session[0], session[1] = min(session[0], t), max(session[1], t)
+                    session[2].append(value)
+                    return (self._result(key, session, late=True),)
+            session = [t, t, [value]]
+            closed.append(session)
+            return (self._result(key, session, late=True),)
+        self._state["late_dropped"] += 1
+        return None
+
+    def _close(self, mark: float) -> list[Any]:
+        """Emit and forget the sessions whose end is at or before ``mark``."""
+        due, gap = self._due, self._gap
+        out: list[Any] = []
+        while due and due[0][0] <= mark:
+            key = heapq.heappop(due)[2]
+            sessions = self._sessions.get(key)
+            if not sessions:
+                continue
+            ended = [s for s in sessions if s[1] + gap <= mark]
+            if not ended:
+                continue
+            out.extend(self._result(key, s) for s in ended)
+            rest = [s for s in sessions if s[1] + gap > mark]
+            if rest:
+                self._sessions[key] = rest
+            else:
+                del self._sessions[key]
+            if self._spec.late == "update":
+                self._closed.setdefault(key, []).extend(ended)
+        if self._spec.late == "update":
+            for key in list(self._closed):
+                alive = [s for s in self._closed[key] if s[1] + gap + self._lateness > mark]
+                if alive:
+                    self._closed[key] = alive
+                else:
+                    del self._closed[key]
+        return out
+
+    def tick(self, now: float) -> Iterable[Any] | None:
+        """Move the watermark with processing time; emit the sessions that closed."""
+        clock = self._clock
+        if self._spec.event_time is None:
+            clock[WM] = max(clock[WM], now)
+        else:
+            watermark(clock, now, self._spec.max_delay, self._spec.idle_timeout)
+        return self._close(clock[WM])
+
+    def finish(self) -> Iterable[Any] | None:
+        """Every input ended: close every session."""
+        self._clock[WM] = math.inf
+        return self._close(math.inf)
+
+
+def _start(session: list[Any]) -> Any:
+    return session[0]
