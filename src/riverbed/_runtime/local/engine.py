@@ -385,9 +385,9 @@ class LocalRun:
 
     async def _run_chain(self, executor: ChainExecutor, channels: dict[str, Channel]) -> None:
         """Run a chain on the batches of its input channel, then end it. A processor with
-        timers gets clock ticks through the same channel, in order with its batches."""
+        timers (``executor.tick_interval``) gets clock ticks through the same channel, in order with its batches."""
         channel = channels[executor.chain.name]
-        interval = executor.chain.head.fn.tick if executor.chain.is_process else None
+        interval = executor.tick_interval
         ticker = None
         if interval is not None:
             ticker = asyncio.get_running_loop().create_task(self._tick(channel, interval))

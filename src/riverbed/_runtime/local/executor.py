@@ -182,6 +182,11 @@ class ChainExecutor:
             await self._write_batch(index, lists.pop(f"sink:{self.stages[index].name}"))
         return lists
 
+    @property
+    def tick_interval(self) -> float | None:
+        """Seconds of the run's clock between calls of ``tick``, or None for no ticks."""
+        return self.chain.head.fn.tick if self.processor is not None else None
+
     async def tick(self) -> Outputs:
         """Processing time moved on: let the chain's processor emit what is due."""
         if self.processor is None:
