@@ -30,7 +30,7 @@ from riverbed._model.policy import OnError
 from riverbed._model.sinks import Capture
 from riverbed._model.stages import Port, Stage, StageKind
 from riverbed._runtime.clock import Clock, SystemClock
-from riverbed._runtime.local.channel import Channel
+from riverbed._runtime.local.channel import TICK, Channel
 from riverbed._runtime.local.executor import ChainExecutor, Outputs
 from riverbed._runtime.local.failures import FailureLog
 from riverbed._runtime.local.progress import LiveProgress, wants_progress
@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 __all__ = ["arun_flow", "run_flow"]
 
 logger = logging.getLogger("riverbed")
+
+_STATEFUL_KINDS = (StageKind.STATEFUL, StageKind.FOLD, StageKind.PROCESS)
+"""Stages whose memory (a dict per stage, held by the run) checkpoints snapshot."""
 
 _STOPPED = object()
 """What an interrupted read returns: the source stops cleanly."""
@@ -98,11 +101,18 @@ class LocalRun:
             for stage in flow.stages
         }
         self.states: dict[str, dict[Any, Any]] = {
-            stage.name: {}
-            for stage in flow.stages
-            if stage.kind in (StageKind.STATEFUL, StageKind.FOLD)
+            stage.name: {} for stage in flow.stages if stage.kind in _STATEFUL_KINDS
         }
         self.positions: dict[str, dict[str, Any]] = {}
+        self._downstream = {
+            chain.name: list(
+                dict.fromkeys(
+                    name for port in chain.exits for name in self.plan.readers.get(port, ())
+                )
+            )
+            for chain in self.plan.chains
+        }
+        """Per chain, the chains reading it (each once, though it may read several ports)."""
         self.stopping = False
         self.aborted = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -241,12 +251,22 @@ class LocalRun:
             task.cancel()
 
     def _channels(self, partitions: dict[str, list[str]]) -> dict[str, Channel]:
-        writers: dict[str, int] = {chain.name: 0 for chain in self.plan.chains}
+        """One channel per chain, knowing its writers: each partition of a source it reads,
+        and each chain it reads (by the name ``_writer`` gives them)."""
         sources = {source.name for source in self.plan.sources}
+        chain_of = {s.name: chain.name for chain in self.plan.chains for s in chain.stages}
+        channels = {}
         for chain in self.plan.chains:
+            writers: dict[str, None] = {}
             for port in chain.head.inputs:
-                writers[chain.name] += len(partitions[port.stage]) if port.stage in sources else 1
-        return {name: Channel(self.capacity, count) for name, count in writers.items()}
+                if port.stage in sources:
+                    writers.update(
+                        dict.fromkeys(_writer(port.stage, p) for p in partitions[port.stage])
+                    )
+                else:
+                    writers[chain_of[port.stage]] = None
+            channels[chain.name] = Channel(self.capacity, list(writers))
+        return channels
 
     async def _read(
         self,
@@ -283,7 +303,7 @@ class LocalRun:
             await self._end_chain(chain, channels)
         else:
             for channel in targets:
-                await channel.end()
+                await channel.end(_writer(source.name, partition))
         positions[partition] = reader.position()
 
     async def _read_batches(
@@ -297,6 +317,7 @@ class LocalRun:
     ) -> None:
         counters = self.counters[source.name]
         read = reader.read
+        writer = _writer(source.name, partition)
         while not self.stopping:
             started = time.perf_counter()
             batch = read(self.batch_size)
@@ -321,7 +342,7 @@ class LocalRun:
                 await self._step(chain, channels, chain.process(batch))
             else:
                 for channel in targets:
-                    await channel.put(batch)
+                    await channel.put(batch, writer)
 
     async def _pull(
         self,
@@ -363,11 +384,28 @@ class LocalRun:
             self._reading.discard(task)
 
     async def _run_chain(self, executor: ChainExecutor, channels: dict[str, Channel]) -> None:
-        """Run a chain on the batches of its input channel, then end it."""
+        """Run a chain on the batches of its input channel, then end it. A processor with
+        timers (``executor.tick_interval``) gets clock ticks through the same channel, in order with its batches."""
         channel = channels[executor.chain.name]
-        while (batch := await channel.get()) is not None:
-            await self._step(executor, channels, executor.process(batch))
+        interval = executor.tick_interval
+        ticker = None
+        if interval is not None:
+            ticker = asyncio.get_running_loop().create_task(self._tick(channel, interval))
+        try:
+            while (item := await channel.get()) is not None:
+                if item is TICK:
+                    await self._step(executor, channels, executor.tick())
+                else:
+                    await self._step(executor, channels, executor.process(item))
+        finally:
+            if ticker is not None:
+                ticker.cancel()
         await self._end_chain(executor, channels)
+
+    async def _tick(self, channel: Channel, interval: float) -> None:
+        while True:
+            await self.clock.sleep(interval)
+            await channel.tick()
 
     async def _step(
         self, executor: ChainExecutor, channels: dict[str, Channel], work: Awaitable[Outputs]
@@ -387,9 +425,8 @@ class LocalRun:
         """After the chain's last batch: emit fold totals if the stream ended, then tell
         every reader downstream that this writer is done."""
         await self._emit(executor, channels, await executor.finish(ended=not self.stopping))
-        for port in executor.chain.exits:
-            for name in self.plan.readers.get(port, ()):
-                await channels[name].end()
+        for name in self._downstream[executor.chain.name]:
+            await channels[name].end(executor.chain.name)
 
     async def _emit(
         self, executor: ChainExecutor, channels: dict[str, Channel], outs: Outputs
@@ -398,7 +435,7 @@ class LocalRun:
             events = outs[str(port)]
             if events:
                 for name in self.plan.readers.get(port, ()):
-                    await channels[name].put(events)
+                    await channels[name].put(events, executor.chain.name)
 
     @staticmethod
     async def _close(executor: ChainExecutor) -> BaseException | None:
@@ -439,6 +476,11 @@ class LocalRun:
         else:
             self.aborted = True
             self._cancel_all()
+
+
+def _writer(source: str, partition: str) -> str:
+    """The writer name of one source partition on the channels it feeds."""
+    return f"{source}[{partition}]"
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:

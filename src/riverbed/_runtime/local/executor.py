@@ -20,6 +20,7 @@ from riverbed._errors import StageFailedError, StageTimeoutError
 from riverbed._model import callables
 from riverbed._model.plan import Chain, is_batch_sink
 from riverbed._model.policy import OnError
+from riverbed._model.process import Processor
 from riverbed._model.stages import Port, SinkMode, StageKind
 from riverbed._runtime.clock import Clock
 from riverbed._runtime.local.codegen import (
@@ -42,7 +43,14 @@ Outputs = dict[str, list[Any]]
 # emit outputs or accumulators, which the raw event is not; a route has no output to pass
 # it to; a sink has nothing after it).
 _CANNOT_PASS = frozenset(
-    {StageKind.KEY_BY, StageKind.STATEFUL, StageKind.FOLD, StageKind.ROUTE, StageKind.SINK}
+    {
+        StageKind.KEY_BY,
+        StageKind.STATEFUL,
+        StageKind.FOLD,
+        StageKind.PROCESS,
+        StageKind.ROUTE,
+        StageKind.SINK,
+    }
 )
 
 
@@ -103,11 +111,18 @@ class ChainExecutor:
             f"sink:{self.stages[i].name}" for i in self.batch_sinks
         ]
         self.is_async = [
-            callables.is_async(s.method if s.method is not None else _call_target(s))
+            s.kind is not StageKind.PROCESS
+            and callables.is_async(s.method if s.method is not None else _call_target(s))
             for s in self.stages
         ]
         self.concurrency = chain.head.concurrency or concurrency
-        self.compiled = None if chain.is_async else compile_chain(chain, states)
+        self.processor: Processor | None = None
+        if chain.is_process:
+            state = states[0]
+            assert state is not None
+            self.processor = chain.head.fn.create(state)
+        fast = not (chain.is_async or chain.is_process)
+        self.compiled = compile_chain(chain, states) if fast else None
         self._compiled_pull: CompiledChain | None = None  # made on first use
         explicit = self.compiled.explicit if self.compiled is not None else ()
         self.explicit_slot = {port: slot for slot, port in enumerate(explicit)}
@@ -151,6 +166,11 @@ class ChainExecutor:
                     state = self.states[index]
                     if stage.kind is StageKind.FOLD and not stage.running and state:
                         await self._forward(index, list(state.items()))
+                if self.processor is not None:
+                    await self._timer(self.processor.finish, "finish")
+            elif self.processor is not None:
+                assert isinstance(batch, list)
+                await self._process_each(self.processor, batch)
             elif self.compiled is None:
                 assert isinstance(batch, list)
                 await self._process_async(batch)
@@ -161,6 +181,66 @@ class ChainExecutor:
         for index in self.batch_sinks:
             await self._write_batch(index, lists.pop(f"sink:{self.stages[index].name}"))
         return lists
+
+    @property
+    def tick_interval(self) -> float | None:
+        """Seconds of the run's clock between calls of ``tick``, or None for no ticks."""
+        return self.chain.head.fn.tick if self.processor is not None else None
+
+    async def tick(self) -> Outputs:
+        """Processing time moved on: let the chain's processor emit what is due."""
+        if self.processor is None:
+            return {}
+        return await self._run_timer(self.processor.tick)
+
+    async def _run_timer(self, call: Callable[..., Any]) -> Outputs:
+        lists: dict[str, list[Any]] = {key: [] for key in self.list_keys}
+        self._lists = lists
+        self._tally = tally = _Tally(len(self.stages), len(self.explicit_slot) + 1)
+        try:
+            await self._timer(call, "tick")
+        finally:
+            self._count(tally, lists)
+        return lists
+
+    async def _timer(self, call: Callable[..., Any], what: str) -> None:
+        """Call a processor's ``tick`` or ``finish``; a failure is the stage's error with no
+        event, under its policy (STOP stops the run; other actions record it and go on)."""
+        stage = self.stages[0]
+        try:
+            produced = call(self.clock.now()) if what == "tick" else call()
+        except Exception as error:
+            self.counters[0].errors += 1
+            if self.policies[0].on_error is OnError.STOP:
+                what_failed = f"stage {stage.name!r} failed in its {what}"
+                raise self.failures.stop(stage.name, error, what_failed) from error
+            self.failures.record(stage.name, f"<{what}>", error, 1, OnError.SKIP)
+            return
+        if produced:
+            await self._forward(0, list(produced))
+
+    async def _process_each(self, processor: Processor, batch: list[Any]) -> None:
+        """A processor's chain: ``process`` per event in a tight loop; an event whose call
+        raises goes through the policy slow path, and the loop goes on after it."""
+        process = processor.process
+        out = self._lists[self.list_keys[0]] if self.list_keys else []
+        extend = out.extend
+        now = self.clock.now()
+        self._tally.consumed = size = len(batch)
+        start = index = 0
+        while start < size:
+            try:
+                for index in range(start, size):  # after a failure, index is where it was
+                    produced = process(batch[index], now)
+                    if produced:
+                        extend(produced)
+                return
+            except Exception as error:
+                self._tally.bails[0] += 1
+                results = await self._attempt(0, batch[index], error)
+                if results is not None:
+                    await self._forward(0, results)
+                start = index + 1
 
     async def close(self) -> None:
         """Close the sink objects of the chain that have ``close`` (also after errors). A
@@ -432,6 +512,9 @@ class ChainExecutor:
             if name not in stage.outputs:
                 raise UnknownRouteError(name, stage.outputs)
             return [(name, x)]
+        if kind is StageKind.PROCESS:
+            assert self.processor is not None
+            return list(self.processor.process(x, self.clock.now()) or ())
         if kind is StageKind.SINK:  # per event; batch sinks are written per batch
             await self._call(index, fn, x)
             return []
