@@ -1,0 +1,343 @@
+"""Window processors against plain-Python references, and checkpointed runs against
+uninterrupted ones (``riverbed.testing.drive``)."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections import Counter, defaultdict
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import riverbed as rb
+from riverbed.testing import Pause, drive
+
+PROPERTY = settings(max_examples=150, deadline=None)
+
+
+def get_t(event: tuple[int, str]) -> int:
+    return event[0]
+
+
+def stream() -> rb.KeyedStream:
+    return rb.Flow("w").source([]).key_by(len)
+
+
+class Mean:
+    """A user aggregator class."""
+
+    def __init__(self) -> None:
+        self.n, self.total = 0, 0.0
+
+    def add(self, value: tuple[int, str]) -> None:
+        self.n += 1
+        self.total += value[0]
+
+    def result(self) -> float:
+        return self.total / self.n
+
+
+keys = st.sampled_from(["a", "b", "c"])
+times = st.integers(0, 60)
+keyed_events = st.lists(st.tuples(keys, times), max_size=60).map(
+    lambda pairs: [(k, (t, f"{k}{i}")) for i, (k, t) in enumerate(pairs)]
+)
+
+
+def reference_tumbling(
+    events: list[tuple[str, tuple[int, str]]], size: int, delay: int
+) -> tuple[list[Any], int]:
+    """Tumbling count windows, closed by the watermark, late events dropped: the plain
+    loop. Results in order of window end, then of the key's first event in the window."""
+    wm = -math.inf
+    open_: dict[int, dict[str, int]] = {}
+    out: list[Any] = []
+    dropped = 0
+
+    def close(mark: float) -> None:
+        for end in sorted(e for e in open_ if e <= mark):
+            for key, n in open_.pop(end).items():
+                out.append((key, rb.WindowResult(rb.Window(end - size, end), n)))
+
+    for key, value in events:
+        t = value[0]
+        end = t - t % size + size
+        if end <= wm:
+            dropped += 1
+            continue
+        bucket = open_.setdefault(end, {})
+        bucket[key] = bucket.get(key, 0) + 1
+        wm = max(wm, t - delay)
+        close(wm)
+    close(math.inf)
+    return out, dropped
+
+
+@PROPERTY
+@given(keyed_events, st.integers(1, 15), st.integers(0, 20), st.integers(0, 60))
+def test_tumbling_count_equals_reference(events: Any, size: int, delay: int, cut: int) -> None:
+    """Tumbling event-time counts equal the plain loop's, late events dropped and counted;
+    a checkpoint anywhere changes nothing."""
+    windows = stream().window(rb.Tumbling(size), event_time=get_t, max_delay=delay)
+    expected, dropped = reference_tumbling(events, size, delay)
+    assert drive(windows, events) == expected
+    assert drive(windows, events, checkpoint_at=min(cut, len(events))) == expected
+    state: dict[str, Any] = {}
+    processor = windows.flow.stage("window").fn.create(state)
+    for event in events:
+        processor.process(event, 0.0)
+    assert state["late_dropped"] == dropped
+
+
+@PROPERTY
+@given(keyed_events, st.integers(1, 15), st.integers(1, 15), st.integers(0, 60))
+def test_sliding_collect_equals_reference(events: Any, size: int, every: int, cut: int) -> None:
+    """Sliding windows hold exactly the events whose time falls in them (no lateness when
+    the watermark waits for everything); checkpoints change nothing."""
+    every = min(every, size)
+    windows = stream().window(
+        rb.Sliding(size, every), rb.Collect(), event_time=get_t, max_delay=1000
+    )
+    expected: dict[tuple[str, float], list[Any]] = defaultdict(list)
+    for key, value in events:
+        start = value[0] - value[0] % every
+        while start > value[0] - size:
+            expected[(key, start)].append(value)
+            start -= every
+    got = drive(windows, events)
+    assert {(k, r.window.start): r.value for k, r in got} == dict(expected)
+    assert all(r.window.end - r.window.start == size for _, r in got)
+    assert drive(windows, events, checkpoint_at=min(cut, len(events))) == got
+
+
+def reference_sessions(events: Any, gap: int) -> Counter[Any]:
+    """Sessions of each key: its sorted times split where two are ``gap`` or more apart."""
+    by_key: dict[str, list[Any]] = defaultdict(list)
+    for key, value in events:
+        by_key[key].append(value)
+    found: Counter[Any] = Counter()
+    for key, values in by_key.items():
+        values.sort()
+        run = [values[0]]
+        for value in values[1:]:
+            if value[0] - run[-1][0] >= gap:
+                found[(key, run[0][0], run[-1][0] + gap, tuple(run))] += 1
+                run = []
+            run.append(value)
+        found[(key, run[0][0], run[-1][0] + gap, tuple(run))] += 1
+    return found
+
+
+@PROPERTY
+@given(keyed_events, st.integers(1, 10), st.booleans(), st.integers(0, 60))
+def test_sessions_equal_reference(events: Any, gap: int, ordered: bool, cut: int) -> None:
+    """Session windows (merging the sessions an event bridges) equal the sessions of the
+    sorted times, whether events come in time order (closing as they go) or in any order
+    with a watermark that waits; checkpoints change nothing."""
+    if ordered:
+        events = sorted(events, key=lambda e: e[1][0])
+    windows = stream().window(
+        rb.Session(gap), rb.Collect(), event_time=get_t, max_delay=0 if ordered else 1000
+    )
+    got = drive(windows, events)
+    found = Counter((k, r.window.start, r.window.end, tuple(sorted(r.value))) for k, r in got)
+    assert found == reference_sessions(events, gap)
+    assert drive(windows, events, checkpoint_at=min(cut, len(events))) == got
+
+
+@PROPERTY
+@given(keyed_events, st.integers(1, 5), st.integers(0, 60))
+def test_count_windows_equal_chunks(events: Any, size: int, cut: int) -> None:
+    """Count windows are each key's events in chunks of ``size``, the rest at the end."""
+    windows = stream().window(rb.CountWindow(size), rb.Collect())
+    got = drive(windows, events)
+    by_key: dict[str, list[Any]] = defaultdict(list)
+    for key, value in events:
+        by_key[key].append(value)
+    expected = Counter(
+        (key, tuple(values[i : i + size]))
+        for key, values in by_key.items()
+        for i in range(0, len(values), size)
+    )
+    assert Counter((k, tuple(r.value)) for k, r in got) == expected
+    assert drive(windows, events, checkpoint_at=min(cut, len(events))) == got
+
+
+AGGREGATES = [
+    (rb.Count(), len),
+    (rb.Collect(), list),
+    (rb.Fold(int, lambda acc, v: acc + v[0]), lambda vs: sum(v[0] for v in vs)),
+    (rb.Reduce(max), max),
+    (rb.Min(key=get_t), lambda vs: min(vs, key=get_t)),
+    (rb.Max(), max),
+    (Mean, lambda vs: sum(v[0] for v in vs) / len(vs)),
+]
+
+
+@pytest.mark.parametrize(("aggregate", "reference"), AGGREGATES, ids=lambda a: repr(a)[:20])
+@PROPERTY
+@given(events=keyed_events, cut=st.integers(0, 60))
+def test_aggregates_equal_reference(aggregate: Any, reference: Any, events: Any, cut: int) -> None:
+    """Every aggregator gives what the plain function of the window's events gives."""
+    windows = stream().window(rb.Tumbling(10), aggregate, event_time=get_t, max_delay=1000)
+    by_window: dict[tuple[str, float], list[Any]] = defaultdict(list)
+    for key, value in events:
+        by_window[(key, value[0] - value[0] % 10)].append(value)
+    got = drive(windows, events)
+    assert {(k, r.window.start): r.value for k, r in got} == {
+        w: reference(vs) for w, vs in by_window.items()
+    }
+    assert drive(windows, events, checkpoint_at=min(cut, len(events))) == got
+
+
+@PROPERTY
+@given(st.lists(times, max_size=60), st.integers(1, 10), st.integers(0, 60), st.integers(0, 50))
+def test_reservoir_per_window_is_a_seeded_sample(
+    ts: list[int], size: int, seed: int, cut: int
+) -> None:
+    """``rb.Reservoir`` keeps min(size, n) of a window's events, the same ones for the
+    same seed, also across a checkpoint."""
+    windows = (
+        rb.Flow("r")
+        .source([])
+        .window(rb.Tumbling(20), rb.Reservoir(size, seed=seed), event_time=float, max_delay=100)
+    )
+    got = drive(windows, ts)
+    for result in got:
+        members = [t for t in ts if result.window.start <= t < result.window.end]
+        assert len(result.value) == min(size, len(members))
+        assert Counter(result.value) <= Counter(members)
+    assert drive(windows, ts, checkpoint_at=min(cut, len(ts))) == got
+
+
+def test_global_window_emits_results_without_keys() -> None:
+    """A window on a plain stream aggregates all events together."""
+    windows = rb.Flow("g").source([]).window(rb.Tumbling(10), rb.Collect(), event_time=float)
+    assert drive(windows, [1, 2, 11, 3, 25]) == [
+        rb.WindowResult(rb.Window(0.0, 10.0), [1, 2]),
+        rb.WindowResult(rb.Window(10.0, 20.0), [11]),
+        rb.WindowResult(rb.Window(20.0, 30.0), [25]),
+    ]
+
+
+def test_late_side_emits_late_events() -> None:
+    """late=SIDE emits a late event as ``rb.Late`` among the results."""
+    windows = (
+        rb.Flow("l").source([]).window(rb.Tumbling(10), event_time=float, late=rb.LatePolicy.SIDE)
+    )
+    out = drive(windows, [1, 12, 3, 25])
+    assert out[1] == rb.Late(3, 3.0)
+    assert [r.value for r in out if isinstance(r, rb.WindowResult)] == [1, 1, 1]
+
+
+def test_late_update_emits_updated_results_within_allowed_lateness() -> None:
+    """late=UPDATE re-emits a closed window's result with the late event, marked late,
+    until the watermark passes ``end + allowed_lateness``."""
+    windows = (
+        rb.Flow("u")
+        .source([])
+        .window(rb.Tumbling(10), event_time=float, late=rb.LatePolicy.UPDATE, allowed_lateness=10)
+    )
+    out = drive(windows, [1, 12, 3, 35, 4])
+    assert out == [
+        rb.WindowResult(rb.Window(0.0, 10.0), 1),
+        rb.WindowResult(rb.Window(0.0, 10.0), 2, late=True),
+        rb.WindowResult(rb.Window(10.0, 20.0), 1),
+        rb.WindowResult(rb.Window(30.0, 40.0), 1),
+    ]
+
+
+def test_session_late_update_merges_into_the_closed_session() -> None:
+    """late=UPDATE on sessions adds a late event to the closed session it falls in."""
+    windows = (
+        rb.Flow("s")
+        .source([])
+        .window(rb.Session(5), rb.Collect(), event_time=float, late=rb.LatePolicy.UPDATE)
+    )
+    out = drive(windows, [1, 3, 20, 2], finish=False)
+    assert out == [
+        rb.WindowResult(rb.Window(1.0, 8.0), [1, 3]),
+        rb.WindowResult(rb.Window(1.0, 8.0), [1, 3, 2], late=True),
+    ]
+
+
+def test_early_results_every_n_events() -> None:
+    """early_every=N emits a running result every N events of a window, then the final."""
+    windows = stream().window(rb.Tumbling(10), event_time=get_t, early_every=2)
+    out = drive(windows, [("a", (1, "x")), ("a", (2, "y")), ("a", (3, "z"))])
+    assert [(r.value, r.early) for _, r in out] == [(2, True), (3, False)]
+
+
+def test_early_results_on_ticks() -> None:
+    """early_interval emits the windows that changed since the last tick."""
+    windows = stream().window(rb.Tumbling(10), event_time=get_t, max_delay=100, early_interval=1.0)
+    out = drive(windows, [("a", (1, "x")), Pause(1.0), Pause(1.0), ("a", (2, "y"))])
+    assert [(r.value, r.early) for _, r in out] == [(1, True), (2, False)]
+
+
+def test_idle_timeout_moves_the_watermark_with_the_clock() -> None:
+    """With no events for idle_timeout seconds, the watermark follows processing time, so
+    the window of the last event closes without any further event."""
+    windows = stream().window(rb.Tumbling(10), event_time=get_t, idle_timeout=5.0)
+    out = drive(windows, [("a", (1, "x")), Pause(4.0)], finish=False)
+    assert out == []
+    out = drive(windows, [("a", (1, "x")), Pause(12.0)], finish=False)
+    assert [r.value for _, r in out] == [1]
+
+
+def test_processing_time_windows_close_on_ticks() -> None:
+    """Without event_time, an event's time is ``now`` and windows close as time passes."""
+    windows = stream().window(rb.Tumbling(10), rb.Collect())
+    steps = ["x", Pause(3.0), "y", Pause(8.0), "z"]
+    out = drive(windows, [(s, s) if isinstance(s, str) else s for s in steps], finish=False)
+    assert out == [
+        ("x", rb.WindowResult(rb.Window(0.0, 10.0), ["x"])),
+        ("y", rb.WindowResult(rb.Window(0.0, 10.0), ["y"])),
+    ]
+
+
+def test_datetimes_are_event_times() -> None:
+    """An event_time getter may return datetimes (aware ones are exact)."""
+    import datetime
+
+    def when(event: datetime.datetime) -> datetime.datetime:
+        return event
+
+    utc = datetime.UTC
+    start = datetime.datetime(2026, 1, 1, tzinfo=utc)
+    times_ = [start + datetime.timedelta(seconds=s) for s in (1, 2, 61)]
+    windows = rb.Flow("d").source([]).window(rb.Tumbling(60), event_time=when)
+    out = drive(windows, times_)
+    assert [r.value for r in out] == [2, 1]
+    assert out[0].window.start == start.timestamp()
+
+
+def test_a_getter_returning_something_else_names_the_stage() -> None:
+    """A getter that returns a string is a TypeError naming the getter and the fix."""
+    windows = rb.Flow("e").source([]).window(rb.Tumbling(60), event_time=str)
+    with pytest.raises(TypeError, match=r"seconds .int or float. or a datetime"):
+        drive(windows, [1])
+
+
+def test_a_raising_aggregator_leaves_the_state_unchanged() -> None:
+    """A fold that raises on an event changes nothing: skipping it gives the run without
+    it (the engine's SKIP policy relies on this)."""
+
+    def picky(acc: int, value: int) -> int:
+        if value == 13:
+            raise ValueError("13")
+        return acc + value
+
+    windows = rb.Flow("f").source([]).window(rb.Tumbling(10), rb.Fold(int, picky), event_time=float)
+    spec = windows.flow.stage("window").fn
+    state: dict[str, Any] = {}
+    processor = spec.create(state)
+    out: list[Any] = []
+    for value in [1, 2, 11, 13, 25]:
+        with contextlib.suppress(ValueError):
+            out.extend(processor.process(value, 0.0) or ())
+    out.extend(processor.finish() or ())
+    assert out == drive(windows, [1, 2, 11, 25])

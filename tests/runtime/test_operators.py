@@ -1,0 +1,126 @@
+"""Windows, joins, collecting and sampling inside real flows on the local engine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import riverbed as rb
+from riverbed.testing import Pause, TestClock, TestSource, drive, run_flow
+
+PROPERTY = settings(max_examples=40, deadline=None)
+
+
+def key_of(event: dict[str, Any]) -> Any:
+    return event["k"]
+
+
+def time_of(event: dict[str, Any]) -> Any:
+    return event["t"]
+
+
+events_ = st.lists(
+    st.fixed_dictionaries({"k": st.sampled_from("abc"), "t": st.integers(0, 50)}), max_size=50
+)
+
+
+@PROPERTY
+@given(events_, st.integers(1, 10), st.integers(1, 20))
+def test_windows_in_a_flow_equal_the_processor_driven_by_hand(
+    events: list[dict[str, Any]], size: int, batch_size: int
+) -> None:
+    """A window stage in a flow emits exactly what the processor emits when driven by
+    hand, whatever the batch size."""
+    flow = rb.Flow("w")
+    windows = (
+        flow.source([], name="events")
+        .key_by(key_of)
+        .window(rb.Tumbling(size), rb.Collect(), event_time=time_of, max_delay=3)
+    )
+    windows.sink(print, name="out")
+    expected = drive(windows, [(key_of(e), e) for e in events])
+    assert run_flow(flow, events, batch_size=batch_size)["out"] == expected
+
+
+def test_join_of_two_sources_in_a_flow() -> None:
+    """Two sources keyed and joined in a window: the rows come out of the flow."""
+    flow = rb.Flow("j")
+    orders = flow.source([], name="orders").key_by(key_of)
+    payments = flow.source([], name="payments").key_by(key_of)
+    orders.join(payments, window=rb.Tumbling(10), how="left", event_time=time_of).sink(
+        print, name="out"
+    )
+    out = run_flow(
+        flow,
+        {
+            "orders": [{"k": "a", "t": 1}, {"k": "b", "t": 2}],
+            "payments": [{"k": "a", "t": 3}],
+        },
+    )["out"]
+    expected = [
+        ("a", ({"k": "a", "t": 1}, {"k": "a", "t": 3})),
+        ("b", ({"k": "b", "t": 2}, None)),
+    ]
+    assert sorted(out, key=repr) == sorted(expected, key=repr)
+
+
+def test_rendezvous_of_two_sources_in_a_flow() -> None:
+    """A rendezvous pairs each key's values from both sources, whatever the interleaving."""
+    flow = rb.Flow("r")
+    heads = flow.source([], name="heads").key_by(key_of)
+    tails = flow.source([], name="tails").key_by(key_of)
+    heads.rendezvous(tails).map(lambda pair: (pair[0], pair[1][0]["t"], pair[1][1]["t"])).sink(
+        print, name="out"
+    )
+    out = run_flow(
+        flow,
+        {
+            "heads": [{"k": "a", "t": 1}, {"k": "b", "t": 2}, {"k": "a", "t": 3}],
+            "tails": [{"k": "b", "t": 10}, {"k": "a", "t": 11}, {"k": "a", "t": 12}],
+        },
+    )["out"]
+    assert sorted(out) == [("a", 1, 11), ("a", 3, 12), ("b", 2, 10)]
+
+
+def test_processing_time_collect_flushes_on_the_run_clock() -> None:
+    """collect(max_wait=) flushes a batch when the run's clock passes the wait, between
+    source batches."""
+    clock = TestClock()
+    flow = rb.Flow("c")
+    flow.source([], name="events").collect(max_size=100, max_wait=1.0).sink(print, name="out")
+    source = TestSource([[1, 2], Pause(5.0), [3]], clock=clock)
+    out = run_flow(flow, {"events": source}, clock=clock)["out"]
+    assert out == [[1, 2], [3]]
+
+
+def test_a_raising_aggregator_is_skipped_under_policy() -> None:
+    """on_error=SKIP on a window skips the event whose aggregation raised, as if it had
+    never come."""
+
+    flow = rb.Flow("s")
+    flow.source([], name="events").map(float).window(
+        rb.Tumbling(10), rb.Fold(int, _picky_sum), event_time=float, on_error=rb.OnError.SKIP
+    ).sink(print, name="out")
+    out = run_flow(flow, [1, 2, 13, 11, 25])["out"]
+    assert [r.value for r in out] == [3, 11, 25]
+
+
+def _picky_sum(acc: int, value: int) -> int:
+    if value == 13:
+        raise ValueError("13 is unlucky")
+    return acc + value
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine on main: a one-partition source read only by a PROCESS chain is "
+    "attached to it and pulled through codegen, which cannot fuse PROCESS",
+)
+def test_a_window_right_after_a_source() -> None:
+    """A processor stage reading a source directly runs (no stage in between)."""
+    flow = rb.Flow("direct")
+    flow.source([], name="events").window(rb.Tumbling(10), event_time=float).sink(print, name="out")
+    assert [r.value for r in run_flow(flow, [1, 2, 11])["out"]] == [2, 1]
