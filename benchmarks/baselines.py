@@ -10,14 +10,19 @@ one task and one bounded ``asyncio.Queue`` per stage, one event per queue item.
 from __future__ import annotations
 
 import asyncio
+import heapq
+import math
 from collections.abc import Callable
 from typing import Any
 
 from .workloads import (
+    WINDOW_SECONDS,
     Counter,
     LastMeans,
     RunningMean,
+    WindowCounts,
     add_v2,
+    event_seconds,
     events,
     get_key,
     is_even,
@@ -66,6 +71,52 @@ def plain_w4(n: int) -> Counter:
             on_odd(event)
         count += 1
     return Counter(count)
+
+
+class TumblingCounts:
+    """W3's window logic written by hand: counts per (window end, key), a heap of window
+    ends, the watermark at the greatest event time seen, late events dropped. The plain loop
+    and the naive asyncio pipeline both use it."""
+
+    def __init__(self, sink: WindowCounts) -> None:
+        self.sink = sink
+        self.open: dict[float, dict[Any, int]] = {}
+        self.ends: list[float] = []
+        self.watermark = -math.inf
+
+    def add(self, key: Any, t: float) -> None:
+        """Count one event of ``key`` at event time ``t``; close what the watermark passed."""
+        end = t - t % WINDOW_SECONDS + WINDOW_SECONDS
+        bucket = self.open.get(end)
+        if bucket is None:
+            if end <= self.watermark:
+                return  # late
+            bucket = self.open[end] = {}
+            heapq.heappush(self.ends, end)
+        bucket[key] = bucket.get(key, 0) + 1
+        if t > self.watermark:
+            self.watermark = t
+            if self.ends[0] <= t:
+                self.close(t)
+
+    def close(self, mark: float) -> None:
+        """Emit every window ending at or before ``mark`` as ``(key, (start, count))``."""
+        ends = self.ends
+        while ends and ends[0] <= mark:
+            end = heapq.heappop(ends)
+            start = end - WINDOW_SECONDS
+            self.sink.add_counts([(key, (start, n)) for key, n in self.open.pop(end).items()])
+
+
+def plain_w3(n: int) -> WindowCounts:
+    """W3 as one loop: key, event time, the hand-written tumbling window counts."""
+    sink = WindowCounts()
+    windows = TumblingCounts(sink)
+    add = windows.add
+    for event in events(n):
+        add(get_key(event), event_seconds(event))
+    windows.close(math.inf)
+    return sink
 
 
 # -- the naive asyncio pipeline ------------------------------------------------------------
@@ -145,6 +196,21 @@ def _key_pair(event: Any) -> tuple[Any, Any]:
     return (get_key(event), event)
 
 
+async def _windows(inq: Queue, sink: WindowCounts) -> None:
+    """W3's window stage: ``(key, event)`` pairs into the hand-written window counts."""
+    windows = TumblingCounts(sink)
+    while (pair := await inq.get()) is not _DONE:
+        windows.add(pair[0], event_seconds(pair[1]))
+    windows.close(math.inf)
+
+
+async def _asyncio_w3(n: int) -> WindowCounts:
+    sink = WindowCounts()
+    q1, q2 = _queue(), _queue()
+    await asyncio.gather(_source(n, q1), _map(_key_pair, q1, q2), _windows(q2, sink))
+    return sink
+
+
 async def _asyncio_w1(n: int) -> Counter:
     counter = Counter()
     q1, q2, q3, q4 = _queue(), _queue(), _queue(), _queue()
@@ -197,3 +263,8 @@ def asyncio_w2(n: int) -> LastMeans:
 def asyncio_w4(n: int) -> Counter:
     """W4 as a naive asyncio pipeline: source, branch, two maps, merge, sink tasks."""
     return asyncio.run(_asyncio_w4(n))
+
+
+def asyncio_w3(n: int) -> WindowCounts:
+    """W3 as a naive asyncio pipeline: source, key_by, window (and its sink) tasks."""
+    return asyncio.run(_asyncio_w3(n))

@@ -16,7 +16,9 @@ from .workloads import (
     Event,
     LastMeans,
     RunningMean,
+    WindowCounts,
     add_v2,
+    event_datetime,
     events,
     get_key,
     is_even,
@@ -34,6 +36,7 @@ UNAVAILABLE: str | None = None
 try:
     import bytewax.operators as op
     from bytewax.dataflow import Dataflow
+    from bytewax.operators import windowing
     from bytewax.outputs import DynamicSink, StatelessSinkPartition
     from bytewax.testing import TestingSource, run_main
 except Exception as error:  # any failure to import is reported, never hidden
@@ -105,6 +108,27 @@ def bytewax_w2(n: int) -> LastMeans:
     op.output("last", means, BatchSink(last.update_batch))
     run_main(flow)
     return last
+
+
+def bytewax_w3(n: int) -> WindowCounts:
+    """W3 on Bytewax: ``windowing.count_window`` with an ``EventClock`` on ``t`` (no wait
+    for late events, as riverbed's max_delay=0) and a ``TumblingWindower`` of 1 s aligned
+    to the epoch; the ``down`` stream, ``(key, (window id, count))``, into a batch sink."""
+    import datetime
+
+    counts = WindowCounts()
+    flow = Dataflow("w3")
+    clock = windowing.EventClock(
+        ts_getter=event_datetime, wait_for_system_duration=datetime.timedelta(0)
+    )
+    windower = windowing.TumblingWindower(
+        length=datetime.timedelta(seconds=1),
+        align_to=datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC),
+    )
+    windows = windowing.count_window("count", _input(flow, n), clock, windower, _str_key)
+    op.output("counts", windows.down, BatchSink(counts.add_counts))
+    run_main(flow)
+    return counts
 
 
 def bytewax_w4(n: int) -> Counter:

@@ -67,6 +67,18 @@ WORKLOADS: dict[str, Workload] = {
         workloads.check_w2,
         {"ratio_plain": 0.6, "ratio_bytewax": 3.0},
     ),
+    "W3": Workload(
+        "W3",
+        "tumbling event-time windows of 1,000 ms on t, count per key per window",
+        {
+            "riverbed": riverbed_impl.riverbed_w3,
+            "plain": baselines.plain_w3,
+            "naive_asyncio": baselines.asyncio_w3,
+            "bytewax": bytewax_impl.bytewax_w3,
+        },
+        workloads.check_w3,
+        {"ratio_plain": 0.5},
+    ),
     "W4": Workload(
         "W4",
         "fan-out / fan-in: branch on even id, a map per branch, merge, count",
@@ -81,7 +93,7 @@ WORKLOADS: dict[str, Workload] = {
     ),
 }
 
-ALL_WORKLOADS = ("W1", "W2", "W4", "W6")
+ALL_WORKLOADS = ("W1", "W2", "W3", "W4", "W6")
 
 
 def log(message: str) -> None:

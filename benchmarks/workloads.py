@@ -7,6 +7,7 @@ difference is the cost of moving events between those calls, nothing else.
 
 from __future__ import annotations
 
+import datetime
 import functools
 import math
 import time
@@ -89,6 +90,39 @@ def on_even(event: Event) -> tuple[str, int]:
 def on_odd(event: Event) -> tuple[str, int]:
     """W4 map on the odd branch."""
     return ("odd", event["id"])
+
+
+# -- W3: tumbling event-time windows --------------------------------------------------------
+
+WINDOW_SECONDS = 1.0
+"""W3 windows: 1,000 ms of event time."""
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+
+
+def event_seconds(event: Event) -> float:
+    """W3 event time: ``t`` (milliseconds) as seconds."""
+    return event["t"] / 1000  # type: ignore[no-any-return]
+
+
+def event_datetime(event: Event) -> datetime.datetime:
+    """W3 event time as an aware datetime, for Bytewax's ``EventClock`` (which needs one)."""
+    return _EPOCH + datetime.timedelta(milliseconds=event["t"])
+
+
+@dataclass
+class WindowCounts:
+    """W3 sink: how many window results came, and how many of them counted exactly 1.
+
+    One ``add_*`` per implementation's result shape, each doing the same work per result.
+    """
+
+    results: int = 0
+    ones: int = 0
+
+    def add_counts(self, batch: list[tuple[Any, tuple[Any, int]]]) -> None:
+        """Bytewax and the baselines: ``(key, (window, count))`` pairs."""
+        self.results += len(batch)
+        self.ones += sum(1 for _, (_, count) in batch if count == 1)
 
 
 # -- sinks ---------------------------------------------------------------------------------
@@ -214,4 +248,15 @@ def check_w4(n: int, sink: Any) -> str | None:
     if not isinstance(sink, Counter) or sink.count != n:
         got = sink.count if isinstance(sink, Counter) else sink
         return f"W4 count is {got}, expected {n}"
+    return None
+
+
+def check_w3(n: int, sink: Any) -> str | None:
+    """W3 is right when there are ``n`` window results (one per key and window: with
+    ``key = i % 1000`` and 1,000 ms windows on ``t = i``, each window holds one event of
+    each key), every one a count of 1."""
+    if not isinstance(sink, WindowCounts):
+        return f"W3 sink is {sink!r}, expected WindowCounts"
+    if sink.results != n or sink.ones != n:
+        return f"W3 got {sink.results} window results, {sink.ones} of them 1; expected {n} ones"
     return None

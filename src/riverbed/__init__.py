@@ -30,11 +30,12 @@ from riverbed._model.ops.joins import ExpireAfter, MaxPending, WaitForever
 from riverbed._model.ops.time import Late, LatePolicy
 from riverbed._model.ops.windows import (
     CountWindow,
+    Early,
     Session,
     Sliding,
     Tumbling,
+    Updated,
     Window,
-    WindowResult,
 )
 from riverbed._model.policy import OnError, Retry
 from riverbed._model.sinks import Sink
@@ -59,6 +60,7 @@ __all__ = [
     "DanglingStreamError",
     "DeadLetter",
     "DuplicateStageError",
+    "Early",
     "ExpireAfter",
     "Flow",
     "FlowDefinitionError",
@@ -99,9 +101,9 @@ __all__ = [
     "Stream",
     "TargetError",
     "Tumbling",
+    "Updated",
     "WaitForever",
     "Window",
-    "WindowResult",
     "__version__",
     "merge",
     "stable_hash",

@@ -117,7 +117,8 @@ def test_settings_change_the_version() -> None:
 
 
 def test_public_shapes() -> None:
-    """Results are named tuples: cheap, immutable, readable."""
-    result = rb.WindowResult(rb.Window(0.0, 1.0), 3)
-    window, value, early, late = result
-    assert (window.start, value, early, late) == (0.0, 3, False, False)
+    """Results are pairs (window, value); early and updated ones are named pairs."""
+    for result in [rb.Early(rb.Window(0.0, 1.0), 3), rb.Updated(rb.Window(0.0, 1.0), 3)]:
+        window, value = result
+        assert (window.start, window.end, value) == (0.0, 1.0, 3)
+        assert (result.window, result.value) == (window, value)

@@ -60,7 +60,7 @@ def reference_tumbling(
     def close(mark: float) -> None:
         for end in sorted(e for e in open_ if e <= mark):
             for key, n in open_.pop(end).items():
-                out.append((key, rb.WindowResult(rb.Window(end - size, end), n)))
+                out.append((key, (rb.Window(end - size, end), n)))
 
     for key, value in events:
         t = value[0]
@@ -108,8 +108,8 @@ def test_sliding_collect_equals_reference(events: Any, size: int, every: int, cu
             expected[(key, start)].append(value)
             start -= every
     got = drive(windows, events)
-    assert {(k, r.window.start): r.value for k, r in got} == dict(expected)
-    assert all(r.window.end - r.window.start == size for _, r in got)
+    assert {(k, w.start): v for k, (w, v) in got} == dict(expected)
+    assert all(w.end - w.start == size for _, (w, _) in got)
     assert drive(windows, events, checkpoint_at=min(cut, len(events))) == got
 
 
@@ -143,7 +143,7 @@ def test_sessions_equal_reference(events: Any, gap: int, ordered: bool, cut: int
         rb.Session(gap), rb.Collect(), event_time=get_t, max_delay=0 if ordered else 1000
     )
     got = drive(windows, events)
-    found = Counter((k, r.window.start, r.window.end, tuple(sorted(r.value))) for k, r in got)
+    found = Counter((k, w.start, w.end, tuple(sorted(v))) for k, (w, v) in got)
     assert found == reference_sessions(events, gap)
     assert drive(windows, events, checkpoint_at=min(cut, len(events))) == got
 
@@ -162,7 +162,7 @@ def test_count_windows_equal_chunks(events: Any, size: int, cut: int) -> None:
         for key, values in by_key.items()
         for i in range(0, len(values), size)
     )
-    assert Counter((k, tuple(r.value)) for k, r in got) == expected
+    assert Counter((k, tuple(v)) for k, (_, v) in got) == expected
     assert drive(windows, events, checkpoint_at=min(cut, len(events))) == got
 
 
@@ -187,7 +187,7 @@ def test_aggregates_equal_reference(aggregate: Any, reference: Any, events: Any,
     for key, value in events:
         by_window[(key, value[0] - value[0] % 10)].append(value)
     got = drive(windows, events)
-    assert {(k, r.window.start): r.value for k, r in got} == {
+    assert {(k, w.start): v for k, (w, v) in got} == {
         w: reference(vs) for w, vs in by_window.items()
     }
     assert drive(windows, events, checkpoint_at=min(cut, len(events))) == got
@@ -206,10 +206,10 @@ def test_reservoir_per_window_is_a_seeded_sample(
         .window(rb.Tumbling(20), rb.Reservoir(size, seed=seed), event_time=float, max_delay=100)
     )
     got = drive(windows, ts)
-    for result in got:
-        members = [t for t in ts if result.window.start <= t < result.window.end]
-        assert len(result.value) == min(size, len(members))
-        assert Counter(result.value) <= Counter(members)
+    for window, sample in got:
+        members = [t for t in ts if window.start <= t < window.end]
+        assert len(sample) == min(size, len(members))
+        assert Counter(sample) <= Counter(members)
     assert drive(windows, ts, checkpoint_at=min(cut, len(ts))) == got
 
 
@@ -217,9 +217,9 @@ def test_global_window_emits_results_without_keys() -> None:
     """A window on a plain stream aggregates all events together."""
     windows = rb.Flow("g").source([]).window(rb.Tumbling(10), rb.Collect(), event_time=float)
     assert drive(windows, [1, 2, 11, 3, 25]) == [
-        rb.WindowResult(rb.Window(0.0, 10.0), [1, 2]),
-        rb.WindowResult(rb.Window(10.0, 20.0), [11]),
-        rb.WindowResult(rb.Window(20.0, 30.0), [25]),
+        (rb.Window(0.0, 10.0), [1, 2]),
+        (rb.Window(10.0, 20.0), [11]),
+        (rb.Window(20.0, 30.0), [25]),
     ]
 
 
@@ -230,11 +230,11 @@ def test_late_side_emits_late_events() -> None:
     )
     out = drive(windows, [1, 12, 3, 25])
     assert out[1] == rb.Late(3, 3.0)
-    assert [r.value for r in out if isinstance(r, rb.WindowResult)] == [1, 1, 1]
+    assert [r[1] for r in out if not isinstance(r, rb.Late)] == [1, 1, 1]
 
 
 def test_late_update_emits_updated_results_within_allowed_lateness() -> None:
-    """late=UPDATE re-emits a closed window's result with the late event, marked late,
+    """late=UPDATE re-emits a closed window's result with the late event as rb.Updated,
     until the watermark passes ``end + allowed_lateness``."""
     windows = (
         rb.Flow("u")
@@ -243,11 +243,13 @@ def test_late_update_emits_updated_results_within_allowed_lateness() -> None:
     )
     out = drive(windows, [1, 12, 3, 35, 4])
     assert out == [
-        rb.WindowResult(rb.Window(0.0, 10.0), 1),
-        rb.WindowResult(rb.Window(0.0, 10.0), 2, late=True),
-        rb.WindowResult(rb.Window(10.0, 20.0), 1),
-        rb.WindowResult(rb.Window(30.0, 40.0), 1),
+        (rb.Window(0.0, 10.0), 1),
+        rb.Updated(rb.Window(0.0, 10.0), 2),
+        (rb.Window(10.0, 20.0), 1),
+        (rb.Window(30.0, 40.0), 1),
     ]
+    assert type(out[0]) is tuple
+    assert type(out[1]) is rb.Updated
 
 
 def test_session_late_update_merges_into_the_closed_session() -> None:
@@ -259,23 +261,24 @@ def test_session_late_update_merges_into_the_closed_session() -> None:
     )
     out = drive(windows, [1, 3, 20, 2], finish=False)
     assert out == [
-        rb.WindowResult(rb.Window(1.0, 8.0), [1, 3]),
-        rb.WindowResult(rb.Window(1.0, 8.0), [1, 3, 2], late=True),
+        (rb.Window(1.0, 8.0), [1, 3]),
+        rb.Updated(rb.Window(1.0, 8.0), [1, 3, 2]),
     ]
+    assert isinstance(out[1], rb.Updated)
 
 
 def test_early_results_every_n_events() -> None:
     """early_every=N emits a running result every N events of a window, then the final."""
     windows = stream().window(rb.Tumbling(10), event_time=get_t, early_every=2)
     out = drive(windows, [("a", (1, "x")), ("a", (2, "y")), ("a", (3, "z"))])
-    assert [(r.value, r.early) for _, r in out] == [(2, True), (3, False)]
+    assert [(r[1], isinstance(r, rb.Early)) for _, r in out] == [(2, True), (3, False)]
 
 
 def test_early_results_on_ticks() -> None:
     """early_interval emits the windows that changed since the last tick."""
     windows = stream().window(rb.Tumbling(10), event_time=get_t, max_delay=100, early_interval=1.0)
     out = drive(windows, [("a", (1, "x")), Pause(1.0), Pause(1.0), ("a", (2, "y"))])
-    assert [(r.value, r.early) for _, r in out] == [(1, True), (2, False)]
+    assert [(r[1], isinstance(r, rb.Early)) for _, r in out] == [(1, True), (2, False)]
 
 
 def test_idle_timeout_moves_the_watermark_with_the_clock() -> None:
@@ -285,7 +288,7 @@ def test_idle_timeout_moves_the_watermark_with_the_clock() -> None:
     out = drive(windows, [("a", (1, "x")), Pause(4.0)], finish=False)
     assert out == []
     out = drive(windows, [("a", (1, "x")), Pause(12.0)], finish=False)
-    assert [r.value for _, r in out] == [1]
+    assert [value for _, (_, value) in out] == [1]
 
 
 def test_processing_time_windows_close_on_ticks() -> None:
@@ -294,8 +297,8 @@ def test_processing_time_windows_close_on_ticks() -> None:
     steps = ["x", Pause(3.0), "y", Pause(8.0), "z"]
     out = drive(windows, [(s, s) if isinstance(s, str) else s for s in steps], finish=False)
     assert out == [
-        ("x", rb.WindowResult(rb.Window(0.0, 10.0), ["x"])),
-        ("y", rb.WindowResult(rb.Window(0.0, 10.0), ["y"])),
+        ("x", (rb.Window(0.0, 10.0), ["x"])),
+        ("y", (rb.Window(0.0, 10.0), ["y"])),
     ]
 
 
@@ -311,8 +314,8 @@ def test_datetimes_are_event_times() -> None:
     times_ = [start + datetime.timedelta(seconds=s) for s in (1, 2, 61)]
     windows = rb.Flow("d").source([]).window(rb.Tumbling(60), event_time=when)
     out = drive(windows, times_)
-    assert [r.value for r in out] == [2, 1]
-    assert out[0].window.start == start.timestamp()
+    assert [value for _, value in out] == [2, 1]
+    assert out[0][0].start == start.timestamp()
 
 
 def test_a_getter_returning_something_else_names_the_stage() -> None:

@@ -115,7 +115,8 @@ class StreamOperators:
         **policy: Any,
     ) -> Stream:
         """Aggregate events in windows: per key on a ``KeyedStream`` (emits ``(key,
-        rb.WindowResult)``), all together on a ``Stream`` (emits ``rb.WindowResult``).
+        (rb.Window(start, end), value))``), all together on a ``Stream`` (emits ``(window,
+        value)``); early results come as ``rb.Early``, late updates as ``rb.Updated``.
 
         ``window`` is ``rb.Tumbling``, ``rb.Sliding``, ``rb.Session`` or
         ``rb.CountWindow``; ``aggregate`` is ``rb.Count()`` (default), ``rb.Collect()``,

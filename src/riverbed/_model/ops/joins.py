@@ -165,9 +165,9 @@ class _Rows:
     def _rows(self, emitted: Iterable[Any] | None) -> list[Any]:
         out: list[Any] = []
         n, how = self._spec.inputs, self._spec.how
-        for key, result in emitted or ():
+        for key, (_, tagged) in emitted or ():
             lists: list[list[Any]] = [[] for _ in range(n)]
-            for index, value in result.value:
+            for index, value in tagged:
                 lists[index].append(value)
             out.extend((key, row) for row in join_rows(lists, how))
         return out

@@ -23,7 +23,7 @@ from typing import Any
 
 from riverbed._model.ops.aggregate import aggregator_of
 from riverbed._model.ops.time import ARRIVAL, MAX, WM, Late, new_clock, seconds_of, watermark
-from riverbed._model.ops.windows import Window, WindowResult, WindowSpec
+from riverbed._model.ops.windows import Early, Updated, Window, WindowSpec
 
 __all__ = ["SessionProcessor"]
 
@@ -53,7 +53,11 @@ class SessionProcessor:
         start, last, values = session
         salt = f"{key!r}/{start!r}" if self._agg.needs_salt else ""
         value = self._agg.result(self._agg.over(values, salt))
-        result = WindowResult(Window(start, last + self._gap), value, early, late)
+        window = Window(start, last + self._gap)
+        if early:
+            result: Any = Early(window, value)
+        else:
+            result = Updated(window, value) if late else (window, value)
         return (key, result) if self._keyed else result
 
     def process(self, event: Any, now: float) -> Iterable[Any] | None:

@@ -2,9 +2,13 @@
 
 A window stage groups events (per key on a ``KeyedStream``, all together on a ``Stream``)
 into windows, aggregates each, and emits one result when the window closes:
-``(key, rb.WindowResult(rb.Window(start, end), value))`` on a keyed stream, the
-``WindowResult`` alone on a plain one. Results are named tuples, not dataclasses: a window
-stage may emit a million of them a second, and a tuple is the cheapest immutable record.
+``(key, (rb.Window(start, end), value))`` on a keyed stream, the ``(window, value)`` pair
+alone on a plain one. Results before the close (early results) come as
+``rb.Early(window, value)``, results re-emitted after late events as
+``rb.Updated(window, value)``: both are named pairs too, so ``for key, (window, value) in
+...`` reads every kind, and ``isinstance`` tells them apart. Final results are plain tuples,
+not records: a window stage may emit a million a second, and building a tuple subclass
+instance costs three times as much as a tuple.
 
 Window kinds: ``rb.Tumbling(size)``, ``rb.Sliding(size, every)``, ``rb.Session(gap)``
 (in seconds of event time, or of processing time without an ``event_time`` getter) and
@@ -25,12 +29,13 @@ from riverbed._model.process import Processor, ProcessorSpec
 
 __all__ = [
     "CountWindow",
+    "Early",
     "KeyedWindowSpec",
     "Session",
     "Sliding",
     "Tumbling",
+    "Updated",
     "Window",
-    "WindowResult",
     "WindowSpec",
     "window_fields",
 ]
@@ -48,26 +53,32 @@ class Window(NamedTuple):
     end: float
 
 
-class WindowResult(NamedTuple):
-    """What a window stage emits for one window (of one key).
+class Early(NamedTuple):
+    """A window's result before it closes (``early_every=`` or ``early_interval=``); the
+    final ``(window, value)`` follows.
 
     >>> import riverbed as rb
-    >>> rb.WindowResult(rb.Window(0.0, 60.0), 3)
-    WindowResult(window=Window(start=0.0, end=60.0), value=3, early=False, late=False)
+    >>> window, value = rb.Early(rb.Window(0.0, 60.0), 3)
     """
 
     window: Window
     value: Any
-    """The aggregate of the window's events."""
-    early: bool = False
-    """True for a result emitted before the window closed (``early_every=`` or
-    ``early_interval=``); the final result follows."""
-    late: bool = False
-    """True for a result emitted again after a late event (``late=rb.LatePolicy.UPDATE``);
-    it replaces the earlier one."""
 
 
-for _shape in (Window, WindowResult):
+class Updated(NamedTuple):
+    """A closed window's result again, with late events added (``late=UPDATE``); it
+    replaces the earlier result.
+
+    >>> import riverbed as rb
+    >>> rb.Updated(rb.Window(0.0, 60.0), 4).value
+    4
+    """
+
+    window: Window
+    value: Any
+
+
+for _shape in (Window, Early, Updated):
     _shape.__module__ = "riverbed"  # a NamedTuple body cannot set it
 
 
@@ -243,7 +254,9 @@ class CountProcessor:
 
     def _out(self, key: Any, entry: list[Any], *, early: bool = False) -> Any:
         start = entry[0] * self._size
-        result = WindowResult(Window(start, start + entry[1]), self._agg.result(entry[2]), early)
+        window = Window(start, start + entry[1])
+        value = self._agg.result(entry[2])
+        result = Early(window, value) if early else (window, value)
         return (key, result) if self._keyed else result
 
     def process(self, event: Any, now: float) -> Iterable[Any] | None:
