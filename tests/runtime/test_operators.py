@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -9,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import riverbed as rb
-from riverbed.testing import Pause, TestClock, TestSource, drive, run_flow
+from riverbed.testing import Capture, Pause, TestClock, TestSource, drive, run_flow
 
 PROPERTY = settings(max_examples=40, deadline=None)
 
@@ -124,3 +125,57 @@ def test_a_window_right_after_a_source() -> None:
     flow = rb.Flow("direct")
     flow.source([], name="events").window(rb.Tumbling(10), event_time=float).sink(print, name="out")
     assert [value for _, value in run_flow(flow, [1, 2, 11])["out"]] == [2, 1]
+
+
+def test_idle_timeout_closes_windows_while_the_input_is_quiet() -> None:
+    """In a real run, an event-time window whose input goes quiet closes on the run clock's
+    ticks after idle_timeout: an event of that window arriving later is late."""
+    clock = TestClock(auto_advance=False)
+    out = Capture()
+    flow = rb.Flow("idle")
+    source = TestSource([[{"k": "a", "t": 1}], Pause(20.0), [{"k": "a", "t": 2}]], clock=clock)
+    flow.source(source, name="events").key_by(key_of).window(
+        rb.Tumbling(10), event_time=time_of, idle_timeout=2.0, late=rb.LatePolicy.SIDE
+    ).sink(out, name="out")
+
+    async def scenario() -> rb.RunResult:
+        run = asyncio.ensure_future(flow.arun(clock=clock, progress=False))
+        for _ in range(60):
+            await asyncio.sleep(0.005)
+            clock.advance(0.5)
+        return await run
+
+    assert asyncio.run(scenario()).ok
+    assert out.items == [
+        ("a", (rb.Window(0.0, 10.0), 1)),
+        ("a", rb.Late({"k": "a", "t": 2}, 2.0)),
+    ]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine on main: a PROCESS chain attached to its only source (no channel) gets "
+    "no ticks, so processing-time windows close only when the next event comes",
+)
+def test_processing_time_window_right_after_a_source_closes_on_ticks() -> None:
+    """A processing-time window reading a source directly closes when the clock passes its
+    end, not when the next event happens to come."""
+    clock = TestClock(auto_advance=False)
+    seen: list[tuple[float, Any]] = []
+
+    def record(item: Any) -> None:
+        seen.append((clock.now(), item))
+
+    flow = rb.Flow("direct-ticks")
+    source = TestSource([[1], Pause(20.0), [2]], clock=clock)
+    flow.source(source, name="events").window(rb.Tumbling(5), rb.Collect()).sink(record)
+
+    async def scenario() -> rb.RunResult:
+        run = asyncio.ensure_future(flow.arun(clock=clock, progress=False))
+        for _ in range(60):
+            await asyncio.sleep(0.005)
+            clock.advance(0.5)
+        return await run
+
+    assert asyncio.run(scenario()).ok
+    assert seen[0] == (5.0, (rb.Window(0.0, 5.0), [1]))
