@@ -13,6 +13,8 @@ The hierarchy::
     ├── StageFailedError (RuntimeError)     a stage's error stopped the run (policy STOP)
     ├── StageTimeoutError (TimeoutError)    one call of a stage ran past its timeout
     ├── RunFailedError (RuntimeError)       ``Flow.run`` ended FAILED; carries the result
+    ├── RunNotResumableError (RuntimeError) a run that cannot be resumed (and why)
+    │   └── FlowVersionError                its flow changed since its checkpoint
     ├── SourceError (RuntimeError)          a source broke its protocol
     ├── TargetError (ValueError)            a CLI TARGET (app:flow) that leads to no flow
     └── InternalError (RuntimeError)        a bug in riverbed itself; please report it
@@ -34,10 +36,12 @@ __all__ = [
     "DuplicateStageError",
     "FlowDefinitionError",
     "FlowSerializationError",
+    "FlowVersionError",
     "InternalError",
     "NotCallableError",
     "RiverbedError",
     "RunFailedError",
+    "RunNotResumableError",
     "SignatureError",
     "SourceError",
     "StageFailedError",
@@ -148,6 +152,28 @@ class TargetError(RiverbedError, ValueError):
     message says what to write instead."""
 
     __module__ = "riverbed"
+
+
+class RunNotResumableError(RiverbedError, RuntimeError):
+    """A run cannot be resumed: it succeeded, it belongs to another flow, or it is still
+    running elsewhere. The message says which, and what to do."""
+
+    __module__ = "riverbed"
+
+    def __init__(self, message: str, *, run_id: str):
+        super().__init__(message)
+        self.run_id = run_id
+
+
+class FlowVersionError(RunNotResumableError):
+    """The flow changed since the run's checkpoint; ``changed`` names the stages. Resume
+    with ``compatible=True`` if the new code can carry on from the old state."""
+
+    __module__ = "riverbed"
+
+    def __init__(self, message: str, *, run_id: str, changed: tuple[str, ...]):
+        super().__init__(message, run_id=run_id)
+        self.changed = changed
 
 
 class InternalError(RiverbedError, RuntimeError):

@@ -196,6 +196,16 @@ class StageCounters:
         self.dead_lettered = 0
         self.seconds = 0.0
 
+    def values(self) -> dict[str, Any]:
+        """The counts as plain data (for checkpoints)."""
+        return {name: getattr(self, name) for name in _COUNTS}
+
+    def restore(self, values: Mapping[str, Any]) -> None:
+        """Set the counts from ``values`` (a resumed run goes on counting from them)."""
+        for name in _COUNTS:
+            if name in values:
+                setattr(self, name, values[name])
+
     def freeze(self) -> StageStats:
         """The counters as they stand, as a frozen ``StageStats``."""
         return StageStats(
@@ -210,3 +220,6 @@ class StageCounters:
             seconds=self.seconds,
             fused_with=self.fused_with,
         )
+
+
+_COUNTS = ("events_in", "events_out", "errors", "retries", "skipped", "dead_lettered", "seconds")
