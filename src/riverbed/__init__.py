@@ -10,17 +10,22 @@ Build a ``Flow`` from sources and operators on ``Stream``; run it with ``flow.ru
 from riverbed._errors import (
     CycleError,
     DanglingStreamError,
+    DuplicateRunError,
     DuplicateStageError,
     FlowDefinitionError,
     FlowSerializationError,
     InternalError,
+    InvalidTransitionError,
     NotCallableError,
     RiverbedError,
     RunFailedError,
+    RunNotFoundError,
     SignatureError,
     SourceError,
     StageFailedError,
     StageTimeoutError,
+    StoreError,
+    StoreVersionError,
     TargetError,
 )
 from riverbed._model.flow import Branch, Flow, KeyedStream, Routes, Stream
@@ -29,26 +34,38 @@ from riverbed._model.policy import OnError, Retry
 from riverbed._model.sinks import Sink
 from riverbed._model.sources import PartitionReader, Source
 from riverbed._model.stages import Port, SinkMode, Stage, StageKind
-from riverbed._runtime.result import (
-    DeadLetter,
-    RunResult,
+from riverbed._runtime.result import DeadLetter, RunResult, StageError, StageStats
+from riverbed._store import (
+    Checkpoint,
+    DeadLetterRecord,
+    ErrorInfo,
+    RunRecord,
     RunStatus,
-    StageError,
-    StageStats,
+    StageRun,
+    StageStatus,
+    StepRecord,
+    Store,
+    check_transition,
+    open_store,
 )
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Branch",
+    "Checkpoint",
     "CycleError",
     "DanglingStreamError",
     "DeadLetter",
+    "DeadLetterRecord",
+    "DuplicateRunError",
     "DuplicateStageError",
+    "ErrorInfo",
     "Flow",
     "FlowDefinitionError",
     "FlowSerializationError",
     "InternalError",
+    "InvalidTransitionError",
     "KeyedStream",
     "NotCallableError",
     "OnError",
@@ -58,6 +75,8 @@ __all__ = [
     "RiverbedError",
     "Routes",
     "RunFailedError",
+    "RunNotFoundError",
+    "RunRecord",
     "RunResult",
     "RunStatus",
     "SignatureError",
@@ -69,12 +88,20 @@ __all__ = [
     "StageError",
     "StageFailedError",
     "StageKind",
+    "StageRun",
     "StageStats",
+    "StageStatus",
     "StageTimeoutError",
+    "StepRecord",
+    "Store",
+    "StoreError",
+    "StoreVersionError",
     "Stream",
     "TargetError",
     "__version__",
+    "check_transition",
     "merge",
+    "open_store",
     "stable_hash",
 ]
 

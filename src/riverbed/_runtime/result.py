@@ -7,28 +7,15 @@ goes, then frozen into ``StageStats`` in the ``RunResult``.
 from __future__ import annotations
 
 import dataclasses
-import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+# The statuses belong to the stored run record; re-exported here for the runners.
+from riverbed._store.records import RunStatus
+
 __all__ = ["DeadLetter", "RunResult", "RunStatus", "StageError", "StageStats"]
-
-
-class RunStatus(enum.Enum):
-    """How a run ended."""
-
-    SUCCEEDED = "succeeded"
-    """Every source ended and every event drained through every stage."""
-    FAILED = "failed"
-    """A stage's error stopped the run (policy STOP); ``RunResult.error`` says which."""
-    CANCELLED = "cancelled"
-    """Stopped on request (Ctrl-C) before the sources ended; what was in flight drained,
-    but folds did not emit (the stream was stopped, not ended). Cancelling the task of
-    ``Flow.arun`` cancels the run and raises ``CancelledError`` instead."""
-
-    __module__ = "riverbed"
 
 
 @dataclass(frozen=True)
