@@ -123,8 +123,7 @@ def restore_point(store: Store, run_id: str, flow: Flow, *, compatible: bool) ->
     run = store.get_run(run_id)
     if run.flow != flow.name:
         raise RunNotResumableError(
-            f"run {run.run_id} is of flow {run.flow!r}, not {flow.name!r}: load the flow it "
-            "ran",
+            f"run {run.run_id} is of flow {run.flow!r}, not {flow.name!r}: load the flow it ran",
             run_id=run.run_id,
         )
     if run.status is RunStatus.SUCCEEDED:
@@ -228,9 +227,7 @@ class RunRecorder:
         while True:
             await asyncio.sleep(LEASE_SECONDS / 3)
             try:
-                await asyncio.to_thread(
-                    self.store.renew_lease, self.run_id, WORKER, LEASE_SECONDS
-                )
+                await asyncio.to_thread(self.store.renew_lease, self.run_id, WORKER, LEASE_SECONDS)
             except Exception:  # a missed beat is not fatal: the lease is three beats long
                 logger.exception("run %s: could not renew its lease", self.run_id)
 
@@ -264,9 +261,7 @@ class RunRecorder:
         stage_runs = [
             self._stage_run(name, values, StageStatus.RUNNING) for name, values in counters.items()
         ]
-        self.store.commit_checkpoint(
-            checkpoint, stage_runs, self._new_dead_letters(dead_letters)
-        )
+        self.store.commit_checkpoint(checkpoint, stage_runs, self._new_dead_letters(dead_letters))
 
     def finish(self, result: RunResult) -> None:
         """Record how the run ended: its stage runs, its last dead letters, its status."""

@@ -479,7 +479,9 @@ class LocalRun:
             raise self.failures.stop(source.name, error, what) from error
         positions[partition] = reader.position()
         if self.checkpointer is not None:
-            self.checkpointer.ended(_writer(source.name, partition), self._source_part(source, partition))
+            self.checkpointer.ended(
+                _writer(source.name, partition), self._source_part(source, partition)
+            )
         if chain is not None:
             await self._end_chain(chain, channels)
         else:
