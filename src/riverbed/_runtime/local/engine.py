@@ -44,8 +44,8 @@ from riverbed._runtime.local.failures import FailureLog
 from riverbed._runtime.local.progress import LiveProgress, wants_progress
 from riverbed._runtime.options import RunOptions
 from riverbed._runtime.recording import RestorePoint, RunRecorder, resolve_store, restore_point
-from riverbed._store.protocol import Store
 from riverbed._runtime.result import RunResult, RunStatus, StageCounters
+from riverbed._store.protocol import Store
 
 if TYPE_CHECKING:
     from riverbed._model.flow import Flow
@@ -580,8 +580,9 @@ class LocalRun:
             self._reading.discard(task)
 
     async def _run_chain(self, executor: ChainExecutor, channels: dict[str, Channel]) -> None:
-        """Run a chain on the batches of its input channel, then end it. A processor with
-        timers (``executor.tick_interval``) gets clock ticks through the same channel, in order with its batches."""
+        """Run a chain on the batches of its input channel, then end it. A chain with
+        timers (``executor.tick_interval``) gets clock ticks through the same channel, in
+        order with its batches; a barrier makes it take its part of a checkpoint."""
         channel = channels[executor.chain.name]
         interval = executor.tick_interval
         ticker = None
