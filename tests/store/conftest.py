@@ -13,11 +13,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 import riverbed as rb
 from tests.services import require_postgres
 
 BACKENDS = ["sqlite", "postgresql"]
+
+WITH_STORE = settings(
+    deadline=None,  # PostgreSQL round trips vary; the examples share one store on purpose
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+"""Hypothesis settings for tests that write many examples into the one ``store``."""
 
 
 def schema_url(base: str, schema: str) -> str:

@@ -7,11 +7,11 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import riverbed as rb
-from tests.store.conftest import NOW, make_run
+from tests.store.conftest import NOW, WITH_STORE, make_run
 
 S = rb.RunStatus
 
@@ -179,9 +179,7 @@ def test_transition_of_missing_run(store: rb.Store) -> None:
 
 
 @given(old=st.sampled_from(S), new=st.sampled_from(S))
-@settings(
-    max_examples=36, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(WITH_STORE, max_examples=36)
 def test_store_transitions_follow_check_transition(
     store: rb.Store, old: rb.RunStatus, new: rb.RunStatus
 ) -> None:
@@ -198,39 +196,42 @@ def test_store_transitions_follow_check_transition(
         assert store.transition(run.run_id, new).status is new
 
 
+def _race(first: rb.Store, second: rb.Store, run_id: str) -> dict[rb.RunStatus, str]:
+    """End ``run_id`` as SUCCEEDED through ``first`` and as CANCELLED through ``second`` at
+    the same moment; say which won."""
+    barrier = threading.Barrier(2)
+    outcomes: dict[rb.RunStatus, str] = {}
+
+    def end(store: rb.Store, status: rb.RunStatus) -> None:
+        barrier.wait()
+        try:
+            store.transition(run_id, status)
+            outcomes[status] = "won"
+        except rb.InvalidTransitionError:
+            outcomes[status] = "lost"
+
+    threads = [
+        threading.Thread(target=end, args=(first, S.SUCCEEDED)),
+        threading.Thread(target=end, args=(second, S.CANCELLED)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
 def test_concurrent_transitions_exactly_one_wins(store_url: str) -> None:
     """Two stores race to end one RUNNING run differently: exactly one transition wins, and
     the loser sees the winner's status (the compare-and-set is atomic across connections)."""
-    stores = [rb.open_store(store_url) for _ in range(2)]
-    try:
+    with rb.open_store(store_url) as first, rb.open_store(store_url) as second:
         for _ in range(5):
             run = make_run()
-            stores[0].create_run(run)
-            barrier = threading.Barrier(2)
-            outcomes: dict[rb.RunStatus, str] = {}
-
-            def end(store: rb.Store, status: rb.RunStatus, run_id: str = run.run_id) -> None:
-                barrier.wait()
-                try:
-                    store.transition(run_id, status)
-                    outcomes[status] = "won"
-                except rb.InvalidTransitionError:
-                    outcomes[status] = "lost"
-
-            threads = [
-                threading.Thread(target=end, args=(stores[0], S.SUCCEEDED)),
-                threading.Thread(target=end, args=(stores[1], S.CANCELLED)),
-            ]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
+            first.create_run(run)
+            outcomes = _race(first, second, run.run_id)
             assert sorted(outcomes.values()) == ["lost", "won"]
             winner = next(status for status, outcome in outcomes.items() if outcome == "won")
-            assert stores[1].get_run(run.run_id).status is winner
-    finally:
-        for opened in stores:
-            opened.close()
+            assert second.get_run(run.run_id).status is winner
 
 
 def test_update_run_sets_non_status_fields(store: rb.Store) -> None:
@@ -278,9 +279,7 @@ times = st.datetimes(
     lease_until=st.none() | times,
     attempt=st.integers(min_value=1, max_value=2**31 - 1),
 )
-@settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(WITH_STORE, max_examples=25)
 def test_any_run_round_trips(
     store: rb.Store,
     params: dict[str, object],
