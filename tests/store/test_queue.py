@@ -41,7 +41,8 @@ def test_claim_takes_the_oldest_scheduled_run(store: rb.Store) -> None:
         assert run.status is S.RUNNING
         assert run.worker == "w1"
         assert run.attempt == 1
-        assert run.started_at is not None and run.started_at >= before
+        assert run.started_at is not None
+        assert run.started_at >= before
         assert run.lease_until is not None
         assert 25 < (run.lease_until - run.started_at).total_seconds() <= 31
         assert store.get_run(run.run_id) == run
@@ -87,10 +88,12 @@ def test_renew_lease_extends_it(store: rb.Store) -> None:
     run = make_run()
     store.enqueue(run)
     claimed = store.claim("w1", lease_seconds=0.3)
-    assert claimed is not None and claimed.lease_until is not None
+    assert claimed is not None
+    assert claimed.lease_until is not None
     assert store.renew_lease(run.run_id, "w1", 60)
     renewed = store.get_run(run.run_id).lease_until
-    assert renewed is not None and renewed > claimed.lease_until + timedelta(seconds=30)
+    assert renewed is not None
+    assert renewed > claimed.lease_until + timedelta(seconds=30)
     time.sleep(0.4)
     assert store.claim("w2", 10) is None  # renewed: not expired
 
