@@ -65,7 +65,7 @@ class Codec:
         return moment.astimezone(UTC)
 
     def json_in(self, value: Any, what: str) -> str:
-        """JSON text (PostgreSQL casts it to JSONB); NaN and non-JSON values are refused."""
+        """JSON text (PostgreSQL casts it to JSON); NaN and non-JSON values are refused."""
         try:
             return json.dumps(value, allow_nan=False, separators=(",", ":"))
         except (TypeError, ValueError) as exc:
@@ -74,7 +74,7 @@ class Codec:
             ) from None
 
     def json_out(self, value: Any) -> Any:
-        """A stored JSON value (psycopg already parses JSONB; SQLite gives text)."""
+        """A stored JSON value (psycopg already parses JSON; SQLite gives text)."""
         if isinstance(value, str):
             return json.loads(value)
         return value

@@ -43,7 +43,9 @@ _TYPES: dict[Dialect, dict[str, str]] = {
     Dialect.POSTGRESQL: {
         "serial_pk": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
         "time": "TIMESTAMPTZ",
-        "json": "JSONB",
+        # JSON, not JSONB: JSONB rewrites numbers (1e16 comes back as an int), and the store
+        # must give back exactly what it was given.
+        "json": "JSON",
         "blob": "BYTEA",
         "real": "DOUBLE PRECISION",
     },
