@@ -14,12 +14,14 @@ from riverbed._errors import (
     DuplicateStageError,
     FlowDefinitionError,
     FlowSerializationError,
+    FlowVersionError,
     InternalError,
     InvalidTransitionError,
     NotCallableError,
     RiverbedError,
     RunFailedError,
     RunNotFoundError,
+    RunNotResumableError,
     SignatureError,
     SourceError,
     StageFailedError,
@@ -31,7 +33,7 @@ from riverbed._errors import (
 from riverbed._model.flow import Branch, Flow, KeyedStream, Routes, Stream
 from riverbed._model.keys import stable_hash
 from riverbed._model.policy import OnError, Retry
-from riverbed._model.sinks import Sink
+from riverbed._model.sinks import Sink, TransactionalSink
 from riverbed._model.sources import PartitionReader, Source
 from riverbed._model.stages import Port, SinkMode, Stage, StageKind
 from riverbed._runtime.result import DeadLetter, RunResult, StageError, StageStats
@@ -64,6 +66,7 @@ __all__ = [
     "Flow",
     "FlowDefinitionError",
     "FlowSerializationError",
+    "FlowVersionError",
     "InternalError",
     "InvalidTransitionError",
     "KeyedStream",
@@ -76,6 +79,7 @@ __all__ = [
     "Routes",
     "RunFailedError",
     "RunNotFoundError",
+    "RunNotResumableError",
     "RunRecord",
     "RunResult",
     "RunStatus",
@@ -98,6 +102,7 @@ __all__ = [
     "StoreVersionError",
     "Stream",
     "TargetError",
+    "TransactionalSink",
     "__version__",
     "check_transition",
     "merge",
