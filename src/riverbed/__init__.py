@@ -37,6 +37,7 @@ from riverbed._model.sinks import Sink, TransactionalSink
 from riverbed._model.sources import PartitionReader, Source
 from riverbed._model.stages import Port, SinkMode, Stage, StageKind
 from riverbed._runtime.result import DeadLetter, RunResult, StageError, StageStats
+from riverbed._runtime.worker import Worker
 from riverbed._store import (
     Checkpoint,
     DeadLetterRecord,
@@ -103,6 +104,7 @@ __all__ = [
     "Stream",
     "TargetError",
     "TransactionalSink",
+    "Worker",
     "__version__",
     "check_transition",
     "merge",

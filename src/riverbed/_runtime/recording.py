@@ -13,7 +13,7 @@ import logging
 import os
 import pickle
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -40,8 +40,9 @@ __all__ = ["RestorePoint", "RunRecorder", "resolve_store"]
 
 logger = logging.getLogger("riverbed")
 
-LEASE_SECONDS = 30.0
-"""How long a run's lease lasts without a heartbeat; heartbeats come every third of it."""
+LEASE_SECONDS = float(os.environ.get("RIVERBED_LEASE_SECONDS", "30"))
+"""How long a run's lease lasts without a heartbeat (RIVERBED_LEASE_SECONDS, 30 s by
+default); heartbeats come every third of it. A worker that died is noticed when it ends."""
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -116,11 +117,15 @@ def _worker_alive(worker: str | None) -> bool:
     return True
 
 
-def restore_point(store: Store, run_id: str, flow: Flow, *, compatible: bool) -> RestorePoint:
+def restore_point(
+    store: Store, run_id: str, flow: Flow, *, compatible: bool, claimed: bool = False
+) -> RestorePoint:
     """The point to resume run ``run_id`` of ``flow`` from, after checking that it may be
-    resumed: it is not running elsewhere, it has not succeeded, and its flow has not
-    changed (unless ``compatible``)."""
+    resumed: it is not running elsewhere (unless this process ``claimed`` it from the
+    queue), it has not succeeded, and its flow has not changed (unless ``compatible``)."""
     run = store.get_run(run_id)
+    if claimed:
+        return RestorePoint(run, _checked(store, run, flow, compatible=compatible))
     if run.flow != flow.name:
         raise RunNotResumableError(
             f"run {run.run_id} is of flow {run.flow!r}, not {flow.name!r}: load the flow it ran",
@@ -142,6 +147,23 @@ def restore_point(store: Store, run_id: str, flow: Flow, *, compatible: bool) ->
                 run_id=run.run_id,
             )
         run = store.transition(run.run_id, RunStatus.CRASHED, ended_at=datetime.now(UTC))
+    return RestorePoint(run, _checked(store, run, flow, compatible=compatible))
+
+
+def rerun_point(store: Store, run_id: str, flow: Flow, *, compatible: bool) -> RestorePoint:
+    """The point a re-run of run ``run_id`` starts from: that run's last checkpoint (a
+    re-run is a new run; the old one stays as it ended)."""
+    run = store.get_run(run_id)
+    if run.flow != flow.name:
+        raise RunNotResumableError(
+            f"run {run.run_id} is of flow {run.flow!r}, not {flow.name!r}: load the flow it ran",
+            run_id=run.run_id,
+        )
+    return RestorePoint(run, _checked(store, run, flow, compatible=compatible))
+
+
+def _checked(store: Store, run: RunRecord, flow: Flow, *, compatible: bool) -> Checkpoint | None:
+    """The run's last checkpoint, if the flow's version still fits it."""
     checkpoint = store.latest_checkpoint(run.run_id)
     if checkpoint is not None and checkpoint.flow_version != flow.version and not compatible:
         changed = changed_stages(checkpoint_meta(checkpoint).get("stage_versions", {}), flow)
@@ -153,7 +175,7 @@ def restore_point(store: Store, run_id: str, flow: Flow, *, compatible: bool) ->
             run_id=run.run_id,
             changed=tuple(changed),
         )
-    return RestorePoint(run, checkpoint)
+    return checkpoint
 
 
 def changed_stages(old: Mapping[str, str], flow: Flow) -> list[str]:
@@ -176,19 +198,31 @@ class RunRecorder:
         *,
         params: Mapping[str, Any] | None = None,
         restore: RestorePoint | None = None,
+        mode: str = "new",
+        target: str | None = None,
     ) -> None:
         self.store = store
         self.flow = flow
         self.run_id = run_id
         self.params = dict(params or {})
         self.restore = restore
+        self.mode = mode
+        """How the run starts: "new", "resume" (the restored run goes on), "rerun" (a new
+        run from the restored run's checkpoint) or "claimed" (taken from the queue, its
+        record already RUNNING under this process)."""
+        self.target = target
+        self.cancelled = False
+        """Set when the record says the run should stop (``riverbed runs cancel``)."""
         self.versions = stage_versions(flow)
         self._dead_letters_saved = 0
 
     def start(self) -> RunRecord:
         """Record the run as RUNNING under this process's lease (new, or resumed)."""
         lease = datetime.now(UTC) + timedelta(seconds=LEASE_SECONDS)
-        if self.restore is not None:
+        if self.mode == "claimed":
+            return self.store.get_run(self.run_id)
+        if self.mode == "resume":
+            assert self.restore is not None
             old = self.restore.run
             return self.store.transition(
                 old.run_id,
@@ -209,27 +243,36 @@ class RunRecorder:
             params=self.params,
             input=None,
             output=None,
-            target=None,
+            target=self.target,
             created_at=now,
             started_at=now,
             ended_at=None,
             error=None,
             attempt=1,
-            rerun_of=None,
+            rerun_of=self.restore.run.run_id if self.restore is not None else None,
             worker=WORKER,
             lease_until=lease,
         )
         self.store.create_run(record)
         return record
 
-    async def heartbeat(self) -> None:
-        """Renew the lease every third of it until cancelled."""
+    async def heartbeat(self, on_cancel: Callable[[], None]) -> None:
+        """Renew the lease every third of it until cancelled. When the lease cannot be
+        renewed because the record is no longer RUNNING here (``riverbed runs cancel``),
+        call ``on_cancel`` once."""
         while True:
             await asyncio.sleep(LEASE_SECONDS / 3)
             try:
-                await asyncio.to_thread(self.store.renew_lease, self.run_id, WORKER, LEASE_SECONDS)
+                held = await asyncio.to_thread(
+                    self.store.renew_lease, self.run_id, WORKER, LEASE_SECONDS
+                )
             except Exception:  # a missed beat is not fatal: the lease is three beats long
                 logger.exception("run %s: could not renew its lease", self.run_id)
+                continue
+            if not held and not self.cancelled:
+                self.cancelled = True
+                logger.warning("run %s was cancelled in the store: stopping", self.run_id)
+                on_cancel()
 
     def checkpoint(
         self,
@@ -285,6 +328,8 @@ class RunRecorder:
         letters = self._new_dead_letters(list(result.dead_letters))
         if letters:
             self.store.add_dead_letters(letters)
+        if self.store.get_run(self.run_id).status is not RunStatus.RUNNING:
+            return  # cancelled from outside: the record already says how it ended
         self.store.transition(
             self.run_id,
             result.status,

@@ -43,7 +43,13 @@ from riverbed._runtime.local.executor import ChainExecutor, Outputs
 from riverbed._runtime.local.failures import FailureLog
 from riverbed._runtime.local.progress import LiveProgress, wants_progress
 from riverbed._runtime.options import RunOptions
-from riverbed._runtime.recording import RestorePoint, RunRecorder, resolve_store, restore_point
+from riverbed._runtime.recording import (
+    RestorePoint,
+    RunRecorder,
+    rerun_point,
+    resolve_store,
+    restore_point,
+)
 from riverbed._runtime.result import RunResult, RunStatus, StageCounters
 from riverbed._store.protocol import Store
 
@@ -80,12 +86,15 @@ class LocalRun:
         max_errors: int = 1000,
         seed: int | None = None,
         raise_on_failure: bool = True,
-        store: Store | str | bool | None = False,
+        store: Store | str | bool | None = None,
         checkpoint_interval: float | None = None,
         checkpoint_events: int | None = None,
         resume: str | None = None,
+        rerun_of: str | None = None,
         compatible: bool = False,
         params: Mapping[str, Any] | None = None,
+        target: str | None = None,
+        claimed: str | None = None,
     ) -> None:
         _check_int("batch_size", batch_size, 1)
         _check_int("concurrency", concurrency, 1)
@@ -141,6 +150,11 @@ class LocalRun:
         self.checkpoint_interval = checkpoint_interval
         self.checkpoint_events = checkpoint_events
         self.resume = resume
+        self.rerun_of = rerun_of
+        self.claimed = claimed
+        self.target = target
+        if sum(x is not None for x in (resume, rerun_of, claimed)) > 1:
+            raise ValueError("give at most one of resume=, rerun_of= (and a claimed run)")
         self.compatible = compatible
         self.params = dict(params or {})
         self.checkpointer: Checkpointer | None = None
@@ -165,19 +179,25 @@ class LocalRun:
         started = datetime.now(UTC)
         store = resolve_store(self.store_option)
         restore = None
+        mode = "new"
         if store is not None:
-            if self.resume is not None:
-                restore = await asyncio.to_thread(
-                    restore_point, store, self.resume, self.flow, compatible=self.compatible
-                )
-                self.run_id = restore.run.run_id
+            restore, mode = await asyncio.to_thread(self._restore_point, store)
+            if restore is not None:
+                if mode != "rerun":
+                    self.run_id = restore.run.run_id
                 self._restore(restore)
             self.recorder = RunRecorder(
-                store, self.flow, self.run_id, params=self.params, restore=restore
+                store,
+                self.flow,
+                self.run_id,
+                params=self.params,
+                restore=restore,
+                mode=mode,
+                target=self.target,
             )
             await asyncio.to_thread(self.recorder.start)
-        elif self.resume is not None:
-            raise ValueError("resume= needs a store to resume from: pass store= (or leave it)")
+        elif self.resume is not None or self.rerun_of is not None:
+            raise ValueError("resume= and rerun_of= need the store of the run: pass store=")
         captures = {
             stage.name: (stage.fn, len(stage.fn.items))
             for stage in self.flow.stages
@@ -207,7 +227,7 @@ class LocalRun:
                 self.checkpointer = self._checkpointer(restore)
             await self._commit_prepared()
             if self.recorder is not None:
-                helpers.append(loop.create_task(self.recorder.heartbeat()))
+                helpers.append(loop.create_task(self.recorder.heartbeat(self._stop)))
             if self.checkpointer is not None:
                 helpers.append(loop.create_task(self.checkpointer.run()))
             drained = restore is not None and bool(restore.meta.get("ended"))
@@ -263,6 +283,18 @@ class LocalRun:
         return result
 
     # -- checkpoints ----------------------------------------------------------------------
+
+    def _restore_point(self, store: Store) -> tuple[RestorePoint | None, str]:
+        """Where this run starts, and how: new, resuming, re-running or claimed."""
+        flow, compatible = self.flow, self.compatible
+        if self.resume is not None:
+            return restore_point(store, self.resume, flow, compatible=compatible), "resume"
+        if self.rerun_of is not None:
+            return rerun_point(store, self.rerun_of, flow, compatible=compatible), "rerun"
+        if self.claimed is not None:
+            point = restore_point(store, self.claimed, flow, compatible=compatible, claimed=True)
+            return point, "claimed"
+        return None, "new"
 
     def _restore(self, restore: RestorePoint) -> None:
         """Start from the checkpoint of a resumed run: state, positions, counters."""
@@ -701,12 +733,16 @@ class LocalRun:
 
         return display, loop.create_task(tick())
 
+    def _stop(self) -> None:
+        """Stop the sources and let what is in flight drain (a clean stop)."""
+        self.stopping = True
+        for task in list(self._reading):
+            task.cancel()
+
     def _on_interrupt(self) -> None:
         self._interrupts += 1
         if self._interrupts == 1:
-            self.stopping = True
-            for task in list(self._reading):
-                task.cancel()
+            self._stop()
             logger.warning(
                 "flow %r: stopping; draining events in flight (Ctrl-C again to stop at once)",
                 self.flow.name,
