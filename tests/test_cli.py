@@ -267,11 +267,15 @@ def test_run_passes_its_options_to_flow_run(
     monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...], expected: dict[str, Any]
 ) -> None:
     """run calls flow.run(raise_on_failure=False, progress=...) with batch_size only when
-    given; progress is auto by default and off with --json unless --progress is given."""
+    given, recording the target in the default store under a run id it prints first;
+    progress is auto by default and off with --json unless --progress is given."""
     options = record_runs(monkeypatch, rb.RunStatus.SUCCEEDED)
     result = invoke("run", "tests.cli_app:flow", *args)
     assert result.exit_code == 0
-    assert options == expected
+    run_id = options.pop("run_id")
+    assert options == {**expected, "store": None, "target": "tests.cli_app:flow"}
+    if "--json" not in args:
+        assert result.stdout.splitlines()[0] == f"run {run_id}"  # the run id comes first
 
 
 @pytest.mark.parametrize(

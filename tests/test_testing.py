@@ -60,7 +60,7 @@ def test_pause_waits_for_a_manual_clock() -> None:
     flow.source(TestSource([[1], Pause(10.0), [2]], clock=clock), name="src").sink(seen, name="out")
 
     async def main() -> rb.RunResult:
-        run = asyncio.create_task(flow.arun(progress=False))
+        run = asyncio.create_task(flow.arun(progress=False, store=False))
         for _ in range(100):
             await asyncio.sleep(0)
         assert seen.items == [1]

@@ -10,17 +10,24 @@ Build a ``Flow`` from sources and operators on ``Stream``; run it with ``flow.ru
 from riverbed._errors import (
     CycleError,
     DanglingStreamError,
+    DuplicateRunError,
     DuplicateStageError,
     FlowDefinitionError,
     FlowSerializationError,
+    FlowVersionError,
     InternalError,
+    InvalidTransitionError,
     NotCallableError,
     RiverbedError,
     RunFailedError,
+    RunNotFoundError,
+    RunNotResumableError,
     SignatureError,
     SourceError,
     StageFailedError,
     StageTimeoutError,
+    StoreError,
+    StoreVersionError,
     TargetError,
 )
 from riverbed._model.flow import Branch, Flow, KeyedStream, Routes, Stream
@@ -38,35 +45,49 @@ from riverbed._model.ops.windows import (
     Window,
 )
 from riverbed._model.policy import OnError, Retry
-from riverbed._model.sinks import Sink
+from riverbed._model.sinks import Sink, TransactionalSink
 from riverbed._model.sources import PartitionReader, Source
 from riverbed._model.stages import Port, SinkMode, Stage, StageKind
-from riverbed._runtime.result import (
-    DeadLetter,
-    RunResult,
+from riverbed._runtime.result import DeadLetter, RunResult, StageError, StageStats
+from riverbed._runtime.worker import Worker
+from riverbed._store import (
+    Checkpoint,
+    DeadLetterRecord,
+    ErrorInfo,
+    RunRecord,
     RunStatus,
-    StageError,
-    StageStats,
+    StageRun,
+    StageStatus,
+    StepRecord,
+    Store,
+    check_transition,
+    open_store,
 )
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Branch",
+    "Checkpoint",
     "Collect",
     "Count",
     "CountWindow",
     "CycleError",
     "DanglingStreamError",
     "DeadLetter",
+    "DeadLetterRecord",
+    "DuplicateRunError",
     "DuplicateStageError",
     "Early",
+    "ErrorInfo",
     "ExpireAfter",
     "Flow",
     "FlowDefinitionError",
     "FlowSerializationError",
+    "FlowVersionError",
     "Fold",
     "InternalError",
+    "InvalidTransitionError",
     "KeyedStream",
     "Late",
     "LatePolicy",
@@ -83,6 +104,9 @@ __all__ = [
     "RiverbedError",
     "Routes",
     "RunFailedError",
+    "RunNotFoundError",
+    "RunNotResumableError",
+    "RunRecord",
     "RunResult",
     "RunStatus",
     "Session",
@@ -96,16 +120,26 @@ __all__ = [
     "StageError",
     "StageFailedError",
     "StageKind",
+    "StageRun",
     "StageStats",
+    "StageStatus",
     "StageTimeoutError",
+    "StepRecord",
+    "Store",
+    "StoreError",
+    "StoreVersionError",
     "Stream",
     "TargetError",
+    "TransactionalSink",
     "Tumbling",
     "Updated",
     "WaitForever",
     "Window",
+    "Worker",
     "__version__",
+    "check_transition",
     "merge",
+    "open_store",
     "stable_hash",
 ]
 

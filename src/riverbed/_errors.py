@@ -13,8 +13,15 @@ The hierarchy::
     ├── StageFailedError (RuntimeError)     a stage's error stopped the run (policy STOP)
     ├── StageTimeoutError (TimeoutError)    one call of a stage ran past its timeout
     ├── RunFailedError (RuntimeError)       ``Flow.run`` ended FAILED; carries the result
+    ├── RunNotResumableError (RuntimeError) a run that cannot be resumed (and why)
+    │   └── FlowVersionError                its flow changed since its checkpoint
     ├── SourceError (RuntimeError)          a source broke its protocol
     ├── TargetError (ValueError)            a CLI TARGET (app:flow) that leads to no flow
+    ├── StoreError (RuntimeError)           the store cannot be opened, read or written
+    │   ├── StoreVersionError               its schema is newer than this riverbed knows
+    │   └── DuplicateRunError               a run with this id is already stored
+    ├── RunNotFoundError (LookupError)      no stored run has this id (or unique prefix)
+    ├── InvalidTransitionError (ValueError) a run status change that the rules forbid
     └── InternalError (RuntimeError)        a bug in riverbed itself; please report it
 
 Errors carry structured context (``flow``, ``stage``, ``attempt``...) as attributes, and
@@ -27,21 +34,29 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from riverbed._runtime.result import RunResult
+    from riverbed._store.records import RunStatus
 
 __all__ = [
     "CycleError",
     "DanglingStreamError",
+    "DuplicateRunError",
     "DuplicateStageError",
     "FlowDefinitionError",
     "FlowSerializationError",
+    "FlowVersionError",
     "InternalError",
+    "InvalidTransitionError",
     "NotCallableError",
     "RiverbedError",
     "RunFailedError",
+    "RunNotFoundError",
+    "RunNotResumableError",
     "SignatureError",
     "SourceError",
     "StageFailedError",
     "StageTimeoutError",
+    "StoreError",
+    "StoreVersionError",
     "TargetError",
 ]
 
@@ -148,6 +163,94 @@ class TargetError(RiverbedError, ValueError):
     message says what to write instead."""
 
     __module__ = "riverbed"
+
+
+class RunNotResumableError(RiverbedError, RuntimeError):
+    """A run cannot be resumed: it succeeded, it belongs to another flow, or it is still
+    running elsewhere. The message says which, and what to do."""
+
+    __module__ = "riverbed"
+
+    def __init__(self, message: str, *, run_id: str):
+        super().__init__(message)
+        self.run_id = run_id
+
+
+class FlowVersionError(RunNotResumableError):
+    """The flow changed since the run's checkpoint; ``changed`` names the stages. Resume
+    with ``compatible=True`` if the new code can carry on from the old state."""
+
+    __module__ = "riverbed"
+
+    def __init__(self, message: str, *, run_id: str, changed: tuple[str, ...]):
+        super().__init__(message, run_id=run_id)
+        self.changed = changed
+
+
+class StoreError(RiverbedError, RuntimeError):
+    """The store cannot be opened, read or written (bad URL, unreachable server, a
+    database error). ``url`` names the store, without its password."""
+
+    __module__ = "riverbed"
+
+    def __init__(self, message: str, *, url: str | None = None):
+        super().__init__(message)
+        self.url = url
+
+
+class StoreVersionError(StoreError):
+    """The store's schema is newer than this riverbed knows: another process with a newer
+    riverbed migrated it. Upgrade riverbed; an older one must not write to it."""
+
+    __module__ = "riverbed"
+
+    def __init__(self, message: str, *, url: str, found: int, known: int):
+        super().__init__(message, url=url)
+        self.found = found
+        self.known = known
+
+
+class DuplicateRunError(StoreError):
+    """A run with this id is already stored; run ids are unique."""
+
+    __module__ = "riverbed"
+
+    def __init__(self, message: str, *, run_id: str, url: str | None = None):
+        super().__init__(message, url=url)
+        self.run_id = run_id
+
+
+class RunNotFoundError(RiverbedError, LookupError):
+    """No stored run has this id, or the prefix given matches none or several.
+    ``candidates`` lists the ids an ambiguous prefix matched."""
+
+    __module__ = "riverbed"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        run_id: str,
+        url: str | None = None,
+        candidates: tuple[str, ...] = (),
+    ):
+        super().__init__(message)
+        self.run_id = run_id
+        self.url = url
+        self.candidates = candidates
+
+
+class InvalidTransitionError(RiverbedError, ValueError):
+    """A run status change that the rules forbid (e.g. from SUCCEEDED to anything).
+    ``old`` and ``new`` are the two ``RunStatus`` members; ``run_id`` the run, if known."""
+
+    __module__ = "riverbed"
+
+    def __init__(self, message: str, *, old: RunStatus, new: RunStatus, run_id: str | None = None):
+        super().__init__(message)
+        self.old = old
+        self.new = new
+        self.run_id = run_id
 
 
 class InternalError(RiverbedError, RuntimeError):

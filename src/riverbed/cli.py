@@ -13,19 +13,15 @@ uses only what ``riverbed`` exports.
 from __future__ import annotations
 
 import enum
-import importlib
-import inspect
 import json
-import os
-import reprlib
-import sys
-from pathlib import Path
-from types import ModuleType
+import uuid
 from typing import Annotated, Any, NoReturn
 
 import typer
 
 import riverbed as rb
+from riverbed._cli_runs import letters_app, runs_app, schedule, worker
+from riverbed._targets import load_flow
 
 __all__ = ["ExitCode", "GraphFormat", "app", "load_flow", "main"]
 
@@ -54,127 +50,12 @@ class GraphFormat(enum.StrEnum):
     """The flow serialized (``Flow.to_json``), callables by import reference."""
 
 
-_FORMS = "write TARGET as module:attr or path/to/file.py:attr, e.g. app:flow"
 _EXIT_CODES = {
     rb.RunStatus.SUCCEEDED: ExitCode.OK,
     rb.RunStatus.FAILED: ExitCode.FAILED,
     rb.RunStatus.CANCELLED: ExitCode.CANCELLED,
 }
 _FLOW_ERRORS = (rb.FlowDefinitionError, rb.FlowSerializationError)
-
-
-def load_flow(target: str) -> rb.Flow:
-    """The flow that ``target`` names, found the way ``riverbed run`` finds it.
-
-    ``target`` is ``module:attr`` or ``path/to/file.py:attr``. ``attr`` (dotted for a
-    nested attribute) is a ``riverbed.Flow`` or a function of no arguments returning one::
-
-        load_flow("app:flow")                    # the Flow `flow` in app.py
-        load_flow("pipelines.daily:make_flow")   # calls make_flow()
-        load_flow("jobs/etl.py:flows.nightly")   # a file, then an attribute of an attribute
-
-    The current directory goes on ``sys.path`` first (as uvicorn does). A file is imported
-    under its own name with its directory first on ``sys.path``, as ``python file.py``
-    would see its neighbours, so its functions keep importable names.
-
-    Raises ``rb.TargetError`` (one line: what is wrong, what to write) when the target does not
-    lead to a flow; errors raised by the module's own code, e.g. a ``FlowDefinitionError``
-    while it builds its flow, propagate unchanged.
-    """
-    location, colon, attr = target.rpartition(":")
-    if not colon or not location or not attr:
-        raise rb.TargetError(f"TARGET {target!r} names no attribute; {_FORMS}")
-    if not all(part.isidentifier() for part in attr.split(".")):
-        raise rb.TargetError(f"{attr!r} in TARGET {target!r} is not an attribute name; {_FORMS}")
-    cwd = os.getcwd()
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)
-    importlib.invalidate_caches()  # a module written a moment ago must be found
-    if location.endswith(".py") or "/" in location or os.sep in location:
-        module = _import_file(location, target)
-    else:
-        module = _import_module(location, target)
-    found: Any = module
-    for part in attr.split("."):
-        try:
-            found = getattr(found, part)
-        except AttributeError:
-            raise rb.TargetError(
-                f"module {module.__name__!r} has no attribute {attr!r}{_flows_in(module, location)}"
-            ) from None
-    return _as_flow(found, target)
-
-
-def _as_flow(found: Any, target: str) -> rb.Flow:
-    """``found`` if it is a Flow, else what it returns when called with no arguments."""
-    if isinstance(found, rb.Flow):
-        return found
-    fix = "point TARGET at a Flow or at a function of no arguments that returns one"
-    if not callable(found):
-        raise rb.TargetError(f"{target!r} is {_shown(found)}, not a riverbed.Flow; {fix}")
-    try:
-        inspect.signature(found).bind()
-    except TypeError:
-        raise rb.TargetError(f"{target!r} is a callable that needs arguments; {fix}") from None
-    except ValueError:  # no signature to read (some builtins): let the call decide
-        pass
-    made = found()
-    if not isinstance(made, rb.Flow):
-        raise rb.TargetError(
-            f"{target!r} returned {_shown(made)}, not a riverbed.Flow; make it return the Flow"
-        )
-    return made
-
-
-def _import_module(name: str, target: str) -> ModuleType:
-    if not all(part.isidentifier() for part in name.split(".")):
-        raise rb.TargetError(f"{name!r} in TARGET {target!r} is not a module name; {_FORMS}")
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as error:
-        # Only the target's own module (or a parent package) missing is a bad TARGET; a
-        # module that exists but imports something missing is the module's error.
-        if error.name is None or not (name == error.name or name.startswith(error.name + ".")):
-            raise
-        raise rb.TargetError(
-            f"cannot import module {name!r} (no module named {error.name!r} in {os.getcwd()} "
-            f"or on the path); {_FORMS}"
-        ) from None
-
-
-def _import_file(location: str, target: str) -> ModuleType:
-    path = Path(location)
-    if path.suffix != ".py":
-        raise rb.TargetError(f"{location!r} in TARGET {target!r} is not a .py file; {_FORMS}")
-    if not path.is_file():
-        raise rb.TargetError(f"no file {location!r} (looked from {os.getcwd()}); {_FORMS}")
-    name = path.stem
-    if not name.isidentifier():
-        raise rb.TargetError(
-            f"file {location!r} cannot be imported: {name!r} is not a module name; rename "
-            "it with letters, digits and '_' only"
-        )
-    directory = str(path.resolve().parent)
-    if sys.path[:1] != [directory]:
-        sys.path.insert(0, directory)
-    module = _import_module(name, target)
-    if module.__file__ is None or Path(module.__file__).resolve() != path.resolve():
-        raise rb.TargetError(
-            f"file {location!r} is shadowed: 'import {name}' finds {module.__file__ or name!r}; "
-            "rename the file, or give TARGET as module:attr"
-        )
-    return module
-
-
-def _flows_in(module: ModuleType, location: str) -> str:
-    flows = [name for name, value in vars(module).items() if isinstance(value, rb.Flow)]
-    if not flows:
-        return "; it has no riverbed.Flow at module level (a function returning one works too)"
-    return "; its flows are " + ", ".join(f"{location}:{name}" for name in flows)
-
-
-def _shown(value: Any) -> str:
-    return f"{reprlib.repr(value)} (type {type(value).__qualname__})"
 
 
 # -- the commands -------------------------------------------------------------------------
@@ -200,6 +81,18 @@ Target = Annotated[
 @app.command()
 def run(
     target: Target,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            help="Store URL to record the run in (default: $RIVERBED_STORE, else ./.riverbed).",
+            show_default=False,
+        ),
+    ] = None,
+    checkpoint_every: Annotated[
+        float | None,
+        typer.Option(help="Seconds between checkpoints (default: none).", show_default=False),
+    ] = None,
     batch_size: Annotated[
         int | None,
         typer.Option(min=1, help="Events per batch (default: the engine's).", show_default=False),
@@ -223,8 +116,19 @@ def run(
     options: dict[str, Any] = {"progress": False if as_json and progress is None else progress}
     if batch_size is not None:
         options["batch_size"] = batch_size
+    if checkpoint_every is not None:
+        options["checkpoint_interval"] = checkpoint_every
+    flow = _load(target)
+    run_id = uuid.uuid4().hex[:16]
+    if not as_json:
+        typer.echo(f"run {run_id}")
     try:
-        result = _load(target).run(raise_on_failure=False, **options)
+        result = flow.run(
+            raise_on_failure=False, store=store, run_id=run_id, target=target, **options
+        )
+    except rb.StoreError as error:
+        typer.echo(f"Error: {error}", err=True)
+        raise typer.Exit(ExitCode.USAGE) from None
     except _FLOW_ERRORS as error:
         _usage_error(error)
     except KeyboardInterrupt:  # while importing, before the engine handles Ctrl-C itself
@@ -272,6 +176,12 @@ def _usage_error(error: Exception) -> NoReturn:
     kind = "" if isinstance(error, rb.TargetError) else f"{type(error).__name__}: "
     typer.echo(f"Error: {kind}{error}", err=True)
     raise typer.Exit(ExitCode.USAGE)
+
+
+app.add_typer(runs_app, name="runs")
+app.add_typer(letters_app, name="dead-letters")
+app.command()(schedule)
+app.command()(worker)
 
 
 def main() -> None:

@@ -207,6 +207,7 @@ def run_flow(
             stage = dataclasses.replace(stage, fn=Capture(), sink_mode=SinkMode.OBJECT)
         copy.add_stage(stage)
     options.setdefault("progress", False)
+    options.setdefault("store", False)  # a test run is not recorded unless asked
     result = copy.run(**options)
     return {name: list(events) for name, events in result.outputs.items()}
 

@@ -87,14 +87,30 @@ def test_rendezvous_of_two_sources_in_a_flow() -> None:
 
 
 def test_processing_time_collect_flushes_on_the_run_clock() -> None:
-    """collect(max_wait=) flushes a batch when the run's clock passes the wait, between
-    source batches."""
-    clock = TestClock()
+    """collect(max_wait=) flushes a batch on the run clock's ticks once it has waited
+    max_wait, while no event comes."""
+    clock = TestClock(auto_advance=False)
+    seen: list[tuple[float, Any]] = []
+
+    def record(batch: Any) -> None:
+        seen.append((clock.now(), batch))
+
     flow = rb.Flow("c")
-    flow.source([], name="events").collect(max_size=100, max_wait=1.0).sink(print, name="out")
     source = TestSource([[1, 2], Pause(5.0), [3]], clock=clock)
-    out = run_flow(flow, {"events": source}, clock=clock)["out"]
-    assert out == [[1, 2], [3]]
+    flow.source(source, name="events").map(int).collect(max_size=100, max_wait=1.0).sink(
+        record
+    )
+
+    async def scenario() -> rb.RunResult:
+        run = asyncio.ensure_future(flow.arun(clock=clock, progress=False))
+        for _ in range(40):
+            await asyncio.sleep(0.005)
+            clock.advance(0.25)
+        return await run
+
+    assert asyncio.run(scenario()).ok
+    assert [batch for _, batch in seen] == [[1, 2], [3]]
+    assert 1.0 <= seen[0][0] < 5.0
 
 
 def test_a_raising_aggregator_is_skipped_under_policy() -> None:
@@ -115,11 +131,6 @@ def _picky_sum(acc: int, value: int) -> int:
     return acc + value
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine on main: a one-partition source read only by a PROCESS chain is "
-    "attached to it and pulled through codegen, which cannot fuse PROCESS",
-)
 def test_a_window_right_after_a_source() -> None:
     """A processor stage reading a source directly runs (no stage in between)."""
     flow = rb.Flow("direct")

@@ -120,6 +120,7 @@ op = st.one_of(
 
 def _run(flow: rb.Flow, **options: Any) -> rb.RunResult:
     options.setdefault("progress", False)
+    options.setdefault("store", False)  # the promises under test do not involve the store
     return flow.run(**options)
 
 

@@ -198,6 +198,13 @@ class Flow:
 
         return from_json(text)
 
+    def replay(self, stage: str, events: list[Any]) -> Flow:
+        """A flow that feeds ``events`` into ``stage`` and runs what is downstream of it:
+        how dead letters are replayed into the stage that failed them."""
+        from riverbed._model.replay import replay_flow
+
+        return replay_flow(self, stage, events)
+
     def to_mermaid(self) -> str:
         """A Mermaid ``flowchart`` of the flow (what ``riverbed graph`` prints)."""
         self.validate()

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TypedDict
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from riverbed._runtime.clock import Clock
+
+if TYPE_CHECKING:
+    from riverbed._store.protocol import Store
 
 
 class RunOptions(TypedDict, total=False):
@@ -28,3 +32,25 @@ class RunOptions(TypedDict, total=False):
     """How many handled errors the result keeps in full (1000); counters count all."""
     seed: int
     """Seed of the random jitter of retries, for repeatable tests."""
+    store: Store | str | bool | None
+    """Where the run is recorded: a ``Store``, a store URL, None for the default store
+    (RIVERBED_STORE, else ``./.riverbed``; the default), or False for nowhere."""
+    checkpoint_interval: float
+    """Seconds of the run's clock between checkpoints (None: none by time)."""
+    checkpoint_events: int
+    """Source events between checkpoints (None: none by volume)."""
+    resume: str
+    """Resume this run (its id) from its last checkpoint instead of starting a new one."""
+    rerun_of: str
+    """Start a new run from the last checkpoint of this (failed) run; the new run records
+    it as ``rerun_of``."""
+    target: str
+    """``module:attr`` of the flow, recorded so that workers and ``riverbed runs`` can load
+    it again."""
+    compatible: bool
+    """Resume even though the flow's version changed since the checkpoint (False)."""
+    params: Mapping[str, Any]
+    """Parameters recorded with the run."""
+    claimed: str
+    """A run this process claimed from the store's queue (what workers pass): its record is
+    already RUNNING here; it resumes from its checkpoint if it has one."""

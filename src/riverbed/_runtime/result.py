@@ -7,28 +7,15 @@ goes, then frozen into ``StageStats`` in the ``RunResult``.
 from __future__ import annotations
 
 import dataclasses
-import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+# The statuses belong to the stored run record; re-exported here for the runners.
+from riverbed._store.records import RunStatus
+
 __all__ = ["DeadLetter", "RunResult", "RunStatus", "StageError", "StageStats"]
-
-
-class RunStatus(enum.Enum):
-    """How a run ended."""
-
-    SUCCEEDED = "succeeded"
-    """Every source ended and every event drained through every stage."""
-    FAILED = "failed"
-    """A stage's error stopped the run (policy STOP); ``RunResult.error`` says which."""
-    CANCELLED = "cancelled"
-    """Stopped on request (Ctrl-C) before the sources ended; what was in flight drained,
-    but folds did not emit (the stream was stopped, not ended). Cancelling the task of
-    ``Flow.arun`` cancels the run and raises ``CancelledError`` instead."""
-
-    __module__ = "riverbed"
 
 
 @dataclass(frozen=True)
@@ -196,6 +183,16 @@ class StageCounters:
         self.dead_lettered = 0
         self.seconds = 0.0
 
+    def values(self) -> dict[str, Any]:
+        """The counts as plain data (for checkpoints)."""
+        return {name: getattr(self, name) for name in _COUNTS}
+
+    def restore(self, values: Mapping[str, Any]) -> None:
+        """Set the counts from ``values`` (a resumed run goes on counting from them)."""
+        for name in _COUNTS:
+            if name in values:
+                setattr(self, name, values[name])
+
     def freeze(self) -> StageStats:
         """The counters as they stand, as a frozen ``StageStats``."""
         return StageStats(
@@ -210,3 +207,6 @@ class StageCounters:
             seconds=self.seconds,
             fused_with=self.fused_with,
         )
+
+
+_COUNTS = ("events_in", "events_out", "errors", "retries", "skipped", "dead_lettered", "seconds")

@@ -16,26 +16,42 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import pickle
 import signal
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Unpack
 
-from riverbed._errors import InternalError, RunFailedError, SourceError, StageFailedError
+from riverbed._errors import (
+    InternalError,
+    RiverbedError,
+    RunFailedError,
+    SourceError,
+    StageFailedError,
+)
 from riverbed._model.plan import Plan, make_plan
 from riverbed._model.policy import OnError
-from riverbed._model.sinks import Capture
+from riverbed._model.sinks import Capture, is_transactional_sink
 from riverbed._model.stages import Port, Stage, StageKind
 from riverbed._runtime.clock import Clock, SystemClock
-from riverbed._runtime.local.channel import TICK, Channel
+from riverbed._runtime.local.channel import TICK, Barrier, Channel
+from riverbed._runtime.local.checkpoints import Checkpointer, Part
 from riverbed._runtime.local.executor import ChainExecutor, Outputs
 from riverbed._runtime.local.failures import FailureLog
 from riverbed._runtime.local.progress import LiveProgress, wants_progress
 from riverbed._runtime.options import RunOptions
+from riverbed._runtime.recording import (
+    RestorePoint,
+    RunRecorder,
+    rerun_point,
+    resolve_store,
+    restore_point,
+)
 from riverbed._runtime.result import RunResult, RunStatus, StageCounters
+from riverbed._store.protocol import Store
 
 if TYPE_CHECKING:
     from riverbed._model.flow import Flow
@@ -70,11 +86,28 @@ class LocalRun:
         max_errors: int = 1000,
         seed: int | None = None,
         raise_on_failure: bool = True,
+        store: Store | str | bool | None = None,
+        checkpoint_interval: float | None = None,
+        checkpoint_events: int | None = None,
+        resume: str | None = None,
+        rerun_of: str | None = None,
+        compatible: bool = False,
+        params: Mapping[str, Any] | None = None,
+        target: str | None = None,
+        claimed: str | None = None,
     ) -> None:
         _check_int("batch_size", batch_size, 1)
         _check_int("concurrency", concurrency, 1)
         _check_int("channel_capacity", channel_capacity, 1)
         _check_int("max_errors", max_errors, 0)
+        if checkpoint_events is not None:
+            _check_int("checkpoint_events", checkpoint_events, 1)
+        if checkpoint_interval is not None and not (
+            isinstance(checkpoint_interval, int | float) and checkpoint_interval > 0
+        ):
+            raise ValueError(
+                f"checkpoint_interval must be a number of seconds > 0, got {checkpoint_interval!r}"
+            )
         self.flow = flow
         self.plan: Plan = make_plan(
             flow.name, flow.stages, on_error=flow.on_error, retry=flow.retry
@@ -113,6 +146,24 @@ class LocalRun:
             for chain in self.plan.chains
         }
         """Per chain, the chains reading it (each once, though it may read several ports)."""
+        self.store_option = store
+        self.checkpoint_interval = checkpoint_interval
+        self.checkpoint_events = checkpoint_events
+        self.resume = resume
+        self.rerun_of = rerun_of
+        self.claimed = claimed
+        self.target = target
+        if sum(x is not None for x in (resume, rerun_of, claimed)) > 1:
+            raise ValueError("give at most one of resume=, rerun_of= (and a claimed run)")
+        self.compatible = compatible
+        self.params = dict(params or {})
+        self.checkpointer: Checkpointer | None = None
+        self.recorder: RunRecorder | None = None
+        self._start_positions: dict[str, dict[str, Any]] = {}
+        self._partition_names: dict[str, list[str]] = {}
+        self._finished: set[str] = set()
+        self._prepared: dict[str, Any] = {}
+        """Transactional sinks' writes of the checkpoint resumed from, to commit again."""
         self.stopping = False
         self.aborted = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -123,8 +174,30 @@ class LocalRun:
     # -- the run --------------------------------------------------------------------------
 
     async def execute(self, *, handle_signals: bool = False) -> RunResult:
-        """Run to the end (or to a stop) and return the result."""
+        """Run to the end (or to a stop) and return the result; with a store, record it
+        there from start to end, with its checkpoints."""
         started = datetime.now(UTC)
+        store = resolve_store(self.store_option)
+        restore = None
+        mode = "new"
+        if store is not None:
+            restore, mode = await asyncio.to_thread(self._restore_point, store)
+            if restore is not None:
+                if mode != "rerun":
+                    self.run_id = restore.run.run_id
+                self._restore(restore)
+            self.recorder = RunRecorder(
+                store,
+                self.flow,
+                self.run_id,
+                params=self.params,
+                restore=restore,
+                mode=mode,
+                target=self.target,
+            )
+            await asyncio.to_thread(self.recorder.start)
+        elif self.resume is not None or self.rerun_of is not None:
+            raise ValueError("resume= and rerun_of= need the store of the run: pass store=")
         captures = {
             stage.name: (stage.fn, len(stage.fn.items))
             for stage in self.flow.stages
@@ -139,25 +212,46 @@ class LocalRun:
                 self.clock,
                 concurrency=self.concurrency,
                 seed=self.seed,
+                finished=chain.name in self._finished,
             )
             for chain in self.plan.chains
         ]
         loop = asyncio.get_running_loop()
         signals = handle_signals and threading.current_thread() is threading.main_thread()
         display = ticker = None
+        helpers: list[asyncio.Task[None]] = []
         error: BaseException | None = None
         status = RunStatus.CANCELLED  # if this very call is cancelled
         try:
-            self._start_tasks(loop, executors)
+            if self.recorder is not None and (self.checkpoint_interval or self.checkpoint_events):
+                self.checkpointer = self._checkpointer(restore)
+            await self._commit_prepared()
+            if self.recorder is not None:
+                helpers.append(loop.create_task(self.recorder.heartbeat(self._stop)))
+            if self.checkpointer is not None:
+                helpers.append(loop.create_task(self.checkpointer.run()))
+            drained = restore is not None and bool(restore.meta.get("ended"))
+            if not drained:  # a run resumed after its last checkpoint has nothing to do
+                self._start_tasks(loop, executors)
             display, ticker = self._start_progress(loop)
             if signals:
                 loop.add_signal_handler(signal.SIGINT, self._on_interrupt)
             error = await self._wait()
+            if error is None and self.checkpointer is not None and not (self.aborted or drained):
+                await self._final_checkpoint(executors)
         except StageFailedError as failure:  # a source could not list its partitions
+            error = failure
+        except Exception as failure:  # the store failed a checkpoint: the run cannot go on
+            if not isinstance(failure, RiverbedError):
+                raise
             error = failure
         finally:
             if signals:
                 loop.remove_signal_handler(signal.SIGINT)
+            for task in helpers:
+                task.cancel()
+            if self.checkpointer is None:
+                error = error or await self._commit_unchecked()
             for executor in executors:  # every sink is closed; the first error wins
                 closing_error = await self._close(executor)
                 error = error or closing_error
@@ -170,7 +264,7 @@ class LocalRun:
             if display is not None:
                 display.stop(status.value)
         self._error = error
-        return RunResult(
+        result = RunResult(
             run_id=self.run_id,
             flow=self.flow.name,
             flow_version=self.version,
@@ -184,6 +278,112 @@ class LocalRun:
             error=self.failures.fatal,
             positions={name: dict(parts) for name, parts in self.positions.items()},
         )
+        if self.recorder is not None:
+            await asyncio.to_thread(self.recorder.finish, result)
+        return result
+
+    # -- checkpoints ----------------------------------------------------------------------
+
+    def _restore_point(self, store: Store) -> tuple[RestorePoint | None, str]:
+        """Where this run starts, and how: new, resuming, re-running or claimed."""
+        flow, compatible = self.flow, self.compatible
+        if self.resume is not None:
+            return restore_point(store, self.resume, flow, compatible=compatible), "resume"
+        if self.rerun_of is not None:
+            return rerun_point(store, self.rerun_of, flow, compatible=compatible), "rerun"
+        if self.claimed is not None:
+            point = restore_point(store, self.claimed, flow, compatible=compatible, claimed=True)
+            return point, "claimed"
+        return None, "new"
+
+    def _restore(self, restore: RestorePoint) -> None:
+        """Start from the checkpoint of a resumed run: state, positions, counters."""
+        checkpoint = restore.checkpoint
+        if checkpoint is None:
+            return
+        transactional = {s.name for s in self.flow.stages if is_transactional_sink(s)}
+        for name, value in restore.states().items():
+            if name in transactional:
+                self._prepared[name] = (checkpoint.checkpoint_id, value)
+            elif name in self.states:
+                self.states[name].update(value)
+        self._start_positions = {
+            source: dict(parts) for source, parts in checkpoint.positions.items()
+        }
+        for name, values in restore.meta.get("counters", {}).items():
+            if name in self.counters:
+                self.counters[name].restore(values)
+        self._finished = set(restore.meta.get("finished", ()))
+
+    def _checkpointer(self, restore: RestorePoint | None) -> Checkpointer:
+        participants = {
+            _writer(source.name, partition)
+            for source in self.plan.sources
+            for partition in self._partitions(source)
+        } | {chain.name for chain in self.plan.chains}
+        last = restore.checkpoint.checkpoint_id if restore and restore.checkpoint else 0
+        return Checkpointer(
+            participants,
+            self._commit,
+            clock=self.clock,
+            interval=self.checkpoint_interval,
+            every_events=self.checkpoint_events,
+            last_id=last,
+        )
+
+    async def _commit(self, checkpoint_id: int, part: Part, *, ended: bool = False) -> None:
+        """Commit a gathered checkpoint to the store (transactional sinks' prepared writes
+        with it), then let those sinks commit their writes."""
+        recorder = self.recorder
+        assert recorder is not None
+        states = dict(part.states)
+        for name, prepared in part.prepared.items():
+            states[name] = pickle.dumps(prepared, protocol=pickle.HIGHEST_PROTOCOL)
+        await asyncio.to_thread(
+            recorder.checkpoint,
+            checkpoint_id,
+            part.positions,
+            states,
+            part.counters,
+            part.finished,
+            list(self.failures.dead_letters),
+            ended=ended,
+        )
+        for name, prepared in part.prepared.items():
+            await self._commit_sink(name, checkpoint_id, prepared)
+
+    async def _commit_sink(self, name: str, checkpoint_id: int | str, prepared: Any) -> None:
+        key = f"{self.run_id}/{name}/{checkpoint_id}"
+        await asyncio.to_thread(self.flow.stage(name).fn.commit, key, prepared)
+
+    async def _commit_unchecked(self) -> BaseException | None:
+        """Without checkpoints, transactional sinks commit what they hold when the run
+        ends. Returns the error of a failed commit (the run then fails)."""
+        for stage in self.flow.stages:
+            if not is_transactional_sink(stage):
+                continue
+            try:
+                await self._commit_sink(stage.name, "end", stage.fn.prepare())
+            except Exception as error:
+                what = f"sink {stage.name!r} failed to commit its writes"
+                return self.failures.stop(stage.name, error, what)
+        return None
+
+    async def _commit_prepared(self) -> None:
+        """On resume: commit again what transactional sinks prepared for the checkpoint
+        resumed from (their commit is idempotent: it may have happened before the crash)."""
+        for name, (checkpoint_id, prepared) in self._prepared.items():
+            await self._commit_sink(name, checkpoint_id, prepared)
+
+    async def _final_checkpoint(self, executors: list[ChainExecutor]) -> None:
+        """The run drained (or stopped cleanly): commit its whole cut as a last checkpoint,
+        so that a crash before its record is updated, or a resume of a stopped run, goes on
+        from exactly here."""
+        checkpointer = self.checkpointer
+        assert checkpointer is not None
+        await checkpointer.drain()
+        part = checkpointer.final()
+        await self._commit(checkpointer.due + 1, part, ended=not self.stopping)
 
     def _start_tasks(self, loop: asyncio.AbstractEventLoop, executors: list[ChainExecutor]) -> None:
         """One task per source partition and one per chain, joined by bounded channels;
@@ -197,7 +397,8 @@ class LocalRun:
             readers = self.plan.readers.get(Port(source.name), ())
             if len(partitions[source.name]) == 1 and len(readers) == 1:
                 chain = by_name[readers[0]].chain
-                if not chain.is_async and len(chain.head.inputs) == 1:
+                inline = not (chain.is_async or chain.is_process)
+                if inline and len(chain.head.inputs) == 1:
                     attached[source.name] = by_name[readers[0]]
         for source in self.plan.sources:
             targets = [channels[name] for name in self.plan.readers.get(Port(source.name), ())]
@@ -212,8 +413,14 @@ class LocalRun:
                 self._tasks.append(loop.create_task(task, name=executor.chain.name))
 
     def _partitions(self, source: Stage) -> list[str]:
+        """The names of a source's partitions (asked of the source once per run)."""
+        known = self._partition_names.get(source.name)
+        if known is not None:
+            return known
         try:
-            return [str(partition) for partition in source.fn.partitions()]
+            names = [str(partition) for partition in source.fn.partitions()]
+            self._partition_names[source.name] = names
+            return names
         except Exception as error:
             self.counters[source.name].errors += 1
             what = f"source {source.name!r} could not list its partitions"
@@ -282,8 +489,11 @@ class LocalRun:
         at a time as it makes them, with no batch list in between."""
         counters = self.counters[source.name]
         positions = self.positions[source.name]
+        start = self._start_positions.get(source.name, {}).get(partition)
+        if start is not None:
+            positions[partition] = start
         try:
-            reader = source.fn.open(partition, None)
+            reader = source.fn.open(partition, start)
             try:
                 if chain is not None and callable(getattr(reader, "pull", None)):
                     await self._pull(source, partition, reader, chain, channels)
@@ -299,12 +509,16 @@ class LocalRun:
             counters.errors += 1
             what = f"source {source.name!r} (partition {partition!r}) failed"
             raise self.failures.stop(source.name, error, what) from error
+        positions[partition] = reader.position()
+        if self.checkpointer is not None:
+            self.checkpointer.ended(
+                _writer(source.name, partition), self._source_part(source, partition)
+            )
         if chain is not None:
             await self._end_chain(chain, channels)
         else:
             for channel in targets:
                 await channel.end(_writer(source.name, partition))
-        positions[partition] = reader.position()
 
     async def _read_batches(
         self,
@@ -318,7 +532,12 @@ class LocalRun:
         counters = self.counters[source.name]
         read = reader.read
         writer = _writer(source.name, partition)
+        checkpointer = self.checkpointer
+        injected = checkpointer.due if checkpointer is not None else 0
         while not self.stopping:
+            if checkpointer is not None and (due := checkpointer.wants(injected)) is not None:
+                await self._inject(due, source, partition, targets, chain, channels)
+                injected = due
             started = time.perf_counter()
             batch = read(self.batch_size)
             if inspect.isawaitable(batch):
@@ -338,6 +557,8 @@ class LocalRun:
                 continue
             counters.events_out += len(batch)
             self.positions[source.name][partition] = reader.position()
+            if checkpointer is not None:
+                checkpointer.count(len(batch))
             if chain is not None:
                 await self._step(chain, channels, chain.process(batch))
             else:
@@ -353,7 +574,12 @@ class LocalRun:
         channels: dict[str, Channel],
     ) -> None:
         counters = self.counters[source.name]
+        checkpointer = self.checkpointer
+        injected = checkpointer.due if checkpointer is not None else 0
         while not self.stopping:
+            if checkpointer is not None and (due := checkpointer.wants(injected)) is not None:
+                await self._inject(due, source, partition, (), chain, channels)
+                injected = due
             try:
                 await self._step(
                     chain, channels, chain.process_pulled(reader.pull(self.batch_size))
@@ -363,6 +589,8 @@ class LocalRun:
                 reader.pulled(taken)
                 counters.events_out += taken
                 self.positions[source.name][partition] = reader.position()
+            if checkpointer is not None:
+                checkpointer.count(taken)
             if taken < self.batch_size:
                 break
             await asyncio.sleep(0)  # no channel to wait on: let the other tasks run
@@ -384,8 +612,9 @@ class LocalRun:
             self._reading.discard(task)
 
     async def _run_chain(self, executor: ChainExecutor, channels: dict[str, Channel]) -> None:
-        """Run a chain on the batches of its input channel, then end it. A processor with
-        timers (``executor.tick_interval``) gets clock ticks through the same channel, in order with its batches."""
+        """Run a chain on the batches of its input channel, then end it. A chain with
+        timers (``executor.tick_interval``) gets clock ticks through the same channel, in
+        order with its batches; a barrier makes it take its part of a checkpoint."""
         channel = channels[executor.chain.name]
         interval = executor.tick_interval
         ticker = None
@@ -395,12 +624,51 @@ class LocalRun:
             while (item := await channel.get()) is not None:
                 if item is TICK:
                     await self._step(executor, channels, executor.tick())
+                elif isinstance(item, Barrier):
+                    await self._pass_barrier(item.checkpoint_id, executor, channels)
                 else:
                     await self._step(executor, channels, executor.process(item))
         finally:
             if ticker is not None:
                 ticker.cancel()
         await self._end_chain(executor, channels)
+
+    async def _inject(
+        self,
+        checkpoint_id: int,
+        source: Stage,
+        partition: str,
+        targets: Sequence[Channel],
+        chain: ChainExecutor | None,
+        channels: dict[str, Channel],
+    ) -> None:
+        """Take a source partition's part of a checkpoint between two batches, and put the
+        barrier behind what it wrote (or, for a chain it runs inline, take the chain's part
+        at the same moment and pass the barrier on from it)."""
+        checkpointer = self.checkpointer
+        assert checkpointer is not None
+        writer = _writer(source.name, partition)
+        checkpointer.report(writer, checkpoint_id, self._source_part(source, partition))
+        if chain is not None:
+            await self._pass_barrier(checkpoint_id, chain, channels)
+        else:
+            for channel in targets:
+                await channel.barrier(Barrier(checkpoint_id), writer)
+
+    async def _pass_barrier(
+        self, checkpoint_id: int, executor: ChainExecutor, channels: dict[str, Channel]
+    ) -> None:
+        """A chain met barrier ``checkpoint_id`` (aligned): its part, then the barrier on."""
+        assert self.checkpointer is not None
+        self.checkpointer.report(executor.chain.name, checkpoint_id, executor.snapshot())
+        for name in self._downstream[executor.chain.name]:
+            await channels[name].barrier(Barrier(checkpoint_id), executor.chain.name)
+
+    def _source_part(self, source: Stage, partition: str) -> Part:
+        return Part(
+            positions={source.name: {partition: self.positions[source.name].get(partition)}},
+            counters={source.name: self.counters[source.name].values()},
+        )
 
     async def _tick(self, channel: Channel, interval: float) -> None:
         while True:
@@ -425,6 +693,8 @@ class LocalRun:
         """After the chain's last batch: emit fold totals if the stream ended, then tell
         every reader downstream that this writer is done."""
         await self._emit(executor, channels, await executor.finish(ended=not self.stopping))
+        if self.checkpointer is not None:
+            self.checkpointer.ended(executor.chain.name, executor.snapshot())
         for name in self._downstream[executor.chain.name]:
             await channels[name].end(executor.chain.name)
 
@@ -463,12 +733,16 @@ class LocalRun:
 
         return display, loop.create_task(tick())
 
+    def _stop(self) -> None:
+        """Stop the sources and let what is in flight drain (a clean stop)."""
+        self.stopping = True
+        for task in list(self._reading):
+            task.cancel()
+
     def _on_interrupt(self) -> None:
         self._interrupts += 1
         if self._interrupts == 1:
-            self.stopping = True
-            for task in list(self._reading):
-                task.cancel()
+            self._stop()
             logger.warning(
                 "flow %r: stopping; draining events in flight (Ctrl-C again to stop at once)",
                 self.flow.name,

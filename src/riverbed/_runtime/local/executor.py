@@ -12,6 +12,7 @@ import asyncio
 import collections
 import inspect
 import operator
+import pickle
 import random
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple
@@ -21,8 +22,10 @@ from riverbed._model import callables
 from riverbed._model.plan import Chain, is_batch_sink
 from riverbed._model.policy import OnError
 from riverbed._model.process import Processor
+from riverbed._model.sinks import is_transactional_sink
 from riverbed._model.stages import Port, SinkMode, StageKind
 from riverbed._runtime.clock import Clock
+from riverbed._runtime.local.checkpoints import Part
 from riverbed._runtime.local.codegen import (
     MISSING,
     Bail,
@@ -96,6 +99,7 @@ class ChainExecutor:
         *,
         concurrency: int,
         seed: int | None = None,
+        finished: bool = False,
     ) -> None:
         self.chain = chain
         self.stages = chain.stages
@@ -116,6 +120,9 @@ class ChainExecutor:
             for s in self.stages
         ]
         self.concurrency = chain.head.concurrency or concurrency
+        self.finished = finished
+        """True once the chain emitted its end-of-stream output (also in an earlier
+        attempt of a resumed run): it never does twice."""
         self.processor: Processor | None = None
         if chain.is_process:
             state = states[0]
@@ -152,7 +159,25 @@ class ChainExecutor:
         """After the last batch: if the stream ``ended`` (rather than being stopped), emit
         the final accumulators of folds through the rest of the chain. Returns what leaves
         the chain."""
-        return await self._run(None if ended else [])
+        if self.finished or not ended:
+            return await self._run([])
+        self.finished = True
+        return await self._run(None)
+
+    def snapshot(self) -> Part:
+        """The chain's part of a checkpoint, taken between two batches: each stage's state
+        pickled, its counters, transactional sinks' prepared writes."""
+        part = Part()
+        for index, stage in enumerate(self.stages):
+            state = self.states[index]
+            if state is not None:
+                part.states[stage.name] = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+            elif is_transactional_sink(stage):
+                part.prepared[stage.name] = stage.fn.prepare()
+            part.counters[stage.name] = self.counters[index].values()
+        if self.finished:
+            part.finished.append(self.chain.name)
+        return part
 
     async def _run(
         self, batch: Iterable[Any] | None, compiled: CompiledChain | None = None

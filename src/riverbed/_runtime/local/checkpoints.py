@@ -1,0 +1,189 @@
+"""Consistent checkpoints of a local run: when to take one, what each task contributes, and
+committing it to the store.
+
+A checkpoint is triggered by time (``checkpoint_interval`` seconds of the run's clock) or
+by volume (``checkpoint_events`` read by the sources). Every *participant* then contributes
+its part at a consistent cut:
+
+- a source partition, between two batches: its reader's position (and, when it runs its
+  chain inline, that chain's state at the same moment); it then puts barrier ``n`` on its
+  channels, behind the batches it wrote before;
+- a chain, when barrier ``n`` has arrived from every writer of its channel (the channel
+  aligns them): the pickled state of its stages and their counters; it then passes the
+  barrier on to the chains downstream.
+
+A participant that has ended contributes what it held when it ended. When every part is
+in, the checkpoint is committed to the store in one transaction (positions, states,
+counters, the dead letters since the last one); only then is the next one triggered. After
+the commit, transactional sinks are told to commit what they prepared for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from riverbed._runtime.clock import Clock
+
+logger = logging.getLogger("riverbed")
+
+__all__ = ["Checkpointer", "Part"]
+
+
+@dataclass
+class Part:
+    """What one participant contributes to a checkpoint."""
+
+    positions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per source, per partition: where reading stood."""
+    states: dict[str, bytes] = field(default_factory=dict)
+    """Per stage: its pickled state (per-key dict, processor dict, prepared sink writes)."""
+    counters: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per stage: its counters at the cut."""
+    finished: list[str] = field(default_factory=list)
+    """Chains that had emitted their end-of-stream output (folds' totals, processors'
+    ``finish``): restored, they must not emit it again."""
+    prepared: dict[str, Any] = field(default_factory=dict)
+    """Per transactional sink: the writes it prepared for this checkpoint (each belongs
+    to exactly one checkpoint)."""
+
+    def merge(self, other: Part) -> None:
+        """Add ``other``'s contributions to this one."""
+        for source, partitions in other.positions.items():
+            self.positions.setdefault(source, {}).update(partitions)
+        self.states.update(other.states)
+        self.counters.update(other.counters)
+        self.finished.extend(other.finished)
+        self.prepared.update(other.prepared)
+
+
+@dataclass
+class _Pending:
+    checkpoint_id: int
+    waiting: set[str]
+    gathered: Part = field(default_factory=Part)
+
+
+class Checkpointer:
+    """Triggers checkpoints, gathers the parts of each, and hands the whole to ``commit``
+    (an async callable taking the checkpoint id and the gathered ``Part``)."""
+
+    def __init__(
+        self,
+        participants: set[str],
+        commit: Callable[[int, Part], Any],
+        *,
+        clock: Clock,
+        interval: float | None,
+        every_events: int | None,
+        last_id: int = 0,
+    ) -> None:
+        self.participants = participants
+        self._commit = commit
+        self.clock = clock
+        self.interval = interval
+        self.every_events = every_events
+        self.due = last_id
+        """The newest checkpoint triggered; a participant injects it if it has not yet."""
+        self.committed = last_id
+        self._events = 0
+        self._pending: _Pending | None = None
+        self._ended: dict[str, Part] = {}
+        self._committing: asyncio.Task[None] | None = None
+        self.error: BaseException | None = None
+
+    # -- triggering -----------------------------------------------------------------------
+
+    def count(self, events: int) -> None:
+        """Sources report what they read; enough of it triggers a checkpoint."""
+        if self.every_events is None:
+            return
+        self._events += events
+        if self._events >= self.every_events and self._pending is None:
+            self._events = 0
+            self.trigger()
+
+    def trigger(self) -> None:
+        """Start checkpoint ``due + 1``, unless one is still being taken or committed."""
+        if self._pending is not None:
+            return
+        self.due += 1
+        self._pending = _Pending(self.due, set(self.participants))
+        for name, part in list(self._ended.items()):
+            self._add(name, part)
+            part.prepared.clear()  # committed with this checkpoint, not again
+
+    async def run(self) -> None:
+        """Trigger a checkpoint every ``interval`` seconds of the run's clock (cancelled by
+        the run when it ends)."""
+        if self.interval is None:
+            await asyncio.Event().wait()  # nothing timed: wait to be cancelled
+        assert self.interval is not None
+        while True:
+            await self.clock.sleep(self.interval)
+            self.trigger()
+
+    # -- gathering ------------------------------------------------------------------------
+
+    def wants(self, injected: int) -> int | None:
+        """The checkpoint a participant that last contributed to ``injected`` must take
+        now, or None."""
+        if self._pending is not None and self.due > injected:
+            return self.due
+        return None
+
+    def report(self, name: str, checkpoint_id: int, part: Part) -> None:
+        """Participant ``name``'s part of checkpoint ``checkpoint_id``."""
+        pending = self._pending
+        if pending is None or pending.checkpoint_id != checkpoint_id:
+            return  # a barrier of a checkpoint already abandoned
+        self._add(name, part)
+
+    def ended(self, name: str, part: Part) -> None:
+        """Participant ``name`` has ended holding ``part``: it stands for it in every
+        checkpoint from now on."""
+        self._ended[name] = part
+        if self._pending is not None and name in self._pending.waiting:
+            self._add(name, part)
+            part.prepared = {}  # the pending checkpoint took them
+
+    def _add(self, name: str, part: Part) -> None:
+        pending = self._pending
+        assert pending is not None
+        if name not in pending.waiting:
+            return
+        pending.waiting.discard(name)
+        pending.gathered.merge(part)
+        if not pending.waiting:
+            self._committing = asyncio.get_running_loop().create_task(self._finish(pending))
+
+    async def _finish(self, pending: _Pending) -> None:
+        try:
+            await self._commit(pending.checkpoint_id, pending.gathered)
+        except Exception as error:  # the run fails with it: see ``check``
+            logger.exception("checkpoint %d could not be committed", pending.checkpoint_id)
+            self.error = error
+            return
+        self.committed = pending.checkpoint_id
+        self._pending = None
+
+    def check(self) -> None:
+        """Raise the error of a failed commit, if one failed."""
+        if self.error is not None:
+            raise self.error
+
+    async def drain(self) -> None:
+        """Wait for a commit in progress to end."""
+        if self._committing is not None:
+            await asyncio.wait([self._committing])
+            self.check()
+
+    def final(self) -> Part:
+        """Every participant's part at its end: the cut of a run that has drained."""
+        whole = Part()
+        for part in self._ended.values():
+            whole.merge(part)
+        return whole

@@ -1,0 +1,412 @@
+"""A run in the store: its record from start to end, its checkpoints, its dead letters, its
+lease, and the point a resumed run starts from. Shared by every runner.
+
+Everything a runner keeps of a run goes through ``RunRecorder``; the store is reached only
+through the ``Store`` protocol, so SQLite and PostgreSQL behave alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import pickle
+import socket
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from riverbed._errors import FlowVersionError, RunNotResumableError
+from riverbed._model.serialize import stage_version
+from riverbed._store import open_store
+from riverbed._store.protocol import Store
+from riverbed._store.records import (
+    Checkpoint,
+    DeadLetterRecord,
+    ErrorInfo,
+    RunRecord,
+    RunStatus,
+    StageRun,
+    StageStatus,
+)
+
+if TYPE_CHECKING:
+    from riverbed._model.flow import Flow
+    from riverbed._runtime.result import DeadLetter, RunResult, StageError
+
+__all__ = ["RestorePoint", "RunRecorder", "resolve_store"]
+
+logger = logging.getLogger("riverbed")
+
+LEASE_SECONDS = float(os.environ.get("RIVERBED_LEASE_SECONDS", "30"))
+"""How long a run's lease lasts without a heartbeat (RIVERBED_LEASE_SECONDS, 30 s by
+default); heartbeats come every third of it. A worker that died is noticed when it ends."""
+
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
+
+META_KEY = "riverbed:meta"
+"""The entry of ``Checkpoint.states`` that holds the checkpoint's own data (counters,
+finished chains, stage versions, whether the run had drained), as JSON. A stage name
+cannot contain ':', so it never collides with a stage's state."""
+"""Who runs a run started in this process: host and process id."""
+
+
+def resolve_store(store: Store | str | bool | None) -> Store | None:
+    """The store a run records into: a ``Store``, a URL, None for the default store
+    (RIVERBED_STORE, else ``./.riverbed``), or False for none."""
+    if store is False:
+        return None
+    if store is None or store is True:
+        return open_store(None)
+    if isinstance(store, str):
+        return open_store(store)
+    return store
+
+
+def stage_versions(flow: Flow) -> dict[str, str]:
+    """Every stage's version, by name."""
+    return {stage.name: stage_version(stage) for stage in flow.stages}
+
+
+@dataclass(frozen=True)
+class RestorePoint:
+    """Where a resumed run starts: its record and its newest checkpoint (None: the
+    beginning)."""
+
+    run: RunRecord
+    checkpoint: Checkpoint | None
+
+    def states(self) -> dict[str, Any]:
+        """Per stage, the unpickled state of the checkpoint."""
+        if self.checkpoint is None:
+            return {}
+        return {
+            name: pickle.loads(data)
+            for name, data in self.checkpoint.states.items()
+            if name != META_KEY
+        }
+
+    @property
+    def meta(self) -> Mapping[str, Any]:
+        """Counters, finished chains and stage versions kept with the checkpoint."""
+        return checkpoint_meta(self.checkpoint)
+
+
+def checkpoint_meta(checkpoint: Checkpoint | None) -> dict[str, Any]:
+    """The data a checkpoint keeps about itself (see ``META_KEY``)."""
+    if checkpoint is None or META_KEY not in checkpoint.states:
+        return {}
+    return json.loads(checkpoint.states[META_KEY])  # type: ignore[no-any-return]
+
+
+def _worker_alive(worker: str | None) -> bool:
+    """False when ``worker`` (host:pid) is a process of this host that no longer exists."""
+    if not worker or ":" not in worker:
+        return True
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True  # another machine's: only its lease can tell
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def restore_point(
+    store: Store, run_id: str, flow: Flow, *, compatible: bool, claimed: bool = False
+) -> RestorePoint:
+    """The point to resume run ``run_id`` of ``flow`` from, after checking that it may be
+    resumed: it is not running elsewhere (unless this process ``claimed`` it from the
+    queue), it has not succeeded, and its flow has not changed (unless ``compatible``)."""
+    run = store.get_run(run_id)
+    if claimed:
+        return RestorePoint(run, _checked(store, run, flow, compatible=compatible))
+    if run.flow != flow.name:
+        raise RunNotResumableError(
+            f"run {run.run_id} is of flow {run.flow!r}, not {flow.name!r}: load the flow it ran",
+            run_id=run.run_id,
+        )
+    if run.status is RunStatus.SUCCEEDED:
+        raise RunNotResumableError(
+            f"run {run.run_id} already succeeded; there is nothing to resume (start a new "
+            "run, or `riverbed runs rerun` it)",
+            run_id=run.run_id,
+        )
+    if run.status is RunStatus.RUNNING:
+        expired = run.lease_until is None or run.lease_until < datetime.now(UTC)
+        if not expired and _worker_alive(run.worker):
+            raise RunNotResumableError(
+                f"run {run.run_id} is running in {run.worker} (lease until "
+                f"{run.lease_until:%H:%M:%S}); resume it once that process has stopped or "
+                "its lease has expired",
+                run_id=run.run_id,
+            )
+        run = store.transition(run.run_id, RunStatus.CRASHED, ended_at=datetime.now(UTC))
+    return RestorePoint(run, _checked(store, run, flow, compatible=compatible))
+
+
+def rerun_point(store: Store, run_id: str, flow: Flow, *, compatible: bool) -> RestorePoint:
+    """The point a re-run of run ``run_id`` starts from: that run's last checkpoint (a
+    re-run is a new run; the old one stays as it ended)."""
+    run = store.get_run(run_id)
+    if run.flow != flow.name:
+        raise RunNotResumableError(
+            f"run {run.run_id} is of flow {run.flow!r}, not {flow.name!r}: load the flow it ran",
+            run_id=run.run_id,
+        )
+    return RestorePoint(run, _checked(store, run, flow, compatible=compatible))
+
+
+def _checked(store: Store, run: RunRecord, flow: Flow, *, compatible: bool) -> Checkpoint | None:
+    """The run's last checkpoint, if the flow's version still fits it."""
+    checkpoint = store.latest_checkpoint(run.run_id)
+    if checkpoint is not None and checkpoint.flow_version != flow.version and not compatible:
+        changed = changed_stages(checkpoint_meta(checkpoint).get("stage_versions", {}), flow)
+        raise FlowVersionError(
+            f"run {run.run_id} was checkpointed by flow {flow.name!r} version "
+            f"{checkpoint.flow_version}, but the flow is now version {flow.version}: "
+            f"changed stages: {', '.join(changed) or '(their wiring)'}. If the new code can "
+            "carry on from the old state, resume with compatible=True (--compatible)",
+            run_id=run.run_id,
+            changed=tuple(changed),
+        )
+    return checkpoint
+
+
+def changed_stages(old: Mapping[str, str], flow: Flow) -> list[str]:
+    """The stages added, removed or changed between ``old`` versions and ``flow``."""
+    new = stage_versions(flow)
+    added = [f"{name} (added)" for name in new if name not in old]
+    removed = [f"{name} (removed)" for name in old if name not in new]
+    changed = [name for name in new if name in old and old[name] != new[name]]
+    return changed + added + removed
+
+
+class RunRecorder:
+    """Writes one run's record, checkpoints and dead letters to the store."""
+
+    def __init__(
+        self,
+        store: Store,
+        flow: Flow,
+        run_id: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        restore: RestorePoint | None = None,
+        mode: str = "new",
+        target: str | None = None,
+    ) -> None:
+        self.store = store
+        self.flow = flow
+        self.run_id = run_id
+        self.params = dict(params or {})
+        self.restore = restore
+        self.mode = mode
+        """How the run starts: "new", "resume" (the restored run goes on), "rerun" (a new
+        run from the restored run's checkpoint) or "claimed" (taken from the queue, its
+        record already RUNNING under this process)."""
+        self.target = target
+        self.cancelled = False
+        """Set when the record says the run should stop (``riverbed runs cancel``)."""
+        self.versions = stage_versions(flow)
+        self._dead_letters_saved = 0
+
+    def start(self) -> RunRecord:
+        """Record the run as RUNNING under this process's lease (new, or resumed)."""
+        lease = datetime.now(UTC) + timedelta(seconds=LEASE_SECONDS)
+        if self.mode == "claimed":
+            return self.store.get_run(self.run_id)
+        if self.mode == "resume":
+            assert self.restore is not None
+            old = self.restore.run
+            return self.store.transition(
+                old.run_id,
+                RunStatus.RUNNING,
+                attempt=old.attempt + 1,
+                worker=WORKER,
+                lease_until=lease,
+                flow_version=self.flow.version,
+                ended_at=None,
+                error=None,
+            )
+        now = datetime.now(UTC)
+        record = RunRecord(
+            run_id=self.run_id,
+            flow=self.flow.name,
+            flow_version=self.flow.version,
+            status=RunStatus.RUNNING,
+            params=self.params,
+            input=None,
+            output=None,
+            target=self.target,
+            created_at=now,
+            started_at=now,
+            ended_at=None,
+            error=None,
+            attempt=1,
+            rerun_of=self.restore.run.run_id if self.restore is not None else None,
+            worker=WORKER,
+            lease_until=lease,
+        )
+        self.store.create_run(record)
+        return record
+
+    async def heartbeat(self, on_cancel: Callable[[], None]) -> None:
+        """Renew the lease every third of it until cancelled. When the lease cannot be
+        renewed because the record is no longer RUNNING here (``riverbed runs cancel``),
+        call ``on_cancel`` once."""
+        while True:
+            await asyncio.sleep(LEASE_SECONDS / 3)
+            try:
+                held = await asyncio.to_thread(
+                    self.store.renew_lease, self.run_id, WORKER, LEASE_SECONDS
+                )
+            except Exception:  # a missed beat is not fatal: the lease is three beats long
+                logger.exception("run %s: could not renew its lease", self.run_id)
+                continue
+            if not held and not self.cancelled:
+                self.cancelled = True
+                logger.warning("run %s was cancelled in the store: stopping", self.run_id)
+                on_cancel()
+
+    def checkpoint(
+        self,
+        checkpoint_id: int,
+        positions: dict[str, dict[str, Any]],
+        states: dict[str, bytes],
+        counters: Mapping[str, Mapping[str, Any]],
+        finished: Iterable[str],
+        dead_letters: list[DeadLetter],
+        *,
+        ended: bool = False,
+    ) -> None:
+        """Commit one checkpoint, with the stage runs at its cut and the dead letters
+        since the last one, in one transaction."""
+        meta = {
+            "counters": {name: dict(values) for name, values in counters.items()},
+            "finished": sorted(set(finished)),
+            "stage_versions": self.versions,
+            "ended": ended,
+        }
+        checkpoint = Checkpoint(
+            run_id=self.run_id,
+            checkpoint_id=checkpoint_id,
+            flow_version=self.flow.version,
+            positions=positions,
+            states={**states, META_KEY: json.dumps(meta).encode()},
+            created_at=datetime.now(UTC),
+        )
+        stage_runs = [
+            self._stage_run(name, values, StageStatus.RUNNING) for name, values in counters.items()
+        ]
+        self.store.commit_checkpoint(checkpoint, stage_runs, self._new_dead_letters(dead_letters))
+
+    def finish(self, result: RunResult) -> None:
+        """Record how the run ended: its stage runs, its last dead letters, its status."""
+        status = {
+            "succeeded": StageStatus.SUCCEEDED,
+            "failed": StageStatus.FAILED,
+            "cancelled": StageStatus.CANCELLED,
+        }[result.status.value]
+        failed_stage = result.error.stage if result.error is not None else None
+        stage_runs = [
+            self._stage_run(
+                name,
+                _counter_values(stats),
+                StageStatus.FAILED
+                if name == failed_stage
+                else (StageStatus.SUCCEEDED if status is StageStatus.FAILED else status),
+            )
+            for name, stats in result.stages.items()
+        ]
+        self.store.save_stage_runs(self.run_id, stage_runs)
+        letters = self._new_dead_letters(list(result.dead_letters))
+        if letters:
+            self.store.add_dead_letters(letters)
+        if self.store.get_run(self.run_id).status is not RunStatus.RUNNING:
+            return  # cancelled from outside: the record already says how it ended
+        self.store.transition(
+            self.run_id,
+            result.status,
+            ended_at=result.ended_at,
+            error=_error_info(result.error),
+            lease_until=None,
+        )
+
+    def _stage_run(self, name: str, values: Mapping[str, Any], status: StageStatus) -> StageRun:
+        stage = self.flow.stage(name)
+        return StageRun(
+            run_id=self.run_id,
+            stage=name,
+            kind=stage.kind.value,
+            status=status,
+            events_in=values.get("events_in", 0),
+            events_out=values.get("events_out", 0),
+            errors=values.get("errors", 0),
+            retries=values.get("retries", 0),
+            skipped=values.get("skipped", 0),
+            dead_lettered=values.get("dead_lettered", 0),
+            seconds=values.get("seconds", 0.0),
+            started_at=None,
+            ended_at=None,
+        )
+
+    def _new_dead_letters(self, letters: list[DeadLetter]) -> list[DeadLetterRecord]:
+        """The dead letters not saved yet, as records (each saved once)."""
+        fresh = letters[self._dead_letters_saved :]
+        self._dead_letters_saved = len(letters)
+        return [
+            DeadLetterRecord(
+                id=None,
+                run_id=self.run_id,
+                flow=self.flow.name,
+                stage=letter.stage,
+                event=_pickle_event(letter.event),
+                event_repr=_short_repr(letter.event),
+                error_type=letter.error_type,
+                message=letter.message,
+                traceback=letter.traceback,
+                attempts=letter.attempts,
+                at=letter.at,
+                replayed_by=None,
+            )
+            for letter in fresh
+        ]
+
+
+def _counter_values(stats: Any) -> dict[str, Any]:
+    fields = ("events_in", "events_out", "errors", "retries", "skipped", "dead_lettered")
+    values: dict[str, Any] = {name: getattr(stats, name) for name in fields}
+    values["seconds"] = stats.seconds
+    return values
+
+
+def _error_info(error: StageError | None) -> ErrorInfo | None:
+    if error is None:
+        return None
+    return ErrorInfo(
+        stage=error.stage,
+        error_type=error.error_type,
+        message=error.message,
+        traceback=error.traceback,
+    )
+
+
+def _pickle_event(event: Any) -> bytes:
+    try:
+        return pickle.dumps(event, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # kept by repr only; replay is then impossible, and says so
+        return b""
+
+
+def _short_repr(event: Any) -> str:
+    try:
+        text = repr(event)
+    except Exception as error:
+        text = f"<unprintable {type(event).__name__}: {type(error).__name__}>"
+    return text[:500]

@@ -1,0 +1,208 @@
+"""Records to rows and back: the one place where enums become strings, times become the
+dialect's time, and JSON-able values become JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from riverbed._store.records import (
+    Checkpoint,
+    DeadLetterRecord,
+    ErrorInfo,
+    RunRecord,
+    RunStatus,
+    StageRun,
+    StageStatus,
+    StepRecord,
+)
+from riverbed._store.schema import Dialect
+
+__all__ = ["RUN_COLUMNS", "Codec"]
+
+RUN_COLUMNS = tuple(f.name for f in dataclasses.fields(RunRecord))
+STAGE_RUN_COLUMNS = tuple(f.name for f in dataclasses.fields(StageRun))
+DEAD_LETTER_COLUMNS = tuple(f.name for f in dataclasses.fields(DeadLetterRecord))
+STEP_COLUMNS = tuple(f.name for f in dataclasses.fields(StepRecord))
+CHECKPOINT_COLUMNS = ("run_id", "checkpoint_id", "flow_version", "positions", "created_at")
+
+_RUN_TIMES = frozenset({"created_at", "started_at", "ended_at", "lease_until"})
+_UPDATABLE = frozenset(RUN_COLUMNS) - {"run_id", "status"}
+
+
+class Codec:
+    """Converts values between records and one dialect's columns."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+
+    # -- scalars ---------------------------------------------------------------------------
+
+    def time_in(self, value: datetime | None, what: str) -> Any:
+        """A tz-aware datetime as the dialect stores it; naive ones are refused, since the
+        store could only guess their zone."""
+        if value is None:
+            return None
+        if not isinstance(value, datetime) or value.tzinfo is None:
+            raise ValueError(
+                f"{what} must be a timezone-aware datetime (e.g. datetime.now(UTC)), got {value!r}"
+            )
+        value = value.astimezone(UTC)
+        if self.dialect is Dialect.SQLITE:
+            # Fixed width (microseconds always written) so that text order is time order.
+            return value.isoformat(timespec="microseconds")
+        return value
+
+    def time_out(self, value: Any) -> datetime | None:
+        """A stored time as a tz-aware UTC datetime."""
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        moment: datetime = value
+        return moment.astimezone(UTC)
+
+    def json_in(self, value: Any, what: str) -> str:
+        """JSON text (PostgreSQL casts it to JSON); NaN and non-JSON values are refused."""
+        try:
+            return json.dumps(value, allow_nan=False, separators=(",", ":"))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"{what} must be JSON-able (dicts, lists, str, numbers): {exc}"
+            ) from None
+
+    def json_out(self, value: Any) -> Any:
+        """A stored JSON value (psycopg already parses JSON; SQLite gives text)."""
+        if isinstance(value, str):
+            return json.loads(value)
+        return value
+
+    # -- runs --------------------------------------------------------------------------------
+
+    def run_field_in(self, name: str, value: Any) -> Any:
+        """One RunRecord field as its column value."""
+        if name in _RUN_TIMES:
+            return self.time_in(value, name)
+        if name == "status":
+            if not isinstance(value, RunStatus):
+                raise TypeError(f"status must be a RunStatus, got {value!r}")
+            return value.value
+        if name == "params":
+            return self.json_in(value, "params")
+        if name == "error":
+            if value is None:
+                return None
+            if not isinstance(value, ErrorInfo):
+                raise TypeError(f"error must be an ErrorInfo or None, got {value!r}")
+            return self.json_in(dataclasses.asdict(value), "error")
+        return value
+
+    def check_fields(self, fields: dict[str, Any], method: str) -> None:
+        """Refuse fields that are not RunRecord's, and the two no update may set."""
+        wrong = sorted(set(fields) - _UPDATABLE)
+        if wrong:
+            raise TypeError(
+                f"{method}() cannot set {', '.join(wrong)}: it sets any RunRecord field "
+                "except run_id and status (use transition() to change a status)"
+            )
+
+    def run_in(self, run: RunRecord) -> tuple[Any, ...]:
+        """A run's column values, in ``RUN_COLUMNS`` order."""
+        return tuple(self.run_field_in(name, getattr(run, name)) for name in RUN_COLUMNS)
+
+    def run_out(self, row: tuple[Any, ...]) -> RunRecord:
+        """A row of ``RUN_COLUMNS`` as a RunRecord."""
+        values = dict(zip(RUN_COLUMNS, row, strict=True))
+        for name in _RUN_TIMES:
+            values[name] = self.time_out(values[name])
+        values["status"] = RunStatus(values["status"])
+        values["params"] = self.json_out(values["params"])
+        error = self.json_out(values["error"])
+        values["error"] = ErrorInfo(**error) if error is not None else None
+        values["input"] = _bytes(values["input"])
+        values["output"] = _bytes(values["output"])
+        return RunRecord(**values)
+
+    # -- the other records -------------------------------------------------------------------
+
+    def stage_run_in(self, stage_run: StageRun) -> tuple[Any, ...]:
+        """A stage run's column values, in ``STAGE_RUN_COLUMNS`` order."""
+        values = dataclasses.astuple(stage_run)
+        return (
+            *values[:3],
+            stage_run.status.value,
+            *values[4:11],
+            self.time_in(stage_run.started_at, "StageRun.started_at"),
+            self.time_in(stage_run.ended_at, "StageRun.ended_at"),
+        )
+
+    def stage_run_out(self, row: tuple[Any, ...]) -> StageRun:
+        """A row of ``STAGE_RUN_COLUMNS`` as a StageRun."""
+        values = dict(zip(STAGE_RUN_COLUMNS, row, strict=True))
+        values["status"] = StageStatus(values["status"])
+        values["seconds"] = float(values["seconds"])
+        values["started_at"] = self.time_out(values["started_at"])
+        values["ended_at"] = self.time_out(values["ended_at"])
+        return StageRun(**values)
+
+    def dead_letter_in(self, letter: DeadLetterRecord) -> tuple[Any, ...]:
+        """A dead letter's column values, ``id`` left out (the store assigns it)."""
+        return (
+            letter.run_id,
+            letter.flow,
+            letter.stage,
+            letter.event,
+            letter.event_repr,
+            letter.error_type,
+            letter.message,
+            letter.traceback,
+            letter.attempts,
+            self.time_in(letter.at, "DeadLetterRecord.at"),
+            letter.replayed_by,
+        )
+
+    def dead_letter_out(self, row: tuple[Any, ...]) -> DeadLetterRecord:
+        """A row of ``DEAD_LETTER_COLUMNS`` as a DeadLetterRecord."""
+        values = dict(zip(DEAD_LETTER_COLUMNS, row, strict=True))
+        values["event"] = _bytes(values["event"])
+        values["at"] = self.time_out(values["at"])
+        return DeadLetterRecord(**values)
+
+    def step_in(self, step: StepRecord) -> tuple[Any, ...]:
+        """A step's column values, in ``STEP_COLUMNS`` order."""
+        return (step.run_id, step.seq, step.stage, step.output, self.time_in(step.at, "at"))
+
+    def step_out(self, row: tuple[Any, ...]) -> StepRecord:
+        """A row of ``STEP_COLUMNS`` as a StepRecord."""
+        at = self.time_out(row[4])
+        return StepRecord(row[0], row[1], row[2], _bytes(row[3]), at)  # type: ignore[arg-type]
+
+    def checkpoint_in(self, checkpoint: Checkpoint) -> tuple[Any, ...]:
+        """A checkpoint's column values, in ``CHECKPOINT_COLUMNS`` order (states apart)."""
+        return (
+            checkpoint.run_id,
+            checkpoint.checkpoint_id,
+            checkpoint.flow_version,
+            self.json_in(checkpoint.positions, "Checkpoint.positions"),
+            self.time_in(checkpoint.created_at, "Checkpoint.created_at"),
+        )
+
+    def checkpoint_out(self, row: tuple[Any, ...], states: list[tuple[Any, ...]]) -> Checkpoint:
+        """A row of ``CHECKPOINT_COLUMNS`` and its (stage, state) rows as a Checkpoint."""
+        return Checkpoint(
+            row[0],
+            row[1],
+            row[2],
+            self.json_out(row[3]),
+            {stage: _bytes(state) for stage, state in states},
+            self.time_out(row[4]),  # type: ignore[arg-type]
+        )
+
+
+def _bytes(value: Any) -> Any:
+    """Drivers may hand back memoryview for binary columns; records hold bytes."""
+    if isinstance(value, memoryview):
+        return value.tobytes()
+    return value

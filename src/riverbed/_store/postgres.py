@@ -1,0 +1,159 @@
+"""The PostgreSQL store: shared by many workers on many machines.
+
+- A ``psycopg_pool.ConnectionPool`` (1 to 8 connections) serves the engine's threads.
+  Connections are in autocommit mode: a lone statement is its own transaction (one round
+  trip, e.g. ``record_step``), and multi-statement writes open one explicitly.
+- Statements are prepared on first use (``prepare_threshold=0``): the store runs the same
+  few statements over and over.
+- A status transition reads the run ``FOR UPDATE``: two concurrent transitions of one run
+  are serialized, and the second sees the first's result.
+- ``claim`` selects ``FOR UPDATE SKIP LOCKED``, so that workers pass over rows that others
+  are claiming instead of waiting for them or taking them too, and compares leases with the
+  database's clock (``clock_timestamp()``), since the workers' machines' clocks differ.
+- Migrations run under a transaction-scoped advisory lock keyed by the schema, so two
+  processes starting at once migrate once.
+
+psycopg is imported by this module only, which ``open_store`` loads on demand: ``import
+riverbed`` stays light.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+import psycopg_pool
+
+from riverbed._errors import StoreError
+from riverbed._store.codec import Codec
+from riverbed._store.records import StageRun, StepRecord
+from riverbed._store.schema import SCHEMA_VERSION, Dialect, migrate
+from riverbed._store.sql import INSERT_STEP, UPSERT_STAGE_RUN, SQLStore, Tx
+from riverbed._store.url import redact
+
+__all__ = ["PostgresStore"]
+
+_MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(hashtext('riverbed_migrate:' || current_schema()))"
+
+
+@functools.lru_cache(maxsize=256)
+def _pg(sql: str) -> str:
+    """A statement written with ``?`` placeholders, in psycopg's ``%s`` style."""
+    return sql.replace("?", "%s")
+
+
+class _PgTx:
+    """A psycopg cursor that takes ``?`` placeholders."""
+
+    __slots__ = ("_cursor",)
+
+    def __init__(self, cursor: psycopg.Cursor[Any]) -> None:
+        self._cursor = cursor
+
+    def execute(self, sql: str, params: Sequence[Any] = (), /) -> object:
+        return self._cursor.execute(_pg(sql), params)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]], /) -> object:
+        self._cursor.executemany(_pg(sql), rows)
+        return None
+
+    def fetchone(self) -> Any:
+        return self._cursor.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return self._cursor.fetchall()
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+
+class PostgresStore(SQLStore):
+    """A store in a PostgreSQL database (see the module doc for how it is used).
+
+    ``url`` is a libpq URI: ``postgresql://user:password@host:5432/dbname``, optionally with
+    ``?options=-c%20search_path%3Dmyschema`` to keep riverbed's tables in their own schema.
+    """
+
+    _for_update = " FOR UPDATE"
+    _skip_locked = " FOR UPDATE SKIP LOCKED"
+    _integrity_errors = (psycopg.errors.UniqueViolation,)
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 8,
+        connect_timeout: float = 10.0,
+        schema_version: int = SCHEMA_VERSION,
+    ) -> None:
+        """Connect, bring the schema up to date, then open the pool. ``schema_version`` stops
+        migrations early, for tests of upgrades."""
+        self.url = redact(url)
+        self._codec = Codec(Dialect.POSTGRESQL)
+        # The first connection is made by hand: its error (refused, bad password, no such
+        # database) says more than a pool's timeout would.
+        try:
+            timeout = max(1, round(connect_timeout))
+            with psycopg.connect(url, connect_timeout=timeout) as conn, conn.transaction():
+                cursor = conn.cursor()
+                cursor.execute(_MIGRATION_LOCK)
+                migrate(_PgTx(cursor), Dialect.POSTGRESQL, self.url, target=schema_version)
+        except psycopg.Error as exc:
+            raise StoreError(
+                f"cannot open the PostgreSQL store at {self.url}: {exc}".strip(), url=self.url
+            ) from exc
+        self._pool = psycopg_pool.ConnectionPool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs={"autocommit": True, "prepare_threshold": 0},
+            timeout=connect_timeout,
+            open=True,
+            name="riverbed-store",
+        )
+
+    def close(self) -> None:
+        """Close the pool's connections. The store cannot be used afterwards."""
+        self._pool.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[Tx]:
+        try:
+            with self._pool.connection() as conn, conn.transaction():
+                yield _PgTx(conn.cursor())
+        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+            raise StoreError(f"PostgreSQL store {self.url}: {exc}", url=self.url) from exc
+
+    @contextmanager
+    def _statement(self) -> Iterator[Tx]:
+        # Autocommit: each statement is a transaction of its own (a consistent snapshot for
+        # a read), without BEGIN/COMMIT round trips.
+        try:
+            with self._pool.connection() as conn:
+                yield _PgTx(conn.cursor())
+        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+            raise StoreError(f"PostgreSQL store {self.url}: {exc}", url=self.url) from exc
+
+    def _clock(self) -> tuple[str, tuple[Any, ...]]:
+        return "clock_timestamp()", ()
+
+    def _lease_end(self, lease_seconds: float) -> tuple[str, tuple[Any, ...]]:
+        return "clock_timestamp() + make_interval(secs => ?)", (float(lease_seconds),)
+
+    def record_step(self, step: StepRecord, stage_run: StageRun | None = None) -> None:
+        """Store a completed step (and its stage run) durably, in one statement: one round
+        trip, committed (and fsynced by the server) when it returns."""
+        step_row = self._codec.step_in(step)
+        if stage_run is None:
+            with self._statement() as tx:
+                tx.execute(INSERT_STEP, step_row)
+            return
+        stage_row = self._stage_run_rows(step.run_id, [stage_run])[0]
+        # A data-modifying CTE: both writes in one statement, so one implicit transaction.
+        with self._statement() as tx:
+            tx.execute(f"WITH step AS ({INSERT_STEP}) {UPSERT_STAGE_RUN}", (*step_row, *stage_row))

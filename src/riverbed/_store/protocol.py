@@ -1,0 +1,172 @@
+"""The store protocol: what runners, the CLI and the dashboard may ask of a store.
+
+Runners depend on this protocol only, never on a concrete store (DESIGN.md §4). Every
+method is synchronous and thread-safe: the engine calls them from worker threads
+(``asyncio.to_thread``). Pickled things (events, states, outputs) cross it as ``bytes``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any, Protocol, runtime_checkable
+
+from riverbed._store.records import (
+    Checkpoint,
+    DeadLetterRecord,
+    RunRecord,
+    RunStatus,
+    StageRun,
+    StepRecord,
+)
+
+__all__ = ["Store"]
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Where runs, stage runs, checkpoints, dead letters, the step cache, workflow steps and
+    the run queue are kept. Open one with ``riverbed.open_store(url)``.
+
+    SQLite (one machine) and PostgreSQL (many) implement it and pass one test suite.
+    """
+
+    url: str
+    """Where the store is, without any password."""
+
+    def close(self) -> None:
+        """Release the store's connections. The store cannot be used afterwards."""
+
+    def __enter__(self) -> Store:
+        """The store itself; it is closed when the ``with`` block ends."""
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close the store."""
+
+    # -- runs -------------------------------------------------------------------------------
+
+    def create_run(self, run: RunRecord) -> None:
+        """Store a new run. ``DuplicateRunError`` if a run with its id exists."""
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """The run with this id, or with this unique prefix of at least 6 characters (like
+        git's short hashes). ``RunNotFoundError`` if none matches, or several do."""
+
+    def list_runs(
+        self,
+        *,
+        flow: str | None = None,
+        status: RunStatus | None = None,
+        limit: int = 50,
+    ) -> list[RunRecord]:
+        """Up to ``limit`` runs, newest first, of one flow and/or in one status if given."""
+
+    def transition(self, run_id: str, new: RunStatus, **fields: Any) -> RunRecord:
+        """Move a run to status ``new`` and set ``fields`` (any RunRecord field but run_id and
+        status: ``started_at``, ``ended_at``, ``error``, ``output``, ``attempt``...), as one
+        atomic compare-and-set: the current status is read, checked with
+        ``check_transition`` (``InvalidTransitionError``), and replaced in one transaction,
+        so that of two concurrent transitions of one run the second sees the first's
+        result. ``RunNotFoundError`` if there is no such run. Returns the updated run."""
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        """Set fields of a run other than its status (e.g. ``params``)."""
+
+    # -- stage runs -------------------------------------------------------------------------
+
+    def save_stage_runs(self, run_id: str, stage_runs: Sequence[StageRun]) -> None:
+        """Insert or update (by run_id and stage) stage runs of the run ``run_id``."""
+
+    def stage_runs(self, run_id: str) -> list[StageRun]:
+        """The run's stage runs, in the order they were first saved."""
+
+    # -- checkpoints ------------------------------------------------------------------------
+
+    def commit_checkpoint(
+        self,
+        checkpoint: Checkpoint,
+        stage_runs: Sequence[StageRun] = (),
+        dead_letters: Sequence[DeadLetterRecord] = (),
+    ) -> None:
+        """In ONE transaction: store the checkpoint, upsert the stage runs, insert the dead
+        letters, and delete the run's checkpoints but the newest two. All or nothing: a
+        crash leaves the previous checkpoint whole."""
+
+    def latest_checkpoint(self, run_id: str) -> Checkpoint | None:
+        """The run's newest checkpoint, or None."""
+
+    # -- dead letters ------------------------------------------------------------------------
+
+    def add_dead_letters(self, letters: Sequence[DeadLetterRecord]) -> list[int]:
+        """Store dead letters (their ``id`` is ignored); return the ids assigned, in order."""
+
+    def dead_letters(
+        self,
+        *,
+        run_id: str | None = None,
+        flow: str | None = None,
+        stage: str | None = None,
+        replayed: bool | None = None,
+        limit: int = 1000,
+    ) -> list[DeadLetterRecord]:
+        """Up to ``limit`` dead letters matching every filter given, oldest first.
+        ``replayed=False`` gives those not replayed yet."""
+
+    def mark_replayed(self, ids: Sequence[int], by_run: str) -> None:
+        """Record that the run ``by_run`` replayed the dead letters ``ids``."""
+
+    # -- step cache ----------------------------------------------------------------------------
+
+    def cache_get(self, stage: str, stage_version: str, digest: str) -> bytes | None:
+        """The cached outputs of ``stage`` at ``stage_version`` for the input whose digest is
+        ``digest``, or None."""
+
+    def cache_put(
+        self, stage: str, stage_version: str, digest: str, outputs: bytes, run_id: str
+    ) -> None:
+        """Cache outputs computed by run ``run_id``; a key cached already keeps its first
+        value (a cached step is deterministic by contract)."""
+
+    def cache_clear(self, stage: str | None = None) -> int:
+        """Forget the cached outputs of ``stage``, or of every stage; return how many."""
+
+    # -- workflow steps ------------------------------------------------------------------------
+
+    def record_step(self, step: StepRecord, stage_run: StageRun | None = None) -> None:
+        """Store a completed workflow step, and upsert its stage run, in one transaction,
+        durably committed when this returns. A step already recorded (same run and seq) is
+        a ``StoreError``: a step runs once."""
+
+    def steps(self, run_id: str) -> list[StepRecord]:
+        """The run's completed steps, by ``seq``."""
+
+    # -- queue -----------------------------------------------------------------------------------
+
+    def enqueue(self, run: RunRecord) -> None:
+        """Store ``run`` with status SCHEDULED (whatever its ``status``), for a worker to
+        ``claim``. ``DuplicateRunError`` if its id exists."""
+
+    def claim(self, worker: str, lease_seconds: float) -> RunRecord | None:
+        """Atomically take a run for ``worker``: the oldest SCHEDULED one, else a RUNNING
+        one whose lease expired (its worker died: the run goes CRASHED then RUNNING, in
+        the same transaction, with ``attempt`` + 1). The run is returned RUNNING, with
+        ``worker``, ``lease_until`` = now + ``lease_seconds`` and ``started_at`` set. None
+        if there is nothing to take. Many workers, on many machines for PostgreSQL, never
+        take the same run."""
+
+    def renew_lease(self, run_id: str, worker: str, lease_seconds: float) -> bool:
+        """Extend ``worker``'s lease to now + ``lease_seconds``. False if the run is no
+        longer RUNNING under ``worker`` (another took it over: stop working on it)."""
+
+    def release(self, run_id: str, worker: str) -> bool:
+        """End ``worker``'s lease on a RUNNING run now, so that the next ``claim`` resumes it
+        (a worker shutting down cleanly). False if ``worker`` did not hold it."""
+
+
+Store.__module__ = "riverbed"  # public as riverbed.Store; set here, as a body attribute
+# would count as a protocol member.

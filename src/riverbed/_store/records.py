@@ -1,0 +1,245 @@
+"""What the store keeps, as frozen records whose field names are the columns that hold them.
+
+Anything pickled (events, states, outputs) is ``bytes`` here: callers serialize, the store
+never unpickles user data. Times are timezone-aware UTC ``datetime``s. Statuses are enums;
+strings appear only inside the store, converted once at its boundary.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from riverbed._errors import InvalidTransitionError
+
+__all__ = [
+    "Checkpoint",
+    "DeadLetterRecord",
+    "ErrorInfo",
+    "RunRecord",
+    "RunStatus",
+    "StageRun",
+    "StageStatus",
+    "StepRecord",
+    "check_transition",
+]
+
+
+class RunStatus(enum.Enum):
+    """Where a run stands. It changes only through ``check_transition``'s rules."""
+
+    SCHEDULED = "scheduled"
+    """In the store's queue; no worker has started it yet."""
+    RUNNING = "running"
+    """A runner is executing it (under a worker's lease, if it came from the queue)."""
+    SUCCEEDED = "succeeded"
+    """Every source ended and every event drained through every stage. Final."""
+    FAILED = "failed"
+    """A stage's error stopped the run (policy STOP): a verdict about the flow's code or
+    data. It can be re-run, or resumed from its last checkpoint after a fix."""
+    CANCELLED = "cancelled"
+    """Stopped on request (Ctrl-C) before the sources ended; what was in flight drained,
+    but folds did not emit (the stream was stopped, not ended). Cancelling the task of
+    ``Flow.arun`` cancels the run and raises ``CancelledError`` instead."""
+    CRASHED = "crashed"
+    """The process running it died (kill -9, power loss, a worker's lease expired): nothing
+    in the flow decided it. It can be resumed from its last checkpoint."""
+
+    __module__ = "riverbed"
+
+    @property
+    def ended(self) -> bool:
+        """True if no runner is working on the run: it succeeded, failed, was cancelled or
+        crashed. Only SUCCEEDED is final; the others may run again."""
+        return self not in (RunStatus.SCHEDULED, RunStatus.RUNNING)
+
+    @property
+    def final(self) -> bool:
+        """True if no status may follow this one (SUCCEEDED)."""
+        return not _LEGAL[self]
+
+    @property
+    def successors(self) -> tuple[RunStatus, ...]:
+        """The statuses a run in this status may go to."""
+        return _LEGAL[self]
+
+
+_LEGAL: dict[RunStatus, tuple[RunStatus, ...]] = {
+    RunStatus.SCHEDULED: (RunStatus.RUNNING, RunStatus.CANCELLED),
+    RunStatus.RUNNING: (
+        RunStatus.SUCCEEDED,
+        RunStatus.FAILED,
+        RunStatus.CANCELLED,
+        RunStatus.CRASHED,
+    ),
+    # A run that stopped without succeeding may run again: re-run or resume after a fix,
+    # directly (RUNNING) or through the queue (SCHEDULED).
+    RunStatus.FAILED: (RunStatus.RUNNING, RunStatus.SCHEDULED),
+    RunStatus.CRASHED: (RunStatus.RUNNING, RunStatus.SCHEDULED),
+    RunStatus.CANCELLED: (RunStatus.RUNNING, RunStatus.SCHEDULED),
+    RunStatus.SUCCEEDED: (),
+}
+
+
+def check_transition(old: RunStatus, new: RunStatus, *, run_id: str | None = None) -> None:
+    """Raise ``InvalidTransitionError`` unless a run may go from ``old`` to ``new``.
+
+    The one place that knows the rules; every store write of a status goes through it.
+
+    >>> check_transition(RunStatus.RUNNING, RunStatus.SUCCEEDED)
+    >>> RunStatus.FAILED.successors
+    (<RunStatus.RUNNING: 'running'>, <RunStatus.SCHEDULED: 'scheduled'>)
+    """
+    if new in _LEGAL[old]:
+        return
+    who = f"run {run_id}" if run_id is not None else "a run"
+    legal = ", ".join(status.value for status in old.successors) or "nothing (it is final)"
+    raise InvalidTransitionError(
+        f"{who} cannot go from {old.value} to {new.value}; legal from {old.value}: {legal}",
+        old=old,
+        new=new,
+        run_id=run_id,
+    )
+
+
+check_transition.__module__ = "riverbed"  # it is public as riverbed.check_transition
+
+
+class StageStatus(enum.Enum):
+    """Where one stage of one run stands."""
+
+    PENDING = "pending"
+    """The run has not started this stage yet."""
+    RUNNING = "running"
+    """The stage is processing events."""
+    SUCCEEDED = "succeeded"
+    """Its inputs ended and it processed them all."""
+    FAILED = "failed"
+    """Its error stopped the run."""
+    CANCELLED = "cancelled"
+    """The run stopped (on request, or because another stage failed) before it finished."""
+
+    __module__ = "riverbed"
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """Why a run failed: the stage (``None`` if no stage was to blame) and its exception.
+    Stored as JSON in the run's row."""
+
+    stage: str | None
+    error_type: str
+    message: str
+    traceback: str
+
+    __module__ = "riverbed"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunRecord:
+    """One run of one flow, as stored. Built with keywords; only the first five are needed."""
+
+    run_id: str
+    flow: str
+    flow_version: str
+    status: RunStatus
+    params: dict[str, Any] = field(default_factory=dict)
+    """The run's parameters; must be JSON-able."""
+    input: bytes | None = None
+    """The serialized input of a workflow run, if any."""
+    output: bytes | None = None
+    """The serialized output of a workflow run, once it succeeded."""
+    target: str | None = None
+    """``module:attr`` that a worker imports to load the flow of a queued run."""
+    created_at: datetime
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    error: ErrorInfo | None = None
+    attempt: int = 1
+    """1 for the first execution; +1 on every resume, and on every claim after a crash."""
+    rerun_of: str | None = None
+    """The run this one re-runs, if any."""
+    worker: str | None = None
+    """The worker holding the run's lease (queued runs only)."""
+    lease_until: datetime | None = None
+    """When that lease expires unless renewed; after it, any worker may take the run."""
+
+    __module__ = "riverbed"
+
+
+@dataclass(frozen=True)
+class StageRun:
+    """One stage inside one run: its status, counters and timings."""
+
+    run_id: str
+    stage: str
+    kind: str
+    status: StageStatus
+    events_in: int = 0
+    events_out: int = 0
+    errors: int = 0
+    retries: int = 0
+    skipped: int = 0
+    dead_lettered: int = 0
+    seconds: float = 0.0
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+
+    __module__ = "riverbed"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A consistent cut of a run: where every source stood and every stage's state.
+
+    ``checkpoint_id`` counts 1, 2, 3... per run. ``positions`` is per source, per partition,
+    and JSON-able; ``states`` is per stage, serialized by the caller."""
+
+    run_id: str
+    checkpoint_id: int
+    flow_version: str
+    positions: dict[str, dict[str, Any]]
+    states: dict[str, bytes]
+    created_at: datetime
+
+    __module__ = "riverbed"
+
+
+@dataclass(frozen=True)
+class DeadLetterRecord:
+    """An event a stage could not process, kept with its error so it can be replayed.
+
+    ``id`` is ``None`` until stored; the store assigns it. ``event`` is serialized by the
+    caller; ``event_repr`` is a readable copy for people and dashboards."""
+
+    id: int | None
+    run_id: str
+    flow: str
+    stage: str
+    event: bytes
+    event_repr: str
+    error_type: str
+    message: str
+    traceback: str
+    attempts: int
+    at: datetime
+    replayed_by: str | None = None
+    """The run that replayed it, once replayed."""
+
+    __module__ = "riverbed"
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One completed step of a durable workflow run: what stage ``stage`` returned as the
+    run's step number ``seq`` (0, 1, 2... in order of execution)."""
+
+    run_id: str
+    seq: int
+    stage: str
+    output: bytes
+    at: datetime
+
+    __module__ = "riverbed"

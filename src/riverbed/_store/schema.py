@@ -1,0 +1,226 @@
+"""The store's tables, per dialect, built by an ordered list of migrations.
+
+A fresh store and an upgraded one are the same by construction: opening a store applies
+every migration it has not had, in order, from version 1, and records the version reached in
+``riverbed_meta``. A store whose version is newer than ``SCHEMA_VERSION`` is refused, since
+this riverbed does not know what the newer one changed.
+
+One DDL text serves both dialects; only the column types differ (``_TYPES``), so the two
+schemas cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from riverbed._errors import StoreVersionError
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Dialect", "Migration", "migrate"]
+
+RIVERBED_VERSION = "0.1.0"  # kept equal to riverbed.__version__ by a test; named in errors
+
+
+class Dialect(enum.Enum):
+    """The SQL dialects the store speaks."""
+
+    SQLITE = "sqlite"
+    """SQLite 3.35 or newer (RETURNING, UPSERT), through the standard library."""
+    POSTGRESQL = "postgresql"
+    """PostgreSQL 13 or newer, through psycopg 3."""
+
+
+_TYPES: dict[Dialect, dict[str, str]] = {
+    # SQLite keeps times as fixed-width ISO-8601 UTC text, which sorts as time does.
+    Dialect.SQLITE: {
+        "serial_pk": "INTEGER PRIMARY KEY AUTOINCREMENT",
+        "time": "TEXT",
+        "json": "TEXT",
+        "blob": "BLOB",
+        "real": "REAL",
+    },
+    Dialect.POSTGRESQL: {
+        "serial_pk": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+        "time": "TIMESTAMPTZ",
+        # JSON, not JSONB: JSONB rewrites numbers (1e16 comes back as an int), and the store
+        # must give back exactly what it was given.
+        "json": "JSON",
+        "blob": "BYTEA",
+        "real": "DOUBLE PRECISION",
+    },
+}
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One step of the schema's history: the statements that take version ``version - 1``
+    to ``version``, written once with ``{type}`` placeholders for both dialects."""
+
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+    def sql(self, dialect: Dialect) -> list[str]:
+        """The statements with this dialect's column types filled in."""
+        return [statement.format(**_TYPES[dialect]) for statement in self.statements]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "runs, stage runs, checkpoints and dead letters",
+        (
+            # seq gives insertion order (newest first, the queue's FIFO) independent of
+            # clocks; run_id is the key callers use.
+            """CREATE TABLE riverbed_runs (
+                seq {serial_pk},
+                run_id TEXT NOT NULL UNIQUE,
+                flow TEXT NOT NULL,
+                flow_version TEXT NOT NULL,
+                status TEXT NOT NULL,
+                params {json} NOT NULL,
+                input {blob},
+                output {blob},
+                target TEXT,
+                created_at {time} NOT NULL,
+                started_at {time},
+                ended_at {time},
+                error {json},
+                attempt INTEGER NOT NULL,
+                rerun_of TEXT
+            )""",
+            "CREATE INDEX riverbed_runs_flow ON riverbed_runs (flow, seq)",
+            """CREATE TABLE riverbed_stage_runs (
+                seq {serial_pk},
+                run_id TEXT NOT NULL,
+                stage TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                status TEXT NOT NULL,
+                events_in BIGINT NOT NULL,
+                events_out BIGINT NOT NULL,
+                errors BIGINT NOT NULL,
+                retries BIGINT NOT NULL,
+                skipped BIGINT NOT NULL,
+                dead_lettered BIGINT NOT NULL,
+                seconds {real} NOT NULL,
+                started_at {time},
+                ended_at {time},
+                UNIQUE (run_id, stage)
+            )""",
+            """CREATE TABLE riverbed_checkpoints (
+                run_id TEXT NOT NULL,
+                checkpoint_id INTEGER NOT NULL,
+                flow_version TEXT NOT NULL,
+                positions {json} NOT NULL,
+                created_at {time} NOT NULL,
+                PRIMARY KEY (run_id, checkpoint_id)
+            )""",
+            # One row per stage: states stay opaque bytes, and a large one does not have to
+            # be copied into a combined blob.
+            """CREATE TABLE riverbed_checkpoint_states (
+                run_id TEXT NOT NULL,
+                checkpoint_id INTEGER NOT NULL,
+                stage TEXT NOT NULL,
+                state {blob} NOT NULL,
+                PRIMARY KEY (run_id, checkpoint_id, stage)
+            )""",
+            """CREATE TABLE riverbed_dead_letters (
+                id {serial_pk},
+                run_id TEXT NOT NULL,
+                flow TEXT NOT NULL,
+                stage TEXT NOT NULL,
+                event {blob} NOT NULL,
+                event_repr TEXT NOT NULL,
+                error_type TEXT NOT NULL,
+                message TEXT NOT NULL,
+                traceback TEXT NOT NULL,
+                attempts INTEGER NOT NULL,
+                at {time} NOT NULL,
+                replayed_by TEXT
+            )""",
+            "CREATE INDEX riverbed_dead_letters_run ON riverbed_dead_letters (run_id)",
+            "CREATE INDEX riverbed_dead_letters_flow ON riverbed_dead_letters (flow, stage)",
+        ),
+    ),
+    Migration(
+        2,
+        "durable workflows (step cache, steps) and the run queue (worker leases)",
+        (
+            """CREATE TABLE riverbed_step_cache (
+                stage TEXT NOT NULL,
+                stage_version TEXT NOT NULL,
+                digest TEXT NOT NULL,
+                outputs {blob} NOT NULL,
+                run_id TEXT NOT NULL,
+                created_at {time} NOT NULL,
+                PRIMARY KEY (stage, stage_version, digest)
+            )""",
+            """CREATE TABLE riverbed_steps (
+                run_id TEXT NOT NULL,
+                seq INTEGER NOT NULL,
+                stage TEXT NOT NULL,
+                output {blob} NOT NULL,
+                at {time} NOT NULL,
+                PRIMARY KEY (run_id, seq)
+            )""",
+            "ALTER TABLE riverbed_runs ADD COLUMN worker TEXT",
+            "ALTER TABLE riverbed_runs ADD COLUMN lease_until {time}",
+            # claim() looks for the oldest SCHEDULED run and for expired RUNNING leases.
+            "CREATE INDEX riverbed_runs_queue ON riverbed_runs (status, seq)",
+        ),
+    ),
+)
+
+SCHEMA_VERSION = MIGRATIONS[-1].version
+"""The newest schema this riverbed knows."""
+
+
+class Cursor(Protocol):
+    """The part of a DB-API cursor the store uses (sqlite3's and psycopg's both fit)."""
+
+    def execute(self, sql: Any, params: Any = ..., /) -> Any:
+        """Run one statement."""
+
+    def fetchone(self) -> Any:
+        """The next row, or None."""
+
+
+def migrate(
+    cursor: Cursor,
+    dialect: Dialect,
+    url: str,
+    *,
+    target: int = SCHEMA_VERSION,
+) -> int:
+    """Bring the schema to version ``target`` and return the version it was at.
+
+    ``cursor`` takes ``?`` placeholders (the PostgreSQL store's cursor translates them).
+
+    Runs inside a transaction that the caller holds exclusively (SQLite: ``BEGIN
+    IMMEDIATE``; PostgreSQL: an advisory lock), so two processes opening one store at once
+    migrate it once. Raises ``StoreVersionError`` if the store is newer than this riverbed.
+    """
+    cursor.execute("CREATE TABLE IF NOT EXISTS riverbed_meta (key TEXT PRIMARY KEY, value TEXT)")
+    cursor.execute("SELECT value FROM riverbed_meta WHERE key = ?", ("schema_version",))
+    row = cursor.fetchone()
+    found = int(row[0]) if row is not None else 0
+    if found > SCHEMA_VERSION:
+        raise StoreVersionError(
+            f"the store at {url} has schema version {found}, but this riverbed "
+            f"({RIVERBED_VERSION}) knows up to {SCHEMA_VERSION}: upgrade riverbed",
+            url=url,
+            found=found,
+            known=SCHEMA_VERSION,
+        )
+    for migration in MIGRATIONS:
+        if found < migration.version <= target:
+            for statement in migration.sql(dialect):
+                cursor.execute(statement)
+    if target > found:
+        cursor.execute(
+            "INSERT INTO riverbed_meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            ("schema_version", str(target)),
+        )
+    return found

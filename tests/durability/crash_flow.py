@@ -1,0 +1,117 @@
+"""The flow the crash harness kills: W2 of the benchmarks, smaller and paced.
+
+``python -m tests.durability.crash_flow STORE RESULTS RUN_ID`` runs it (or resumes run
+RUN_ID if the store has it) with checkpoints every ``CHECKPOINT_EVENTS`` events. Per-key
+running counts and sums go to an SQLite table in RESULTS by upsert: the sink is
+at-least-once, and replayed events write the same values again, so the table's final
+content is exact exactly when the state is (no event lost, none counted twice).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import riverbed as rb
+
+EVENTS = 60_000
+KEYS = 100
+PACE_EVERY = 500
+PACE_SECONDS = 0.004
+"""A pause every PACE_EVERY events, so that a run lasts long enough to be killed mid-way."""
+CHECKPOINT_EVENTS = 1_500
+
+
+def events() -> Iterator[dict[str, Any]]:
+    """The W2 events, paced."""
+    for i in range(EVENTS):
+        if i % PACE_EVERY == 0:
+            time.sleep(PACE_SECONDS)
+        yield {"id": i, "key": i % KEYS, "value": float(i % 97)}
+
+
+def get_key(event: dict[str, Any]) -> int:
+    """The event's key."""
+    return event["key"]  # type: ignore[no-any-return]
+
+
+class RunningSum:
+    """Per key: how many events, and the sum of their values."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.total = 0.0
+
+    def add(self, event: dict[str, Any]) -> tuple[int, float]:
+        """Count one event; emit the running (count, total)."""
+        self.count += 1
+        self.total += event["value"]
+        return (self.count, self.total)
+
+
+def expected() -> dict[int, tuple[int, float]]:
+    """What an uninterrupted run leaves in the results table (computed in plain Python)."""
+    sums: dict[int, tuple[int, float]] = {}
+    for i in range(EVENTS):
+        count, total = sums.get(i % KEYS, (0, 0.0))
+        sums[i % KEYS] = (count + 1, total + float(i % 97))
+    return sums
+
+
+class ResultsTable:
+    """Upserts each key's latest (count, total) into an SQLite table."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        with sqlite3.connect(path) as db:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS results "
+                "(key INTEGER PRIMARY KEY, n INTEGER, total REAL)"
+            )
+
+    def write_batch(self, events: list[tuple[int, tuple[int, float]]]) -> None:
+        """Write the latest value of each key in the batch."""
+        with sqlite3.connect(self.path) as db:
+            db.executemany(
+                "INSERT INTO results VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE "
+                "SET n = excluded.n, total = excluded.total",
+                [(key, count, total) for key, (count, total) in events],
+            )
+
+
+def read_results(path: str) -> dict[int, tuple[int, float]]:
+    """The results table's content."""
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT key, n, total FROM results").fetchall()
+    return {key: (n, total) for key, n, total in rows}
+
+
+def build(results: str) -> rb.Flow:
+    """The flow, writing into the results table at ``results``."""
+    flow = rb.Flow("crash-w2")
+    keyed = flow.source(events, name="events").key_by(get_key)
+    keyed.stateful(RunningSum, RunningSum.add).sink(ResultsTable(results), name="results")
+    return flow
+
+
+def main(store_url: str, results: str, run_id: str) -> int:
+    """Run (or resume) run ``run_id``; exit 0 when it succeeded."""
+    flow = build(results)
+    with rb.open_store(store_url) as store:
+        try:
+            if store.get_run(run_id).status is rb.RunStatus.SUCCEEDED:
+                return 0  # killed after its end was recorded: nothing left to do
+            resume: dict[str, Any] = {"resume": run_id}
+        except rb.RunNotFoundError:
+            resume = {"run_id": run_id}
+        result = flow.run(
+            store=store, checkpoint_events=CHECKPOINT_EVENTS, progress=False, **resume
+        )
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:4]))

@@ -1,0 +1,43 @@
+"""Real services that tests need, found or skipped in one place.
+
+A test that needs PostgreSQL calls ``require_postgres()``: it returns the server's URL, or
+skips the test if the server is unreachable, or fails it when ``RIVERBED_REQUIRE_SERVICES=1``
+(CI sets it, so that a missing server cannot turn the suite green by skipping).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import pytest
+
+POSTGRES_URL = os.environ.get("RIVERBED_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@functools.cache
+def _postgres_problem() -> str | None:
+    """Why PostgreSQL cannot be used, or None if it can (checked once per session)."""
+    try:
+        import psycopg
+
+        with psycopg.connect(POSTGRES_URL, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except Exception as exc:  # any failure to connect means the same: no server to test on
+        return f"PostgreSQL not reachable at {POSTGRES_URL}: {exc}".strip()
+    return None
+
+
+def unavailable(reason: str) -> None:
+    """Skip the current test for ``reason``, or fail it if services are required."""
+    if os.environ.get("RIVERBED_REQUIRE_SERVICES") == "1":
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
+
+
+def require_postgres() -> str:
+    """The URL of the test PostgreSQL server; skips (or fails) the test if unreachable."""
+    problem = _postgres_problem()
+    if problem is not None:
+        unavailable(problem)
+    return POSTGRES_URL
