@@ -97,9 +97,7 @@ def test_processing_time_collect_flushes_on_the_run_clock() -> None:
 
     flow = rb.Flow("c")
     source = TestSource([[1, 2], Pause(5.0), [3]], clock=clock)
-    flow.source(source, name="events").map(int).collect(max_size=100, max_wait=1.0).sink(
-        record
-    )
+    flow.source(source, name="events").map(int).collect(max_size=100, max_wait=1.0).sink(record)
 
     async def scenario() -> rb.RunResult:
         run = asyncio.ensure_future(flow.arun(clock=clock, progress=False))
