@@ -32,9 +32,8 @@ __all__ = ["BucketProcessor"]
 class BucketProcessor:
     """Tumbling and sliding windows (see the module docstring)."""
 
-    def __init__(self, spec: WindowSpec, state: dict[str, Any], stage: str = "window") -> None:
+    def __init__(self, spec: WindowSpec, state: dict[str, Any]) -> None:
         self._spec = spec
-        self._stage = stage
         self._keyed = spec.keyed
         self._size = spec.size
         self._every = spec.every
@@ -80,7 +79,7 @@ class BucketProcessor:
     def _counting(self) -> Callable[[Any, float], Iterable[Any] | None]:
         """The tight path of keyed tumbling event-time windows that count (benchmark W3):
         a closure over everything it touches, so an event costs local lookups only."""
-        getter, stage, keyed = self._getter, self._stage, self._keyed
+        getter, keyed = self._getter, self._keyed
         open_, ends, clock = self._open, self._ends, self._clock
         size, offset, delay = self._size, self._offset, self._delay
         track_arrival = self._idle is not None
@@ -96,7 +95,7 @@ class BucketProcessor:
             try:
                 end = t - (t - offset) % size + size
             except TypeError:  # a datetime (or a wrong type, which seconds_of names)
-                t = seconds_of(value, getter, stage)
+                t = seconds_of(value, getter)
                 end = t - (t - offset) % size + size
             bucket = get(end)
             if bucket is None:
@@ -121,7 +120,7 @@ class BucketProcessor:
     def process(self, event: Any, now: float) -> Iterable[Any] | None:
         """Add the event to each of its windows; emit the windows the watermark closed."""
         key, value = event if self._keyed else (None, event)
-        t = seconds_of(value, self._getter, self._stage) if self._getter is not None else now
+        t = seconds_of(value, self._getter) if self._getter is not None else now
         clock = self._clock
         ends = self._ends_of(t)
         mark = clock[WM]

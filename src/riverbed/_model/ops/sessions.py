@@ -31,9 +31,8 @@ __all__ = ["SessionProcessor"]
 class SessionProcessor:
     """Session windows (see the module docstring)."""
 
-    def __init__(self, spec: WindowSpec, state: dict[str, Any], stage: str = "window") -> None:
+    def __init__(self, spec: WindowSpec, state: dict[str, Any]) -> None:
         self._spec = spec
-        self._stage = stage
         self._keyed = spec.keyed
         self._gap = spec.size
         self._getter = spec.event_time
@@ -65,7 +64,7 @@ class SessionProcessor:
         sessions the watermark closed."""
         key, value = event if self._keyed else (None, event)
         getter = self._getter
-        t = seconds_of(value, getter, self._stage) if getter is not None else now
+        t = seconds_of(value, getter) if getter is not None else now
         gap, clock = self._gap, self._clock
         sessions = self._sessions.get(key, [])
         touched = [s for s in sessions if s[0] - gap < t < s[1] + gap]

@@ -75,7 +75,7 @@ def new_clock() -> list[float]:
     return [-math.inf, -math.inf, -math.inf]
 
 
-def seconds_of(value: Any, getter: Callable[[Any], Any], stage: str) -> float:
+def seconds_of(value: Any, getter: Callable[[Any], Any]) -> float:
     """Event time as float seconds: what ``getter`` returned, a number or a datetime."""
     raw = getter(value)
     if isinstance(raw, int | float) and not isinstance(raw, bool):
@@ -84,7 +84,8 @@ def seconds_of(value: Any, getter: Callable[[Any], Any], stage: str) -> float:
         # A naive datetime is read as local time by timestamp(); aware ones are exact.
         return raw.timestamp()
     raise TypeError(
-        f"stage {stage!r}: event_time={getattr(getter, '__qualname__', getter)!s} returned "
+        # The engine adds the stage's name when it records the error.
+        f"the event_time getter {getattr(getter, '__qualname__', getter)!s} returned "
         f"{type(raw).__name__} {raw!r:.40}; it must return seconds (int or float) or a "
         "datetime"
     )
