@@ -82,7 +82,7 @@ class BucketProcessor:
         getter, keyed = self._getter, self._keyed
         open_, ends, clock = self._open, self._ends, self._clock
         size, offset, delay = self._size, self._offset, self._delay
-        track_arrival = self._idle is not None
+        track_idle = self._idle is not None
         push, late, close = heapq.heappush, self._late_event, self._close
         get = open_.get
 
@@ -104,15 +104,17 @@ class BucketProcessor:
                 bucket = open_[end] = {}
                 push(ends, end)
             bucket[key] = bucket.get(key, 0) + 1
-            if track_arrival:
+            if track_idle:
+                # Idle advancement works from the greatest time seen and the last arrival;
+                # without an idle_timeout, nothing reads them and the watermark is enough.
                 clock[2] = now
-            if t > clock[0]:
-                clock[0] = t
-                mark = t - delay
-                if mark > clock[1]:
-                    clock[1] = mark
-                    if ends[0] <= mark:
-                        return close(mark)
+                if t > clock[0]:
+                    clock[0] = t
+            mark = t - delay
+            if mark > clock[1]:
+                clock[1] = mark
+                if ends[0] <= mark:
+                    return close(mark)
             return None
 
         return process
