@@ -162,7 +162,7 @@ def test_idle_timeout_closes_windows_while_the_input_is_quiet() -> None:
 
 
 @pytest.mark.xfail(
-    strict=True,
+    strict=False,  # racy on main: the close sometimes comes on time, mostly not
     reason="engine on main: a PROCESS chain attached to its only source (no channel) gets "
     "no ticks, so processing-time windows close only when the next event comes",
 )

@@ -39,6 +39,9 @@ def test_window_on_keyed_and_plain_streams() -> None:
         ({"window": rb.Tumbling(1), "late": "drop"}, "late must be an rb.LatePolicy"),
         ({"window": rb.Tumbling(1), "early_every": 0}, "early_every"),
         ({"window": rb.CountWindow(2), "event_time": when}, "needs no event_time"),
+        ({"window": rb.Tumbling(1), "allowed_lateness": 5}, "goes with late=rb.LatePolicy"),
+        ({"window": rb.CountWindow(2), "late": rb.LatePolicy.SIDE}, "no late events"),
+        ({"window": rb.Session(2), "early_interval": 1.0}, "use early_every"),
     ],
 )
 def test_window_settings_are_checked(kwargs: dict[str, Any], message: str) -> None:

@@ -63,6 +63,15 @@ def test_session_join_pairs_events_of_one_burst() -> None:
     assert drive(joined, events) == [("k", ((1, "a1"), (3, "b1")))]
 
 
+def test_processing_time_join_closes_on_ticks() -> None:
+    """Without event_time, a join's windows are processing time and close on ticks."""
+    a, b = inputs(2)
+    joined = a.join(b, window=rb.Tumbling(10), how="outer")
+    steps = [("k", (0, "a1")), Pause(3.0), ("k", (1, "b1")), Pause(10.0), ("k", (1, "b2"))]
+    assert drive(joined, steps, finish=False) == [("k", ("a1", "b1"))]
+    assert drive(joined, steps) == [("k", ("a1", "b1")), ("k", (None, "b2"))]
+
+
 def reference_rendezvous(events: Any, n: int) -> list[Any]:
     queues: dict[str, list[list[Any]]] = defaultdict(lambda: [[] for _ in range(n)])
     out = []

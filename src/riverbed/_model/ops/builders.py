@@ -140,6 +140,18 @@ class StreamOperators:
             )
         if not isinstance(late, LatePolicy):
             raise FlowDefinitionError(f"{where}: late must be an rb.LatePolicy, got {late!r}")
+        if allowed_lateness is not None and late is not LatePolicy.UPDATE:
+            raise FlowDefinitionError(
+                f"{where}: allowed_lateness keeps closed windows for late updates: it goes "
+                "with late=rb.LatePolicy.UPDATE"
+            )
+        if fields["kind"] == "count" and late is not LatePolicy.DROP:
+            raise FlowDefinitionError(f"{where}: CountWindow has no late events; remove late=")
+        if early_interval is not None and fields["kind"] in ("session", "count"):
+            raise FlowDefinitionError(
+                f"{where}: early_interval works with Tumbling and Sliding windows; for "
+                "sessions and count windows, use early_every=n"
+            )
         if early_every is not None and (
             isinstance(early_every, bool) or not isinstance(early_every, int) or early_every < 1
         ):
