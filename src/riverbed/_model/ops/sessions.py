@@ -2,12 +2,13 @@
 
 An event at time ``t`` joins every open session of its key that it comes within ``gap``
 of (``start - gap < t < last + gap``), merging them into one; a session closes when the
-watermark reaches ``last + gap``, and its window is ``[start, last + gap)``. Sessions keep
-their events and aggregate them when they close (or emit early), so merging works for
-every aggregator, fold and user classes included. State:
+watermark reaches ``last + gap``, and its window is ``[start, last + gap)``. A session
+aggregates as events come (so a raising aggregator fails on the event that caused it) and
+also keeps its events: a merge aggregates the merged sessions' events anew, which works
+for every aggregator, folds and user classes included. State:
 
 - ``clock``: see ``ops.time``;
-- ``sessions``: key -> list of ``[start, last, events]``, sorted by start;
+- ``sessions``: key -> list of ``[start, last, events, accumulator]``, sorted by start;
 - ``due``: a heap of ``(last + gap, sequence number, key)``, some stale (a session that
   grew since), checked against ``sessions`` when popped; ``seq``: ``[next number]``;
 - ``closed``: with ``late=UPDATE``, key -> closed sessions kept for late events;
@@ -26,6 +27,9 @@ from riverbed._model.ops.time import ARRIVAL, MAX, WM, Late, new_clock, seconds_
 from riverbed._model.ops.windows import Early, Updated, Window, WindowSpec
 
 __all__ = ["SessionProcessor"]
+
+_Due = tuple[dict[Any, list[list[Any]]], list[tuple[float, int, Any]]]
+"""What ``_take_due`` found: the ended sessions by key, and the heap entries it took."""
 
 
 class SessionProcessor:
@@ -49,15 +53,17 @@ class SessionProcessor:
     def _result(
         self, key: Any, session: list[Any], *, early: bool = False, late: bool = False
     ) -> Any:
-        start, last, values = session
-        salt = f"{key!r}/{start!r}" if self._agg.needs_salt else ""
-        value = self._agg.result(self._agg.over(values, salt))
+        start, last, _, acc = session
         window = Window(start, last + self._gap)
+        value = self._agg.result(acc)
         if early:
             result: Any = Early(window, value)
         else:
             result = Updated(window, value) if late else (window, value)
         return (key, result) if self._keyed else result
+
+    def _salt(self, key: Any, start: float) -> str:
+        return f"{key!r}/{start!r}" if self._agg.needs_salt else ""
 
     def process(self, event: Any, now: float) -> Iterable[Any] | None:
         """Add the event to its key's sessions (merging those it bridges); emit the
@@ -66,35 +72,50 @@ class SessionProcessor:
         getter = self._getter
         t = seconds_of(value, getter) if getter is not None else now
         gap, clock = self._gap, self._clock
-        sessions = self._sessions.get(key, [])
-        touched = [s for s in sessions if s[0] - gap < t < s[1] + gap]
+        touched = [s for s in self._sessions.get(key, ()) if s[0] - gap < t < s[1] + gap]
         if not touched and t + gap <= clock[WM]:
             return self._late_event(key, value, t)
         if getter is None:
             mark = max(clock[WM], now)
         else:
             mark = max(clock[WM], max(t, clock[MAX]) - self._spec.max_delay)
-        out: list[Any] = []
-        merged = [min([t, *(s[0] for s in touched)]), max([t, *(s[1] for s in touched)]), []]
-        for session in touched:
-            merged[2].extend(session[2])
-        merged[2].append(value)
-        every = self._spec.early_every
-        if every is not None and len(merged[2]) % every == 0:
-            out.append(self._result(key, merged, early=True))
-        kept = [s for s in sessions if s not in touched]
-        kept.append(merged)
-        kept.sort(key=_start)
-        self._sessions[key] = kept
+        # User code first (the closing sessions' results, then the aggregator), state
+        # after, so a raising call leaves the state as it was. The sessions this event
+        # touches end after t, so none of them closes at the new mark.
+        due, out = self._take_due(mark)
+        try:
+            start = min([t, *(s[0] for s in touched)])
+            if not touched:
+                acc = self._agg.start(value, self._salt(key, t))
+            elif len(touched) == 1:
+                acc = self._agg.add(touched[0][3], value)
+            else:  # a bridge: aggregate the merged sessions' events anew
+                values = [v for s in touched for v in s[2]]
+                acc = self._agg.over([*values, value], self._salt(key, start))
+        except BaseException:
+            self._restore(due)
+            raise
+        self._commit(due, mark)
+        if len(touched) == 1:
+            session = touched[0]
+            session[0], session[1], session[3] = start, max(session[1], t), acc
+            session[2].append(value)
+        else:
+            values = [v for s in touched for v in s[2]]
+            session = [start, max([t, *(s[1] for s in touched)]), [*values, value], acc]
+            kept = [s for s in self._sessions.get(key, ()) if all(s is not x for x in touched)]
+            kept.append(session)
+            kept.sort(key=_start)
+            self._sessions[key] = kept
         self._seq[0] += 1
-        heapq.heappush(self._due, (merged[1] + gap, self._seq[0], key))
+        heapq.heappush(self._due, (session[1] + gap, self._seq[0], key))
         clock[ARRIVAL] = now
         if t > clock[MAX]:
             clock[MAX] = t
         clock[WM] = mark
-        # The event's own session ends after the new mark (its end is past t), so one
-        # close after the update is enough.
-        out.extend(self._close(mark))
+        every = self._spec.early_every
+        if every is not None and len(session[2]) % every == 0:
+            out.append(self._result(key, session, early=True))
         return out
 
     def _late_event(self, key: Any, value: Any, t: float) -> Iterable[Any] | None:
@@ -106,35 +127,56 @@ class SessionProcessor:
             closed = self._closed.setdefault(key, [])
             for session in closed:
                 if session[0] - gap < t < session[1] + gap:
+                    session[3] = self._agg.add(session[3], value)
                     session[0], session[1] = min(session[0], t), max(session[1], t)
                     session[2].append(value)
                     return (self._result(key, session, late=True),)
-            session = [t, t, [value]]
+            session = [t, t, [value], self._agg.start(value, self._salt(key, t))]
             closed.append(session)
             return (self._result(key, session, late=True),)
         self._state["late_dropped"] += 1
         return None
 
-    def _close(self, mark: float) -> list[Any]:
-        """Emit and forget the sessions whose end is at or before ``mark``."""
+    def _take_due(self, mark: float) -> tuple[_Due, list[Any]]:
+        """The sessions ending at or before ``mark``, by key (with the heap entries taken
+        for them), and their results; a raising ``result()`` puts the entries back."""
         due, gap = self._due, self._gap
+        ended: dict[Any, Any] = {}
         out: list[Any] = []
-        while due and due[0][0] <= mark:
-            key = heapq.heappop(due)[2]
-            sessions = self._sessions.get(key)
-            if not sessions:
+        popped: list[tuple[float, int, Any]] = []
+        try:
+            while due and due[0][0] <= mark:
+                entry = heapq.heappop(due)
+                popped.append(entry)
+                key = entry[2]
+                if key in ended:
+                    continue
+                done = [s for s in self._sessions.get(key, ()) if s[1] + gap <= mark]
+                ended[key] = done
+                out.extend(self._result(key, s) for s in done)
+        except BaseException:
+            for entry in popped:
+                heapq.heappush(due, entry)
+            raise
+        return (ended, popped), out
+
+    def _restore(self, due: _Due) -> None:
+        for entry in due[1]:
+            heapq.heappush(self._due, entry)
+
+    def _commit(self, due: _Due, mark: float) -> None:
+        """Forget the sessions ``_take_due`` found (keeping them for late updates)."""
+        gap = self._gap
+        for key, done in due[0].items():
+            if not done:
                 continue
-            ended = [s for s in sessions if s[1] + gap <= mark]
-            if not ended:
-                continue
-            out.extend(self._result(key, s) for s in ended)
-            rest = [s for s in sessions if s[1] + gap > mark]
+            rest = [s for s in self._sessions[key] if all(s is not d for d in done)]
             if rest:
                 self._sessions[key] = rest
             else:
                 del self._sessions[key]
             if self._spec.late == "update":
-                self._closed.setdefault(key, []).extend(ended)
+                self._closed.setdefault(key, []).extend(done)
         if self._spec.late == "update":
             for key in list(self._closed):
                 alive = [s for s in self._closed[key] if s[1] + gap + self._lateness > mark]
@@ -142,6 +184,10 @@ class SessionProcessor:
                     self._closed[key] = alive
                 else:
                     del self._closed[key]
+
+    def _close(self, mark: float) -> list[Any]:
+        due, out = self._take_due(mark)
+        self._commit(due, mark)
         return out
 
     def tick(self, now: float) -> Iterable[Any] | None:

@@ -263,20 +263,20 @@ class CountProcessor:
         """Add the event to its key's window; emit it when full."""
         key, value = event if self._keyed else (None, event)
         entry = self._open.get(key)
+        # User code first (aggregator, result), state after: see ``ops.buckets``.
         if entry is None or entry[1] == 0:
             index = entry[0] if entry is not None else 0
-            acc = self._agg.start(value, f"{key!r}/{index}")
-            entry = self._open[key] = [index, 1, acc]
+            entry = [index, 1, self._agg.start(value, f"{key!r}/{index}")]
         else:
-            entry[2] = self._agg.add(entry[2], value)
-            entry[1] += 1
+            entry = [entry[0], entry[1] + 1, self._agg.add(entry[2], value)]
+        out = None
         if entry[1] == self._size:
-            out = self._out(key, entry)
-            entry[0], entry[1], entry[2] = entry[0] + 1, 0, None
-            return (out,)
-        if self._early is not None and entry[1] % self._early == 0:
-            return (self._out(key, entry, early=True),)
-        return None
+            out = (self._out(key, entry),)
+            entry = [entry[0] + 1, 0, None]
+        elif self._early is not None and entry[1] % self._early == 0:
+            out = (self._out(key, entry, early=True),)
+        self._open[key] = entry
+        return out
 
     def tick(self, now: float) -> Iterable[Any] | None:
         """Count windows have no timers."""
