@@ -9,6 +9,7 @@ content is exact exactly when the state is (no event lost, none counted twice).
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import sys
 import time
@@ -95,6 +96,12 @@ def build(results: str) -> rb.Flow:
     keyed = flow.source(events, name="events").key_by(get_key)
     keyed.stateful(RunningSum, RunningSum.add).sink(ResultsTable(results), name="results")
     return flow
+
+
+def scheduled() -> rb.Flow:
+    """The flow for workers (``tests.durability.crash_flow:scheduled``), writing into the
+    results table that $CRASH_RESULTS names."""
+    return build(os.environ["CRASH_RESULTS"])
 
 
 def main(store_url: str, results: str, run_id: str) -> int:

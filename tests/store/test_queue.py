@@ -173,3 +173,10 @@ def _raw_url(store: rb.Store) -> str:
     """The URL to open ``store`` again from another process (the test server has no
     password, so the redacted URL is the URL)."""
     return store.url
+
+
+def test_expired_runs_without_a_target_are_not_claimed(store: rb.Store) -> None:
+    """A crashed run started from Python (no target to load its flow from) is left for
+    ``flow.run(resume=...)``: no worker takes it."""
+    store.create_run(make_run(status=S.RUNNING, worker="w", lease_until=NOW, target=None))
+    assert store.claim("w2", 30) is None
