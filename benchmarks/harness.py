@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import baselines, bytewax_impl, riverbed_impl, workloads
+from . import baselines, bytewax_impl, durability, riverbed_impl, workloads
 from .measure import Measurement, RssSampler, measure
 
 IMPLEMENTATIONS = ("riverbed", "plain", "naive_asyncio", "bytewax")
@@ -81,7 +81,7 @@ WORKLOADS: dict[str, Workload] = {
     ),
 }
 
-ALL_WORKLOADS = ("W1", "W2", "W4", "W6")
+ALL_WORKLOADS = ("W1", "W2", "W4", "W6", "W2C", "W7")
 
 
 def log(message: str) -> None:
@@ -264,6 +264,10 @@ def run(only: list[str], events: int, repeats: int, w6_seconds: float) -> list[d
         log(f"{workload_id}: running")
         if workload_id == "W6":
             records.append(run_w6(w6_seconds))
+        elif workload_id == "W2C":
+            records.append(durability.run_w2c(events, repeats, log))
+        elif workload_id == "W7":
+            records.append(durability.run_w7(events, log))
         else:
             records.append(run_workload(WORKLOADS[workload_id], events, repeats))
     return records

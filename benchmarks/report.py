@@ -129,6 +129,8 @@ def print_table(records: list[dict[str, Any]], info: dict[str, Any], console: Co
     ):
         table.add_column(column, justify="left" if column == "workload" else "right")
     for record in records:
+        if record.get("kind") == "durability":
+            continue  # their own lines, below
         targets = record.get("targets", {})
         table.add_row(
             record["workload"],
@@ -153,6 +155,9 @@ def print_table(records: list[dict[str, Any]], info: dict[str, Any], console: Co
             + "; ".join(cpu)
             + "[/dim]"
         )
+    for record in records:
+        for line in record.get("lines", ()):
+            console.print(line, markup=False, highlight=False)
     for number, reason in enumerate(notes.reasons, 1):
         console.print(f"[{number}] {reason}", markup=False, highlight=False)
     console.print(
