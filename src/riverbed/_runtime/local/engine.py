@@ -197,7 +197,7 @@ class LocalRun:
             readers = self.plan.readers.get(Port(source.name), ())
             if len(partitions[source.name]) == 1 and len(readers) == 1:
                 chain = by_name[readers[0]].chain
-                if not chain.is_async and len(chain.head.inputs) == 1:
+                if by_name[readers[0]].attachable and len(chain.head.inputs) == 1:
                     attached[source.name] = by_name[readers[0]]
         for source in self.plan.sources:
             targets = [channels[name] for name in self.plan.readers.get(Port(source.name), ())]
@@ -385,8 +385,10 @@ class LocalRun:
 
     async def _run_chain(self, executor: ChainExecutor, channels: dict[str, Channel]) -> None:
         """Run a chain on the batches of its input channel, then end it. A processor with
-        timers (``executor.tick_interval``) gets clock ticks through the same channel, in order with its batches."""
+        timers (``executor.tick_interval``) gets clock ticks through the same channel, in
+        order with its batches; so does an operator that wakes it (``executor.wake``)."""
         channel = channels[executor.chain.name]
+        executor.wake = channel.nudge
         interval = executor.tick_interval
         ticker = None
         if interval is not None:
