@@ -69,6 +69,10 @@ class BatchMapRun:
         self.state["since"] = None
         return out
 
+    async def drain(self) -> bool:
+        """Nothing runs in the background: ``finish`` calls what waits."""
+        return False
+
     async def finish(self) -> list[Any]:
         """The input ended: call with what still waits, ``max_size`` at a time."""
         self._disarm()

@@ -399,6 +399,8 @@ class LocalRun:
                     await self._step(executor, channels, executor.tick())
                 else:
                     await self._step(executor, channels, executor.process(item))
+            while await executor.draining():  # calls still running: emit as they finish
+                await self._step(executor, channels, executor.tick())
         finally:
             if ticker is not None:
                 ticker.cancel()

@@ -225,6 +225,11 @@ class ChainExecutor:
             return {}
         return await self._run_timer(self.processor.tick)
 
+    async def draining(self) -> bool:
+        """After the last batch: wait until the chain's operator has outputs ready (True:
+        call ``tick`` and ask again), or has none owed (False: go on to ``finish``)."""
+        return self.operator is not None and await self.operator.drain()
+
     async def _operate(self, work: Awaitable[list[Any]]) -> None:
         """Await an operator's call; what it returns leaves the chain (it runs alone)."""
         self._lists[self.list_keys[0]].extend(await work)

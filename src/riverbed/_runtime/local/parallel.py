@@ -49,6 +49,11 @@ class LocalOperator(Protocol):
         """Return the outputs that became ready since the last call."""
         ...
 
+    async def drain(self) -> bool:
+        """The input ended: wait until some output is ready; False once none is owed (then
+        ``finish`` is called). True means: call ``tick``, then ``drain`` again."""
+        ...
+
     async def finish(self) -> list[Any]:
         """The input ended (or the run is stopping): return every output still owed."""
         ...
@@ -236,6 +241,16 @@ class ParallelMapRun:
         self.woken = False
         self._raise_failure()
         return self._harvest()
+
+    async def drain(self) -> bool:
+        """Wait until a call finishes; False once every event taken has left."""
+        self.busy = True
+        try:
+            while self.taken and not self.ready and self.failure is None:
+                await self._changed()
+            return bool(self.taken or self.ready or self.failure)
+        finally:
+            self.busy = False
 
     async def finish(self) -> list[Any]:
         """Wait for every event taken; return the rest of the outputs."""
