@@ -19,12 +19,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import baselines, bytewax_impl, riverbed_impl, workloads
+from . import baselines, bytewax_impl, parallel, riverbed_impl, workloads
 from .measure import Measurement, RssSampler, measure
 
 IMPLEMENTATIONS = ("riverbed", "plain", "naive_asyncio", "bytewax")
 
 W6_TARGET_GROWTH_MB = 50.0
+
+PARALLEL_REPEATS = 3
+"""At most this many repeats of PARALLEL (its runs take seconds each, not milliseconds)."""
 
 WARMUP_EVENTS = 10_000
 """Events of the untimed warm-up run of each implementation before the timed repeats."""
@@ -81,7 +84,7 @@ WORKLOADS: dict[str, Workload] = {
     ),
 }
 
-ALL_WORKLOADS = ("W1", "W2", "W4", "W6")
+ALL_WORKLOADS = ("W1", "W2", "W4", "W6", "PARALLEL")
 
 
 def log(message: str) -> None:
@@ -264,6 +267,8 @@ def run(only: list[str], events: int, repeats: int, w6_seconds: float) -> list[d
         log(f"{workload_id}: running")
         if workload_id == "W6":
             records.append(run_w6(w6_seconds))
+        elif workload_id == "PARALLEL":
+            records.append(parallel.run_parallel(min(repeats, PARALLEL_REPEATS), log))
         else:
             records.append(run_workload(WORKLOADS[workload_id], events, repeats))
     return records

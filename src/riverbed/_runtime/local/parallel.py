@@ -25,7 +25,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, NamedTuple, Protocol
 
 from riverbed._errors import StageTimeoutError
-from riverbed._model.parallel import BatchMap, ParallelMap
+from riverbed._model.parallel import IN_FLIGHT_PER_WORKER, BatchMap, ParallelMap
 from riverbed._model.policy import OnError, Policy
 from riverbed._model.stages import Stage
 from riverbed._runtime.clock import Clock
@@ -200,9 +200,10 @@ class ParallelMapRun:
         self.wake = wake
         self.pools = Pools(spec.mode, spec.workers)
         # With a timeout, a call must start when it is submitted, or its time in the pool's
-        # queue would count; without one, a few queued calls keep every worker busy.
+        # queue would count; without one, a few queued calls per worker keep every worker
+        # busy while results travel back to this loop.
         queued = spec.mode != "async" and calls.policy.timeout is None
-        self.slots = spec.workers * (2 if queued else 1)
+        self.slots = spec.workers * (IN_FLIGHT_PER_WORKER if queued else 1)
         self.limit = spec.window
         if spec.ordered and spec.gap == "skip":
             self.limit += spec.max_buffered
