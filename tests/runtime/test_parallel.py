@@ -370,3 +370,41 @@ def test_serializes_and_versions() -> None:
     assert back.stage("square").fn == flow.stage("square").fn
     assert back.version == flow.version
     assert _printing(4).version != flow.version
+
+
+def _sleeps(x: int) -> int:
+    time.sleep(30)
+    return x
+
+
+def test_cancelled_run_terminates_its_worker_processes() -> None:
+    """Cancelling a run (a second Ctrl-C) shuts the pool down, its busy workers too."""
+    flow = _flow(_sleeps, list(range(4)), workers=2, mode="process")
+
+    async def scenario() -> None:
+        run = asyncio.ensure_future(flow.arun(progress=False))
+        for _ in range(500):  # until the pool has started its workers
+            if multiprocessing.active_children():
+                break
+            await asyncio.sleep(0.02)
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await run
+
+    asyncio.run(scenario())
+    for _ in range(500):  # terminated workers are reaped as they exit
+        if not multiprocessing.active_children():
+            break
+        time.sleep(0.01)
+    assert multiprocessing.active_children() == []
+
+
+def test_events_in_flight_in_the_state_are_called_again() -> None:
+    """Events a checkpoint held in flight (state["taken"]) are called first on resume."""
+    from riverbed._runtime.local.engine import LocalRun
+
+    flow = _flow(_square, [5, 6], workers=2)
+    run = LocalRun(flow, progress=False)
+    run.states["pm"]["taken"] = {7: 3, 8: 4}
+    assert asyncio.run(run.execute()).outputs["out"] == [9, 16, 25, 36]
+    assert run.states["pm"]["taken"] == {}
