@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import functools
 import multiprocessing
 import random
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, NamedTuple, Protocol
 
 from riverbed._errors import StageTimeoutError
@@ -149,7 +150,8 @@ class Pools:
     """The worker pool of one stage for one run: made on first use, shut down by
     ``shutdown`` (which the executor's ``close`` always reaches)."""
 
-    def __init__(self, mode: str, workers: int) -> None:
+    def __init__(self, stage: str, mode: str, workers: int) -> None:
+        self.stage = stage
         self.mode = mode
         self.workers = workers
         self.pool: Executor | None = None
@@ -163,7 +165,8 @@ class Pools:
                 context = multiprocessing.get_context("spawn")
                 self.pool = ProcessPoolExecutor(self.workers, mp_context=context)
             else:
-                self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="riverbed")
+                name = f"riverbed-{self.stage}"
+                self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix=name)
         return self.pool
 
     async def shutdown(self, *, abandoned: bool) -> None:
@@ -198,7 +201,7 @@ class ParallelMapRun:
         self.spec = spec
         self.calls = calls
         self.wake = wake
-        self.pools = Pools(spec.mode, spec.workers)
+        self.pools = Pools(calls.stage.name, spec.mode, spec.workers)
         # With a timeout, a call must start when it is submitted, or its time in the pool's
         # queue would count; without one, a few queued calls per worker keep every worker
         # busy while results travel back to this loop.
@@ -301,7 +304,7 @@ class ParallelMapRun:
         if self.spec.mode == "async":
             result: Awaitable[Any] = fn(event)
             return result
-        return asyncio.get_running_loop().run_in_executor(self.pools.get(), fn, event)
+        return _submit(self.pools.get(), fn, event)
 
     def _finished(self, seq: int, task: asyncio.Task[list[Any]]) -> None:
         self.running.pop(seq, None)
@@ -348,6 +351,33 @@ class ParallelMapRun:
     def _harvest(self) -> list[Any]:
         ready, self.ready = self.ready, []
         return ready
+
+
+def _submit(pool: Executor, fn: Callable[[Any], Any], event: Any) -> asyncio.Future[Any]:
+    """``fn(event)`` on ``pool``, as an asyncio future. Unlike ``run_in_executor``, giving
+    up on the asyncio side (a timeout, a cancelled run) does not cancel the pool's future:
+    a process pool whose workers are then terminated would fail to mark a cancelled future
+    broken (Python 3.11), and a queued call is cancelled by the pool's shutdown anyway."""
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[Any] = loop.create_future()
+
+    def settle(done: Future[Any]) -> None:  # in a pool thread, or here if already done
+        with contextlib.suppress(RuntimeError):  # the run's loop is closed: nobody waits
+            loop.call_soon_threadsafe(_copy, done, waiter)
+
+    pool.submit(fn, event).add_done_callback(settle)
+    return waiter
+
+
+def _copy(done: Future[Any], waiter: asyncio.Future[Any]) -> None:
+    if waiter.done():
+        return
+    if done.cancelled():
+        waiter.cancel()
+    elif (error := done.exception()) is not None:
+        waiter.set_exception(error)
+    else:
+        waiter.set_result(done.result())
 
 
 def local_operator(
