@@ -175,6 +175,7 @@ def add_parallel_map(
     _refuse_concurrency(policy, "parallel_map", fn)
     stage = _claim(stream, fn, name, "parallel_map")
     spec = parallel_map_spec(fn, stage=stage, flow=stream.flow.name, **settings)
+    _check_policy(policy, stage, stream.flow.name, fn)
     return stream.process(spec, name=stage, **policy)
 
 
@@ -185,17 +186,26 @@ def add_batch_map(
     _refuse_concurrency(policy, "batch_map", fn)
     stage = _claim(stream, fn, name, "batch_map")
     spec = batch_map_spec(fn, stage=stage, flow=stream.flow.name, **settings)
+    _check_policy(policy, stage, stream.flow.name, fn)
     return stream.process(spec, name=stage, **policy)
 
 
 def _refuse_concurrency(policy: dict[str, Any], operator: str, fn: Any) -> None:
     """``concurrency=`` is refused: the operator's own setting bounds its calls."""
-    if "concurrency" in policy:
+    if "concurrency" in policy and callable(fn):
         knob = "workers" if operator == "parallel_map" else "max_size"
         raise TypeError(
             f"{operator}({callables.describe(fn)}): concurrency= does not apply here; "
             f"{knob}= sets how much runs at once"
         )
+
+
+def _check_policy(policy: dict[str, Any], stage: str, flow: str, fn: Any) -> None:
+    """The failure settings, checked with messages naming the user's function (not the
+    spec, which ``Stream.process`` would name)."""
+    from riverbed._model.flow import _policy_fields
+
+    _policy_fields(policy, stage, flow, fn)
 
 
 def _claim(stream: Stream, fn: Any, name: str | None, operator: str) -> str:
