@@ -295,6 +295,27 @@ def test_process_mode_runs_on_a_real_pool_and_shuts_it_down() -> None:
     assert multiprocessing.active_children() == []
 
 
+def test_process_mode_failure_follows_the_policy_with_the_worker_traceback() -> None:
+    """In a worker process, a failing event is retried alone, then dead-lettered with the
+    traceback from the worker; the events sent with it are unaffected."""
+    retry = rb.Retry(attempts=2, backoff=0.001)
+    flow = _flow(
+        _fails_on_three,
+        list(range(20)),
+        workers=2,
+        mode="process",
+        retry=retry,
+        on_error=rb.OnError.DEAD_LETTER,
+    )
+    result = flow.run(progress=False)
+    assert result.outputs["out"] == [x * 10 for x in range(20) if x != 3]
+    [letter] = result.dead_letters
+    assert (letter.event, letter.attempts, letter.error_type) == (3, 2, "ValueError")
+    assert "_fails_on_three" in letter.traceback
+    stats = result.stages["pm"]
+    assert (stats.errors, stats.retries, stats.dead_lettered) == (2, 1, 1)
+
+
 def test_thread_pool_is_shut_down_after_a_failed_run() -> None:
     """The stage's threads end with the run, also when the run fails."""
     flow = rb.Flow("failing")
