@@ -19,8 +19,8 @@ from rich.table import Table
 
 import riverbed as rb
 
-CPU_EVENTS = 1500
-"""Events of the CPU-bound runs: about 1.5 s on one worker."""
+CPU_EVENTS = 1000
+"""Events of the CPU-bound runs: about 1 s on one worker."""
 SLEEP_EVENTS = 200
 SLEEP_SECONDS = 0.005
 THREADS = 16
@@ -74,6 +74,13 @@ def run_parallel(repeats: int, log: Callable[[str], None]) -> dict[str, Any]:
         "plain loop": (lambda: _plain(CPU_EVENTS), expected_cpu),
         "process x1": (lambda: _riverbed(burn, CPU_EVENTS, "process", 1), expected_cpu),
         f"process x{cpus}": (lambda: _riverbed(burn, CPU_EVENTS, "process", cpus), expected_cpu),
+        # The same runs on one event per worker: the cost of starting the pool (spawning
+        # and importing), which the speed-up "after start-up" subtracts.
+        "process x1 start-up": (lambda: _riverbed(burn, 1, "process", 1), expected_cpu[:1]),
+        f"process x{cpus} start-up": (
+            lambda: _riverbed(burn, cpus, "process", cpus),
+            expected_cpu[:cpus],
+        ),
         "thread x1 (sleep)": (lambda: _riverbed(nap, SLEEP_EVENTS, "thread", 1), expected_sleep),
         f"thread x{THREADS} (sleep)": (
             lambda: _riverbed(nap, SLEEP_EVENTS, "thread", THREADS),
@@ -109,6 +116,16 @@ def run_parallel(repeats: int, log: Callable[[str], None]) -> dict[str, Any]:
     record["runs_seconds"] = seconds
     record["speedup_process"] = speedup("process x1", f"process x{cpus}")
     record["speedup_process_vs_plain"] = speedup("plain loop", f"process x{cpus}")
+    record["speedup_process_after_startup"] = statistics.median(
+        (one - one_start) / (many - many_start)
+        for one, one_start, many, many_start in zip(
+            seconds["process x1"],
+            seconds["process x1 start-up"],
+            seconds[f"process x{cpus}"],
+            seconds[f"process x{cpus} start-up"],
+            strict=True,
+        )
+    )
     record["speedup_thread"] = speedup("thread x1 (sleep)", f"thread x{THREADS} (sleep)")
     return record
 
@@ -121,14 +138,25 @@ def print_table(record: dict[str, Any], console: Console) -> None:
     table = Table(title=f"PARALLEL: parallel_map, medians of {record['repeats']} run(s)")
     for column in ("variant", "events", "seconds", "events/s"):
         table.add_column(column, justify="left" if column == "variant" else "right")
+    cpus = record["cpu_count"]
     for name, took in record["seconds"].items():
-        events = record["sleep_events"] if "sleep" in name else record["cpu_events"]
+        if name.endswith("start-up"):
+            events = 1 if name.startswith("process x1 ") else cpus
+        else:
+            events = record["sleep_events"] if "sleep" in name else record["cpu_events"]
         table.add_row(name, f"{events:,}", f"{took:.2f}", f"{events / took:,.0f}")
     console.print(table)
-    cpus = record["cpu_count"]
     console.print(
         f"speed-up of mode='process' with {cpus} workers over 1: "
-        f"{record['speedup_process']:.2f}x ({record['speedup_process_vs_plain']:.2f}x the "
-        f"plain loop); mode='thread' with {THREADS} workers over 1 on a "
+        f"{record['speedup_process']:.2f}x, {record['speedup_process_after_startup']:.2f}x "
+        f"after the pools' start-up ({record['speedup_process_vs_plain']:.2f}x the plain "
+        f"loop); mode='thread' with {THREADS} workers over 1 on a "
         f"{record['sleep_seconds'] * 1000:g} ms sleep: {record['speedup_thread']:.2f}x"
     )
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    if load is not None and load > cpus:
+        console.print(
+            f"[yellow]the load average ({load:.1f}) is above the CPU count ({cpus}): other "
+            "processes share the CPUs, and the process speed-up is lower than on an idle "
+            "machine[/yellow]"
+        )
