@@ -244,6 +244,7 @@ class ParallelMapRun:
     async def process(self, batch: list[Any]) -> list[Any]:
         """Take the events, waiting only while the window is full; return what is ready."""
         self.busy = True
+        self.woken = False  # what a wake-up was for leaves now (its tick may have been dropped)
         try:
             for event in batch:
                 while len(self.taken) >= self.limit and self.failure is None:
