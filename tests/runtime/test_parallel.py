@@ -160,6 +160,24 @@ def test_wait_gap_holds_results_behind_a_slow_event() -> None:
     assert out == {"out": list(range(12))}
 
 
+def test_ordered_window_bounds_the_events_taken_behind_a_slow_one() -> None:
+    """gap="wait": behind a slow event, at most workers * 4 events are taken (and called)."""
+    started: list[int] = []
+    seen_while_slow: list[int] = []
+
+    async def slow_first(x: int) -> int:
+        started.append(x)
+        if x == 0:
+            for _ in range(300):  # many turns of the loop: the run takes what it may
+                await asyncio.sleep(0)
+            seen_while_slow.append(len(started))
+        return x
+
+    out = run_flow(_flow(slow_first, list(range(100)), workers=2, mode="async"), batch_size=1)
+    assert out == {"out": list(range(100))}
+    assert seen_while_slow[0] <= 2 * 4
+
+
 def test_unordered_results_flow_across_batch_boundaries() -> None:
     """ordered=False: a later batch's results leave while an earlier batch's call runs."""
     gate = _Gate(stuck=0)
