@@ -32,7 +32,7 @@ typecheck: $(STAMP)
 
 check: lint typecheck test  ## what CI runs
 
-bench: $(VENV)/.bench  ## W1, W2, W4, W6 beside the plain loop, naive asyncio and Bytewax
+bench: $(VENV)/.bench  ## W1, W2, W4, W6 beside the plain loop, naive asyncio and Bytewax; PARALLEL
 	$(PY) -m benchmarks
 
 bench-quick: $(VENV)/.bench

@@ -192,11 +192,14 @@ def run_w7(events_count: int, log: Any, kills: int = W7_KILLS, seed: int = 0) ->
                 continue
             report = json.loads(out.strip().splitlines()[-1])
             resumes.append(report["first_batch"])
-            wrong = check_w2(n, LastMeans({int(k): v for k, v in json.load(open(means)).items()}))
+            with open(means) as file:
+                final = LastMeans({int(key): mean for key, mean in json.load(file).items()})
+            wrong = check_w2(n, final)
             if wrong is not None:
                 failures[f"kill {kill}"] = f"wrong final means: {wrong}"
             log(
-                f"  W7 kill {kill + 1}/{kills}: resumed, first batch {resumes[-1]:.3f} s after start"
+                f"  W7 kill {kill + 1}/{kills}: resumed, first batch "
+                f"{resumes[-1]:.3f} s after start"
             )
         baseline = _child(store, 10_000, "new", uuid.uuid4().hex[:16], f"{scratch}/fresh.json")
         out, _ = baseline.communicate(timeout=120)

@@ -16,7 +16,7 @@ import psutil
 from rich.console import Console
 from rich.table import Table
 
-from . import bytewax_impl, riverbed_impl
+from . import bytewax_impl, parallel, riverbed_impl
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -109,7 +109,13 @@ def _memory(record: dict[str, Any]) -> str:
 
 def print_table(records: list[dict[str, Any]], info: dict[str, Any], console: Console) -> None:
     """The results as one table: medians, ratios against their targets, memory; then
-    footnotes saying why a figure is missing."""
+    footnotes saying why a figure is missing. PARALLEL has its own table (speed-ups)."""
+    extra = [r for r in records if r["workload"] == "PARALLEL"]
+    records = [r for r in records if r["workload"] != "PARALLEL"]
+    for record in extra:
+        parallel.print_table(record, console)
+    if not records:
+        return
     events = next((r["events"] for r in records if "events" in r), None)
     repeats = next((r["repeats"] for r in records if "repeats" in r), None)
     title = f"riverbed {info['riverbed_version']}: events per second"

@@ -397,8 +397,7 @@ class LocalRun:
             readers = self.plan.readers.get(Port(source.name), ())
             if len(partitions[source.name]) == 1 and len(readers) == 1:
                 chain = by_name[readers[0]].chain
-                inline = not (chain.is_async or chain.is_process)
-                if inline and len(chain.head.inputs) == 1:
+                if by_name[readers[0]].attachable and len(chain.head.inputs) == 1:
                     attached[source.name] = by_name[readers[0]]
         for source in self.plan.sources:
             targets = [channels[name] for name in self.plan.readers.get(Port(source.name), ())]
@@ -614,8 +613,10 @@ class LocalRun:
     async def _run_chain(self, executor: ChainExecutor, channels: dict[str, Channel]) -> None:
         """Run a chain on the batches of its input channel, then end it. A chain with
         timers (``executor.tick_interval``) gets clock ticks through the same channel, in
-        order with its batches; a barrier makes it take its part of a checkpoint."""
+        order with its batches; so does an operator that wakes it (``executor.wake``). A
+        barrier makes it take its part of a checkpoint."""
         channel = channels[executor.chain.name]
+        executor.wake = channel.nudge
         interval = executor.tick_interval
         ticker = None
         if interval is not None:
@@ -628,6 +629,8 @@ class LocalRun:
                     await self._pass_barrier(item.checkpoint_id, executor, channels)
                 else:
                     await self._step(executor, channels, executor.process(item))
+            while await executor.draining():  # calls still running: emit as they finish
+                await self._step(executor, channels, executor.tick())
         finally:
             if ticker is not None:
                 ticker.cancel()
