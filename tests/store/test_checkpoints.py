@@ -6,9 +6,11 @@ import dataclasses
 from datetime import timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import riverbed as rb
-from tests.store.conftest import NOW, make_letter, make_run, make_stage_run
+from tests.store.conftest import NOW, WITH_STORE, make_letter, make_run, make_stage_run, new_id
 
 
 def _checkpoint(run_id: str, n: int, **states: bytes) -> rb.Checkpoint:
@@ -175,3 +177,37 @@ def test_mark_replayed(store: rb.Store, run_id: str) -> None:
     assert [letter.id for letter in store.dead_letters(replayed=True)] == ids[:2]
     assert [letter.id for letter in store.dead_letters(replayed=False)] == ids[2:]
     assert {letter.replayed_by for letter in store.dead_letters(replayed=True)} == {"replay-1"}
+
+
+names = st.text(st.characters(exclude_characters="\x00"), min_size=1, max_size=20)
+json_leaf = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**62), max_value=2**62)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | names
+)
+
+
+@given(
+    positions=st.dictionaries(names, st.dictionaries(names, json_leaf, max_size=3), max_size=3),
+    states=st.dictionaries(names, st.binary(max_size=300), max_size=4),
+    event=st.binary(max_size=300),
+    text=names,
+)
+@settings(WITH_STORE, max_examples=20)
+def test_any_checkpoint_and_dead_letter_round_trips(
+    store: rb.Store,
+    positions: dict[str, dict[str, object]],
+    states: dict[str, bytes],
+    event: bytes,
+    text: str,
+) -> None:
+    """Arbitrary JSON positions, state bytes, event bytes and texts survive unchanged."""
+    run_id = new_id()
+    checkpoint = rb.Checkpoint(run_id, 1, "v", positions, states, NOW)  # type: ignore[arg-type]
+    letter = make_letter(run_id, event=event, event_repr=text, message=text, traceback=text)
+    store.commit_checkpoint(checkpoint, dead_letters=[letter])
+    assert store.latest_checkpoint(run_id) == checkpoint
+    [stored] = store.dead_letters(run_id=run_id)
+    assert stored == dataclasses.replace(letter, id=stored.id)
