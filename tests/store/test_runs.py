@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given, settings
@@ -37,9 +37,7 @@ def test_create_then_get_round_trips(store: rb.Store) -> None:
 
 def test_times_come_back_in_utc(store: rb.Store) -> None:
     """A time given in another zone reads back as the same instant, in UTC."""
-    paris = datetime(2026, 5, 1, 12, 0, tzinfo=UTC).astimezone(
-        __import__("datetime").timezone(timedelta(hours=2))
-    )
+    paris = datetime(2026, 5, 1, 12, 0, tzinfo=UTC).astimezone(timezone(timedelta(hours=2)))
     run = make_run(created_at=paris)
     store.create_run(run)
     got = store.get_run(run.run_id).created_at
