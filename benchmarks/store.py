@@ -2,6 +2,10 @@
 
 - ``record_step``: median and p99 microseconds per call, sequential, each call durably
   committed (SQLite with ``synchronous=FULL`` and, for comparison, ``NORMAL``).
+- The same with durability off (SQLite ``synchronous=OFF``, PostgreSQL
+  ``synchronous_commit=off``): not a setting to use, but it separates the store's own cost
+  (code and round trips) from the disk's fsync, which dominates and varies with the disk's
+  load.
 - ``claim``: runs claimed per second by one worker, and by several worker processes at once,
   each claim followed by the transition to SUCCEEDED that a worker makes when done.
 
@@ -129,6 +133,11 @@ def main() -> None:
             lambda: SQLiteStore(tmp / "normal.db", synchronous="NORMAL"),
             f"sqlite:///{tmp}/normal.db",
         ),
+        (
+            "sqlite OFF",
+            lambda: SQLiteStore(tmp / "off.db", synchronous="OFF"),
+            f"sqlite:///{tmp}/off.db",
+        ),
     ]
     for name, opener, url in cases:
         with opener() as store:
@@ -139,6 +148,12 @@ def main() -> None:
         with _postgres_schema(args.postgres) as url, rb.open_store(url) as store:
             results["postgresql record_step"] = record_step_latency(store, args.calls)
             results["postgresql claim"] = claim_throughput(store, url, args.runs, args.workers)
+        with _postgres_schema(args.postgres) as url:
+            unsafe = url.replace("?options=", "?options=-c%20synchronous_commit%3Doff%20")
+            with rb.open_store(unsafe) as store:
+                results["postgresql async-commit record_step"] = record_step_latency(
+                    store, args.calls
+                )
     except (rb.StoreError, OSError) as exc:
         print(f"PostgreSQL skipped: {exc}")
     except Exception as exc:  # psycopg's errors, when the server is not there at all

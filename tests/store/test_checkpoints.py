@@ -179,7 +179,10 @@ def test_mark_replayed(store: rb.Store, run_id: str) -> None:
     assert {letter.replayed_by for letter in store.dead_letters(replayed=True)} == {"replay-1"}
 
 
-names = st.text(st.characters(exclude_characters="\x00"), min_size=1, max_size=20)
+# No NUL (PostgreSQL text cannot hold it) and no lone surrogates (UTF-8 cannot).
+names = st.text(
+    st.characters(exclude_characters="\x00", exclude_categories=["Cs"]), min_size=1, max_size=20
+)
 json_leaf = (
     st.none()
     | st.booleans()
@@ -211,3 +214,17 @@ def test_any_checkpoint_and_dead_letter_round_trips(
     assert store.latest_checkpoint(run_id) == checkpoint
     [stored] = store.dead_letters(run_id=run_id)
     assert stored == dataclasses.replace(letter, id=stored.id)
+
+
+def test_surrogates_in_diagnostic_text_are_escaped(store: rb.Store, run_id: str) -> None:
+    """A message or repr holding a lone surrogate (an undecodable file name) is stored with
+    it escaped, instead of losing the dead letter or the run's error."""
+    bad = "open('\udcff.txt') failed"
+    [letter_id] = store.add_dead_letters([make_letter(run_id, message=bad, event_repr=bad)])
+    [stored] = store.dead_letters(run_id=run_id)
+    assert stored.id == letter_id
+    assert stored.message == stored.event_repr == "open('\\udcff.txt') failed"
+    error = rb.ErrorInfo("parse", "OSError", bad, bad)
+    assert store.transition(run_id, rb.RunStatus.FAILED, error=error).error == rb.ErrorInfo(
+        "parse", "OSError", "open('\\udcff.txt') failed", "open('\\udcff.txt') failed"
+    )

@@ -257,11 +257,11 @@ json_values = st.recursive(
     | st.booleans()
     | st.integers(min_value=-(2**62), max_value=2**62)
     | st.floats(allow_nan=False, allow_infinity=False)
-    # PostgreSQL text and JSONB cannot hold NUL characters.
-    | st.text(st.characters(exclude_characters="\x00")),
+    # Any text, NUL and lone surrogates included: JSON escapes them as \u0000 and \ud800.
+    | st.text(st.characters(codec=None)),
     lambda inner: (
         st.lists(inner, max_size=4)
-        | st.dictionaries(st.text(st.characters(exclude_characters="\x00")), inner, max_size=4)
+        | st.dictionaries(st.text(st.characters(codec=None)), inner, max_size=4)
     ),
     max_leaves=12,
 )
@@ -271,7 +271,7 @@ times = st.datetimes(
 
 
 @given(
-    params=st.dictionaries(st.text(st.characters(exclude_characters="\x00")), json_values),
+    params=st.dictionaries(st.text(st.characters(codec=None)), json_values),
     data=st.none() | st.binary(),
     created_at=times,
     lease_until=st.none() | times,
@@ -297,3 +297,10 @@ def test_any_run_round_trips(
     )
     store.create_run(run)
     assert store.get_run(run.run_id) == run
+
+
+def test_params_with_nul_and_lone_surrogates_round_trip(store: rb.Store) -> None:
+    """JSON params keep NUL characters and lone surrogates (escaped in the JSON text)."""
+    run = make_run(params={"\x00key": ["\ud800", "a\x00b"]})
+    store.create_run(run)
+    assert store.get_run(run.run_id).params == run.params
