@@ -93,7 +93,11 @@ def claim_throughput(store: rb.Store, url: str, runs: int, workers: int) -> dict
         assert proc.stdout is not None
         proc.stdout.readline()  # ready
     start = time.perf_counter()
-    outs = [proc.communicate("go\n")[0] for proc in procs]
+    for proc in procs:  # all start at once: communicate() would wait for each in turn
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    outs = [proc.communicate()[0] for proc in procs]
     many = runs / (time.perf_counter() - start)
     claimed = [run_id for out in outs for run_id in json.loads(out)]
     if sorted(claimed) != sorted(set(claimed)) or len(claimed) != runs:
