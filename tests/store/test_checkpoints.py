@@ -123,8 +123,7 @@ def _kept(store: rb.Store, run_id: str) -> dict[str, list[int]]:
 
 
 def test_checkpoint_commit_is_all_or_nothing(store: rb.Store, run_id: str) -> None:
-    """If any part of a checkpoint's commit fails (here its last dead letter), none of it is
-    stored: the previous checkpoint, stage runs and dead letters stay as they were."""
+    """A commit that fails at its last dead letter stores none of its parts."""
     before = make_stage_run(run_id, events_in=1)
     store.commit_checkpoint(_checkpoint(run_id, 1, s=b"one"), [before], [make_letter(run_id)])
     broken = make_letter(run_id, event=None)  # NOT NULL: fails after everything else
@@ -149,8 +148,7 @@ def test_duplicate_checkpoint_id_is_a_store_error(store: rb.Store, run_id: str) 
 
 
 def test_dead_letters_get_ids_and_filter(store: rb.Store, run_id: str) -> None:
-    """add_dead_letters assigns increasing ids; dead_letters filters by run, flow, stage,
-    replayed, oldest first, up to ``limit``."""
+    """Dead letters get increasing ids and filter by run, flow, stage; oldest first."""
     letters = [
         make_letter(run_id, stage="parse"),
         make_letter(run_id, stage="save"),
@@ -217,8 +215,7 @@ def test_any_checkpoint_and_dead_letter_round_trips(
 
 
 def test_surrogates_in_diagnostic_text_are_escaped(store: rb.Store, run_id: str) -> None:
-    """A message or repr holding a lone surrogate (an undecodable file name) is stored with
-    it escaped, instead of losing the dead letter or the run's error."""
+    """Lone surrogates in messages and reprs are stored escaped, not lost."""
     bad = "open('\udcff.txt') failed"
     [letter_id] = store.add_dead_letters([make_letter(run_id, message=bad, event_repr=bad)])
     [stored] = store.dead_letters(run_id=run_id)

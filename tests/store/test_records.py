@@ -72,8 +72,7 @@ def test_status_values_are_lower_case_names() -> None:
 
 
 def test_store_errors_subclass_the_fitting_builtins() -> None:
-    """Store errors are RuntimeErrors, a missing run a LookupError, a bad transition a
-    ValueError; all are RiverbedErrors."""
+    """Store errors subclass RuntimeError, LookupError or ValueError as fits."""
     assert issubclass(rb.StoreVersionError, rb.StoreError)
     assert issubclass(rb.DuplicateRunError, rb.StoreError)
     assert issubclass(rb.StoreError, RuntimeError)

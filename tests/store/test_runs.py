@@ -220,8 +220,7 @@ def _race(first: rb.Store, second: rb.Store, run_id: str) -> dict[rb.RunStatus, 
 
 
 def test_concurrent_transitions_exactly_one_wins(store_url: str) -> None:
-    """Two stores race to end one RUNNING run differently: exactly one transition wins, and
-    the loser sees the winner's status (the compare-and-set is atomic across connections)."""
+    """Of two racing transitions of one run (two connections), exactly one wins."""
     with rb.open_store(store_url) as first, rb.open_store(store_url) as second:
         for _ in range(5):
             run = make_run()

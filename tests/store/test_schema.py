@@ -85,8 +85,7 @@ def test_reopening_keeps_data_and_version(store_url: str) -> None:
 
 
 def test_version_1_store_is_migrated(store_url: str) -> None:
-    """A store at schema version 1 (before steps, cache and leases) is upgraded on open, and
-    its runs survive with the new columns empty."""
+    """A version-1 store is migrated on open, and its runs survive."""
     with _open(store_url, schema_version=1) as old:
         assert _version(old) == 1
         assert "riverbed_steps" not in _tables(old)
@@ -112,8 +111,7 @@ def test_version_1_store_is_migrated(store_url: str) -> None:
 
 
 def test_newer_store_is_refused(store_url: str) -> None:
-    """A store whose schema version is newer than this riverbed knows is refused, with a
-    message naming the store, both versions and the fix."""
+    """A store with a newer schema is refused with StoreVersionError and the fix."""
     with _open(store_url) as store, store._write() as tx:
         tx.execute(
             "UPDATE riverbed_meta SET value = ? WHERE key = 'schema_version'",
@@ -130,8 +128,7 @@ def test_newer_store_is_refused(store_url: str) -> None:
 
 
 def test_processes_opening_a_new_store_at_once_migrate_it_once(store_url: str) -> None:
-    """Four processes open one fresh store at the same moment: all succeed, and the schema
-    is created once (no duplicate-table error, one version row)."""
+    """Four processes opening a fresh store at once create its schema once."""
     code = (
         "import sys, riverbed as rb\n"
         "sys.stdin.readline()\n"

@@ -40,8 +40,7 @@ def test_cache_put_keeps_the_first_value(store: rb.Store) -> None:
 
 
 def test_cache_clear_one_stage_or_all(store: rb.Store) -> None:
-    """cache_clear(stage) forgets that stage's entries, cache_clear() every entry; both
-    return how many were removed."""
+    """cache_clear forgets one stage's entries, or all, and counts them."""
     for stage, digest in [("a", "1"), ("a", "2"), ("b", "1")]:
         store.cache_put(stage, "v", digest, b"x", run_id="r")
     assert store.cache_clear("a") == 2
@@ -90,8 +89,7 @@ def test_record_step_refuses_a_stage_run_of_another_run(store: rb.Store) -> None
 
 
 def test_recorded_steps_survive_kill_9(store: rb.Store) -> None:
-    """Every step whose record_step returned is in the store after the recording process
-    is killed with SIGKILL, and its stage run is at least as far."""
+    """Steps whose record_step returned survive SIGKILL of the recording process."""
     run = make_run()
     store.create_run(run)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}

@@ -72,8 +72,7 @@ def test_four_slashes_make_an_absolute_path(
 
 
 def test_unknown_scheme_lists_the_known_ones(in_tmp: Path) -> None:
-    """An unknown scheme is a StoreError naming it and the schemes that exist, password
-    hidden."""
+    """An unknown scheme is a StoreError listing the known ones, password hidden."""
     with pytest.raises(rb.StoreError) as caught:
         rb.open_store("mysql://root:hunter2@db/runs")
     message = str(caught.value)
@@ -131,8 +130,7 @@ def test_import_riverbed_loads_no_database_driver() -> None:
     ids=lambda path: path.name,
 )
 def test_store_imports_no_runner_and_no_flow_builder(path: Path) -> None:
-    """The storage layer sits below the runners and the model's builder: it imports
-    neither (DESIGN.md §4)."""
+    """The store imports no runner and no flow builder (DESIGN.md §4)."""
     tree = ast.parse(path.read_text())
     imported = [
         node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
