@@ -85,3 +85,28 @@ def test_run_status_is_the_same_object_everywhere() -> None:
     from riverbed._runtime.result import RunStatus
 
     assert RunStatus is rb.RunStatus
+
+
+def test_records_pickle_by_their_public_names() -> None:
+    """Records cross process boundaries (workers, Ray): they pickle as ``riverbed.<Name>``."""
+    import pickle
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    records = [
+        rb.RunRecord(
+            run_id="r",
+            flow="f",
+            flow_version="v",
+            status=S.CRASHED,
+            created_at=now,
+            error=rb.ErrorInfo(None, "E", "m", "tb"),
+        ),
+        rb.StageRun("r", "s", "map", rb.StageStatus.PENDING),
+        rb.Checkpoint("r", 1, "v", {"src": {"0": 1}}, {"s": b"x"}, now),
+        rb.DeadLetterRecord(1, "r", "f", "s", b"e", "'e'", "E", "m", "tb", 1, now),
+        rb.StepRecord("r", 0, "s", b"o", now),
+    ]
+    for record in records:
+        assert type(record).__module__ == "riverbed"
+        assert pickle.loads(pickle.dumps(record)) == record
