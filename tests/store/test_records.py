@@ -110,3 +110,26 @@ def test_records_pickle_by_their_public_names() -> None:
     for record in records:
         assert type(record).__module__ == "riverbed"
         assert pickle.loads(pickle.dumps(record)) == record
+
+
+def test_both_stores_implement_the_protocol_with_its_signatures() -> None:
+    """SQLiteStore and PostgresStore have every Store method, with the protocol's signature."""
+    import inspect
+
+    from riverbed._store.postgres import PostgresStore
+    from riverbed._store.sqlite import SQLiteStore
+
+    methods = [
+        name
+        for name, value in vars(rb.Store).items()
+        if callable(value) and (not name.startswith("_") or name in ("__enter__", "__exit__"))
+    ]
+    assert len(methods) >= 22
+    for cls in (SQLiteStore, PostgresStore):
+        for name in methods:
+            expected = inspect.signature(getattr(rb.Store, name))
+            actual = inspect.signature(getattr(cls, name))
+            assert list(actual.parameters) == list(expected.parameters), (cls, name)
+            for param in expected.parameters.values():
+                assert actual.parameters[param.name].default == param.default, (cls, name)
+                assert actual.parameters[param.name].kind == param.kind, (cls, name)
