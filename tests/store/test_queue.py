@@ -55,8 +55,7 @@ def test_claim_on_an_empty_queue_is_none(store: rb.Store) -> None:
 
 
 def test_expired_lease_is_reclaimed_with_the_next_attempt(store: rb.Store) -> None:
-    """A RUNNING run whose lease expired is taken by another worker: still RUNNING, new
-    worker, attempt + 1, same started_at; the old worker can no longer renew."""
+    """An expired lease is taken over by another worker, with attempt + 1."""
     run = make_run()
     store.enqueue(run)
     first = store.claim("w1", lease_seconds=0.2)
@@ -131,8 +130,7 @@ def test_cancelled_scheduled_run_is_not_claimed(store: rb.Store) -> None:
 
 
 def test_each_run_is_claimed_exactly_once_by_concurrent_processes(store: rb.Store) -> None:
-    """Three worker processes claim from one queue at once: every run is claimed by exactly
-    one of them, and all end SUCCEEDED."""
+    """Three worker processes claiming at once take every run exactly once."""
     runs = [make_run() for _ in range(60)]
     for run in runs:
         store.enqueue(run)
