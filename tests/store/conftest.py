@@ -80,7 +80,6 @@ def make_run(**fields: Any) -> rb.RunRecord:
         "flow_version": "v1",
         "status": rb.RunStatus.RUNNING,
         "created_at": NOW,
-        "target": "app:flow",
     }
     values.update(fields)
     return rb.RunRecord(**values)

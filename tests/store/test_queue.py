@@ -10,9 +10,18 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import riverbed as rb
-from tests.store.conftest import NOW, make_run
+from tests.store.conftest import NOW
+from tests.store.conftest import make_run as _make_run
+
+
+def make_run(**fields: Any) -> rb.RunRecord:
+    """A run a worker could load: it has a target (expired runs without one are left to
+    Python, see the last test)."""
+    return _make_run(**{"target": "app:flow", **fields})
+
 
 S = rb.RunStatus
 ROOT = Path(__file__).resolve().parents[2]

@@ -49,7 +49,8 @@ _CLAIM = (
 )
 _CLAIM_SCHEDULED = _CLAIM.format(where="status = ?", order="seq")
 _CLAIM_EXPIRED = _CLAIM.format(
-    where="status = ? AND lease_until < clock_timestamp()", order="lease_until"
+    where="status = ? AND lease_until < clock_timestamp() AND target IS NOT NULL",
+    order="lease_until",
 )
 _MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(hashtext('riverbed_migrate:' || current_schema()))"
 
