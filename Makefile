@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test check lint typecheck bench bench-quick lock clean
+.PHONY: demo test check lint typecheck bench bench-quick soak lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,11 +32,15 @@ typecheck: $(STAMP)
 
 check: lint typecheck test  ## what CI runs
 
-bench: $(VENV)/.bench  ## W1, W2, W3, W4, W6 beside the plain loop, naive asyncio and Bytewax
+bench: $(VENV)/.bench  ## W1, W2, W3, W4, W6 beside the plain loop, naive asyncio and Bytewax; PARALLEL
 	$(PY) -m benchmarks
 
 bench-quick: $(VENV)/.bench
 	$(PY) -m benchmarks --events 200000 --w6-seconds 10
+
+soak: $(STAMP)  ## 200 SIGKILLs of a durable run on SQLite, then on PostgreSQL (RIVERBED_TEST_POSTGRES)
+	$(PY) -m tests.durability.crash_harness --kills 200 --store sqlite:///$$(mktemp -d)/soak.db
+	$(PY) -m tests.durability.crash_harness --kills 200 --store $${RIVERBED_TEST_POSTGRES:-postgresql://postgres@127.0.0.1:5432/test}
 
 lock:  ## re-pin requirements.lock from pyproject.toml in a clean venv
 	rm -rf /tmp/riverbed-lock && $(PYTHON) -m venv /tmp/riverbed-lock

@@ -1,4 +1,5 @@
-"""``python -m benchmarks``: run W1, W2, W3, W4 and W6 beside the baselines; print and save.
+"""``python -m benchmarks``: run W1, W2, W3, W4 and W6 beside the baselines, and PARALLEL
+(the speed-ups of ``parallel_map``); print and save.
 
 Exit status 1 if any implementation raised or gave a wrong result (a missing Bytewax is
 reported, not an error); targets not met are shown in the table but do not fail the run.
@@ -49,7 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--only",
         type=_workloads,
         default=list(harness.ALL_WORKLOADS),
-        help="comma-separated workloads to run, e.g. W1,W2 (default: W1,W2,W3,W4,W6)",
+        help="comma-separated workloads to run, e.g. W1,W2 (default: W1,W2,W3,W4,W6,PARALLEL)",
     )
     parser.add_argument("--json", type=Path, help="also write the results as a JSON list here")
     parser.add_argument(

@@ -19,12 +19,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import baselines, bytewax_impl, riverbed_impl, workloads
+from . import baselines, bytewax_impl, durability, parallel, riverbed_impl, workloads
 from .measure import Measurement, RssSampler, measure
 
 IMPLEMENTATIONS = ("riverbed", "plain", "naive_asyncio", "bytewax")
 
 W6_TARGET_GROWTH_MB = 50.0
+
+PARALLEL_REPEATS = 3
+"""At most this many repeats of PARALLEL (its runs take seconds each, not milliseconds)."""
 
 WARMUP_EVENTS = 10_000
 """Events of the untimed warm-up run of each implementation before the timed repeats."""
@@ -93,7 +96,7 @@ WORKLOADS: dict[str, Workload] = {
     ),
 }
 
-ALL_WORKLOADS = ("W1", "W2", "W3", "W4", "W6")
+ALL_WORKLOADS = ("W1", "W2", "W3", "W4", "W6", "W2C", "W7", "PARALLEL")
 
 
 def log(message: str) -> None:
@@ -276,6 +279,12 @@ def run(only: list[str], events: int, repeats: int, w6_seconds: float) -> list[d
         log(f"{workload_id}: running")
         if workload_id == "W6":
             records.append(run_w6(w6_seconds))
+        elif workload_id == "W2C":
+            records.append(durability.run_w2c(events, repeats, log))
+        elif workload_id == "W7":
+            records.append(durability.run_w7(events, log))
+        elif workload_id == "PARALLEL":
+            records.append(parallel.run_parallel(min(repeats, PARALLEL_REPEATS), log))
         else:
             records.append(run_workload(WORKLOADS[workload_id], events, repeats))
     return records

@@ -16,7 +16,7 @@ import psutil
 from rich.console import Console
 from rich.table import Table
 
-from . import bytewax_impl, riverbed_impl
+from . import bytewax_impl, parallel, riverbed_impl
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -109,7 +109,13 @@ def _memory(record: dict[str, Any]) -> str:
 
 def print_table(records: list[dict[str, Any]], info: dict[str, Any], console: Console) -> None:
     """The results as one table: medians, ratios against their targets, memory; then
-    footnotes saying why a figure is missing."""
+    footnotes saying why a figure is missing. PARALLEL has its own table (speed-ups)."""
+    extra = [r for r in records if r["workload"] == "PARALLEL"]
+    records = [r for r in records if r["workload"] != "PARALLEL"]
+    for record in extra:
+        parallel.print_table(record, console)
+    if not records:
+        return
     events = next((r["events"] for r in records if "events" in r), None)
     repeats = next((r["repeats"] for r in records if "repeats" in r), None)
     title = f"riverbed {info['riverbed_version']}: events per second"
@@ -129,6 +135,8 @@ def print_table(records: list[dict[str, Any]], info: dict[str, Any], console: Co
     ):
         table.add_column(column, justify="left" if column == "workload" else "right")
     for record in records:
+        if record.get("kind") == "durability":
+            continue  # their own lines, below
         targets = record.get("targets", {})
         table.add_row(
             record["workload"],
@@ -153,6 +161,9 @@ def print_table(records: list[dict[str, Any]], info: dict[str, Any], console: Co
             + "; ".join(cpu)
             + "[/dim]"
         )
+    for record in records:
+        for line in record.get("lines", ()):
+            console.print(line, markup=False, highlight=False)
     for number, reason in enumerate(notes.reasons, 1):
         console.print(f"[{number}] {reason}", markup=False, highlight=False)
     console.print(

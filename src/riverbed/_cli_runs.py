@@ -444,6 +444,10 @@ def schedule(
 def worker(
     store: StoreOption = None,
     once: Annotated[bool, typer.Option("--once", help="Run at most one run, then exit.")] = False,
+    max_runs: Annotated[
+        int | None,
+        typer.Option(min=1, help="Exit after this many runs.", show_default=False),
+    ] = None,
     idle_exit: Annotated[
         float | None,
         typer.Option(help="Exit after the queue was empty this many seconds.", show_default=False),
@@ -459,7 +463,7 @@ def worker(
             opened,
             poll=poll,
             idle_exit=0 if once else idle_exit,
-            max_runs=1 if once else None,
+            max_runs=1 if once else max_runs,
             checkpoint_interval=checkpoint_every,
         )
         try:

@@ -9,6 +9,7 @@ content is exact exactly when the state is (no event lost, none counted twice).
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import sys
 import time
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import riverbed as rb
+from riverbed.connectors import PostgresTable
 
 EVENTS = 60_000
 KEYS = 100
@@ -72,29 +74,70 @@ class ResultsTable:
                 "(key INTEGER PRIMARY KEY, n INTEGER, total REAL)"
             )
 
-    def write_batch(self, events: list[tuple[int, tuple[int, float]]]) -> None:
+    def write_batch(self, rows: list[tuple[int, int, float]]) -> None:
         """Write the latest value of each key in the batch."""
         with sqlite3.connect(self.path) as db:
             db.executemany(
                 "INSERT INTO results VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE "
                 "SET n = excluded.n, total = excluded.total",
-                [(key, count, total) for key, (count, total) in events],
+                rows,
             )
 
 
 def read_results(path: str) -> dict[int, tuple[int, float]]:
-    """The results table's content."""
+    """The results' content: each key's last (count, total). For a PostgreSQL results
+    table (``postgresql://...#table``), which gets a row per event, the rows must be
+    exactly one per (key, count): a duplicate or a gap is reported as a wrong count."""
+    if path.startswith("postgresql://"):
+        return _read_rows(path)
     with sqlite3.connect(path) as db:
         rows = db.execute("SELECT key, n, total FROM results").fetchall()
     return {key: (n, total) for key, n, total in rows}
 
 
+def _read_rows(target: str) -> dict[int, tuple[int, float]]:
+    import psycopg
+
+    url, _, table = target.partition("#")
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            f"SELECT key, count(*), count(DISTINCT n), max(n), "
+            f"(array_agg(total ORDER BY n DESC))[1] FROM {table} GROUP BY key"
+        ).fetchall()
+    results: dict[int, tuple[int, float]] = {}
+    for key, count, distinct, top, total in rows:
+        # Exactly once: one row per count 1..top. Duplicates make count > top.
+        results[key] = (top if count == distinct == top else -count, total)
+    return results
+
+
+def _sink(results: str) -> Any:
+    """An upserting SQLite table (at-least-once made exact by idempotence), or an
+    append-only PostgreSQL table written exactly once (``PostgresTable``)."""
+    if results.startswith("postgresql://"):
+        url, _, table = results.partition("#")
+        return PostgresTable(url, table, ["key", "n", "total"])
+    return ResultsTable(results)
+
+
 def build(results: str) -> rb.Flow:
-    """The flow, writing into the results table at ``results``."""
+    """The flow, writing into the results at ``results`` (see ``_sink``)."""
     flow = rb.Flow("crash-w2")
     keyed = flow.source(events, name="events").key_by(get_key)
-    keyed.stateful(RunningSum, RunningSum.add).sink(ResultsTable(results), name="results")
+    keyed.stateful(RunningSum, RunningSum.add).map(flatten).sink(_sink(results), name="results")
     return flow
+
+
+def flatten(pair: tuple[int, tuple[int, float]]) -> tuple[int, int, float]:
+    """``(key, (count, total))`` as a row ``(key, count, total)``."""
+    key, (count, total) = pair
+    return (key, count, total)
+
+
+def scheduled() -> rb.Flow:
+    """The flow for workers (``tests.durability.crash_flow:scheduled``), writing into the
+    results table that $CRASH_RESULTS names."""
+    return build(os.environ["CRASH_RESULTS"])
 
 
 def main(store_url: str, results: str, run_id: str) -> int:

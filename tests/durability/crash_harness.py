@@ -51,8 +51,18 @@ def _start(store: str, results: str, run_id: str) -> subprocess.Popen[str]:
     )
 
 
-def run(store: str, kills: int, *, seed: int = 0, max_delay: float = 1.2) -> Report:
-    """Kill runs ``kills`` times in all, finish the last one, and check every finished run."""
+def run(
+    store: str,
+    kills: int,
+    *,
+    seed: int = 0,
+    max_delay: float = 1.2,
+    rows: str | None = None,
+) -> Report:
+    """Kill runs ``kills`` times in all, finish the last one, and check every finished run.
+
+    Results go to an upserting SQLite table per run, or, with ``rows`` (a PostgreSQL URL),
+    to an append-only table there written by the exactly-once ``PostgresTable`` sink."""
     rng = random.Random(seed)
     report = Report()
     want = expected()
@@ -62,7 +72,11 @@ def run(store: str, kills: int, *, seed: int = 0, max_delay: float = 1.2) -> Rep
         def fresh() -> None:
             nonlocal results, run_id
             run_id = uuid.uuid4().hex[:16]
-            results = str(Path(scratch) / f"{run_id}.db")
+            if rows is None:
+                results = str(Path(scratch) / f"{run_id}.db")
+            else:
+                results = f"{rows}#crash_rows_{run_id}"
+                _create_rows_table(rows, f"crash_rows_{run_id}")
 
         fresh()
         while True:
@@ -96,6 +110,13 @@ def run(store: str, kills: int, *, seed: int = 0, max_delay: float = 1.2) -> Rep
             fresh()
 
 
+def _create_rows_table(url: str, table: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        conn.execute(f"CREATE TABLE {table} (key INTEGER, n INTEGER, total DOUBLE PRECISION)")
+
+
 def main() -> int:
     """The soak from the command line."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -104,8 +125,11 @@ def main() -> int:
     )
     parser.add_argument("--kills", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--rows", help="a PostgreSQL URL: write results there with the exactly-once sink"
+    )
     args = parser.parse_args()
-    report = run(args.store, args.kills, seed=args.seed)
+    report = run(args.store, args.kills, seed=args.seed, rows=args.rows)
     print(
         f"{report.kills} kills, {report.runs_checked} runs checked, {len(report.failures)} failures"
     )

@@ -6,9 +6,11 @@ import dataclasses
 from datetime import timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import riverbed as rb
-from tests.store.conftest import NOW, make_letter, make_run, make_stage_run
+from tests.store.conftest import NOW, WITH_STORE, make_letter, make_run, make_stage_run, new_id
 
 
 def _checkpoint(run_id: str, n: int, **states: bytes) -> rb.Checkpoint:
@@ -121,8 +123,7 @@ def _kept(store: rb.Store, run_id: str) -> dict[str, list[int]]:
 
 
 def test_checkpoint_commit_is_all_or_nothing(store: rb.Store, run_id: str) -> None:
-    """If any part of a checkpoint's commit fails (here its last dead letter), none of it is
-    stored: the previous checkpoint, stage runs and dead letters stay as they were."""
+    """A commit that fails at its last dead letter stores none of its parts."""
     before = make_stage_run(run_id, events_in=1)
     store.commit_checkpoint(_checkpoint(run_id, 1, s=b"one"), [before], [make_letter(run_id)])
     broken = make_letter(run_id, event=None)  # NOT NULL: fails after everything else
@@ -147,8 +148,7 @@ def test_duplicate_checkpoint_id_is_a_store_error(store: rb.Store, run_id: str) 
 
 
 def test_dead_letters_get_ids_and_filter(store: rb.Store, run_id: str) -> None:
-    """add_dead_letters assigns increasing ids; dead_letters filters by run, flow, stage,
-    replayed, oldest first, up to ``limit``."""
+    """Dead letters get increasing ids and filter by run, flow, stage; oldest first."""
     letters = [
         make_letter(run_id, stage="parse"),
         make_letter(run_id, stage="save"),
@@ -175,3 +175,53 @@ def test_mark_replayed(store: rb.Store, run_id: str) -> None:
     assert [letter.id for letter in store.dead_letters(replayed=True)] == ids[:2]
     assert [letter.id for letter in store.dead_letters(replayed=False)] == ids[2:]
     assert {letter.replayed_by for letter in store.dead_letters(replayed=True)} == {"replay-1"}
+
+
+# No NUL (PostgreSQL text cannot hold it) and no lone surrogates (UTF-8 cannot).
+names = st.text(
+    st.characters(exclude_characters="\x00", exclude_categories=["Cs"]), min_size=1, max_size=20
+)
+json_leaf = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**62), max_value=2**62)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | names
+)
+
+
+@given(
+    positions=st.dictionaries(names, st.dictionaries(names, json_leaf, max_size=3), max_size=3),
+    states=st.dictionaries(names, st.binary(max_size=300), max_size=4),
+    event=st.binary(max_size=300),
+    text=names,
+)
+@settings(WITH_STORE, max_examples=20)
+def test_any_checkpoint_and_dead_letter_round_trips(
+    store: rb.Store,
+    positions: dict[str, dict[str, object]],
+    states: dict[str, bytes],
+    event: bytes,
+    text: str,
+) -> None:
+    """Arbitrary JSON positions, state bytes, event bytes and texts survive unchanged."""
+    run_id = new_id()
+    checkpoint = rb.Checkpoint(run_id, 1, "v", positions, states, NOW)  # type: ignore[arg-type]
+    letter = make_letter(run_id, event=event, event_repr=text, message=text, traceback=text)
+    store.commit_checkpoint(checkpoint, dead_letters=[letter])
+    assert store.latest_checkpoint(run_id) == checkpoint
+    [stored] = store.dead_letters(run_id=run_id)
+    assert stored == dataclasses.replace(letter, id=stored.id)
+
+
+def test_surrogates_in_diagnostic_text_are_escaped(store: rb.Store, run_id: str) -> None:
+    """Lone surrogates in messages and reprs are stored escaped, not lost."""
+    bad = "open('\udcff.txt') failed"
+    [letter_id] = store.add_dead_letters([make_letter(run_id, message=bad, event_repr=bad)])
+    [stored] = store.dead_letters(run_id=run_id)
+    assert stored.id == letter_id
+    assert stored.message == stored.event_repr == "open('\\udcff.txt') failed"
+    error = rb.ErrorInfo("parse", "OSError", bad, bad)
+    assert store.transition(run_id, rb.RunStatus.FAILED, error=error).error == rb.ErrorInfo(
+        "parse", "OSError", "open('\\udcff.txt') failed", "open('\\udcff.txt') failed"
+    )

@@ -10,9 +10,18 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import riverbed as rb
-from tests.store.conftest import NOW, make_run
+from tests.store.conftest import NOW
+from tests.store.conftest import make_run as _make_run
+
+
+def make_run(**fields: Any) -> rb.RunRecord:
+    """A run a worker could load: it has a target (expired runs without one are left to
+    Python, see the last test)."""
+    return _make_run(**{"target": "app:flow", **fields})
+
 
 S = rb.RunStatus
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,8 +64,7 @@ def test_claim_on_an_empty_queue_is_none(store: rb.Store) -> None:
 
 
 def test_expired_lease_is_reclaimed_with_the_next_attempt(store: rb.Store) -> None:
-    """A RUNNING run whose lease expired is taken by another worker: still RUNNING, new
-    worker, attempt + 1, same started_at; the old worker can no longer renew."""
+    """An expired lease is taken over by another worker, with attempt + 1."""
     run = make_run()
     store.enqueue(run)
     first = store.claim("w1", lease_seconds=0.2)
@@ -131,8 +139,7 @@ def test_cancelled_scheduled_run_is_not_claimed(store: rb.Store) -> None:
 
 
 def test_each_run_is_claimed_exactly_once_by_concurrent_processes(store: rb.Store) -> None:
-    """Three worker processes claim from one queue at once: every run is claimed by exactly
-    one of them, and all end SUCCEEDED."""
+    """Three worker processes claiming at once take every run exactly once."""
     runs = [make_run() for _ in range(60)]
     for run in runs:
         store.enqueue(run)
@@ -173,3 +180,10 @@ def _raw_url(store: rb.Store) -> str:
     """The URL to open ``store`` again from another process (the test server has no
     password, so the redacted URL is the URL)."""
     return store.url
+
+
+def test_expired_runs_without_a_target_are_not_claimed(store: rb.Store) -> None:
+    """A crashed run started from Python (no target to load its flow from) is left for
+    ``flow.run(resume=...)``: no worker takes it."""
+    store.create_run(make_run(status=S.RUNNING, worker="w", lease_until=NOW, target=None))
+    assert store.claim("w2", 30) is None

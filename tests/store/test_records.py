@@ -72,8 +72,7 @@ def test_status_values_are_lower_case_names() -> None:
 
 
 def test_store_errors_subclass_the_fitting_builtins() -> None:
-    """Store errors are RuntimeErrors, a missing run a LookupError, a bad transition a
-    ValueError; all are RiverbedErrors."""
+    """Store errors subclass RuntimeError, LookupError or ValueError as fits."""
     assert issubclass(rb.StoreVersionError, rb.StoreError)
     assert issubclass(rb.DuplicateRunError, rb.StoreError)
     assert issubclass(rb.StoreError, RuntimeError)
@@ -86,3 +85,51 @@ def test_run_status_is_the_same_object_everywhere() -> None:
     from riverbed._runtime.result import RunStatus
 
     assert RunStatus is rb.RunStatus
+
+
+def test_records_pickle_by_their_public_names() -> None:
+    """Records cross process boundaries (workers, Ray): they pickle as ``riverbed.<Name>``."""
+    import pickle
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    records = [
+        rb.RunRecord(
+            run_id="r",
+            flow="f",
+            flow_version="v",
+            status=S.CRASHED,
+            created_at=now,
+            error=rb.ErrorInfo(None, "E", "m", "tb"),
+        ),
+        rb.StageRun("r", "s", "map", rb.StageStatus.PENDING),
+        rb.Checkpoint("r", 1, "v", {"src": {"0": 1}}, {"s": b"x"}, now),
+        rb.DeadLetterRecord(1, "r", "f", "s", b"e", "'e'", "E", "m", "tb", 1, now),
+        rb.StepRecord("r", 0, "s", b"o", now),
+    ]
+    for record in records:
+        assert type(record).__module__ == "riverbed"
+        assert pickle.loads(pickle.dumps(record)) == record
+
+
+def test_both_stores_implement_the_protocol_with_its_signatures() -> None:
+    """SQLiteStore and PostgresStore have every Store method, with the protocol's signature."""
+    import inspect
+
+    from riverbed._store.postgres import PostgresStore
+    from riverbed._store.sqlite import SQLiteStore
+
+    methods = [
+        name
+        for name, value in vars(rb.Store).items()
+        if callable(value) and (not name.startswith("_") or name in ("__enter__", "__exit__"))
+    ]
+    assert len(methods) >= 22
+    for cls in (SQLiteStore, PostgresStore):
+        for name in methods:
+            expected = inspect.signature(getattr(rb.Store, name))
+            actual = inspect.signature(getattr(cls, name))
+            assert list(actual.parameters) == list(expected.parameters), (cls, name)
+            for param in expected.parameters.values():
+                assert actual.parameters[param.name].default == param.default, (cls, name)
+                assert actual.parameters[param.name].kind == param.kind, (cls, name)

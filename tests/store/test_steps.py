@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import threading
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 import riverbed as rb
 from tests.store.conftest import NOW, make_run, make_stage_run
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_cache_miss_is_none(store: rb.Store) -> None:
@@ -32,8 +40,7 @@ def test_cache_put_keeps_the_first_value(store: rb.Store) -> None:
 
 
 def test_cache_clear_one_stage_or_all(store: rb.Store) -> None:
-    """cache_clear(stage) forgets that stage's entries, cache_clear() every entry; both
-    return how many were removed."""
+    """cache_clear forgets one stage's entries, or all, and counts them."""
     for stage, digest in [("a", "1"), ("a", "2"), ("b", "1")]:
         store.cache_put(stage, "v", digest, b"x", run_id="r")
     assert store.cache_clear("a") == 2
@@ -79,3 +86,49 @@ def test_record_step_refuses_a_stage_run_of_another_run(store: rb.Store) -> None
     """The step and its stage run must belong to one run."""
     with pytest.raises(ValueError, match="belongs to run"):
         store.record_step(rb.StepRecord("a", 0, "s", b"", NOW), make_stage_run("b"))
+
+
+def test_recorded_steps_survive_kill_9(store: rb.Store) -> None:
+    """Steps whose record_step returned survive SIGKILL of the recording process."""
+    run = make_run()
+    store.create_run(run)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.store.stepper", store.url, run.run_id],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
+    assert proc.stdout is not None
+    try:
+        acknowledged = [int(proc.stdout.readline()) for _ in range(30)]
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()
+    stored = store.steps(run.run_id)
+    assert [step.seq for step in stored] == list(range(len(stored)))  # no gap, no tear
+    assert len(stored) >= len(acknowledged)
+    assert all(step.output == step.seq.to_bytes(8, "big") for step in stored)
+    [stage_run] = store.stage_runs(run.run_id)
+    assert stage_run.events_in == len(stored)
+
+
+def test_record_step_is_thread_safe(store: rb.Store) -> None:
+    """Eight threads recording steps of their own runs on one store lose none."""
+    runs = [make_run() for _ in range(8)]
+    for run in runs:
+        store.create_run(run)
+
+    def record(run_id: str) -> None:
+        for seq in range(15):
+            store.record_step(rb.StepRecord(run_id, seq, "s", b"o", NOW))
+
+    threads = [threading.Thread(target=record, args=(run.run_id,)) for run in runs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for run in runs:
+        assert [step.seq for step in store.steps(run.run_id)] == list(range(15))

@@ -345,6 +345,58 @@ class Stream(StreamOperators):
         )
         return self.flow._add(stage)
 
+    def parallel_map(
+        self,
+        fn: Callable[[Any], Any],
+        *,
+        workers: int = 4,
+        mode: str = "thread",
+        ordered: bool = True,
+        gap: str = "wait",
+        max_buffered: int = 1000,
+        name: str | None = None,
+        **policy: Any,
+    ) -> Stream:
+        """One output per event, ``fn(event)``, on ``workers`` workers at once: threads
+        (``mode="thread"``, for blocking I/O), processes (``"process"``, for CPU-bound
+        Python; ``fn`` must be importable by name) or coroutines (``"async"``).
+
+        ``ordered=True`` emits in input order (and so keeps per-key order); ``gap="skip"``
+        lets up to ``max_buffered`` results wait behind a slow event, then emits them and
+        the slow one when it comes. ``ordered=False`` emits as results arrive. ``timeout=``
+        is per event; failures follow ``on_error`` / ``retry``. See docs/operators.md.
+
+        >>> import riverbed as rb
+        >>> rb.Flow("f").source([1, 2]).parallel_map(abs, workers=2)  # doctest: +ELLIPSIS
+        <Stream abs of flow 'f'>
+        """
+        from riverbed._model.parallel import add_parallel_map
+
+        settings = {"workers": workers, "mode": mode, "ordered": ordered, "gap": gap}
+        return add_parallel_map(self, fn, name, policy, max_buffered=max_buffered, **settings)
+
+    def batch_map(
+        self,
+        fn: Callable[[list[Any]], Any],
+        *,
+        max_size: int = 100,
+        max_wait: float | None = 1.0,
+        name: str | None = None,
+        **policy: Any,
+    ) -> Stream:
+        """Call ``fn(events)`` with a list of up to ``max_size`` events, or fewer once the
+        first has waited ``max_wait`` seconds (the run's clock); it returns one output per
+        event, in order. What waits at the end of the stream is called too. Sync or async.
+
+        >>> import riverbed as rb
+        >>> rb.Flow("f").source([1, 2]).batch_map(sorted, max_size=10)  # doctest: +ELLIPSIS
+        <Stream sorted of flow 'f'>
+        """
+        from riverbed._model.parallel import add_batch_map
+
+        settings = {"max_size": max_size, "max_wait": max_wait}
+        return add_batch_map(self, fn, name, policy, **settings)
+
     # -- shape ----------------------------------------------------------------------------
 
     def branch(

@@ -96,7 +96,8 @@ class Codec:
                 return None
             if not isinstance(value, ErrorInfo):
                 raise TypeError(f"error must be an ErrorInfo or None, got {value!r}")
-            return self.json_in(dataclasses.asdict(value), "error")
+            fields = {key: _text(text) for key, text in dataclasses.asdict(value).items()}
+            return self.json_in(fields, "error")
         return value
 
     def check_fields(self, fields: dict[str, Any], method: str) -> None:
@@ -129,11 +130,20 @@ class Codec:
 
     def stage_run_in(self, stage_run: StageRun) -> tuple[Any, ...]:
         """A stage run's column values, in ``STAGE_RUN_COLUMNS`` order."""
-        values = dataclasses.astuple(stage_run)
+        # Attribute by attribute: dataclasses.astuple deep-copies, and this is on the hot
+        # path of record_step.
         return (
-            *values[:3],
+            stage_run.run_id,
+            stage_run.stage,
+            stage_run.kind,
             stage_run.status.value,
-            *values[4:11],
+            stage_run.events_in,
+            stage_run.events_out,
+            stage_run.errors,
+            stage_run.retries,
+            stage_run.skipped,
+            stage_run.dead_lettered,
+            stage_run.seconds,
             self.time_in(stage_run.started_at, "StageRun.started_at"),
             self.time_in(stage_run.ended_at, "StageRun.ended_at"),
         )
@@ -154,10 +164,10 @@ class Codec:
             letter.flow,
             letter.stage,
             letter.event,
-            letter.event_repr,
+            _text(letter.event_repr),
             letter.error_type,
-            letter.message,
-            letter.traceback,
+            _text(letter.message),
+            _text(letter.traceback),
             letter.attempts,
             self.time_in(letter.at, "DeadLetterRecord.at"),
             letter.replayed_by,
@@ -199,6 +209,18 @@ class Codec:
             {stage: _bytes(state) for stage, state in states},
             self.time_out(row[4]),  # type: ignore[arg-type]
         )
+
+
+def _text(value: Any) -> Any:
+    """Diagnostic text (a repr, a message, a traceback) made storable: lone surrogates, as
+    ``os.fsdecode`` leaves for undecodable file names, cannot be encoded as UTF-8 and would
+    lose the whole record, so they are written as ``\\udcff`` escapes instead."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
 
 
 def _bytes(value: Any) -> Any:

@@ -28,14 +28,30 @@ import psycopg
 import psycopg_pool
 
 from riverbed._errors import StoreError
-from riverbed._store.codec import Codec
-from riverbed._store.records import StageRun, StepRecord
+from riverbed._store.codec import RUN_COLUMNS, Codec
+from riverbed._store.records import RunRecord, RunStatus, StageRun, StepRecord, check_transition
 from riverbed._store.schema import SCHEMA_VERSION, Dialect, migrate
 from riverbed._store.sql import INSERT_STEP, UPSERT_STAGE_RUN, SQLStore, Tx
 from riverbed._store.url import redact
 
 __all__ = ["PostgresStore"]
 
+# One statement per claim: lock the oldest matching row (skipping rows other workers hold),
+# then take it. Autocommit makes the statement its own transaction: one round trip.
+_CLAIM = (
+    "WITH next AS (SELECT run_id FROM riverbed_runs WHERE {where} "
+    "ORDER BY {order} LIMIT 1 FOR UPDATE SKIP LOCKED) "
+    "UPDATE riverbed_runs r SET status = ?, worker = ?, "
+    "lease_until = clock_timestamp() + make_interval(secs => ?), "
+    "started_at = coalesce(r.started_at, clock_timestamp()), attempt = r.attempt + ? "
+    "FROM next WHERE r.run_id = next.run_id RETURNING "
+    + ", ".join(f"r.{column}" for column in RUN_COLUMNS)
+)
+_CLAIM_SCHEDULED = _CLAIM.format(where="status = ?", order="seq")
+_CLAIM_EXPIRED = _CLAIM.format(
+    where="status = ? AND lease_until < clock_timestamp() AND target IS NOT NULL",
+    order="lease_until",
+)
 _MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(hashtext('riverbed_migrate:' || current_schema()))"
 
 
@@ -144,6 +160,24 @@ class PostgresStore(SQLStore):
 
     def _lease_end(self, lease_seconds: float) -> tuple[str, tuple[Any, ...]]:
         return "clock_timestamp() + make_interval(secs => ?)", (float(lease_seconds),)
+
+    def claim(self, worker: str, lease_seconds: float) -> RunRecord | None:
+        """Take the oldest SCHEDULED run, else a RUNNING one whose lease expired, for
+        ``worker``; None if there is neither (see ``Store.claim``). One statement each."""
+        lease = float(lease_seconds)
+        running = RunStatus.RUNNING.value
+        with self._statement() as tx:
+            tx.execute(_CLAIM_SCHEDULED, (RunStatus.SCHEDULED.value, running, worker, lease, 0))
+            row = tx.fetchone()
+            if row is None:
+                # Its worker died or hung: the run CRASHED, and this worker resumes it.
+                tx.execute(_CLAIM_EXPIRED, (running, running, worker, lease, 1))
+                row = tx.fetchone()
+                if row is None:
+                    return None
+                check_transition(RunStatus.RUNNING, RunStatus.CRASHED, run_id=row[0])
+                check_transition(RunStatus.CRASHED, RunStatus.RUNNING, run_id=row[0])
+        return self._codec.run_out(row)
 
     def record_step(self, step: StepRecord, stage_run: StageRun | None = None) -> None:
         """Store a completed step (and its stage run) durably, in one statement: one round

@@ -463,8 +463,11 @@ class SQLStore:
             if crashed:
                 # Its worker died or hung: the run CRASHED, and this worker resumes it.
                 tx.execute(
+                    # Only runs with a target: a worker must be able to load their flow
+                    # (a run started from Python is resumed from Python).
                     f"SELECT run_id FROM riverbed_runs WHERE status = ? AND lease_until < "
-                    f"{now_sql} ORDER BY lease_until LIMIT 1{self._skip_locked}",
+                    f"{now_sql} AND target IS NOT NULL ORDER BY lease_until "
+                    f"LIMIT 1{self._skip_locked}",
                     (RunStatus.RUNNING.value, *now_args),
                 )
                 row = tx.fetchone()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +57,13 @@ class Channel:
     async def tick(self) -> None:
         """Put a clock tick (from no writer: ticks are never held back)."""
         await self._queue.put((None, TICK))
+
+    def nudge(self) -> None:
+        """Put a tick now if there is room, from code that cannot wait (a callback): an
+        operator with outputs ready. With no room, the batches queued will reach the
+        reader first, and it collects what is ready then."""
+        with contextlib.suppress(asyncio.QueueFull):
+            self._queue.put_nowait((None, TICK))
 
     async def end(self, writer: str) -> None:
         """Say that ``writer`` is done."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import pickle
 import signal
 import threading
 import time
@@ -34,21 +33,19 @@ from riverbed._errors import (
 )
 from riverbed._model.plan import Plan, make_plan
 from riverbed._model.policy import OnError
-from riverbed._model.sinks import Capture, is_transactional_sink
+from riverbed._model.sinks import Capture
 from riverbed._model.stages import Port, Stage, StageKind
 from riverbed._runtime.clock import Clock, SystemClock
 from riverbed._runtime.local.channel import TICK, Barrier, Channel
-from riverbed._runtime.local.checkpoints import Checkpointer, Part
+from riverbed._runtime.local.checkpoints import Checkpointer
+from riverbed._runtime.local.durable import DurableRun, writer_name
 from riverbed._runtime.local.executor import ChainExecutor, Outputs
 from riverbed._runtime.local.failures import FailureLog
 from riverbed._runtime.local.progress import LiveProgress, wants_progress
 from riverbed._runtime.options import RunOptions
 from riverbed._runtime.recording import (
-    RestorePoint,
     RunRecorder,
-    rerun_point,
     resolve_store,
-    restore_point,
 )
 from riverbed._runtime.result import RunResult, RunStatus, StageCounters
 from riverbed._store.protocol import Store
@@ -70,7 +67,7 @@ POLL_INTERVAL = 0.01
 """Seconds to wait before asking a source again after it said "nothing yet"."""
 
 
-class LocalRun:
+class LocalRun(DurableRun):
     """One run of one flow on the local engine."""
 
     def __init__(
@@ -282,109 +279,6 @@ class LocalRun:
             await asyncio.to_thread(self.recorder.finish, result)
         return result
 
-    # -- checkpoints ----------------------------------------------------------------------
-
-    def _restore_point(self, store: Store) -> tuple[RestorePoint | None, str]:
-        """Where this run starts, and how: new, resuming, re-running or claimed."""
-        flow, compatible = self.flow, self.compatible
-        if self.resume is not None:
-            return restore_point(store, self.resume, flow, compatible=compatible), "resume"
-        if self.rerun_of is not None:
-            return rerun_point(store, self.rerun_of, flow, compatible=compatible), "rerun"
-        if self.claimed is not None:
-            point = restore_point(store, self.claimed, flow, compatible=compatible, claimed=True)
-            return point, "claimed"
-        return None, "new"
-
-    def _restore(self, restore: RestorePoint) -> None:
-        """Start from the checkpoint of a resumed run: state, positions, counters."""
-        checkpoint = restore.checkpoint
-        if checkpoint is None:
-            return
-        transactional = {s.name for s in self.flow.stages if is_transactional_sink(s)}
-        for name, value in restore.states().items():
-            if name in transactional:
-                self._prepared[name] = (checkpoint.checkpoint_id, value)
-            elif name in self.states:
-                self.states[name].update(value)
-        self._start_positions = {
-            source: dict(parts) for source, parts in checkpoint.positions.items()
-        }
-        for name, values in restore.meta.get("counters", {}).items():
-            if name in self.counters:
-                self.counters[name].restore(values)
-        self._finished = set(restore.meta.get("finished", ()))
-
-    def _checkpointer(self, restore: RestorePoint | None) -> Checkpointer:
-        participants = {
-            _writer(source.name, partition)
-            for source in self.plan.sources
-            for partition in self._partitions(source)
-        } | {chain.name for chain in self.plan.chains}
-        last = restore.checkpoint.checkpoint_id if restore and restore.checkpoint else 0
-        return Checkpointer(
-            participants,
-            self._commit,
-            clock=self.clock,
-            interval=self.checkpoint_interval,
-            every_events=self.checkpoint_events,
-            last_id=last,
-        )
-
-    async def _commit(self, checkpoint_id: int, part: Part, *, ended: bool = False) -> None:
-        """Commit a gathered checkpoint to the store (transactional sinks' prepared writes
-        with it), then let those sinks commit their writes."""
-        recorder = self.recorder
-        assert recorder is not None
-        states = dict(part.states)
-        for name, prepared in part.prepared.items():
-            states[name] = pickle.dumps(prepared, protocol=pickle.HIGHEST_PROTOCOL)
-        await asyncio.to_thread(
-            recorder.checkpoint,
-            checkpoint_id,
-            part.positions,
-            states,
-            part.counters,
-            part.finished,
-            list(self.failures.dead_letters),
-            ended=ended,
-        )
-        for name, prepared in part.prepared.items():
-            await self._commit_sink(name, checkpoint_id, prepared)
-
-    async def _commit_sink(self, name: str, checkpoint_id: int | str, prepared: Any) -> None:
-        key = f"{self.run_id}/{name}/{checkpoint_id}"
-        await asyncio.to_thread(self.flow.stage(name).fn.commit, key, prepared)
-
-    async def _commit_unchecked(self) -> BaseException | None:
-        """Without checkpoints, transactional sinks commit what they hold when the run
-        ends. Returns the error of a failed commit (the run then fails)."""
-        for stage in self.flow.stages:
-            if not is_transactional_sink(stage):
-                continue
-            try:
-                await self._commit_sink(stage.name, "end", stage.fn.prepare())
-            except Exception as error:
-                what = f"sink {stage.name!r} failed to commit its writes"
-                return self.failures.stop(stage.name, error, what)
-        return None
-
-    async def _commit_prepared(self) -> None:
-        """On resume: commit again what transactional sinks prepared for the checkpoint
-        resumed from (their commit is idempotent: it may have happened before the crash)."""
-        for name, (checkpoint_id, prepared) in self._prepared.items():
-            await self._commit_sink(name, checkpoint_id, prepared)
-
-    async def _final_checkpoint(self, executors: list[ChainExecutor]) -> None:
-        """The run drained (or stopped cleanly): commit its whole cut as a last checkpoint,
-        so that a crash before its record is updated, or a resume of a stopped run, goes on
-        from exactly here."""
-        checkpointer = self.checkpointer
-        assert checkpointer is not None
-        await checkpointer.drain()
-        part = checkpointer.final()
-        await self._commit(checkpointer.due + 1, part, ended=not self.stopping)
-
     def _start_tasks(self, loop: asyncio.AbstractEventLoop, executors: list[ChainExecutor]) -> None:
         """One task per source partition and one per chain, joined by bounded channels;
         a source of one partition read by one synchronous chain alone runs that chain in
@@ -397,8 +291,7 @@ class LocalRun:
             readers = self.plan.readers.get(Port(source.name), ())
             if len(partitions[source.name]) == 1 and len(readers) == 1:
                 chain = by_name[readers[0]].chain
-                inline = not (chain.is_async or chain.is_process)
-                if inline and len(chain.head.inputs) == 1:
+                if by_name[readers[0]].attachable and len(chain.head.inputs) == 1:
                     attached[source.name] = by_name[readers[0]]
         for source in self.plan.sources:
             targets = [channels[name] for name in self.plan.readers.get(Port(source.name), ())]
@@ -411,20 +304,6 @@ class LocalRun:
             if executor.chain.name not in own:
                 task = self._run_chain(executor, channels)
                 self._tasks.append(loop.create_task(task, name=executor.chain.name))
-
-    def _partitions(self, source: Stage) -> list[str]:
-        """The names of a source's partitions (asked of the source once per run)."""
-        known = self._partition_names.get(source.name)
-        if known is not None:
-            return known
-        try:
-            names = [str(partition) for partition in source.fn.partitions()]
-            self._partition_names[source.name] = names
-            return names
-        except Exception as error:
-            self.counters[source.name].errors += 1
-            what = f"source {source.name!r} could not list its partitions"
-            raise self.failures.stop(source.name, error, what) from error
 
     async def _wait(self) -> BaseException | None:
         """Wait for every task; on the first failure, cancel the rest. Returns the error."""
@@ -468,7 +347,7 @@ class LocalRun:
             for port in chain.head.inputs:
                 if port.stage in sources:
                     writers.update(
-                        dict.fromkeys(_writer(port.stage, p) for p in partitions[port.stage])
+                        dict.fromkeys(writer_name(port.stage, p) for p in partitions[port.stage])
                     )
                 else:
                     writers[chain_of[port.stage]] = None
@@ -512,13 +391,13 @@ class LocalRun:
         positions[partition] = reader.position()
         if self.checkpointer is not None:
             self.checkpointer.ended(
-                _writer(source.name, partition), self._source_part(source, partition)
+                writer_name(source.name, partition), self._source_part(source, partition)
             )
         if chain is not None:
             await self._end_chain(chain, channels)
         else:
             for channel in targets:
-                await channel.end(_writer(source.name, partition))
+                await channel.end(writer_name(source.name, partition))
 
     async def _read_batches(
         self,
@@ -531,7 +410,7 @@ class LocalRun:
     ) -> None:
         counters = self.counters[source.name]
         read = reader.read
-        writer = _writer(source.name, partition)
+        writer = writer_name(source.name, partition)
         checkpointer = self.checkpointer
         injected = checkpointer.due if checkpointer is not None else 0
         while not self.stopping:
@@ -614,8 +493,10 @@ class LocalRun:
     async def _run_chain(self, executor: ChainExecutor, channels: dict[str, Channel]) -> None:
         """Run a chain on the batches of its input channel, then end it. A chain with
         timers (``executor.tick_interval``) gets clock ticks through the same channel, in
-        order with its batches; a barrier makes it take its part of a checkpoint."""
+        order with its batches; so does an operator that wakes it (``executor.wake``). A
+        barrier makes it take its part of a checkpoint."""
         channel = channels[executor.chain.name]
+        executor.wake = channel.nudge
         interval = executor.tick_interval
         ticker = None
         if interval is not None:
@@ -628,47 +509,12 @@ class LocalRun:
                     await self._pass_barrier(item.checkpoint_id, executor, channels)
                 else:
                     await self._step(executor, channels, executor.process(item))
+            while await executor.draining():  # calls still running: emit as they finish
+                await self._step(executor, channels, executor.tick())
         finally:
             if ticker is not None:
                 ticker.cancel()
         await self._end_chain(executor, channels)
-
-    async def _inject(
-        self,
-        checkpoint_id: int,
-        source: Stage,
-        partition: str,
-        targets: Sequence[Channel],
-        chain: ChainExecutor | None,
-        channels: dict[str, Channel],
-    ) -> None:
-        """Take a source partition's part of a checkpoint between two batches, and put the
-        barrier behind what it wrote (or, for a chain it runs inline, take the chain's part
-        at the same moment and pass the barrier on from it)."""
-        checkpointer = self.checkpointer
-        assert checkpointer is not None
-        writer = _writer(source.name, partition)
-        checkpointer.report(writer, checkpoint_id, self._source_part(source, partition))
-        if chain is not None:
-            await self._pass_barrier(checkpoint_id, chain, channels)
-        else:
-            for channel in targets:
-                await channel.barrier(Barrier(checkpoint_id), writer)
-
-    async def _pass_barrier(
-        self, checkpoint_id: int, executor: ChainExecutor, channels: dict[str, Channel]
-    ) -> None:
-        """A chain met barrier ``checkpoint_id`` (aligned): its part, then the barrier on."""
-        assert self.checkpointer is not None
-        self.checkpointer.report(executor.chain.name, checkpoint_id, executor.snapshot())
-        for name in self._downstream[executor.chain.name]:
-            await channels[name].barrier(Barrier(checkpoint_id), executor.chain.name)
-
-    def _source_part(self, source: Stage, partition: str) -> Part:
-        return Part(
-            positions={source.name: {partition: self.positions[source.name].get(partition)}},
-            counters={source.name: self.counters[source.name].values()},
-        )
 
     async def _tick(self, channel: Channel, interval: float) -> None:
         while True:
@@ -750,11 +596,6 @@ class LocalRun:
         else:
             self.aborted = True
             self._cancel_all()
-
-
-def _writer(source: str, partition: str) -> str:
-    """The writer name of one source partition on the channels it feeds."""
-    return f"{source}[{partition}]"
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:

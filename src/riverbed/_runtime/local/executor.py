@@ -14,7 +14,7 @@ import inspect
 import operator
 import pickle
 import random
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, NamedTuple
 
 from riverbed._errors import StageFailedError, StageTimeoutError
@@ -36,6 +36,7 @@ from riverbed._runtime.local.codegen import (
     remainder_ports,
 )
 from riverbed._runtime.local.failures import FailureLog, event_repr
+from riverbed._runtime.local.parallel import LocalOperator, local_operator
 from riverbed._runtime.result import StageCounters
 
 Outputs = dict[str, list[Any]]
@@ -124,10 +125,24 @@ class ChainExecutor:
         """True once the chain emitted its end-of-stream output (also in an earlier
         attempt of a resumed run): it never does twice."""
         self.processor: Processor | None = None
+        self.operator: LocalOperator | None = None  # parallel_map, batch_map: see parallel.py
+        self.wake: Callable[[], None] = _no_wake
+        """Set by the engine: asks it to call ``tick`` soon (an operator has outputs)."""
         if chain.is_process:
             state = states[0]
             assert state is not None
-            self.processor = chain.head.fn.create(state)
+            self.operator = local_operator(
+                chain.head,
+                chain.policies[0],
+                counters[0],
+                failures,
+                clock,
+                self.rng,
+                state,
+                lambda: self.wake(),
+            )
+            if self.operator is None:
+                self.processor = chain.head.fn.create(state)
         fast = not (chain.is_async or chain.is_process)
         self.compiled = compile_chain(chain, states) if fast else None
         self._compiled_pull: CompiledChain | None = None  # made on first use
@@ -193,6 +208,12 @@ class ChainExecutor:
                         await self._forward(index, list(state.items()))
                 if self.processor is not None:
                     await self._timer(self.processor.finish, "finish")
+                elif self.operator is not None:
+                    await self._operate(self.operator.finish())
+            elif self.operator is not None:
+                assert isinstance(batch, list)
+                tally.consumed = len(batch)
+                await self._operate(self.operator.process(batch))
             elif self.processor is not None:
                 assert isinstance(batch, list)
                 await self._process_each(self.processor, batch)
@@ -210,20 +231,44 @@ class ChainExecutor:
     @property
     def tick_interval(self) -> float | None:
         """Seconds of the run's clock between calls of ``tick``, or None for no ticks."""
+        if self.operator is not None:
+            return self.operator.tick_interval
         return self.chain.head.fn.tick if self.processor is not None else None
 
+    @property
+    def attachable(self) -> bool:
+        """True if a source may run this chain in its own task, with no channel between
+        them: a fused synchronous loop (processors and operators need their channel for
+        ticks and wake-ups)."""
+        return not (self.chain.is_async or self.chain.is_process)
+
     async def tick(self) -> Outputs:
-        """Processing time moved on: let the chain's processor emit what is due."""
+        """Processing time moved on (or the operator woke the engine): let the chain's
+        processor or operator emit what is due."""
+        if self.operator is not None:
+            return await self._run_timer(self.operator.tick)
         if self.processor is None:
             return {}
         return await self._run_timer(self.processor.tick)
+
+    async def draining(self) -> bool:
+        """After the last batch: wait until the chain's operator has outputs ready (True:
+        call ``tick`` and ask again), or has none owed (False: go on to ``finish``)."""
+        return self.operator is not None and await self.operator.drain()
+
+    async def _operate(self, work: Awaitable[list[Any]]) -> None:
+        """Await an operator's call; what it returns leaves the chain (it runs alone)."""
+        self._lists[self.list_keys[0]].extend(await work)
 
     async def _run_timer(self, call: Callable[..., Any]) -> Outputs:
         lists: dict[str, list[Any]] = {key: [] for key in self.list_keys}
         self._lists = lists
         self._tally = tally = _Tally(len(self.stages), len(self.explicit_slot) + 1)
         try:
-            await self._timer(call, "tick")
+            if self.operator is not None:
+                await self._operate(call())
+            else:
+                await self._timer(call, "tick")
         finally:
             self._count(tally, lists)
         return lists
@@ -270,6 +315,8 @@ class ChainExecutor:
     async def close(self) -> None:
         """Close the sink objects of the chain that have ``close`` (also after errors). A
         failing close fails the run (StageFailedError), after every sink had its turn."""
+        if self.operator is not None:  # its pool and tasks: also after errors and Ctrl-C
+            await self.operator.aclose()
         failed: StageFailedError | None = None
         for index in self.batch_sinks:
             stage = self.stages[index]
@@ -609,6 +656,10 @@ class ChainExecutor:
             self._give_up(index, events, failed, attempt)
         for event in events:
             self._give_up(index, event, failed, attempt)
+
+
+def _no_wake() -> None:
+    pass
 
 
 def _hashable_key(pair: Any) -> Any:

@@ -1,0 +1,225 @@
+"""The durability workloads: W2 with checkpoints beside W2 without (W2C), and recovery after
+SIGKILL (W7). Both record their runs in an SQLite store of their own (a temporary file).
+
+W2C runs riverbed's W2 flow three ways, in each repeat one after the other: recorded in the
+store without checkpoints, with a checkpoint every second, and with one every 0.1 s; the
+ratio of each to the first is the cost of checkpointing (target: >= 0.9 at one second).
+
+W7 starts W2 with checkpoints every second in a child process, kills it with SIGKILL at a
+random moment, resumes it in a new process, and checks the final per-key means against the
+plain computation. Resume time: from the start of the resuming process (before it imports
+anything) to the first batch its sink receives after the state was restored; beside it, the
+same for a fresh start of the same flow, so the difference is what resuming costs.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import riverbed as rb
+
+from .measure import measure
+from .workloads import LastMeans, RunningMean, check_w2, events, get_key
+
+W2C_TARGET = 0.9
+W7_KILLS = 3
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _w2(n: int, store: str, interval: float | None) -> LastMeans:
+    last = LastMeans()
+    flow = rb.Flow("w2c")
+    flow.source(functools.partial(events, n), name="events").key_by(get_key).stateful(
+        RunningMean, RunningMean.add
+    ).sink_batch(last.update_batch, name="last")
+    options: dict[str, Any] = {"store": store, "batch_size": 1000, "progress": False}
+    if interval is not None:
+        options["checkpoint_interval"] = interval
+    result = flow.run(**options)
+    if not result.ok:
+        raise RuntimeError(result.summary())
+    return last
+
+
+def run_w2c(events_count: int, repeats: int, log: Any) -> dict[str, Any]:
+    """W2 with checkpoints every 1 s and 0.1 s beside W2 without, all recorded."""
+    variants = {"none": None, "1s": 1.0, "0.1s": 0.1}
+    rates: dict[str, list[float]] = {name: [] for name in variants}
+    failures: dict[str, str] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        store = f"sqlite:///{scratch}/w2c.db"
+        _w2(10_000, store, 1.0)  # warm-up: imports, the schema
+        for repeat in range(repeats):
+            names = list(variants)
+            names = names[repeat % 3 :] + names[: repeat % 3]
+            for name in names:
+                result = measure(functools.partial(_w2, events_count, store, variants[name]))
+                wrong = check_w2(events_count, result.output)
+                if wrong is not None:
+                    failures[name] = wrong
+                rates[name].append(events_count / result.seconds)
+                log(
+                    f"  W2C repeat {repeat + 1}/{repeats} checkpoints {name:<5} "
+                    f"{rates[name][-1]:>12,.0f} ev/s"
+                )
+    ratio = {
+        name: statistics.median(a / b for a, b in zip(rates[name], rates["none"], strict=True))
+        for name in ("1s", "0.1s")
+    }
+    return {
+        "workload": "W2C",
+        "kind": "durability",
+        "description": "W2 with checkpoints (SQLite store) against W2 without",
+        "events": events_count,
+        "repeats": repeats,
+        "riverbed_eps": statistics.median(rates["1s"]),
+        "no_checkpoint_eps": statistics.median(rates["none"]),
+        "checkpoint_0_1s_eps": statistics.median(rates["0.1s"]),
+        "ratio_checkpoint_1s": ratio["1s"],
+        "ratio_checkpoint_0_1s": ratio["0.1s"],
+        "runs_eps": rates,
+        "targets": {"ratio_checkpoint_1s": W2C_TARGET},
+        "targets_met": {"ratio_checkpoint_1s": ratio["1s"] >= W2C_TARGET},
+        "failures": failures,
+        "lines": [
+            f"W2C: W2 with a checkpoint every 1 s runs at {ratio['1s']:.2f} of W2 without "
+            f"(target >= {W2C_TARGET}: {'met' if ratio['1s'] >= W2C_TARGET else 'NOT met'}); "
+            f"every 0.1 s at {ratio['0.1s']:.2f}; "
+            f"{statistics.median(rates['none']):,.0f} ev/s recorded without checkpoints, "
+            f"{events_count:,} events, medians of {repeats}"
+        ],
+    }
+
+
+CHILD = """
+import sys, time
+started = time.perf_counter()
+import riverbed as rb
+from benchmarks.durability import child_flow
+flow, sink = child_flow(int(sys.argv[2]), started)
+options = dict(store=sys.argv[1], checkpoint_interval=1.0, progress=False)
+if sys.argv[3] == "resume":
+    options["resume"] = sys.argv[4]
+else:
+    options["run_id"] = sys.argv[4]
+result = flow.run(**options)
+print(json.dumps({"first_batch": sink.first_batch, "status": result.status.value}))
+""".replace("import sys, time", "import json, sys, time")
+
+
+class _TimedSink:
+    """Notes when its first batch arrives (seconds since the process started) and keeps
+    each key's last mean in a JSON file, so the harness can check the final means."""
+
+    def __init__(self, started: float, path: str) -> None:
+        self.started = started
+        self.first_batch: float | None = None
+        self.path = path
+        self.means: dict[str, float] = {}
+        if os.path.exists(path):
+            with open(path) as file:
+                self.means = json.load(file)
+
+    def write_batch(self, batch: list[tuple[int, float]]) -> None:
+        if self.first_batch is None:
+            self.first_batch = time.perf_counter() - self.started
+        for key, mean in batch:
+            self.means[str(key)] = mean
+
+    def close(self) -> None:
+        with open(self.path, "w") as file:
+            json.dump(self.means, file)
+
+
+def child_flow(n: int, started: float) -> tuple[rb.Flow, _TimedSink]:
+    """W2 for the W7 child process; the sink's file is $W7_MEANS."""
+    sink = _TimedSink(started, os.environ["W7_MEANS"])
+    flow = rb.Flow("w7")
+    flow.source(functools.partial(events, n), name="events").key_by(get_key).stateful(
+        RunningMean, RunningMean.add
+    ).sink(sink, name="last")
+    return flow, sink
+
+
+def _child(store: str, n: int, mode: str, run_id: str, means: str) -> subprocess.Popen[str]:
+    env = dict(os.environ, PYTHONPATH=f"{ROOT / 'src'}{os.pathsep}{ROOT}", W7_MEANS=means)
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, store, str(n), mode, run_id],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def run_w7(events_count: int, log: Any, kills: int = W7_KILLS, seed: int = 0) -> dict[str, Any]:
+    """Kill W2 at random moments, resume it; resume times and a check of the final means."""
+    rng = random.Random(seed)
+    n = max(events_count * 6, 2_000_000)  # long enough to be killed after a checkpoint
+    resumes: list[float] = []
+    fresh: list[float] = []
+    failures: dict[str, str] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        store = f"sqlite:///{scratch}/w7.db"
+        for kill in range(kills):
+            run_id = uuid.uuid4().hex[:16]
+            means = f"{scratch}/{run_id}.json"
+            first = _child(store, n, "new", run_id, means)
+            time.sleep(rng.uniform(1.5, 2.5))
+            if first.poll() is not None:
+                failures[f"kill {kill}"] = "the run ended before it could be killed"
+                first.communicate()
+                continue
+            first.send_signal(signal.SIGKILL)
+            first.communicate()
+            resumed = _child(store, n, "resume", run_id, means)
+            out, err = resumed.communicate(timeout=300)
+            if resumed.returncode != 0:
+                failures[f"kill {kill}"] = err[-2000:]
+                continue
+            report = json.loads(out.strip().splitlines()[-1])
+            resumes.append(report["first_batch"])
+            with open(means) as file:
+                final = LastMeans({int(key): mean for key, mean in json.load(file).items()})
+            wrong = check_w2(n, final)
+            if wrong is not None:
+                failures[f"kill {kill}"] = f"wrong final means: {wrong}"
+            log(
+                f"  W7 kill {kill + 1}/{kills}: resumed, first batch "
+                f"{resumes[-1]:.3f} s after start"
+            )
+        baseline = _child(store, 10_000, "new", uuid.uuid4().hex[:16], f"{scratch}/fresh.json")
+        out, _ = baseline.communicate(timeout=120)
+        fresh.append(json.loads(out.strip().splitlines()[-1])["first_batch"])
+    median = statistics.median(resumes) if resumes else None
+    line = (
+        f"W7: {len(resumes)}/{kills} kills resumed with exact final means; first batch after "
+        f"a resume {median:.3f} s after the process started (a fresh start: {fresh[0]:.3f} s)"
+        if median is not None
+        else f"W7: no resume measured ({failures})"
+    )
+    return {
+        "workload": "W7",
+        "kind": "durability",
+        "description": "W2 with checkpoints every second, SIGKILL, resume",
+        "events": n,
+        "riverbed_eps": None,
+        "resume_first_batch_seconds": resumes,
+        "resume_seconds_median": median,
+        "fresh_first_batch_seconds": fresh[0] if fresh else None,
+        "failures": failures,
+        "lines": [line],
+    }

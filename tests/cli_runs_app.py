@@ -1,0 +1,47 @@
+"""Flows for tests/test_cli_runs.py, loaded by TARGET as ``tests.cli_runs_app:...``."""
+
+from __future__ import annotations
+
+import riverbed as rb
+
+BROKEN = False
+"""While True, ``fragile`` fails on 7 (the bug a test then 'fixes')."""
+PICKY = True
+"""While True, ``picky`` fails on 3 and 7."""
+SEEN: list[int] = []
+
+
+def tens(x: int) -> int:
+    return x % 10
+
+
+def keep(x: object) -> None:
+    """A sink that keeps nothing: the tests read the counters."""
+
+
+def fragile(x: int) -> int:
+    if BROKEN and x == 7:
+        raise ValueError("seven is broken")
+    return x
+
+
+def picky(x: int) -> int:
+    if PICKY and x in (3, 7):
+        raise ValueError(f"{x} is not liked")
+    return x
+
+
+def double(x: int) -> int:
+    return x * 2
+
+
+counting = rb.Flow("counting")
+counting.source(list(range(10)), name="numbers").sink(keep, name="keep")
+
+fragile_flow = rb.Flow("fragile")
+fragile_flow.source(list(range(10)), name="numbers").map(fragile).sink(keep, name="keep")
+
+lettered = rb.Flow("lettered")
+lettered.source(list(range(10)), name="numbers").map(picky, on_error=rb.OnError.DEAD_LETTER).map(
+    double
+).sink(SEEN.append, name="seen")

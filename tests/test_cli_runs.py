@@ -1,0 +1,154 @@
+"""``riverbed runs``, ``dead-letters``, ``schedule``: stored runs from a shell, with their
+exit codes and JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+import riverbed as rb
+from riverbed.cli import app
+from tests import cli_runs_app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def store_url(tmp_path: Path) -> str:
+    """An empty SQLite store for the test."""
+    return f"sqlite:///{tmp_path}/runs.db"
+
+
+def invoke(*args: str) -> Any:
+    return runner.invoke(app, list(args))
+
+
+def _run(store_url: str, target: str, *extra: str) -> tuple[Any, str]:
+    result = invoke("run", target, "--store", store_url, "--no-progress", *extra)
+    first = result.stdout.splitlines()[0]
+    assert first.startswith("run ")
+    return result, first.removeprefix("run ")
+
+
+def test_runs_list_and_show(store_url: str) -> None:
+    """A run started by `riverbed run` is listed, and shown with per-stage counters."""
+    result, run_id = _run(store_url, "tests.cli_runs_app:counting")
+    assert result.exit_code == 0
+    listed = invoke("runs", "list", "--store", store_url, "--json")
+    assert listed.exit_code == 0
+    rows = json.loads(listed.stdout)
+    assert [(r["run_id"], r["status"], r["target"]) for r in rows] == [
+        (run_id, "succeeded", "tests.cli_runs_app:counting")
+    ]
+    shown = invoke("runs", "show", run_id[:8], "--store", store_url, "--json")
+    data = json.loads(shown.stdout)
+    stages = {s["stage"]: s for s in data["stages"]}
+    assert stages["numbers"]["events_out"] == 10
+    assert stages["keep"]["events_in"] == 10
+    text = invoke("runs", "show", run_id, "--store", store_url)
+    assert "SUCCEEDED" in text.stdout
+    assert "keep" in text.stdout
+
+
+def test_unknown_run_exits_4(store_url: str) -> None:
+    """A run id that matches nothing exits 4 and says so."""
+    result = invoke("runs", "show", "nosuchrun", "--store", store_url)
+    assert result.exit_code == 4
+    assert "nosuchrun" in result.stderr
+
+
+def test_bad_status_filter_is_a_usage_error(store_url: str) -> None:
+    """`runs list --status` takes a run status name."""
+    result = invoke("runs", "list", "--status", "done", "--store", store_url)
+    assert result.exit_code == 2
+    assert "succeeded" in result.stderr
+
+
+def test_failed_run_resumes_after_the_fix(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failed run resumed from its checkpoint after the 'fix' succeeds, same run id."""
+    monkeypatch.setattr(cli_runs_app, "BROKEN", True)
+    failed, run_id = _run(
+        store_url, "tests.cli_runs_app:fragile_flow", "--checkpoint-every", "0.001"
+    )
+    assert failed.exit_code == 1
+    monkeypatch.setattr(cli_runs_app, "BROKEN", False)
+    resumed = invoke("runs", "resume", run_id, "--store", store_url)
+    assert resumed.exit_code == 0, resumed.output
+    assert resumed.stdout.splitlines()[0] == f"run {run_id}"
+    shown = json.loads(invoke("runs", "show", run_id, "--store", store_url, "--json").stdout)
+    assert (shown["status"], shown["attempt"]) == ("succeeded", 2)
+
+
+def test_rerun_is_a_new_run(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`runs rerun` starts a new run recorded as a re-run of the old one."""
+    monkeypatch.setattr(cli_runs_app, "BROKEN", True)
+    _, old = _run(store_url, "tests.cli_runs_app:fragile_flow")
+    monkeypatch.setattr(cli_runs_app, "BROKEN", False)
+    rerun = invoke("runs", "rerun", old, "--store", store_url)
+    assert rerun.exit_code == 0, rerun.output
+    new = rerun.stdout.split()[1]
+    assert new != old
+    shown = json.loads(invoke("runs", "show", new, "--store", store_url, "--json").stdout)
+    assert (shown["status"], shown["rerun_of"]) == ("succeeded", old)
+    assert (
+        json.loads(invoke("runs", "show", old, "--store", store_url, "--json").stdout)["status"]
+        == "failed"
+    )
+
+
+def test_resuming_a_succeeded_run_exits_1(store_url: str) -> None:
+    """Resuming a run that succeeded is refused with exit 1."""
+    _, run_id = _run(store_url, "tests.cli_runs_app:counting")
+    result = invoke("runs", "resume", run_id, "--store", store_url)
+    assert result.exit_code == 1
+    assert "already succeeded" in result.stderr
+
+
+def test_schedule_then_cancel(store_url: str) -> None:
+    """A scheduled run waits in the queue; cancelling it records CANCELLED; cancelling it
+    again is refused."""
+    scheduled = invoke(
+        "schedule", "tests.cli_runs_app:counting", "--store", store_url, "-p", "day=3"
+    )
+    assert scheduled.exit_code == 0
+    run_id = scheduled.stdout.strip()
+    with rb.open_store(store_url) as store:
+        record = store.get_run(run_id)
+        assert (record.status, record.params) == (rb.RunStatus.SCHEDULED, {"day": 3})
+    assert invoke("runs", "cancel", run_id, "--store", store_url).exit_code == 0
+    again = invoke("runs", "cancel", run_id, "--store", store_url)
+    assert again.exit_code == 1
+    assert "cancelled" in again.stderr
+
+
+def test_worker_once_runs_a_scheduled_run(store_url: str) -> None:
+    """`riverbed worker --once` claims the scheduled run and runs it to SUCCEEDED."""
+    run_id = invoke("schedule", "tests.cli_runs_app:counting", "--store", store_url).stdout.strip()
+    worked = invoke("worker", "--store", store_url, "--once")
+    assert worked.exit_code == 0, worked.output
+    with rb.open_store(store_url) as store:
+        assert store.get_run(run_id).status is rb.RunStatus.SUCCEEDED
+
+
+def test_dead_letters_list_and_replay(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dead letters are listed; replayed after the fix, they reach the sink and are marked."""
+    _, run_id = _run(store_url, "tests.cli_runs_app:lettered")
+    listed = json.loads(invoke("dead-letters", "list", "--store", store_url, "--json").stdout)
+    assert sorted(row["event"] for row in listed) == ["3", "7"]
+    assert {row["stage"] for row in listed} == {"picky"}
+    monkeypatch.setattr(cli_runs_app, "PICKY", False)
+    cli_runs_app.SEEN.clear()
+    replayed = invoke("dead-letters", "replay", "--store", store_url, "--run", run_id)
+    assert replayed.exit_code == 0, replayed.output
+    assert sorted(cli_runs_app.SEEN) == [6, 14]
+    pending = json.loads(invoke("dead-letters", "list", "--store", store_url, "--json").stdout)
+    assert pending == []
+    done = json.loads(
+        invoke("dead-letters", "list", "--replayed", "--store", store_url, "--json").stdout
+    )
+    assert len(done) == 2
+    assert all(row["replayed_by"] for row in done)
