@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import collections
 import importlib
+import itertools
 import os
 import re
 import signal
@@ -246,10 +247,57 @@ def test_word_count_build_reads_the_given_file(example: Example, tmp_path: Path)
     assert len(pairs) == len(dict(pairs))
 
 
+# -- clickstream ----------------------------------------------------------------------------
+
+
+def test_clickstream_script_prints_visits_views_and_late_clicks() -> None:
+    """The script prints the visits, the views per page and the late clicks, then the run."""
+    lines = _script("clickstream", "--clicks", "3000", "--seed", "3")
+    assert re.fullmatch(r"\d+ visits; the longest: \('\w+', [\d.]+, \d+\)", lines[0])
+    assert lines[1].startswith("views per page: {'cart': ")
+    assert re.fullmatch(r"\d+ clicks came too late to count", lines[2])
+    assert any("SUCCEEDED" in line for line in lines)
+
+
+def test_clickstream_counts_every_click_once_per_window_kind(example: Example) -> None:
+    """Every click is in one visit and one page-view window, or comes out late: nothing is
+    lost or counted twice, and the same seed gives the same output."""
+    module = example("clickstream")
+    out = run_flow(module.build(5000, seed=11))["report"]
+    kinds = collections.Counter(kind for kind, _ in out)
+    clicks_in_visits = sum(payload[2] for kind, payload in out if kind == "visit")
+    views = sum(payload[1] for kind, payload in out if kind == "views")
+    assert clicks_in_visits + views + kinds["late"] == 2 * 5000
+    assert kinds["late"] > 0
+    assert run_flow(module.build(5000, seed=11))["report"] == out
+
+
+def test_clickstream_visits_are_the_sessions_of_each_user(example: Example) -> None:
+    """With clicks in time order (nothing late), the visits equal each user's clicks split
+    where two are 30 minutes or more apart."""
+    module = example("clickstream")
+    ordered = sorted(module.clicks(3000, 5), key=module.time_of)
+    flow = module.build()
+    out = run_flow(flow, {"clicks": ordered})["report"]
+    visits = sorted((p[0], p[2]) for kind, p in out if kind == "visit")
+    expected = []
+    for user in module.USERS:
+        times = [c["t"] for c in ordered if c["user"] == user]
+        run = 1
+        for before, after in itertools.pairwise(times):
+            if after - before >= module.GAP:
+                expected.append((user, run))
+                run = 0
+            run += 1
+        if times:
+            expected.append((user, run))
+    assert visits == sorted(expected)
+
+
 # -- both -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["temperature_monitor", "word_count"])
+@pytest.mark.parametrize("name", ["temperature_monitor", "word_count", "clickstream"])
 def test_example_user_code_does_not_import_riverbed(name: str) -> None:
     """Only the wiring at the bottom of an example uses riverbed; its functions are plain."""
     tree = ast.parse((EXAMPLES / f"{name}.py").read_text("utf-8"))
