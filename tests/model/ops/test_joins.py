@@ -172,3 +172,14 @@ def test_keyed_lookup_uses_the_stream_key() -> None:
         ("a", ("x", 1)),
         ("b", ("y", None)),
     ]
+
+
+def test_keyed_lookup_with_a_key_function() -> None:
+    """key= looks up by a function of the value instead of the stream's key."""
+    stream = rb.Flow("k").source([]).key_by(len)
+
+    def first_letter(value: str) -> str:
+        return value[0]
+
+    lookup = stream.lookup({"x": "ex"}, key=first_letter)
+    assert drive(lookup, [(1, "xy"), (2, "zz")]) == [(1, ("xy", "ex"))]

@@ -402,3 +402,26 @@ def test_late_updates_equal_reference(
     assert got == expected
     assert [type(r) for _, r in got] == [type(r) for _, r in expected]
     assert drive(windows, events, checkpoint_at=min(cut, len(events))) == expected
+
+
+def test_global_sessions_and_count_windows() -> None:
+    """On a plain stream, sessions and count windows span all events together."""
+    plain = rb.Flow("g").source([])
+    sessions = plain.window(rb.Session(5), rb.Collect(), event_time=float)
+    assert drive(sessions, [1, 3, 20, 22]) == [
+        (rb.Window(1.0, 8.0), [1, 3]),
+        (rb.Window(20.0, 27.0), [20, 22]),
+    ]
+    counts = plain.window(rb.CountWindow(3), rb.Reduce(max), name="threes")
+    assert drive(counts, [4, 9, 2, 7, 1]) == [(rb.Window(0, 3), 9), (rb.Window(3, 5), 7)]
+
+
+def test_early_every_on_sessions_and_count_windows() -> None:
+    """early_every works on sessions and count windows too."""
+    keyed = stream()
+    sessions = keyed.window(rb.Session(5), event_time=get_t, early_every=2)
+    out = drive(sessions, [("a", (1, "x")), ("a", (2, "y")), ("a", (3, "z"))])
+    assert [(type(r).__name__, r[1]) for _, r in out] == [("Early", 2), ("tuple", 3)]
+    counts = keyed.window(rb.CountWindow(4), early_every=3, name="c")
+    out = drive(counts, [("a", (i, "v")) for i in range(4)])
+    assert [(type(r).__name__, r[1]) for _, r in out] == [("Early", 3), ("tuple", 4)]
