@@ -128,3 +128,22 @@ def test_processor_flow_serializes_and_versions() -> None:
     assert back.stage("count_at_end").fn == CountAtEnd(fail_on=3)
     assert back.version == flow.version
     assert _flow(CountAtEnd(fail_on=4)).version != flow.version
+
+
+def test_processor_without_timers_is_fused_with_its_neighbours() -> None:
+    """A processor with no tick runs inside the fused loop of the stages around it; one
+    with a tick runs alone (its channel carries the ticks)."""
+    from riverbed._model.plan import make_plan
+
+    fused = _flow(CountAtEnd())
+    plan = make_plan(fused.name, fused.stages)
+    assert [[s.name for s in chain.stages] for chain in plan.chains] == [
+        ["str", "count_at_end", "out"]
+    ]
+    ticking = _flow(CountAtEnd(every=1.0))
+    plan = make_plan(ticking.name, ticking.stages)
+    assert [[s.name for s in chain.stages] for chain in plan.chains] == [
+        ["str"],
+        ["count_at_end"],
+        ["out"],
+    ]

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from riverbed._model import callables, graph
+from riverbed._model.parallel import RunnerOperatorSpec
 from riverbed._model.policy import OnError, Policy, Retry, resolve
 from riverbed._model.sinks import is_sink_object
 from riverbed._model.stages import Port, SinkMode, Stage, StageKind
@@ -42,8 +43,9 @@ class Chain:
 
     @property
     def is_process(self) -> bool:
-        """True for the chain of one ``PROCESS`` stage (a processor with state and time)."""
-        return self.stages[0].kind is StageKind.PROCESS
+        """True for the chain of one ``PROCESS`` stage that runs alone: a processor with
+        timers, or an operator the runner implements itself (parallel_map, batch_map)."""
+        return processor_runs_alone(self.stages[0])
 
     @property
     def name(self) -> str:
@@ -78,10 +80,19 @@ def _needs_await(stage: Stage) -> bool:
     return target is not None and callables.is_async(target)
 
 
+def processor_runs_alone(stage: Stage) -> bool:
+    """True for a processor stage that needs a chain of its own: one with timers (the
+    runner ticks it through its channel), or an operator the runner implements itself.
+    Other processors are fused like flat_maps: ``process(event, now)`` in the loop."""
+    return stage.kind is StageKind.PROCESS and (
+        stage.fn.tick is not None or isinstance(stage.fn, RunnerOperatorSpec)
+    )
+
+
 def _runs_alone(stage: Stage) -> bool:
-    """Async stages and processors are chains of their own: the first are awaited per
-    event, the second keep state and timers that the runner drives."""
-    return stage.kind is StageKind.PROCESS or _needs_await(stage)
+    """Async stages and processors with timers are chains of their own: the first are
+    awaited per event, the second get ticks that the runner drives."""
+    return processor_runs_alone(stage) or _needs_await(stage)
 
 
 def make_plan(

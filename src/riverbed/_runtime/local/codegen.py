@@ -132,10 +132,16 @@ _HEAD = Port("<head>", "<in>")
 
 class _Generator:
     def __init__(
-        self, chain: Chain, states: list[dict[Any, Any] | None], *, count_head: bool
+        self,
+        chain: Chain,
+        states: list[dict[Any, Any] | None],
+        processors: dict[int, Any],
+        *,
+        count_head: bool,
     ) -> None:
         self.chain = chain
         self.states = states
+        self.processors = processors
         self.explicit = (*explicit_edges(chain), *((_HEAD,) if count_head else ()))
         self.counter = {port: f"c{number}" for number, port in enumerate(self.explicit)}
         self.counts = "(" + "".join(f"{self.counter[p]}, " for p in self.explicit) + ")"
@@ -163,7 +169,7 @@ class _Generator:
         body = self.lines[body_start:]
         self.lines = self.lines[:body_start]
         bound = [f"{name}={name}" for name in sorted(self.names) if name[0] in "FMISO"]
-        params = ["it0", *self.lists.values(), *bound]
+        params = ["it0", *self.lists.values(), "NOW", *bound]
         self.line(0, f"def fast({', '.join(params)}):")
         for port in self.explicit:
             self.line(1, f"{self.counter[port]} = 0")
@@ -260,8 +266,13 @@ class _Generator:
             return
         elif kind is StageKind.MERGE:
             pass
-        elif kind is StageKind.FLAT_MAP:
-            guarded(f"ys = F{index}(x)\nys = ys if type(ys) is list else list(ys)")
+        elif kind is StageKind.FLAT_MAP or kind is StageKind.PROCESS:
+            if kind is StageKind.PROCESS:  # a processor without timers: process(event, now)
+                self.names[f"F{index}"] = self.processors[index].process
+                call = f"ys = F{index}(x, NOW)\nys = ys if type(ys) is list else list(ys or ())"
+            else:
+                call = f"ys = F{index}(x)\nys = ys if type(ys) is list else list(ys)"
+            guarded(call)
             self.line(depth, f"it{index} = iter(ys)")
             self.line(depth, f"for x in it{index}:")
             pending = (*pending, f"({index}, it{index})")
@@ -325,12 +336,18 @@ class _Generator:
 
 
 def compile_chain(
-    chain: Chain, states: list[dict[Any, Any] | None], *, count_head: bool = False
+    chain: Chain,
+    states: list[dict[Any, Any] | None],
+    processors: dict[int, Any] | None = None,
+    *,
+    count_head: bool = False,
 ) -> CompiledChain:
-    """Generate the fast loop of ``chain``. ``states[i]`` is stage i's per-key state dict.
+    """Generate the fast loop of ``chain``. ``states[i]`` is stage i's per-key state dict;
+    ``processors[i]`` the processor of a ``PROCESS`` stage i.
 
     The function takes the batch iterator, then one append function per list it fills
-    (``CompiledChain.lists``), and returns the explicit edge counts (and, with
-    ``count_head``, the number of events it took: for lazy iterators, which have no length).
+    (``CompiledChain.lists``), then the processing time ``NOW`` for processors, and returns
+    the explicit edge counts (and, with ``count_head``, the number of events it took: for
+    lazy iterators, which have no length).
     """
-    return _Generator(chain, states, count_head=count_head).generate()
+    return _Generator(chain, states, processors or {}, count_head=count_head).generate()

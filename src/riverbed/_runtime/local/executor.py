@@ -143,8 +143,16 @@ class ChainExecutor:
             )
             if self.operator is None:
                 self.processor = chain.head.fn.create(state)
+        self.processors: dict[int, Processor] = {}
+        """Processors fused into the loop (those without timers), by stage index."""
         fast = not (chain.is_async or chain.is_process)
-        self.compiled = compile_chain(chain, states) if fast else None
+        if fast:
+            for index, stage in enumerate(self.stages):
+                if stage.kind is StageKind.PROCESS:
+                    state = states[index]
+                    assert state is not None
+                    self.processors[index] = stage.fn.create(state)
+        self.compiled = compile_chain(chain, states, self.processors) if fast else None
         self._compiled_pull: CompiledChain | None = None  # made on first use
         explicit = self.compiled.explicit if self.compiled is not None else ()
         self.explicit_slot = {port: slot for slot, port in enumerate(explicit)}
@@ -162,7 +170,9 @@ class ChainExecutor:
         """Run events taken one by one from a source's lazy iterator through the chain (a
         synchronous one); ``taken`` then says how many it took."""
         if self._compiled_pull is None:
-            self._compiled_pull = compile_chain(self.chain, self.states, count_head=True)
+            self._compiled_pull = compile_chain(
+                self.chain, self.states, self.processors, count_head=True
+            )
         return await self._run(events, self._compiled_pull)
 
     @property
@@ -206,6 +216,8 @@ class ChainExecutor:
                     state = self.states[index]
                     if stage.kind is StageKind.FOLD and not stage.running and state:
                         await self._forward(index, list(state.items()))
+                for index, fused in self.processors.items():  # in flow order
+                    await self._timer(fused.finish, "finish", index)
                 if self.processor is not None:
                     await self._timer(self.processor.finish, "finish")
                 elif self.operator is not None:
@@ -273,21 +285,21 @@ class ChainExecutor:
             self._count(tally, lists)
         return lists
 
-    async def _timer(self, call: Callable[..., Any], what: str) -> None:
+    async def _timer(self, call: Callable[..., Any], what: str, index: int = 0) -> None:
         """Call a processor's ``tick`` or ``finish``; a failure is the stage's error with no
         event, under its policy (STOP stops the run; other actions record it and go on)."""
-        stage = self.stages[0]
+        stage = self.stages[index]
         try:
             produced = call(self.clock.now()) if what == "tick" else call()
         except Exception as error:
-            self.counters[0].errors += 1
-            if self.policies[0].on_error is OnError.STOP:
+            self.counters[index].errors += 1
+            if self.policies[index].on_error is OnError.STOP:
                 what_failed = f"stage {stage.name!r} failed in its {what}"
                 raise self.failures.stop(stage.name, error, what_failed) from error
             self.failures.record(stage.name, f"<{what}>", error, 1, OnError.SKIP)
             return
         if produced:
-            await self._forward(0, list(produced))
+            await self._forward(index, list(produced))
 
     async def _process_each(self, processor: Processor, batch: list[Any]) -> None:
         """A processor's chain: ``process`` per event in a tight loop; an event whose call
@@ -385,7 +397,8 @@ class ChainExecutor:
 
     async def _process_fast(self, batch: Iterable[Any], compiled: CompiledChain) -> None:
         run = compiled.run
-        args = [self._lists[key].append for key in compiled.lists]
+        args: list[Any] = [self._lists[key].append for key in compiled.lists]
+        args.append(self.clock.now() if self.processors else 0.0)  # NOW, for processors
         tally = self._tally
         iterator = iter(batch)
         try:
@@ -585,8 +598,9 @@ class ChainExecutor:
                 raise UnknownRouteError(name, stage.outputs)
             return [(name, x)]
         if kind is StageKind.PROCESS:
-            assert self.processor is not None
-            return list(self.processor.process(x, self.clock.now()) or ())
+            processor = self.processors.get(index, self.processor)
+            assert processor is not None
+            return list(processor.process(x, self.clock.now()) or ())
         if kind is StageKind.SINK:  # per event; batch sinks are written per batch
             await self._call(index, fn, x)
             return []
