@@ -185,6 +185,11 @@ def run_w7(events_count: int, log: Any, kills: int = W7_KILLS, seed: int = 0) ->
                 continue
             first.send_signal(signal.SIGKILL)
             first.communicate()
+            with rb.open_store(store) as opened:
+                checkpoint = opened.latest_checkpoint(run_id)
+            if checkpoint is None:  # a resume from the start would prove nothing
+                failures[f"kill {kill}"] = "killed before its first checkpoint was committed"
+                continue
             resumed = _child(store, n, "resume", run_id, means)
             out, err = resumed.communicate(timeout=300)
             if resumed.returncode != 0:
@@ -198,8 +203,9 @@ def run_w7(events_count: int, log: Any, kills: int = W7_KILLS, seed: int = 0) ->
             if wrong is not None:
                 failures[f"kill {kill}"] = f"wrong final means: {wrong}"
             log(
-                f"  W7 kill {kill + 1}/{kills}: resumed, first batch "
-                f"{resumes[-1]:.3f} s after start"
+                f"  W7 kill {kill + 1}/{kills}: resumed from checkpoint "
+                f"{checkpoint.checkpoint_id} (event {checkpoint.positions['events']['0']:,}), "
+                f"first batch {resumes[-1]:.3f} s after start"
             )
         baseline = _child(store, 10_000, "new", uuid.uuid4().hex[:16], f"{scratch}/fresh.json")
         out, _ = baseline.communicate(timeout=120)

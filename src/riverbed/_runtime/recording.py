@@ -263,9 +263,9 @@ class RunRecorder:
         while True:
             await asyncio.sleep(LEASE_SECONDS / 3)
             try:
-                held = await asyncio.to_thread(
-                    self.store.renew_lease, self.run_id, WORKER, LEASE_SECONDS
-                )
+                # On the loop's thread: a worker thread would wait for the GIL behind busy
+                # stages, and a beat that comes too late lets another worker take the run.
+                held = self.store.renew_lease(self.run_id, WORKER, LEASE_SECONDS)
             except Exception:  # a missed beat is not fatal: the lease is three beats long
                 logger.exception("run %s: could not renew its lease", self.run_id)
                 continue

@@ -5,7 +5,6 @@ protocol of a checkpoint."""
 
 from __future__ import annotations
 
-import asyncio
 import pickle
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -132,8 +131,10 @@ class DurableRun:
         states = dict(part.states)
         for name, prepared in part.prepared.items():
             states[name] = pickle.dumps(prepared, protocol=pickle.HIGHEST_PROTOCOL)
-        await asyncio.to_thread(
-            recorder.checkpoint,
+        # On this thread, blocking the loop for the commit (a few milliseconds, once per
+        # interval): handed to a worker thread, the commit needs the GIL back at every
+        # step from a loop that is busy running stages, and took seconds (measured).
+        recorder.checkpoint(
             checkpoint_id,
             part.positions,
             states,
@@ -147,7 +148,7 @@ class DurableRun:
 
     async def _commit_sink(self, name: str, checkpoint_id: int | str, prepared: Any) -> None:
         key = f"{self.run_id}/{name}/{checkpoint_id}"
-        await asyncio.to_thread(self.flow.stage(name).fn.commit, key, prepared)
+        self.flow.stage(name).fn.commit(key, prepared)  # on this thread: see ``_commit``
 
     async def _commit_unchecked(self) -> BaseException | None:
         """Without checkpoints, transactional sinks commit what they hold when the run
