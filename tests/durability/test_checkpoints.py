@@ -189,3 +189,16 @@ def test_transactional_sink_commits_every_event_once(
     assert sorted(ledger.events()) == list(range(100))
     if checkpoints:
         assert len(ledger.committed) > 1
+
+
+def test_checkpoints_keep_up_with_a_busy_loop(store: rb.Store) -> None:
+    """Checkpoints are committed while a fused loop keeps the thread busy (a commit handed
+    to another thread once waited seconds for the GIL, so a run made one or none)."""
+    flow = rb.Flow("busy")
+    flow.source(list(range(200_000)), name="numbers").key_by(tens).fold(int, add).sink(
+        Capture(), name="totals"
+    )
+    result = _run(flow, store, checkpoint_events=20_000)
+    checkpoint = store.latest_checkpoint(result.run_id)
+    assert checkpoint is not None
+    assert checkpoint.checkpoint_id >= 4
