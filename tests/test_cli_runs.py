@@ -152,3 +152,18 @@ def test_dead_letters_list_and_replay(store_url: str, monkeypatch: pytest.Monkey
     )
     assert len(done) == 2
     assert all(row["replayed_by"] for row in done)
+
+
+def test_resume_and_cancel_print_json(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`runs resume --json` prints the run result; `runs cancel --json` the record."""
+    monkeypatch.setattr(cli_runs_app, "BROKEN", True)
+    _, run_id = _run(store_url, "tests.cli_runs_app:fragile_flow")
+    monkeypatch.setattr(cli_runs_app, "BROKEN", False)
+    resumed = invoke("runs", "resume", run_id, "--store", store_url, "--json")
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads(resumed.stdout)["status"] == "succeeded"
+    queued = invoke("schedule", "tests.cli_runs_app:counting", "--store", store_url, "--json")
+    record = json.loads(queued.stdout)
+    assert record["status"] == "scheduled"
+    cancelled = invoke("runs", "cancel", record["run_id"], "--store", store_url, "--json")
+    assert json.loads(cancelled.stdout)["status"] == "cancelled"

@@ -231,9 +231,41 @@ def _flow_of(record: rb.RunRecord, target: str | None) -> tuple[rb.Flow, str]:
         _fail(str(error), 2)
 
 
-def _finish(result: rb.RunResult) -> NoReturn:
-    typer.echo(result.summary())
+def _finish(result: rb.RunResult, as_json: bool) -> NoReturn:
+    typer.echo(json.dumps(result.to_dict(), indent=2) if as_json else result.summary())
     raise typer.Exit(_EXIT.get(result.status, 1))
+
+
+def _run_again(
+    store: str | None,
+    old_id: str,
+    target: str | None,
+    as_json: bool,
+    header: str,
+    **options: Any,
+) -> NoReturn:
+    """Load RUN's flow and run it with ``options`` (a resume or a re-run); print ``header``
+    (formatted with the old and new run ids) first, unless printing JSON."""
+    with _open(store) as opened:
+        record = _get(opened, old_id)
+        flow, found = _flow_of(record, target)
+        new_id = options.pop("run_id", record.run_id)
+        if not as_json:
+            typer.echo(header.format(new=new_id, old=record.run_id))
+        if "rerun_of" in options:
+            options["rerun_of"] = record.run_id
+        if "resume" in options:
+            options["resume"] = record.run_id
+        else:
+            options["run_id"] = new_id
+            options["params"] = record.params
+        try:
+            result = flow.run(
+                store=opened, raise_on_failure=False, target=found, progress=False, **options
+            )
+        except rb.RunNotResumableError as error:
+            _fail(str(error))
+    _finish(result, as_json)
 
 
 @runs_app.command("resume")
@@ -245,27 +277,13 @@ def resume_run(
     checkpoint_every: Annotated[
         float | None, typer.Option(help="Seconds between checkpoints.", show_default=False)
     ] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Resume a crashed, failed or cancelled run from its last checkpoint (same run id)."""
-    with _open(store) as opened:
-        record = _get(opened, run_id)
-        flow, found = _flow_of(record, target)
-        typer.echo(f"run {record.run_id}")
-        options: dict[str, Any] = {}
-        if checkpoint_every is not None:
-            options["checkpoint_interval"] = checkpoint_every
-        try:
-            result = flow.run(
-                store=opened,
-                resume=record.run_id,
-                compatible=compatible,
-                raise_on_failure=False,
-                target=found,
-                **options,
-            )
-        except rb.RunNotResumableError as error:
-            _fail(str(error))
-    _finish(result)
+    options: dict[str, Any] = {"resume": run_id, "compatible": compatible}
+    if checkpoint_every is not None:
+        options["checkpoint_interval"] = checkpoint_every
+    _run_again(store, run_id, target, as_json, "run {old}", **options)
 
 
 @runs_app.command("rerun")
@@ -277,27 +295,13 @@ def rerun(
     from_start: Annotated[
         bool, typer.Option("--from-start", help="Start from the beginning, not the checkpoint.")
     ] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Run a flow again as a new run, from the last checkpoint of RUN (or from the start)."""
-    with _open(store) as opened:
-        record = _get(opened, run_id)
-        flow, found = _flow_of(record, target)
-        new_id = uuid.uuid4().hex[:16]
-        typer.echo(f"run {new_id} (re-run of {record.run_id})")
-        options: dict[str, Any] = {} if from_start else {"rerun_of": record.run_id}
-        try:
-            result = flow.run(
-                store=opened,
-                run_id=new_id,
-                compatible=compatible,
-                raise_on_failure=False,
-                target=found,
-                params=record.params,
-                **options,
-            )
-        except rb.RunNotResumableError as error:
-            _fail(str(error))
-    _finish(result)
+    options: dict[str, Any] = {"run_id": uuid.uuid4().hex[:16], "compatible": compatible}
+    if not from_start:
+        options["rerun_of"] = run_id
+    _run_again(store, run_id, target, as_json, "run {new} (re-run of {old})", **options)
 
 
 @runs_app.command("cancel")
@@ -360,15 +364,17 @@ def replay_letters(
     store: StoreOption = None,
     run: Annotated[str | None, typer.Option(help="Only this run's dead letters.")] = None,
     stage: Annotated[str | None, typer.Option(help="Only this stage's.")] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Replay pending dead letters into the stage that failed them, as new runs (one per
     run and stage), once their cause is fixed; they are then marked replayed."""
     worst = 0
+    results: list[dict[str, Any]] = []
     with _open(store) as opened:
         run_id = _get(opened, run).run_id if run else None
         letters = opened.dead_letters(run_id=run_id, stage=stage, replayed=False)
         if not letters:
-            typer.echo("No dead letters to replay.")
+            typer.echo("[]" if as_json else "No dead letters to replay.")
             return
         groups: dict[tuple[str, str], list[rb.DeadLetterRecord]] = defaultdict(list)
         for letter in letters:
@@ -378,10 +384,11 @@ def replay_letters(
             events = [pickle.loads(letter.event) for letter in group if letter.event]
             replay = flow.replay(failed_stage, events)
             new_id = uuid.uuid4().hex[:16]
-            typer.echo(
-                f"run {new_id}: replaying {len(events)} event(s) of run {origin} into stage "
-                f"{failed_stage!r}"
-            )
+            if not as_json:
+                typer.echo(
+                    f"run {new_id}: replaying {len(events)} event(s) of run {origin} into "
+                    f"stage {failed_stage!r}"
+                )
             result = replay.run(
                 store=opened,
                 run_id=new_id,
@@ -389,8 +396,13 @@ def replay_letters(
                 params={"replay_of": origin, "stage": failed_stage},
             )
             opened.mark_replayed([letter.id for letter in group if letter.id is not None], new_id)
-            typer.echo(result.summary())
+            if as_json:
+                results.append(result.to_dict())
+            else:
+                typer.echo(result.summary())
             worst = max(worst, _EXIT.get(result.status, 1))
+    if as_json:
+        typer.echo(json.dumps(results, indent=2))
     raise typer.Exit(worst)
 
 
@@ -404,6 +416,7 @@ def schedule(
     input_json: Annotated[
         str | None, typer.Option("--input", help="The run's input, as JSON.", show_default=False)
     ] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Put a run of a flow into the store's queue for a worker to run; print its id."""
     try:
@@ -438,6 +451,9 @@ def schedule(
     )
     with _open(store) as opened:
         opened.enqueue(record)
+        if as_json:
+            typer.echo(json.dumps(run_to_dict(opened.get_run(run_id)), indent=2))
+            return
     typer.echo(run_id)
 
 
