@@ -305,15 +305,20 @@ def rerun(
 
 
 @runs_app.command("cancel")
-def cancel_run(run_id: RunArg, store: StoreOption = None) -> None:
+def cancel_run(run_id: RunArg, store: StoreOption = None, as_json: JsonOption = False) -> None:
     """Cancel a scheduled or running run (a running one stops at its next heartbeat)."""
     with _open(store) as opened:
         record = _get(opened, run_id)
         try:
-            opened.transition(record.run_id, rb.RunStatus.CANCELLED, ended_at=datetime.now(UTC))
+            cancelled = opened.transition(
+                record.run_id, rb.RunStatus.CANCELLED, ended_at=datetime.now(UTC)
+            )
         except rb.InvalidTransitionError as error:
             _fail(str(error))
-    typer.echo(f"run {record.run_id}: cancelled (was {record.status.value})")
+    if as_json:
+        typer.echo(json.dumps(run_to_dict(cancelled), indent=2))
+    else:
+        typer.echo(f"run {record.run_id}: cancelled (was {record.status.value})")
 
 
 @letters_app.command("list")
