@@ -80,8 +80,9 @@ def _needs_await(stage: Stage) -> bool:
 
 def _runs_alone(stage: Stage) -> bool:
     """Async stages and processors are chains of their own: the first are awaited per
-    event, the second keep state and timers that the runner drives."""
-    return stage.kind is StageKind.PROCESS or _needs_await(stage)
+    event, the second keep state and timers that the runner drives. So are cached stages,
+    which look each event up in the store's step cache before calling their function."""
+    return stage.kind is StageKind.PROCESS or stage.cache or _needs_await(stage)
 
 
 def make_plan(
@@ -90,8 +91,11 @@ def make_plan(
     *,
     on_error: OnError | None = None,
     retry: Retry | None = None,
+    fuse: bool = True,
 ) -> Plan:
-    """Validate the stages and group them into chains (see the module docstring)."""
+    """Validate the stages and group them into chains (see the module docstring).
+    ``fuse=False`` makes every stage a chain of its own: the workflow runner runs and
+    records one stage at a time."""
     graph.validate(flow, stages)
     readers = graph.consumers(stages)
     order = graph.topological_order(flow, stages)
@@ -100,7 +104,7 @@ def make_plan(
     for stage in order:
         if stage.is_source:
             continue
-        home = _fusable_into(stage, chain_of, members, readers)
+        home = _fusable_into(stage, chain_of, members, readers) if fuse else None
         if home is None:
             home = len(members)
             members.append([])

@@ -24,6 +24,7 @@ from riverbed._model.policy import OnError
 from riverbed._model.process import Processor
 from riverbed._model.sinks import is_transactional_sink
 from riverbed._model.stages import Port, SinkMode, StageKind
+from riverbed._runtime.cache import StepCache
 from riverbed._runtime.clock import Clock
 from riverbed._runtime.local.checkpoints import Part
 from riverbed._runtime.local.codegen import (
@@ -100,6 +101,8 @@ class ChainExecutor:
         concurrency: int,
         seed: int | None = None,
         finished: bool = False,
+        step_cache: StepCache | None = None,
+        compiled: bool = True,
     ) -> None:
         self.chain = chain
         self.stages = chain.stages
@@ -128,7 +131,12 @@ class ChainExecutor:
             state = states[0]
             assert state is not None
             self.processor = chain.head.fn.create(state)
-        fast = not (chain.is_async or chain.is_process)
+        self.step_cache = step_cache
+        """Where ``cache=True`` stages look their outputs up (None: they are not cached)."""
+        # Cached stages take the per-event path, where the cache is consulted; so does
+        # every chain when ``compiled`` is False (a workflow's single event is not worth
+        # generating a loop for).
+        fast = compiled and not (chain.is_async or chain.is_process or chain.head.cache)
         self.compiled = compile_chain(chain, states) if fast else None
         self._compiled_pull: CompiledChain | None = None  # made on first use
         explicit = self.compiled.explicit if self.compiled is not None else ()
@@ -445,7 +453,7 @@ class ChainExecutor:
         attempt = 1
         if error is None:
             try:
-                return await self._apply(index, event)
+                return await self._applied(index, event)
             except Exception as first:
                 error = first
         while True:
@@ -456,7 +464,7 @@ class ChainExecutor:
             await self.clock.sleep(policy.retry.delay(attempt, self.rng))
             attempt += 1
             try:
-                return await self._apply(index, event)
+                return await self._applied(index, event)
             except Exception as again:
                 error = again
         return self._give_up(index, event, error, attempt)
@@ -507,6 +515,12 @@ class ChainExecutor:
                 stage=stage,
                 timeout=timeout,
             ) from None
+
+    async def _applied(self, index: int, x: Any) -> list[Any]:
+        """``_apply``, through the step cache for a ``cache=True`` stage."""
+        if self.step_cache is None or not self.stages[index].cache:
+            return await self._apply(index, x)
+        return await self.step_cache.through(self.stages[index], x, lambda: self._apply(index, x))
 
     async def _apply(self, index: int, x: Any) -> list[Any]:
         """What stage ``index`` makes of one event: the reference semantics."""
