@@ -37,8 +37,9 @@ class Chain:
     exits: tuple[Port, ...]
     """Output ports of members that leave the chain (read by other chains)."""
     is_async: bool
-    """True for a chain of one stage whose callable is async or has a timeout: it is
-    awaited per event with bounded concurrency instead of looped over synchronously."""
+    """True for a chain of one stage whose callable is async, has a timeout or is cached:
+    it is awaited per event with bounded concurrency instead of looped over
+    synchronously."""
 
     @property
     def is_process(self) -> bool:
@@ -170,7 +171,8 @@ def _chain(
         policies=tuple(resolve(s.on_error, s.retry, on_error, retry, s.timeout) for s in group),
         links=links,
         exits=tuple(exits),
-        is_async=any(_needs_await(s) for s in group),
+        # A cached stage awaits the store's step cache per event, as an async stage does.
+        is_async=any(_needs_await(s) or s.cache for s in group),
     )
 
 
