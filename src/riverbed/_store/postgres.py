@@ -196,9 +196,7 @@ class _NeedsGeneralPathError(Exception):
     """The commits need the general path (e.g. one run twice in a group)."""
 
 
-def _commit_statement(
-    store: PostgresStore, commits: Sequence[StepCommit]
-) -> tuple[str, list[Any]]:
+def _commit_statement(store: PostgresStore, commits: Sequence[StepCommit]) -> tuple[str, list[Any]]:
     """The one statement of ``PostgresStore.commit_steps`` and its parameters."""
     codec = store._codec
     seen: set[str] = set()
