@@ -32,11 +32,11 @@ typecheck: $(STAMP)
 
 check: lint typecheck test  ## what CI runs
 
-bench: $(VENV)/.bench  ## W1, W2, W4, W6 beside the plain loop, naive asyncio and Bytewax
+bench: $(VENV)/.bench  ## W1, W2, W4, W5, W6 beside the plain loop, naive asyncio, Bytewax and DBOS
 	$(PY) -m benchmarks
 
 bench-quick: $(VENV)/.bench
-	$(PY) -m benchmarks --events 200000 --w6-seconds 10
+	$(PY) -m benchmarks --events 200000 --w6-seconds 10 --w5-runs 300
 
 lock:  ## re-pin requirements.lock from pyproject.toml in a clean venv
 	rm -rf /tmp/riverbed-lock && $(PYTHON) -m venv /tmp/riverbed-lock

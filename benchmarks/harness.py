@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import baselines, bytewax_impl, riverbed_impl, workloads
+from . import baselines, bytewax_impl, riverbed_impl, w5, workloads
 from .measure import Measurement, RssSampler, measure
 
 IMPLEMENTATIONS = ("riverbed", "plain", "naive_asyncio", "bytewax")
@@ -81,7 +81,7 @@ WORKLOADS: dict[str, Workload] = {
     ),
 }
 
-ALL_WORKLOADS = ("W1", "W2", "W4", "W6")
+ALL_WORKLOADS = ("W1", "W2", "W4", "W5", "W6")
 
 
 def log(message: str) -> None:
@@ -257,12 +257,17 @@ def run_w6(seconds: float) -> dict[str, Any]:
     return record
 
 
-def run(only: list[str], events: int, repeats: int, w6_seconds: float) -> list[dict[str, Any]]:
-    """Run the chosen workloads in order; one record per workload."""
+def run(
+    only: list[str], events: int, repeats: int, w6_seconds: float, w5_runs: int = w5.RUNS
+) -> list[dict[str, Any]]:
+    """Run the chosen workloads in order; one record per workload (two for W5: sequential
+    and 16 at once)."""
     records = []
     for workload_id in only:
         log(f"{workload_id}: running")
-        if workload_id == "W6":
+        if workload_id == "W5":
+            records.extend(w5.run_w5(w5_runs, min(repeats, 3), log))
+        elif workload_id == "W6":
             records.append(run_w6(w6_seconds))
         else:
             records.append(run_workload(WORKLOADS[workload_id], events, repeats))

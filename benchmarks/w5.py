@@ -256,3 +256,114 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# -- the harness's W5 ---------------------------------------------------------------------------
+
+TARGET_RATIO_DBOS = 5.0
+MODES = (("sequential", 1), ("16 at once", 16))
+
+
+def _dbos_unavailable() -> str | None:
+    """Why DBOS cannot run here, or None."""
+    try:
+        import dbos  # noqa: F401
+    except Exception as error:
+        return f"DBOS not installed ({type(error).__name__}: {error}); pip install -e '.[bench]'"
+    return None
+
+
+def _postgres_unavailable() -> str | None:
+    try:
+        import psycopg
+
+        with psycopg.connect(POSTGRES_URL, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except Exception as error:
+        return f"PostgreSQL not reachable at {POSTGRES_URL}: {error}".strip()
+    return None
+
+
+def run_w5(runs: int, repeats: int, log: Any) -> list[dict[str, Any]]:
+    """W5 in both modes: riverbed and DBOS alternate, ``repeats`` times each, every run
+    checked; one record per mode (workflows per second as ``riverbed_eps`` / ``dbos_eps``,
+    ``ratio_dbos`` the median of the ratios within each repeat)."""
+    import statistics
+
+    records = []
+    no_server = _postgres_unavailable()
+    no_dbos = no_server or _dbos_unavailable()
+    for mode, concurrency in MODES:
+        rates: dict[str, list[float]] = {"riverbed": [], "dbos": []}
+        per_workflow: list[float] = []
+        reasons: dict[str, str] = {}
+        failures: dict[str, str] = {}
+        if no_server:
+            reasons["riverbed"] = no_server
+        if no_dbos:
+            reasons["dbos"] = no_dbos
+        for repeat in range(repeats):
+            order = ("riverbed", "dbos") if repeat % 2 == 0 else ("dbos", "riverbed")
+            for impl in order:
+                if impl in reasons:
+                    continue
+                try:
+                    result = measure(impl, runs, concurrency)
+                except Exception as error:
+                    reasons[impl] = str(error).splitlines()[0]
+                    failures[impl] = str(error)
+                    log(f"  W5 {mode} {impl}: FAILED ({reasons[impl]})")
+                    continue
+                wrong = check(result, runs)
+                if wrong is not None:
+                    reasons[impl] = f"wrong result: {wrong}"
+                    failures[impl] = wrong
+                    log(f"  W5 {mode} {impl}: WRONG RESULT ({wrong})")
+                    continue
+                rate = result["workflows_per_second"]
+                rates[impl].append(rate)
+                if result["transactions"]:
+                    per_workflow.append(result["transactions"] / runs)
+                log(
+                    f"  W5 {mode} repeat {repeat + 1}/{repeats} {impl:<9} {rate:>9,.0f} "
+                    f"workflows/s ({result['steps']:,} step records, {result['succeeded']:,} "
+                    "runs SUCCEEDED)"
+                )
+        ours, theirs = rates["riverbed"], rates["dbos"]
+        ratio = (
+            statistics.median(a / b for a, b in zip(ours, theirs, strict=True))
+            if ours and len(ours) == len(theirs)
+            else None
+        )
+        record: dict[str, Any] = {
+            "workload": "W5" if concurrency == 1 else "W5x16",
+            "description": f"durable 3-step workflows on PostgreSQL, {mode} ({runs:,} runs)",
+            "mode": mode,
+            "concurrency": concurrency,
+            "runs": runs,
+            "repeats": repeats,
+            "riverbed_eps": statistics.median(ours) if ours else None,
+            "dbos_eps": statistics.median(theirs) if theirs else None,
+            "ratio_dbos": ratio,
+            "riverbed_commits_per_workflow": statistics.median(per_workflow)
+            if per_workflow
+            else None,
+            "runs_eps": rates,
+            "plain_eps": None,
+            "bytewax_eps": None,
+            "naive_asyncio_eps": None,
+            "ratio_plain": None,
+            "ratio_bytewax": None,
+            "peak_rss_mb": None,
+            "plain_reason": "W5 compares durable workflow engines (DBOS), not loops",
+            "naive_asyncio_reason": "W5 compares durable workflow engines (DBOS), not loops",
+            "bytewax_reason": "Bytewax has no durable workflows",
+            "targets": {"ratio_dbos": TARGET_RATIO_DBOS},
+            "targets_met": {"ratio_dbos": ratio >= TARGET_RATIO_DBOS if ratio else None},
+            "failures": failures,
+        }
+        for impl in ("riverbed", "dbos"):
+            if record[f"{impl}_eps"] is None:
+                record[f"{impl}_reason"] = reasons.get(impl, "no measurement")
+        records.append(record)
+    return records
