@@ -6,10 +6,10 @@ Each measurement runs in a fresh subprocess (DBOS is a process-wide singleton) o
 schema, dropped afterwards: ``python -m benchmarks.w5 riverbed|dbos --runs N
 --concurrency C`` prints one JSON line with the seconds taken and the checks.
 
-riverbed runs the workflows with ``rb.arun`` on one event loop (16 at once: 16 tasks,
-whose steps are group-committed); DBOS runs its ``@DBOS.workflow`` function directly
-(16 at once: from 16 threads, DBOS's documented way to run workflows concurrently in one
-process besides queues).
+riverbed runs the workflows with ``rb.run`` one after the other, and with ``rb.arun`` from
+16 tasks on one event loop for 16 at once (their steps are group-committed); DBOS runs its
+``@DBOS.workflow`` function directly (16 at once: from 16 threads, DBOS's documented way to
+run workflows concurrently in one process besides queues).
 """
 
 from __future__ import annotations
@@ -86,8 +86,16 @@ def _riverbed(url: str, runs: int, concurrency: int) -> dict[str, Any]:
         seconds = time.perf_counter() - start
         return seconds, results, engine.committer(store).commits - commits_before
 
+    def sequential() -> tuple[float, list[Any], int]:
+        # rb.run: the plain synchronous call, the way one workflow at a time is run.
+        for index in range(WARMUP):
+            rb.run(flow, 10_000_000 + index, store=store)
+        start = time.perf_counter()
+        results = [rb.run(flow, index, store=store) for index in range(runs)]
+        return time.perf_counter() - start, results, STEPS * runs
+
     try:
-        seconds, results, commits = asyncio.run(main())
+        seconds, results, commits = sequential() if concurrency == 1 else asyncio.run(main())
     finally:
         store.close()
     wrong = [r.run_id for i, r in enumerate(results) if not r.ok or r.output != expected(i)]

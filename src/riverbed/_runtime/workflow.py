@@ -152,16 +152,26 @@ def _shape(flow: Flow) -> _Shape:
 # -- group commit ------------------------------------------------------------------------------
 
 
+WRITERS = 1
+"""Transactions a committer has in flight at once. One groups the most steps per
+transaction; more would overlap round trips, which W5 did not measure faster."""
+
+
 class _Committer:
     """Commits the steps of the workflows running in one event loop on one store. A commit
     asked for while another is being written waits for it and goes into the next one with
     all others that arrived meanwhile: one transaction (one fsync) for many workflows."""
 
-    def __init__(self, store: Store, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, store: Store, loop: asyncio.AbstractEventLoop, *, blocking: bool = False
+    ) -> None:
         self.store = store
         self.loop = loop
+        self.blocking = blocking
+        """Call the store in the loop's own thread: for ``rb.run``, whose loop runs nothing
+        else, this saves a hand-over to a worker thread and back per commit."""
         self.queue: list[tuple[StepCommit, asyncio.Future[None]]] = []
-        self.task: asyncio.Task[None] | None = None
+        self.writers: set[asyncio.Task[None]] = set()
         self.commits = 0
         """Transactions written (for benchmarks: how well steps were grouped)."""
 
@@ -169,22 +179,27 @@ class _Committer:
         """Return once ``commit`` is durable; raise its error if it failed."""
         done: asyncio.Future[None] = self.loop.create_future()
         self.queue.append((commit, done))
-        if self.task is None:
-            self.task = self.loop.create_task(self._flush())
+        if len(self.writers) < WRITERS:
+            writer = self.loop.create_task(self._flush())
+            self.writers.add(writer)
+            writer.add_done_callback(self.writers.discard)
         await done
 
     async def _flush(self) -> None:
-        try:
-            while self.queue:
-                batch, self.queue = self.queue, []
-                await self._write(batch)
-        finally:
-            self.task = None
+        while self.queue:
+            batch, self.queue = self.queue, []
+            await self._write(batch)
+
+    async def _call(self, commits: list[StepCommit]) -> None:
+        if self.blocking:
+            self.store.commit_steps(commits)
+        else:
+            await asyncio.to_thread(self.store.commit_steps, commits)
 
     async def _write(self, batch: list[tuple[StepCommit, asyncio.Future[None]]]) -> None:
         try:
             self.commits += 1
-            await asyncio.to_thread(self.store.commit_steps, [commit for commit, _ in batch])
+            await self._call([commit for commit, _ in batch])
         except Exception as error:
             if len(batch) == 1:
                 _settle(batch[0][1], error)
@@ -194,7 +209,7 @@ class _Committer:
             for commit, done in batch:
                 try:
                     self.commits += 1
-                    await asyncio.to_thread(self.store.commit_steps, [commit])
+                    await self._call([commit])
                 except Exception as own:
                     _settle(done, own)
                 else:
@@ -216,12 +231,13 @@ def _settle(done: asyncio.Future[None], error: BaseException | None) -> None:
 _committers: weakref.WeakKeyDictionary[Store, _Committer] = weakref.WeakKeyDictionary()
 
 
-def committer(store: Store) -> _Committer:
-    """The group committer of ``store`` in the running event loop."""
+def committer(store: Store, *, blocking: bool = False) -> _Committer:
+    """The group committer of ``store`` in the running event loop (``blocking``: see
+    ``_Committer.blocking``; only for a loop that runs nothing but one workflow)."""
     loop = asyncio.get_running_loop()
     known = _committers.get(store)
     if known is None or known.loop is not loop:
-        known = _committers[store] = _Committer(store, loop)
+        known = _committers[store] = _Committer(store, loop, blocking=blocking)
     return known
 
 
@@ -255,7 +271,7 @@ def run(
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(arun(flow, input, store=store, run_id=run_id, resume=resume))
+        return asyncio.run(_arun(flow, input, store, run_id, resume, blocking=True))
     raise RuntimeError(
         "rb.run() was called inside a running event loop, which it cannot block: use "
         "`await rb.arun(flow, input, ...)` there"
@@ -275,6 +291,18 @@ async def arun(
 
     >>> result = await rb.arun(flow, "order-17", store=store)  # doctest: +SKIP
     """
+    return await _arun(flow, input, store, run_id, resume, blocking=False)
+
+
+async def _arun(
+    flow: Flow,
+    input: Any,
+    store: Store | str | bool | None,
+    run_id: str | None,
+    resume: str | None,
+    *,
+    blocking: bool,
+) -> WorkflowResult:
     if not isinstance(flow, Flow):
         raise TypeError(f"rb.run(flow, input) takes an rb.Flow first, got {flow!r:.80}")
     shape = _shape(flow)
@@ -287,7 +315,9 @@ async def arun(
     try:
         if opened is None and resume is not None:
             raise ValueError("resume= needs the store the run was recorded in: pass store=")
-        execution = _Execution(flow, shape, opened, run_id or uuid.uuid4().hex[:16])
+        execution = _Execution(
+            flow, shape, opened, run_id or uuid.uuid4().hex[:16], blocking=blocking
+        )
         return await execution.run(input, resume)
     finally:
         if opened is not None and opened is not store:
@@ -297,7 +327,9 @@ async def arun(
 class _Execution:
     """One attempt at one workflow run."""
 
-    def __init__(self, flow: Flow, shape: _Shape, store: Store | None, run_id: str) -> None:
+    def __init__(
+        self, flow: Flow, shape: _Shape, store: Store | None, run_id: str, *, blocking: bool
+    ) -> None:
         # The local runner's modules load with the first workflow, not with ``import
         # riverbed`` (which stays light).
         from riverbed._runtime.local.failures import FailureLog
@@ -308,7 +340,7 @@ class _Execution:
         self.run_id = run_id
         self.failures = FailureLog(flow.name, max_errors=1000)
         self.clock = SystemClock()
-        self.committer = committer(store) if store is not None else None
+        self.committer = committer(store, blocking=blocking) if store is not None else None
         self.cache = StepCache(store, run_id) if store is not None else None
         self.created = False
         """True once the run's record is in the store."""
