@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import pickle
+import random
 import time
 import uuid
 import weakref
@@ -450,6 +451,9 @@ class _Execution:
             self.failures,
             self.clock,
             concurrency=stage.concurrency or 16,
+            # A seed from the process's generator: seeding each executor from the OS's
+            # randomness would cost a system call per step.
+            seed=random.getrandbits(64),
             step_cache=self.cache,
             compiled=False,
         )

@@ -185,7 +185,10 @@ class PostgresStore(SQLStore):
             sql, params = statement
             try:
                 with self._pool.connection() as conn:
-                    conn.execute(sql, params)
+                    # A lone workflow's three shapes of statement repeat: prepared, they
+                    # are parsed and planned once per connection. A group's shape rarely
+                    # repeats, and preparing it would cost a round trip and evict others.
+                    conn.execute(sql, params, prepare=len(commits) == 1)
                 return
             except psycopg.Error:
                 pass  # the transaction below fails the same way, with the precise error
