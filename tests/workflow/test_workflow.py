@@ -311,3 +311,26 @@ def test_workflow_flows_round_trip_through_json() -> None:
     assert again.version == flow.version
     assert again.stage("reserve").cache is True
     assert rb.run(again, {"amount": 1}, store=False).output == {"amount": 1, "reserved": 1}
+
+
+def test_a_run_alive_elsewhere_is_not_resumed(store: rb.Store) -> None:
+    """A RUNNING run whose process is alive and lease current is refused, naming it."""
+    from datetime import UTC, datetime, timedelta
+
+    from riverbed._runtime.recording import WORKER
+
+    now = datetime.now(UTC)
+    store.create_run(
+        rb.RunRecord(
+            run_id="busy-run",
+            flow="busy",
+            flow_version="v",
+            status=rb.RunStatus.RUNNING,
+            input=pickle.dumps(1),
+            created_at=now,
+            worker=WORKER,
+            lease_until=now + timedelta(minutes=1),
+        )
+    )
+    with pytest.raises(rb.RiverbedError, match="is running in"):
+        rb.run(chain("busy", 1), store=store, resume="busy-run")
