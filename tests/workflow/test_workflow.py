@@ -334,3 +334,23 @@ def test_a_run_alive_elsewhere_is_not_resumed(store: rb.Store) -> None:
     )
     with pytest.raises(rb.RiverbedError, match="is running in"):
         rb.run(chain("busy", 1), store=store, resume="busy-run")
+
+
+def test_a_dead_lettered_step_keeps_the_event(store: rb.Store) -> None:
+    """DEAD_LETTER drops the event from the workflow (no output) and stores it, with the
+    error, in the run's dead letters."""
+
+    def reject(x: int) -> int:
+        raise ValueError(f"cannot take {x}")
+
+    flow = rb.Flow("dead-letters")
+    flow.input().map(reject, on_error=rb.OnError.DEAD_LETTER).output()
+    result = rb.run(flow, 7, store=store)
+    assert result.ok
+    assert result.output is None
+    (letter,) = store.dead_letters(run_id=result.run_id)
+    assert (letter.stage, pickle.loads(letter.event), letter.message) == (
+        "reject",
+        7,
+        "cannot take 7",
+    )
