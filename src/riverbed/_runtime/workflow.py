@@ -178,6 +178,10 @@ class _Committer:
 
     async def commit(self, commit: StepCommit) -> None:
         """Return once ``commit`` is durable; raise its error if it failed."""
+        if self.blocking:  # one workflow in this loop: nothing to group it with
+            self.commits += 1
+            self.store.commit_steps([commit])
+            return
         done: asyncio.Future[None] = self.loop.create_future()
         self.queue.append((commit, done))
         if len(self.writers) < WRITERS:
@@ -192,10 +196,7 @@ class _Committer:
             await self._write(batch)
 
     async def _call(self, commits: list[StepCommit]) -> None:
-        if self.blocking:
-            self.store.commit_steps(commits)
-        else:
-            await asyncio.to_thread(self.store.commit_steps, commits)
+        await asyncio.to_thread(self.store.commit_steps, commits)
 
     async def _write(self, batch: list[tuple[StepCommit, asyncio.Future[None]]]) -> None:
         try:

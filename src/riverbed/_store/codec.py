@@ -129,7 +129,8 @@ class Codec:
 
     def stage_run_in(self, stage_run: StageRun) -> tuple[Any, ...]:
         """A stage run's column values, in ``STAGE_RUN_COLUMNS`` order."""
-        values = dataclasses.astuple(stage_run)
+        # Not dataclasses.astuple, which deep-copies every field: this runs once per step.
+        values = tuple(getattr(stage_run, name) for name in STAGE_RUN_COLUMNS)
         return (
             *values[:3],
             stage_run.status.value,
