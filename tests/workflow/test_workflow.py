@@ -354,3 +354,16 @@ def test_a_dead_lettered_step_keeps_the_event(store: rb.Store) -> None:
         7,
         "cannot take 7",
     )
+
+
+def test_a_step_whose_outputs_cannot_be_recorded_fails(store: rb.Store) -> None:
+    """A step returning something unpicklable fails the run, saying why."""
+    import threading
+
+    flow = rb.Flow("unpicklable-output")
+    flow.input().map(lambda x: threading.Lock(), name="lock").output()
+    result = rb.run(flow, 1, store=store)
+    assert result.status is rb.RunStatus.FAILED
+    assert result.error is not None
+    assert "cannot be pickled" in result.error.message
+    assert store.get_run(result.run_id).status is rb.RunStatus.FAILED

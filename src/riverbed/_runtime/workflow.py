@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import pickle
 import random
 import time
@@ -408,6 +409,13 @@ class _Execution:
             if not events:
                 continue  # not a step: nothing reached this stage
             produced, stage_run, failure = await self._execute(chain, events)
+            data = b""
+            try:
+                if failure is None:
+                    data = self._pickle(produced, f"stage {stage.name!r}'s outputs")
+            except TypeError as error:  # the step cannot be recorded: it fails
+                failure = self.failures.stop(stage.name, error, f"stage {stage.name!r}")
+                stage_run = dataclasses.replace(stage_run, status=StageStatus.FAILED)
             if failure is not None:
                 await self._commit(StepCommit(self.run_id, stage_run=stage_run), record, failure)
                 return self._result(RunStatus.FAILED, [])
@@ -416,9 +424,7 @@ class _Execution:
                 pending.get(port) for later in steps[seq + 1 :] for port in later.head.inputs
             )
             outputs = self._outputs(pending) if last else []
-            step = StepRecord(
-                self.run_id, seq, stage.name, self._pickle(produced), datetime.now(UTC)
-            )
+            step = StepRecord(self.run_id, seq, stage.name, data, datetime.now(UTC))
             self.steps.append(step)
             await self._commit(
                 StepCommit(self.run_id, step=step, stage_run=stage_run),
@@ -503,14 +509,14 @@ class _Execution:
             return []
         return [event for port in output.inputs for event in pending.get(port, ())]
 
-    def _pickle(self, value: Any) -> bytes:
+    def _pickle(self, value: Any, what: str) -> bytes:
         try:
             return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as error:
             raise TypeError(
-                f"workflow {self.flow.name!r}, run {self.run_id}: a step's outputs cannot be "
-                f"pickled ({type(error).__name__}: {error}); every step's outputs are recorded "
-                "in the store, so steps must return picklable values"
+                f"workflow {self.flow.name!r}, run {self.run_id}: {what} cannot be pickled "
+                f"({type(error).__name__}: {error}); a workflow's input, its steps' outputs "
+                "and its output are recorded in the store, so they must be picklable"
             ) from error
 
     # -- the store ------------------------------------------------------------------------
@@ -523,7 +529,7 @@ class _Execution:
             flow=self.flow.name,
             flow_version=self.shape.version,
             status=RunStatus.RUNNING,
-            input=self._pickle(input) if self.store is not None else None,
+            input=self._pickle(input, "the input") if self.store is not None else None,
             created_at=now,
             started_at=now,
             worker=WORKER,
@@ -548,7 +554,7 @@ class _Execution:
             fields = {"ended_at": datetime.now(UTC), "error": _error_info(self.failures.fatal)}
         elif outputs is not None:
             status = RunStatus.SUCCEEDED
-            fields = {"ended_at": datetime.now(UTC), "output": self._pickle(outputs)}
+            fields = {"ended_at": datetime.now(UTC), "output": self._pickle(outputs, "the output")}
         if status is not None:
             fields["lease_until"] = None
         letters = self._new_dead_letters()
