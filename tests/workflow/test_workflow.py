@@ -367,3 +367,22 @@ def test_a_step_whose_outputs_cannot_be_recorded_fails(store: rb.Store) -> None:
     assert result.error is not None
     assert "cannot be pickled" in result.error.message
     assert store.get_run(result.run_id).status is rb.RunStatus.FAILED
+
+
+def test_a_bad_commit_in_a_group_fails_alone(store: rb.Store) -> None:
+    """Two workflows started at once with one run id: the second's creation is a
+    DuplicateRunError, and the first runs to the end all the same."""
+    flow = chain("same-id", 2)
+
+    async def main() -> list[object]:
+        return await asyncio.gather(
+            rb.arun(flow, 1, store=store, run_id="same-id-run"),
+            rb.arun(flow, 10, store=store, run_id="same-id-run"),
+            return_exceptions=True,
+        )
+
+    first, second = asyncio.run(main())
+    assert isinstance(first, rb.WorkflowResult)
+    assert first.output == 3
+    assert isinstance(second, rb.DuplicateRunError)
+    assert pickle.loads(store.get_run("same-id-run").output) == [3]
