@@ -32,11 +32,11 @@ typecheck: $(STAMP)
 
 check: lint typecheck test  ## what CI runs
 
-bench: $(VENV)/.bench  ## W1, W2, W3, W4, W6 beside the plain loop, naive asyncio and Bytewax; PARALLEL
+bench: $(VENV)/.bench  ## W1-W7 beside the plain loop, naive asyncio, Bytewax and DBOS; PARALLEL
 	$(PY) -m benchmarks
 
 bench-quick: $(VENV)/.bench
-	$(PY) -m benchmarks --events 200000 --w6-seconds 10
+	$(PY) -m benchmarks --events 200000 --w6-seconds 10 --w5-runs 300
 
 soak: $(STAMP)  ## 200 SIGKILLs of a durable run on SQLite, then on PostgreSQL (RIVERBED_TEST_POSTGRES)
 	$(PY) -m tests.durability.crash_harness --kills 200 --store sqlite:///$$(mktemp -d)/soak.db

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import baselines, bytewax_impl, durability, parallel, riverbed_impl, workloads
+from . import baselines, bytewax_impl, durability, parallel, riverbed_impl, w5, workloads
 from .measure import Measurement, RssSampler, measure
 
 IMPLEMENTATIONS = ("riverbed", "plain", "naive_asyncio", "bytewax")
@@ -96,7 +96,7 @@ WORKLOADS: dict[str, Workload] = {
     ),
 }
 
-ALL_WORKLOADS = ("W1", "W2", "W3", "W4", "W6", "W2C", "W7", "PARALLEL")
+ALL_WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W2C", "W7", "PARALLEL")
 
 
 def log(message: str) -> None:
@@ -272,12 +272,17 @@ def run_w6(seconds: float) -> dict[str, Any]:
     return record
 
 
-def run(only: list[str], events: int, repeats: int, w6_seconds: float) -> list[dict[str, Any]]:
-    """Run the chosen workloads in order; one record per workload."""
+def run(
+    only: list[str], events: int, repeats: int, w6_seconds: float, w5_runs: int = w5.RUNS
+) -> list[dict[str, Any]]:
+    """Run the chosen workloads in order; one record per workload (two for W5: sequential
+    and 16 at once)."""
     records = []
     for workload_id in only:
         log(f"{workload_id}: running")
-        if workload_id == "W6":
+        if workload_id == "W5":
+            records.extend(w5.run_w5(w5_runs, min(repeats, 3), log))
+        elif workload_id == "W6":
             records.append(run_w6(w6_seconds))
         elif workload_id == "W2C":
             records.append(durability.run_w2c(events, repeats, log))

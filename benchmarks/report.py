@@ -164,9 +164,23 @@ def print_table(records: list[dict[str, Any]], info: dict[str, Any], console: Co
     for record in records:
         for line in record.get("lines", ()):
             console.print(line, markup=False, highlight=False)
+        if "dbos_eps" in record:  # W5: workflows per second beside DBOS Transact
+            console.print(_w5_line(record, notes))
     for number, reason in enumerate(notes.reasons, 1):
         console.print(f"[{number}] {reason}", markup=False, highlight=False)
     console.print(
         f"[dim]{info['platform']}, Python {platform.python_version()}, "
         f"{info['cpu_count']} CPUs, bytewax {info['bytewax_version']}, {info['date']}[/dim]"
+    )
+
+
+def _w5_line(record: dict[str, Any], notes: _Notes) -> str:
+    """W5's figures (workflows, not events, per second) beside DBOS's, in one line."""
+    commits = record.get("riverbed_commits_per_workflow")
+    return (
+        f"{record['workload']} ({record['mode']}, {record['runs']:,} runs): riverbed "
+        f"{_eps(record['riverbed_eps'], record.get('riverbed_reason'), notes)} workflows/s, "
+        f"DBOS {_eps(record['dbos_eps'], record.get('dbos_reason'), notes)} workflows/s, "
+        f"ratio {_ratio(record['ratio_dbos'], record['targets']['ratio_dbos'])}"
+        + (f", {commits:.2f} commits per workflow" if commits else "")
     )

@@ -294,10 +294,61 @@ def test_clickstream_visits_are_the_sessions_of_each_user(example: Example) -> N
     assert visits == sorted(expected)
 
 
-# -- both -----------------------------------------------------------------------------------
+# -- order workflow ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["temperature_monitor", "word_count", "clickstream"])
+def test_order_workflow_script_fails_then_resumes() -> None:
+    """The script's run stops FAILED at the payment step with two steps recorded; the
+    resume replays those two and runs only the last two."""
+    lines = _script("order_workflow")
+    assert lines[0] == (
+        "order 17: FAILED at charge_payment: ConnectionError: payment service unavailable"
+    )
+    assert lines[1] == "  recorded steps: validate, reserve_stock"
+    assert [line.split()[1:] for line in lines[3:7]] == [
+        ["validate", "replayed", "from", "the", "store"],
+        ["reserve_stock", "replayed", "from", "the", "store"],
+        ["charge_payment", "ran"],
+        ["ship", "ran"],
+    ]
+    assert lines[7] == (
+        "order 17: SUCCEEDED, total 37.75, PAY-17-37.75, shipped as TRK-17 (attempt 2)"
+    )
+
+
+def test_order_workflow_resume_calls_only_the_steps_left(example: Example, tmp_path: Path) -> None:
+    """Under rb.run on a SQLite store: a failed charge, then a resume that calls charge
+    and ship once each and never validate or reserve again."""
+    module = example("order_workflow")
+    order = {"id": "9", "lines": [("grinder", 1)]}
+    with rb.open_store(f"sqlite:///{tmp_path}/orders.db") as store:
+        module.PAYMENTS.up = False
+        failed = rb.run(module.flow, order, store=store)
+        assert failed.status is rb.RunStatus.FAILED
+        module.PAYMENTS.up = True
+        module.CALLS.clear()
+        done = rb.run(module.flow, store=store, resume=failed.run_id)
+    assert module.CALLS == ["charge_payment", "ship"]
+    assert done.output["tracking"] == "TRK-9"
+    assert done.output["total"] == 89.0
+
+
+def test_order_workflow_refuses_unknown_items(example: Example) -> None:
+    """A validation error fails the run at its first step, without a store."""
+    module = example("order_workflow")
+    result = rb.run(module.flow, {"id": "1", "lines": [("tea", 1)]}, store=False)
+    assert result.status is rb.RunStatus.FAILED
+    assert result.error is not None
+    assert result.error.stage == "validate"
+    assert "unknown items ['tea']" in result.error.message
+
+
+# -- all ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["temperature_monitor", "word_count", "clickstream", "order_workflow"]
+)
 def test_example_user_code_does_not_import_riverbed(name: str) -> None:
     """Only the wiring at the bottom of an example uses riverbed; its functions are plain."""
     tree = ast.parse((EXAMPLES / f"{name}.py").read_text("utf-8"))

@@ -4,7 +4,9 @@
 >>> flow = rb.Flow("hello")
 >>> flow.source(["a", "b"]).map(str.upper).sink(print)
 
-Build a ``Flow`` from sources and operators on ``Stream``; run it with ``flow.run()``.
+Build a ``Flow`` from sources and operators on ``Stream``; run it with ``flow.run()``. A
+workflow (``flow.input()`` ... ``.output()``) runs with ``rb.run(flow, input)``, every step
+recorded in the store.
 """
 
 from riverbed._errors import (
@@ -50,6 +52,7 @@ from riverbed._model.sources import PartitionReader, Source
 from riverbed._model.stages import Port, SinkMode, Stage, StageKind
 from riverbed._runtime.result import DeadLetter, RunResult, StageError, StageStats
 from riverbed._runtime.worker import Worker
+from riverbed._runtime.workflow import WorkflowResult, arun, run
 from riverbed._store import (
     Checkpoint,
     DeadLetterRecord,
@@ -58,6 +61,7 @@ from riverbed._store import (
     RunStatus,
     StageRun,
     StageStatus,
+    StepCommit,
     StepRecord,
     Store,
     check_transition,
@@ -124,6 +128,7 @@ __all__ = [
     "StageStats",
     "StageStatus",
     "StageTimeoutError",
+    "StepCommit",
     "StepRecord",
     "Store",
     "StoreError",
@@ -136,10 +141,13 @@ __all__ = [
     "WaitForever",
     "Window",
     "Worker",
+    "WorkflowResult",
     "__version__",
+    "arun",
     "check_transition",
     "merge",
     "open_store",
+    "run",
     "stable_hash",
 ]
 

@@ -132,3 +132,116 @@ def test_record_step_is_thread_safe(store: rb.Store) -> None:
         thread.join()
     for run in runs:
         assert [step.seq for step in store.steps(run.run_id)] == list(range(15))
+
+
+# -- commit_steps: a workflow's writes in one transaction ---------------------------------------
+
+
+def _step(run_id: str, seq: int, output: bytes = b"out") -> rb.StepRecord:
+    return rb.StepRecord(run_id, seq, f"s{seq}", output, NOW)
+
+
+def test_commit_steps_creates_the_run_with_its_first_step(store: rb.Store) -> None:
+    """A run, its first step and its stage run are stored by one commit_steps call."""
+    run = make_run()
+    stage_run = make_stage_run(run.run_id, "s0", events_in=1)
+    store.commit_steps(
+        [rb.StepCommit(run.run_id, step=_step(run.run_id, 0), stage_run=stage_run, run=run)]
+    )
+    assert store.get_run(run.run_id) == run
+    assert store.steps(run.run_id) == [_step(run.run_id, 0)]
+    assert store.stage_runs(run.run_id) == [stage_run]
+
+
+def test_commit_steps_ends_the_run_with_its_last_step(store: rb.Store) -> None:
+    """A step and the run's final status (with fields) are stored together."""
+    run = make_run()
+    store.create_run(run)
+    store.commit_steps(
+        [
+            rb.StepCommit(
+                run.run_id,
+                step=_step(run.run_id, 0),
+                status=rb.RunStatus.SUCCEEDED,
+                fields={"ended_at": NOW, "output": b"\x80result", "lease_until": None},
+            )
+        ]
+    )
+    stored = store.get_run(run.run_id)
+    assert stored.status is rb.RunStatus.SUCCEEDED
+    assert (stored.ended_at, stored.output) == (NOW, b"\x80result")
+    assert len(store.steps(run.run_id)) == 1
+
+
+def test_commit_steps_creates_and_ends_a_run_at_once(store: rb.Store) -> None:
+    """A run created and failed in one commit (its first step failed) ends FAILED."""
+    run = make_run()
+    error = rb.ErrorInfo("s0", "ValueError", "bad", "Traceback...")
+    store.commit_steps(
+        [rb.StepCommit(run.run_id, run=run, status=rb.RunStatus.FAILED, fields={"error": error})]
+    )
+    stored = store.get_run(run.run_id)
+    assert (stored.status, stored.error) == (rb.RunStatus.FAILED, error)
+
+
+def test_commit_steps_groups_many_runs(store: rb.Store) -> None:
+    """Commits of several runs in one call are all applied."""
+    runs = [make_run() for _ in range(5)]
+    store.commit_steps(
+        [rb.StepCommit(r.run_id, step=_step(r.run_id, 0), run=r) for r in runs]
+        + [rb.StepCommit(runs[0].run_id, step=_step(runs[0].run_id, 1))]
+    )
+    assert [len(store.steps(r.run_id)) for r in runs] == [2, 1, 1, 1, 1]
+
+
+def test_commit_steps_is_all_or_nothing(store: rb.Store) -> None:
+    """An illegal transition in a group rolls back every commit of the group."""
+    done = make_run(status=rb.RunStatus.SUCCEEDED)
+    store.create_run(done)
+    fresh = make_run()
+    with pytest.raises(rb.InvalidTransitionError, match="succeeded to failed"):
+        store.commit_steps(
+            [
+                rb.StepCommit(fresh.run_id, step=_step(fresh.run_id, 0), run=fresh),
+                rb.StepCommit(done.run_id, step=_step(done.run_id, 0), status=rb.RunStatus.FAILED),
+            ]
+        )
+    assert store.steps(done.run_id) == []
+    with pytest.raises(rb.RunNotFoundError):
+        store.get_run(fresh.run_id)
+
+
+def test_commit_steps_refuses_a_step_twice(store: rb.Store) -> None:
+    """A step already recorded is a StoreError, and nothing of the call is kept."""
+    run = make_run()
+    store.commit_steps([rb.StepCommit(run.run_id, step=_step(run.run_id, 0), run=run)])
+    with pytest.raises(rb.StoreError):
+        store.commit_steps(
+            [
+                rb.StepCommit(
+                    run.run_id, step=_step(run.run_id, 0, b"again"), status=rb.RunStatus.FAILED
+                )
+            ]
+        )
+    assert store.get_run(run.run_id).status is rb.RunStatus.RUNNING
+    assert [s.output for s in store.steps(run.run_id)] == [b"out"]
+
+
+def test_commit_steps_refuses_a_duplicate_run(store: rb.Store) -> None:
+    """Creating a run whose id is taken is a DuplicateRunError."""
+    run = make_run()
+    store.create_run(run)
+    with pytest.raises(rb.DuplicateRunError):
+        store.commit_steps([rb.StepCommit(run.run_id, run=run)])
+
+
+def test_commit_steps_of_an_unknown_run_is_not_found(store: rb.Store) -> None:
+    """Ending a run that does not exist is a RunNotFoundError."""
+    with pytest.raises(rb.RunNotFoundError):
+        store.commit_steps([rb.StepCommit("nope", status=rb.RunStatus.FAILED)])
+
+
+def test_commit_steps_refuses_records_of_another_run(store: rb.Store) -> None:
+    """Each commit writes one run's records."""
+    with pytest.raises(ValueError, match="each commit writes one run"):
+        store.commit_steps([rb.StepCommit("a", step=_step("b", 0))])

@@ -84,6 +84,21 @@ class Flow:
         stage = Stage(name=stage_name, kind=StageKind.SOURCE, fn=resolved)
         return self._add(stage)
 
+    def input(self, *, name: str = "input") -> Stream:
+        """The input of a workflow: a stream whose one event is the ``input`` given to
+        ``rb.run(flow, input)``. A workflow's steps follow it, and ``.output()`` ends it.
+
+        >>> import riverbed as rb
+        >>> flow = rb.Flow("greet")
+        >>> flow.input().map(str.upper).output()
+        >>> rb.run(flow, "hi", store=False).output  # doctest: +SKIP
+        'HI'
+        """
+        from riverbed._model.workflow import WorkflowInput
+
+        stage_name = self._claim_name(name, explicit=True)
+        return self._add(Stage(name=stage_name, kind=StageKind.SOURCE, fn=WorkflowInput()))
+
     def merge(self, *streams: Stream, name: str | None = None) -> Stream:
         """One stream of the events of all ``streams`` (fan-in); see ``Stream.merge``."""
         if not streams:
@@ -116,6 +131,15 @@ class Flow:
         return self._add(stage)
 
     def _add(self, stage: Stage) -> Stream:
+        if stage.cache and stage.kind not in _CACHEABLE:
+            raise FlowDefinitionError(
+                f"stage {stage.name!r} ({graph.summary(stage)}): cache=True memoizes a pure "
+                "function of one event, which a "
+                f"{stage.kind.value} is not; it applies to "
+                f"{', '.join(sorted(kind.value for kind in _CACHEABLE))}: remove cache=True",
+                flow=self.name,
+                stage=stage.name,
+            )
         self._stages[stage.name] = stage
         port = Port(stage.name, stage.outputs[0]) if stage.outputs else Port(stage.name)
         return (KeyedStream if stage.keyed else Stream)(self, port)
@@ -250,8 +274,8 @@ class Stream(StreamOperators):
 
     Events are any Python values. Every method takes ``name=`` (default: the function's
     name) and the failure settings ``on_error=``, ``retry=``, ``timeout=`` (seconds per
-    call). Async functions are awaited, up to ``concurrency`` calls at once, outputs kept in
-    input order.
+    call), and ``cache=True`` to memoize a pure step's outputs in the store. Async
+    functions are awaited, up to ``concurrency`` calls at once, outputs kept in input order.
     """
 
     __module__ = "riverbed"
@@ -471,6 +495,24 @@ class Stream(StreamOperators):
         with ``write_batch(events)`` (and optionally ``close()``)."""
         mode = SinkMode.OBJECT if is_sink_object(target) else SinkMode.EVENT
         self._add_sink(target, mode, name, policy)
+
+    def output(self, *, name: str = "output") -> None:
+        """End a workflow: the events reaching here are the run's output
+        (``WorkflowResult.output``, and ``outputs`` for all of them), stored with the run.
+        See ``Flow.input``."""
+        from riverbed._model.workflow import WorkflowOutput
+
+        stage_name = self.flow._claim_name(name, explicit=True)
+        self.flow._add(
+            Stage(
+                name=stage_name,
+                kind=StageKind.SINK,
+                inputs=(self.port,),
+                fn=WorkflowOutput(),
+                outputs=(),
+                sink_mode=SinkMode.OBJECT,
+            )
+        )
 
     def sink_batch(
         self, target: Callable[[list[Any]], Any], *, name: str | None = None, **policy: Any
@@ -719,7 +761,19 @@ class Routes(Mapping[str, Stream]):
         return len(self._streams)
 
 
-_POLICY_KEYS = frozenset({"on_error", "retry", "timeout", "concurrency"})
+_POLICY_KEYS = frozenset({"on_error", "retry", "timeout", "concurrency", "cache"})
+
+# cache=True needs outputs that depend on the input event alone: no state, no side effect.
+_CACHEABLE = frozenset(
+    {
+        StageKind.MAP,
+        StageKind.FLAT_MAP,
+        StageKind.FILTER,
+        StageKind.KEY_BY,
+        StageKind.BRANCH,
+        StageKind.ROUTE,
+    }
+)
 
 
 def _policy_fields(policy: Mapping[str, Any], stage: str, flow: str, fn: Any) -> dict[str, Any]:
@@ -749,6 +803,9 @@ def _policy_fields(policy: Mapping[str, Any], stage: str, flow: str, fn: Any) ->
             flow=flow,
             stage=stage,
         )
+    cache = policy.get("cache")
+    if cache is not None and not isinstance(cache, bool):
+        raise TypeError(f"{where}: cache takes True or False, got {cache!r}")
     concurrency = policy.get("concurrency")
     if concurrency is not None and (
         isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1
@@ -770,7 +827,10 @@ def _policy_fields(policy: Mapping[str, Any], stage: str, flow: str, fn: Any) ->
             flow=flow,
             stage=stage,
         )
-    return dict(policy)
+    fields = dict(policy)
+    if fields.get("cache") is None:
+        fields.pop("cache", None)
+    return fields
 
 
 def _derived_name(fn: Any, kind: StageKind) -> str:

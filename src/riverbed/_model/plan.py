@@ -38,8 +38,9 @@ class Chain:
     exits: tuple[Port, ...]
     """Output ports of members that leave the chain (read by other chains)."""
     is_async: bool
-    """True for a chain of one stage whose callable is async or has a timeout: it is
-    awaited per event with bounded concurrency instead of looped over synchronously."""
+    """True for a chain of one stage whose callable is async, has a timeout or is cached:
+    it is awaited per event with bounded concurrency instead of looped over
+    synchronously."""
 
     @property
     def is_process(self) -> bool:
@@ -91,8 +92,9 @@ def processor_runs_alone(stage: Stage) -> bool:
 
 def _runs_alone(stage: Stage) -> bool:
     """Async stages and processors with timers are chains of their own: the first are
-    awaited per event, the second get ticks that the runner drives."""
-    return processor_runs_alone(stage) or _needs_await(stage)
+    awaited per event, the second get ticks that the runner drives. So are cached stages,
+    which look each event up in the store's step cache before calling their function."""
+    return processor_runs_alone(stage) or stage.cache or _needs_await(stage)
 
 
 def make_plan(
@@ -101,8 +103,11 @@ def make_plan(
     *,
     on_error: OnError | None = None,
     retry: Retry | None = None,
+    fuse: bool = True,
 ) -> Plan:
-    """Validate the stages and group them into chains (see the module docstring)."""
+    """Validate the stages and group them into chains (see the module docstring).
+    ``fuse=False`` makes every stage a chain of its own: the workflow runner runs and
+    records one stage at a time."""
     graph.validate(flow, stages)
     readers = graph.consumers(stages)
     order = graph.topological_order(flow, stages)
@@ -111,7 +116,7 @@ def make_plan(
     for stage in order:
         if stage.is_source:
             continue
-        home = _fusable_into(stage, chain_of, members, readers)
+        home = _fusable_into(stage, chain_of, members, readers) if fuse else None
         if home is None:
             home = len(members)
             members.append([])
@@ -177,7 +182,8 @@ def _chain(
         policies=tuple(resolve(s.on_error, s.retry, on_error, retry, s.timeout) for s in group),
         links=links,
         exits=tuple(exits),
-        is_async=any(_needs_await(s) for s in group),
+        # A cached stage awaits the store's step cache per event, as an async stage does.
+        is_async=any(_needs_await(s) or s.cache for s in group),
     )
 
 

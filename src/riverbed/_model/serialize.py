@@ -18,6 +18,7 @@ from riverbed._model import callables, graph
 from riverbed._model.policy import OnError, Retry
 from riverbed._model.sources import FunctionSource, IterableSource
 from riverbed._model.stages import DEFAULT_PORT, Port, SinkMode, Stage, StageKind
+from riverbed._model.workflow import WorkflowInput, WorkflowOutput
 
 if TYPE_CHECKING:
     from riverbed._model.flow import Flow
@@ -29,6 +30,8 @@ _CALLABLE_FIELDS = ("fn", "method", "initial")
 def _ref(flow: str, stage: Stage, field: str, value: Any) -> Any:
     if value is None:
         return None
+    if isinstance(value, WorkflowInput | WorkflowOutput):
+        return {"workflow": "input" if isinstance(value, WorkflowInput) else "output"}
     if field == "fn" and stage.is_source:
         if isinstance(value, IterableSource) and isinstance(value.items, list | tuple | range):
             items = list(value.items)
@@ -123,6 +126,8 @@ def stage_to_dict(flow: str, stage: Stage) -> dict[str, Any]:
         data["retry"] = stage.retry.to_json()
     if stage.timeout is not None:
         data["timeout"] = stage.timeout
+    if stage.cache:
+        data["cache"] = True
     return data
 
 
@@ -151,6 +156,8 @@ def _retry_from(data: dict[str, Any] | None) -> Retry | None:
 def _resolve(flow: str, stage: str, value: Any) -> Any:
     if value is None:
         return None
+    if "workflow" in value:
+        return WorkflowInput() if value["workflow"] == "input" else WorkflowOutput()
     if "items" in value:
         return IterableSource(value["items"])
     try:
@@ -209,6 +216,7 @@ def _stage_from(flow: str, data: Any) -> Stage:
             on_error=OnError(data["on_error"]) if "on_error" in data else None,
             retry=_retry_from(data.get("retry")),
             timeout=data.get("timeout"),
+            cache=data.get("cache", False),
         )
     except RiverbedError:
         raise
@@ -275,6 +283,8 @@ def stage_version(stage: Stage) -> str:
         "running": stage.running,
         "sink_mode": stage.sink_mode.value if stage.sink_mode else None,
     }
+    if stage.cache:  # only when set, so that other stages keep the versions they had
+        data["cache"] = True
     for field in _CALLABLE_FIELDS:
         value = getattr(stage, field)
         if value is None:

@@ -107,6 +107,9 @@ class Stage:
     timeout: float | None = None
     extra: tuple[tuple[str, Any], ...] = field(default=())
     """Operator-specific settings as (name, value) pairs, for operators added later."""
+    cache: bool = False
+    """Memoize the stage's outputs in the store's step cache, by stage version and a digest
+    of the input event: a re-run, or another run, never recomputes them."""
 
     __module__ = "riverbed"
 

@@ -13,6 +13,7 @@ from riverbed._store.records import (
     RunStatus,
     StageRun,
     StageStatus,
+    StepCommit,
     StepRecord,
     check_transition,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "RunStatus",
     "StageRun",
     "StageStatus",
+    "StepCommit",
     "StepRecord",
     "Store",
     "check_transition",

@@ -19,6 +19,7 @@ riverbed`` stays light.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -29,9 +30,16 @@ import psycopg_pool
 
 from riverbed._errors import StoreError
 from riverbed._store.codec import RUN_COLUMNS, Codec
-from riverbed._store.records import RunRecord, RunStatus, StageRun, StepRecord, check_transition
+from riverbed._store.records import (
+    RunRecord,
+    RunStatus,
+    StageRun,
+    StepCommit,
+    StepRecord,
+    check_transition,
+)
 from riverbed._store.schema import SCHEMA_VERSION, Dialect, migrate
-from riverbed._store.sql import INSERT_STEP, UPSERT_STAGE_RUN, SQLStore, Tx
+from riverbed._store.sql import INSERT_RUN, INSERT_STEP, UPSERT_STAGE_RUN, SQLStore, Tx
 from riverbed._store.url import redact
 
 __all__ = ["PostgresStore"]
@@ -191,3 +199,102 @@ class PostgresStore(SQLStore):
         # A data-modifying CTE: both writes in one statement, so one implicit transaction.
         with self._statement() as tx:
             tx.execute(f"WITH step AS ({INSERT_STEP}) {UPSERT_STAGE_RUN}", (*step_row, *stage_row))
+
+    # -- workflow commits ---------------------------------------------------------------------
+
+    def commit_steps(self, commits: Sequence[StepCommit]) -> None:
+        """Apply the commits in ONE statement (one round trip, one implicit transaction,
+        one fsync), however many workflows they come from: data-modifying CTEs insert the
+        runs, steps and stage runs, and update each ending run's status only if its current
+        status may go there; the statement then fails (so nothing of it is kept) unless
+        every status changed. On any failure the commits are applied once more the general
+        way, in a transaction, which raises the precise error (InvalidTransitionError,
+        DuplicateRunError, RunNotFoundError, StoreError for a step recorded twice)."""
+        if not commits:
+            return
+        try:
+            statement = _commit_statement(self, commits)
+        except _NeedsGeneralPathError:
+            statement = None
+        if statement is not None:
+            sql, params = statement
+            try:
+                with self._pool.connection() as conn:
+                    # A lone workflow's three shapes of statement repeat: prepared, they
+                    # are parsed and planned once per connection. A group's shape rarely
+                    # repeats, and preparing it would cost a round trip and evict others.
+                    conn.execute(sql, params, prepare=len(commits) == 1)
+                return
+            except psycopg.Error:
+                pass  # the transaction below fails the same way, with the precise error
+        super().commit_steps(commits)
+
+
+class _NeedsGeneralPathError(Exception):
+    """The commits need the general path (e.g. one run twice in a group)."""
+
+
+def _commit_statement(store: PostgresStore, commits: Sequence[StepCommit]) -> tuple[str, list[Any]]:
+    """The one statement of ``PostgresStore.commit_steps`` and its parameters."""
+    codec = store._codec
+    seen: set[str] = set()
+    runs: list[tuple[Any, ...]] = []
+    steps: list[tuple[Any, ...]] = []
+    stage_rows: list[tuple[Any, ...]] = []
+    ends: list[tuple[str, RunStatus, dict[str, Any]]] = []
+    for commit in commits:
+        if commit.run_id in seen:
+            raise _NeedsGeneralPathError
+        seen.add(commit.run_id)
+        for record in (commit.run, commit.step):
+            if record is not None and record.run_id != commit.run_id:
+                raise _NeedsGeneralPathError  # the general path says what is wrong
+        if commit.run is not None:
+            run = commit.run
+            if commit.status is not None:
+                # Created and ended at once: the CTEs cannot see each other's rows, so
+                # the run is inserted in its final status (after the same check).
+                check_transition(run.status, commit.status, run_id=run.run_id)
+                codec.check_fields(commit.fields, "commit_steps")
+                run = dataclasses.replace(run, status=commit.status, **commit.fields)
+            runs.append(codec.run_in(run))
+        elif commit.status is not None:
+            codec.check_fields(commit.fields, "commit_steps")
+            ends.append((commit.run_id, commit.status, commit.fields))
+        if commit.step is not None:
+            steps.append(codec.step_in(commit.step))
+        if commit.stage_run is not None:
+            stage_rows.extend(store._stage_run_rows(commit.run_id, [commit.stage_run]))
+    parts: list[str] = []
+    params: list[Any] = []
+
+    def insert(name: str, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        head, _, tail = sql.partition(" VALUES (")
+        values, _, rest = tail.partition(")")
+        one = f"({values})"
+        parts.append(f"{name} AS ({head} VALUES {', '.join([one] * len(rows))}{rest})")
+        params.extend(value for row in rows for value in row)
+
+    if runs:
+        insert("r", INSERT_RUN, runs)
+    if steps:
+        insert("s", INSERT_STEP, steps)
+    if stage_rows:
+        insert("g", UPSERT_STAGE_RUN, stage_rows)
+    for index, (run_id, status, fields) in enumerate(ends):
+        sets = ", ".join(f"{name} = ?" for name in ("status", *fields))
+        legal = [old.value for old in RunStatus if status in old.successors]
+        parts.append(
+            f"u{index} AS (UPDATE riverbed_runs SET {sets} WHERE run_id = ? AND status IN "
+            f"({', '.join('?' * len(legal))}) RETURNING 1)"
+        )
+        params.extend(
+            [status.value, *(codec.run_field_in(n, v) for n, v in fields.items()), run_id, *legal]
+        )
+    if ends:
+        # 1/0 when some run did not change status: the whole statement fails, nothing kept.
+        counted = " + ".join(f"(SELECT count(*) FROM u{index})" for index in range(len(ends)))
+        final = f"SELECT 1 / (CASE WHEN {counted} = {len(ends)} THEN 1 ELSE 0 END)"
+    else:
+        final = "SELECT 1"
+    return _pg(f"WITH {', '.join(parts)} {final}" if parts else final), params

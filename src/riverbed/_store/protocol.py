@@ -17,6 +17,7 @@ from riverbed._store.records import (
     RunRecord,
     RunStatus,
     StageRun,
+    StepCommit,
     StepRecord,
 )
 
@@ -166,6 +167,16 @@ class Store(Protocol):
     def release(self, run_id: str, worker: str) -> bool:
         """End ``worker``'s lease on a RUNNING run now, so that the next ``claim`` resumes it
         (a worker shutting down cleanly). False if ``worker`` did not hold it."""
+
+    # -- workflow commits (added after the rest; see StepCommit) -----------------------------
+
+    def commit_steps(self, commits: Sequence[StepCommit]) -> None:
+        """Apply every commit, in order, in ONE transaction, durably committed when this
+        returns: a run created with its first step, a final status set with the last step,
+        and the steps of concurrent workflows grouped so that they share one commit (group
+        commit). All or nothing: any failure (a step already recorded: ``StoreError``; an
+        illegal transition: ``InvalidTransitionError``; a run id taken:
+        ``DuplicateRunError``) rolls every commit of the call back."""
 
 
 Store.__module__ = "riverbed"  # public as riverbed.Store; set here, as a body attribute

@@ -22,6 +22,7 @@ __all__ = [
     "RunStatus",
     "StageRun",
     "StageStatus",
+    "StepCommit",
     "StepRecord",
     "check_transition",
 ]
@@ -241,5 +242,29 @@ class StepRecord:
     stage: str
     output: bytes
     at: datetime
+
+    __module__ = "riverbed"
+
+
+@dataclass(frozen=True)
+class StepCommit:
+    """What one workflow step writes, committed in one transaction by
+    ``Store.commit_steps``: the run's creation with its first step, its final status with
+    its last, so that a three-step workflow costs three commits, not five.
+
+    In order: ``run`` is created (if given), ``step`` inserted and ``stage_run`` upserted
+    (if given), then the run moves to ``status`` (if given, under ``check_transition``'s
+    rules) with ``fields`` set (any RunRecord field but run_id and status).
+
+    >>> StepCommit(run_id="r1", status=RunStatus.FAILED).step is None
+    True
+    """
+
+    run_id: str
+    step: StepRecord | None = None
+    stage_run: StageRun | None = None
+    run: RunRecord | None = None
+    status: RunStatus | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
 
     __module__ = "riverbed"

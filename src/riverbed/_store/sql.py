@@ -33,6 +33,7 @@ from riverbed._store.records import (
     RunRecord,
     RunStatus,
     StageRun,
+    StepCommit,
     StepRecord,
     check_transition,
 )
@@ -518,6 +519,15 @@ class SQLStore:
             )
             return tx.rowcount == 1
 
+    # -- workflow commits ---------------------------------------------------------------------
+
+    def commit_steps(self, commits: Sequence[StepCommit]) -> None:
+        """Apply the commits (run creations, steps, stage runs, status changes) in one
+        durable transaction; all or nothing (see ``Store.commit_steps``)."""
+        if commits:
+            with self._write() as tx:
+                _commit_steps(self, tx, commits)
+
 
 def _where(**filters: Any) -> tuple[str, tuple[Any, ...]]:
     """`` WHERE a = ? AND b = ?`` for the filters that are not None, and their values."""
@@ -525,3 +535,71 @@ def _where(**filters: Any) -> tuple[str, tuple[Any, ...]]:
     if not given:
         return "", ()
     return " WHERE " + " AND ".join(f"{name} = ?" for name in given), tuple(given.values())
+
+
+def _predecessors(new: RunStatus) -> tuple[str, ...]:
+    """The stored statuses from which a run may move to ``new``."""
+    return tuple(old.value for old in RunStatus if new in old.successors)
+
+
+def _commit_steps(store: SQLStore, tx: Tx, commits: Sequence[StepCommit]) -> None:
+    """``SQLStore.commit_steps`` inside the transaction ``tx``: one statement per kind of
+    row for the whole group (so a group of concurrent workflows' steps costs a handful of
+    round trips), then each run's status change as a compare-and-set on its row."""
+    codec = store._codec
+    runs = [codec.run_in(commit.run) for commit in commits if commit.run is not None]
+    steps = [codec.step_in(commit.step) for commit in commits if commit.step is not None]
+    stage_rows = [
+        row
+        for commit in commits
+        if commit.stage_run is not None
+        for row in store._stage_run_rows(commit.run_id, [commit.stage_run])
+    ]
+    for commit in commits:
+        for record in (commit.run, commit.step):
+            if record is not None and record.run_id != commit.run_id:
+                raise ValueError(
+                    f"StepCommit of run {commit.run_id!r} holds a {type(record).__name__} of "
+                    f"run {record.run_id!r}; each commit writes one run's records"
+                )
+    if runs:
+        try:
+            tx.executemany(INSERT_RUN, runs)
+        except store._integrity_errors as exc:
+            ids = ", ".join(row[RUN_COLUMNS.index("run_id")] for row in runs)
+            raise DuplicateRunError(
+                f"a run with id {ids if len(runs) == 1 else 'among ' + ids} is already "
+                f"stored in {store.url}; give the new run a fresh id",
+                run_id=ids,
+                url=store.url,
+            ) from exc
+    if steps:
+        tx.executemany(INSERT_STEP, steps)
+    if stage_rows:
+        tx.executemany(UPSERT_STAGE_RUN, stage_rows)
+    for commit in commits:
+        if commit.status is not None:
+            _set_status(store, tx, commit.run_id, commit.status, commit.fields)
+
+
+def _set_status(
+    store: SQLStore, tx: Tx, run_id: str, new: RunStatus, fields: dict[str, Any]
+) -> None:
+    """``transition`` inside ``tx``, in one statement on the happy path: the UPDATE itself
+    checks that the run's current status may go to ``new``."""
+    store._codec.check_fields(fields, "commit_steps")
+    values = [store._codec.run_field_in(name, value) for name, value in fields.items()]
+    sets = ", ".join(f"{name} = ?" for name in ("status", *fields))
+    legal = _predecessors(new)
+    tx.execute(
+        f"UPDATE riverbed_runs SET {sets} WHERE run_id = ? AND status IN ({_marks(len(legal))})",
+        (new.value, *values, run_id, *legal),
+    )
+    if tx.rowcount == 1:
+        return
+    tx.execute("SELECT status FROM riverbed_runs WHERE run_id = ?", (run_id,))
+    row = tx.fetchone()
+    if row is None:
+        raise store._not_found(run_id)
+    check_transition(RunStatus(row[0]), new, run_id=run_id)
+    raise InternalError(f"run {run_id!r}: status {row[0]} may go to {new.value}, yet did not")

@@ -35,6 +35,7 @@ from riverbed._model.plan import Plan, make_plan
 from riverbed._model.policy import OnError
 from riverbed._model.sinks import Capture
 from riverbed._model.stages import Port, Stage, StageKind
+from riverbed._runtime.cache import StepCache
 from riverbed._runtime.clock import Clock, SystemClock
 from riverbed._runtime.local.channel import TICK, Barrier, Channel
 from riverbed._runtime.local.checkpoints import Checkpointer
@@ -210,6 +211,7 @@ class LocalRun(DurableRun):
                 concurrency=self.concurrency,
                 seed=self.seed,
                 finished=chain.name in self._finished,
+                step_cache=StepCache(store, self.run_id) if store is not None else None,
             )
             for chain in self.plan.chains
         ]

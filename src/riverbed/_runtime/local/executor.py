@@ -24,6 +24,7 @@ from riverbed._model.policy import OnError
 from riverbed._model.process import Processor
 from riverbed._model.sinks import is_transactional_sink
 from riverbed._model.stages import Port, SinkMode, StageKind
+from riverbed._runtime.cache import StepCache
 from riverbed._runtime.clock import Clock
 from riverbed._runtime.local.checkpoints import Part
 from riverbed._runtime.local.codegen import (
@@ -101,6 +102,8 @@ class ChainExecutor:
         concurrency: int,
         seed: int | None = None,
         finished: bool = False,
+        step_cache: StepCache | None = None,
+        compiled: bool = True,
     ) -> None:
         self.chain = chain
         self.stages = chain.stages
@@ -143,15 +146,21 @@ class ChainExecutor:
             )
             if self.operator is None:
                 self.processor = chain.head.fn.create(state)
+        self.step_cache = step_cache
+        """Where ``cache=True`` stages look their outputs up (None: they are not cached)."""
         self.processors: dict[int, Processor] = {}
-        """Processors fused into the loop (those without timers), by stage index."""
-        fast = not (chain.is_async or chain.is_process)
-        if fast:
+        """Processors that do not run alone (those without timers), by stage index: fused
+        into the loop, or called per event on the slow path."""
+        if not chain.is_process:
             for index, stage in enumerate(self.stages):
                 if stage.kind is StageKind.PROCESS:
                     state = states[index]
                     assert state is not None
                     self.processors[index] = stage.fn.create(state)
+        # Cached stages take the per-event path, where the cache is consulted; so does
+        # every chain when ``compiled`` is False (a workflow's single event is not worth
+        # generating a loop for).
+        fast = compiled and not (chain.is_async or chain.is_process or chain.head.cache)
         self.compiled = compile_chain(chain, states, self.processors) if fast else None
         self._compiled_pull: CompiledChain | None = None  # made on first use
         explicit = self.compiled.explicit if self.compiled is not None else ()
@@ -505,7 +514,7 @@ class ChainExecutor:
         attempt = 1
         if error is None:
             try:
-                return await self._apply(index, event)
+                return await self._applied(index, event)
             except Exception as first:
                 error = first
         while True:
@@ -516,7 +525,7 @@ class ChainExecutor:
             await self.clock.sleep(policy.retry.delay(attempt, self.rng))
             attempt += 1
             try:
-                return await self._apply(index, event)
+                return await self._applied(index, event)
             except Exception as again:
                 error = again
         return self._give_up(index, event, error, attempt)
@@ -567,6 +576,12 @@ class ChainExecutor:
                 stage=stage,
                 timeout=timeout,
             ) from None
+
+    async def _applied(self, index: int, x: Any) -> list[Any]:
+        """``_apply``, through the step cache for a ``cache=True`` stage."""
+        if self.step_cache is None or not self.stages[index].cache:
+            return await self._apply(index, x)
+        return await self.step_cache.through(self.stages[index], x, lambda: self._apply(index, x))
 
     async def _apply(self, index: int, x: Any) -> list[Any]:
         """What stage ``index`` makes of one event: the reference semantics."""
