@@ -45,3 +45,11 @@ lettered = rb.Flow("lettered")
 lettered.source(list(range(10)), name="numbers").map(picky, on_error=rb.OnError.DEAD_LETTER).map(
     double
 ).sink(SEEN.append, name="seen")
+
+
+def add_tax(order: dict[str, float]) -> dict[str, float]:
+    return {**order, "total": round(order["net"] * 1.2, 2)}
+
+
+workflow = rb.Flow("taxes")
+workflow.input().map(add_tax).output()

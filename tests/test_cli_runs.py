@@ -167,3 +167,21 @@ def test_resume_and_cancel_print_json(store_url: str, monkeypatch: pytest.Monkey
     assert record["status"] == "scheduled"
     cancelled = invoke("runs", "cancel", record["run_id"], "--store", store_url, "--json")
     assert json.loads(cancelled.stdout)["status"] == "cancelled"
+
+
+def test_run_with_input_runs_a_workflow(store_url: str) -> None:
+    """`riverbed run TARGET --input JSON` runs a workflow: the run id first, then its
+    output as JSON; the run and its one step are recorded."""
+    result, run_id = _run(store_url, "tests.cli_runs_app:workflow", "--input", '{"net": 10}')
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.splitlines()[1]) == {"net": 10, "total": 12.0}
+    with rb.open_store(store_url) as store:
+        assert store.get_run(run_id).status is rb.RunStatus.SUCCEEDED
+        assert [step.stage for step in store.steps(run_id)] == ["add_tax"]
+
+
+def test_run_with_bad_input_json_is_a_usage_error(store_url: str) -> None:
+    """--input must be JSON."""
+    result = invoke("run", "tests.cli_runs_app:workflow", "--store", store_url, "--input", "{")
+    assert result.exit_code == 2
+    assert "not JSON" in result.stderr
