@@ -173,7 +173,12 @@ class _Committer:
         """Call the store in the loop's own thread: for ``rb.run``, whose loop runs nothing
         else, this saves a hand-over to a worker thread and back per commit."""
         self.queue: list[tuple[StepCommit, asyncio.Future[None]]] = []
-        self.writers: set[asyncio.Task[None]] = set()
+        self.writers = 0
+        """Writer tasks running. Counted by the tasks themselves, not by done callbacks,
+        which run a loop iteration late: a commit arriving in between would find a writer
+        that has already stopped looking at the queue, and wait forever."""
+        self.tasks: set[asyncio.Task[None]] = set()
+        """The writer tasks, referenced so that they are not garbage-collected."""
         self.commits = 0
         """Transactions written (for benchmarks: how well steps were grouped)."""
 
@@ -185,16 +190,20 @@ class _Committer:
             return
         done: asyncio.Future[None] = self.loop.create_future()
         self.queue.append((commit, done))
-        if len(self.writers) < WRITERS:
+        if self.writers < WRITERS:
+            self.writers += 1
             writer = self.loop.create_task(self._flush())
-            self.writers.add(writer)
-            writer.add_done_callback(self.writers.discard)
+            self.tasks.add(writer)
+            writer.add_done_callback(self.tasks.discard)
         await done
 
     async def _flush(self) -> None:
-        while self.queue:
-            batch, self.queue = self.queue, []
-            await self._write(batch)
+        try:
+            while self.queue:
+                batch, self.queue = self.queue, []
+                await self._write(batch)
+        finally:
+            self.writers -= 1  # in the same step as the last look at the queue
 
     async def _call(self, commits: list[StepCommit]) -> None:
         await asyncio.to_thread(self.store.commit_steps, commits)
