@@ -53,3 +53,13 @@ def add_tax(order: dict[str, float]) -> dict[str, float]:
 
 workflow = rb.Flow("taxes")
 workflow.input().map(add_tax).output()
+
+
+def check_total(order: dict[str, float]) -> dict[str, float]:
+    if BROKEN:
+        raise ValueError("the tax office is closed")
+    return order
+
+
+fragile_workflow = rb.Flow("fragile-taxes")
+fragile_workflow.input().map(add_tax).map(check_total).output()

@@ -4,6 +4,7 @@ exit codes and JSON."""
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -185,3 +186,41 @@ def test_run_with_bad_input_json_is_a_usage_error(store_url: str) -> None:
     result = invoke("run", "tests.cli_runs_app:workflow", "--store", store_url, "--input", "{")
     assert result.exit_code == 2
     assert "not JSON" in result.stderr
+
+
+def test_worker_runs_a_scheduled_workflow(store_url: str) -> None:
+    """A workflow scheduled with --input is run by a worker; its output is recorded."""
+    run_id = invoke(
+        "schedule", "tests.cli_runs_app:workflow", "--store", store_url, "--input", '{"net": 5}'
+    ).stdout.strip()
+    worked = invoke("worker", "--store", store_url, "--once")
+    assert worked.exit_code == 0, worked.output
+    with rb.open_store(store_url) as store:
+        record = store.get_run(run_id)
+        assert record.status is rb.RunStatus.SUCCEEDED
+        assert record.output is not None
+        assert pickle.loads(record.output) == [{"net": 5, "total": 6.0}]
+
+
+def test_failed_workflow_resumes_from_the_cli(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`runs resume` of a failed workflow replays its recorded step and runs the rest."""
+    monkeypatch.setattr(cli_runs_app, "BROKEN", True)
+    failed, run_id = _run(
+        store_url, "tests.cli_runs_app:fragile_workflow", "--input", '{"net": 10}'
+    )
+    assert failed.exit_code == 1
+    monkeypatch.setattr(cli_runs_app, "BROKEN", False)
+    resumed = invoke(
+        "runs",
+        "resume",
+        run_id,
+        "tests.cli_runs_app:fragile_workflow",
+        "--store",
+        store_url,
+        "--json",
+    )
+    assert resumed.exit_code == 0, resumed.output
+    report = json.loads(resumed.stdout)
+    assert (report["status"], report["replayed"]) == ("succeeded", ["add_tax"])

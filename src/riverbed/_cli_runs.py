@@ -259,6 +259,8 @@ def _run_again(
         else:
             options["run_id"] = new_id
             options["params"] = record.params
+        if flow.is_workflow:
+            _finish_workflow(_workflow_again(flow, opened, record, new_id, options), as_json)
         try:
             result = flow.run(
                 store=opened, raise_on_failure=False, target=found, progress=False, **options
@@ -266,6 +268,43 @@ def _run_again(
         except rb.RunNotResumableError as error:
             _fail(str(error))
     _finish(result, as_json)
+
+
+def _workflow_again(
+    flow: rb.Flow, store: rb.Store, record: rb.RunRecord, new_id: str, options: dict[str, Any]
+) -> rb.WorkflowResult:
+    """A workflow run resumed (same run: its recorded steps are replayed), or re-run as a
+    new run on the same input (``cache=True`` steps are not recomputed)."""
+    try:
+        if "resume" in options:
+            return rb.run(flow, store=store, resume=record.run_id)
+        given = pickle.loads(record.input) if record.input is not None else None
+        return rb.run(flow, given, store=store, run_id=new_id)
+    except rb.RunNotResumableError as error:
+        _fail(str(error))
+
+
+def _finish_workflow(result: rb.WorkflowResult, as_json: bool) -> NoReturn:
+    report = {
+        "run_id": result.run_id,
+        "status": result.status.value,
+        "output": repr(result.output),
+        "replayed": list(result.replayed),
+        "error": None if result.error is None else result.error.message,
+    }
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        typer.echo(
+            f"run {result.run_id}: {result.status.value.upper()}, output {result.output!r}"
+            + (f" (replayed: {', '.join(result.replayed)})" if result.replayed else "")
+        )
+        if result.error is not None:
+            typer.echo(
+                f"  failed at stage {result.error.stage!r}: {result.error.error_type}: "
+                f"{result.error.message}"
+            )
+    raise typer.Exit(_EXIT.get(result.status, 1))
 
 
 @runs_app.command("resume")

@@ -222,6 +222,13 @@ class Flow:
 
         return from_json(text)
 
+    @property
+    def is_workflow(self) -> bool:
+        """True if the flow starts at ``flow.input()``: run it with ``rb.run(flow, input)``."""
+        from riverbed._model.workflow import is_workflow_input
+
+        return any(is_workflow_input(stage) for stage in self._stages.values())
+
     def replay(self, stage: str, events: list[Any]) -> Flow:
         """A flow that feeds ``events`` into ``stage`` and runs what is downstream of it:
         how dead letters are replayed into the stage that failed them."""

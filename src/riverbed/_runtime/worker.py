@@ -18,6 +18,7 @@ from typing import Any
 
 from riverbed._errors import RiverbedError
 from riverbed._runtime.recording import LEASE_SECONDS, WORKER, resolve_store
+from riverbed._runtime.workflow import run_claimed
 from riverbed._store.protocol import Store
 from riverbed._store.records import ErrorInfo, RunRecord, RunStatus
 from riverbed._targets import load_flow
@@ -98,6 +99,9 @@ class Worker:
                 "runs started from Python can be resumed with flow.run(resume=...) only"
             )
         flow = load_flow(claimed.target)
+        if flow.is_workflow:
+            run_claimed(flow, self.store, claimed.run_id)
+            return
         options: dict[str, Any] = {
             "store": self.store,
             "claimed": claimed.run_id,

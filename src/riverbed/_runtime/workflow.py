@@ -306,6 +306,13 @@ async def arun(
     return await _arun(flow, input, store, run_id, resume, blocking=False)
 
 
+def run_claimed(flow: Flow, store: Store, run_id: str) -> WorkflowResult:
+    """Run workflow run ``run_id``, which this process (a worker) claimed from the store's
+    queue: its record is RUNNING here already and holds its input; steps recorded by a
+    worker that died are replayed."""
+    return asyncio.run(_arun(flow, MISSING, store, None, run_id, blocking=True, claimed=True))
+
+
 async def _arun(
     flow: Flow,
     input: Any,
@@ -314,6 +321,7 @@ async def _arun(
     resume: str | None,
     *,
     blocking: bool,
+    claimed: bool = False,
 ) -> WorkflowResult:
     if not isinstance(flow, Flow):
         raise TypeError(f"rb.run(flow, input) takes an rb.Flow first, got {flow!r:.80}")
@@ -330,7 +338,7 @@ async def _arun(
         execution = _Execution(
             flow, shape, opened, run_id or uuid.uuid4().hex[:16], blocking=blocking
         )
-        return await execution.run(input, resume)
+        return await execution.run(input, resume, claimed=claimed)
     finally:
         if opened is not None and opened is not store:
             opened.close()
@@ -361,11 +369,14 @@ class _Execution:
         self.replayed: list[str] = []
         self.dead_letters_saved = 0
 
-    async def run(self, input: Any, resume: str | None) -> WorkflowResult:
+    async def run(self, input: Any, resume: str | None, *, claimed: bool = False) -> WorkflowResult:
         recorded: dict[int, StepRecord] = {}
         if resume is not None:
             assert self.store is not None
-            old = await asyncio.to_thread(self._resumable, resume, input)
+            if claimed:  # RUNNING under this very worker, which claimed it
+                old = await asyncio.to_thread(self.store.get_run, resume)
+            else:
+                old = await asyncio.to_thread(self._resumable, resume, input)
             self.run_id = old.run_id
             input = pickle.loads(old.input) if old.input is not None else None
             self.steps = await asyncio.to_thread(self.store.steps, old.run_id)
@@ -374,17 +385,18 @@ class _Execution:
                 return self._result(RunStatus.SUCCEEDED, outputs)
             recorded = {step.seq: step for step in self.steps}
             self.created = True
-            await asyncio.to_thread(
-                self.store.transition,
-                old.run_id,
-                RunStatus.RUNNING,
-                attempt=old.attempt + 1,
-                worker=WORKER,
-                lease_until=datetime.now(UTC) + timedelta(seconds=LEASE_SECONDS),
-                flow_version=self.shape.version,
-                ended_at=None,
-                error=None,
-            )
+            if not claimed:
+                await asyncio.to_thread(
+                    self.store.transition,
+                    old.run_id,
+                    RunStatus.RUNNING,
+                    attempt=old.attempt + 1,
+                    worker=WORKER,
+                    lease_until=datetime.now(UTC) + timedelta(seconds=LEASE_SECONDS),
+                    flow_version=self.shape.version,
+                    ended_at=None,
+                    error=None,
+                )
         record = self._record(input) if not self.created else None
         heartbeat = asyncio.ensure_future(self._heartbeat()) if self.store is not None else None
         try:
@@ -647,8 +659,8 @@ class _Execution:
         assert self.store is not None
         while True:
             await asyncio.sleep(LEASE_SECONDS / 3)
-            if self.created:
-                await asyncio.to_thread(self.store.renew_lease, self.run_id, WORKER, LEASE_SECONDS)
+            if self.created:  # on the loop's thread: see RunRecorder.heartbeat
+                self.store.renew_lease(self.run_id, WORKER, LEASE_SECONDS)
 
     def _result(self, status: RunStatus, outputs: list[Any]) -> WorkflowResult:
         return WorkflowResult(
