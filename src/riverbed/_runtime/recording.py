@@ -137,17 +137,25 @@ def restore_point(
             "run, or `riverbed runs rerun` it)",
             run_id=run.run_id,
         )
-    if run.status is RunStatus.RUNNING:
-        expired = run.lease_until is None or run.lease_until < datetime.now(UTC)
-        if not expired and _worker_alive(run.worker):
-            raise RunNotResumableError(
-                f"run {run.run_id} is running in {run.worker} (lease until "
-                f"{run.lease_until:%H:%M:%S}); resume it once that process has stopped or "
-                "its lease has expired",
-                run_id=run.run_id,
-            )
-        run = store.transition(run.run_id, RunStatus.CRASHED, ended_at=datetime.now(UTC))
+    run = crashed_if_dead(store, run)
     return RestorePoint(run, _checked(store, run, flow, compatible=compatible))
+
+
+def crashed_if_dead(store: Store, run: RunRecord) -> RunRecord:
+    """A RUNNING run whose process is gone (its lease expired, or its pid on this host no
+    longer exists) is recorded CRASHED and returned so; one still alive elsewhere cannot be
+    resumed (RunNotResumableError). Runs in other statuses come back as they are."""
+    if run.status is not RunStatus.RUNNING:
+        return run
+    expired = run.lease_until is None or run.lease_until < datetime.now(UTC)
+    if not expired and _worker_alive(run.worker):
+        raise RunNotResumableError(
+            f"run {run.run_id} is running in {run.worker} (lease until "
+            f"{run.lease_until:%H:%M:%S}); resume it once that process has stopped or its "
+            "lease has expired",
+            run_id=run.run_id,
+        )
+    return store.transition(run.run_id, RunStatus.CRASHED, ended_at=datetime.now(UTC))
 
 
 def rerun_point(store: Store, run_id: str, flow: Flow, *, compatible: bool) -> RestorePoint:

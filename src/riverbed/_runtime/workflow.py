@@ -47,7 +47,7 @@ from riverbed._runtime.clock import SystemClock
 from riverbed._runtime.recording import (
     LEASE_SECONDS,
     WORKER,
-    _worker_alive,
+    crashed_if_dead,
     resolve_store,
 )
 from riverbed._runtime.result import StageCounters, StageError, StageStats
@@ -637,22 +637,12 @@ class _Execution:
                 f"run {run.run_id} was started with another input; leave input out to "
                 "resume it with its own (or start a new run for this input)"
             )
-        if run.status is RunStatus.RUNNING:
-            expired = run.lease_until is None or run.lease_until < datetime.now(UTC)
-            if not expired and _worker_alive(run.worker):
-                raise RunNotResumableError(
-                    f"run {run.run_id} is running in {run.worker} (lease until "
-                    f"{run.lease_until:%H:%M:%S}); resume it once that process has stopped "
-                    "or its lease has expired",
-                    run_id=run.run_id,
-                )
-            run = self.store.transition(run.run_id, RunStatus.CRASHED, ended_at=datetime.now(UTC))
-        elif run.status is RunStatus.SCHEDULED:
+        if run.status is RunStatus.SCHEDULED:
             raise RunNotResumableError(
                 f"run {run.run_id} is queued and has not started; a worker will run it",
                 run_id=run.run_id,
             )
-        return run
+        return crashed_if_dead(self.store, run)
 
     async def _heartbeat(self) -> None:
         """Renew the run's lease while it runs, so that no one resumes it meanwhile."""
