@@ -347,22 +347,8 @@ class RunRecorder:
         )
 
     def _stage_run(self, name: str, values: Mapping[str, Any], status: StageStatus) -> StageRun:
-        stage = self.flow.stage(name)
-        return StageRun(
-            run_id=self.run_id,
-            stage=name,
-            kind=stage.kind.value,
-            status=status,
-            events_in=values.get("events_in", 0),
-            events_out=values.get("events_out", 0),
-            errors=values.get("errors", 0),
-            retries=values.get("retries", 0),
-            skipped=values.get("skipped", 0),
-            dead_lettered=values.get("dead_lettered", 0),
-            seconds=values.get("seconds", 0.0),
-            started_at=None,
-            ended_at=None,
-        )
+        kind = self.flow.stage(name).kind.value
+        return stage_run(self.run_id, name, kind, values, status)
 
     def _new_dead_letters(self, letters: list[DeadLetter]) -> list[DeadLetterRecord]:
         """The dead letters not saved yet, as records (each saved once)."""
@@ -385,6 +371,34 @@ class RunRecorder:
             )
             for letter in fresh
         ]
+
+
+def stage_run(
+    run_id: str,
+    stage: str,
+    kind: str,
+    values: Mapping[str, Any],
+    status: StageStatus,
+    *,
+    started_at: datetime | None = None,
+    ended_at: datetime | None = None,
+) -> StageRun:
+    """A stage's record from its counter ``values`` (``StageCounters.values()``)."""
+    return StageRun(
+        run_id=run_id,
+        stage=stage,
+        kind=kind,
+        status=status,
+        events_in=values.get("events_in", 0),
+        events_out=values.get("events_out", 0),
+        errors=values.get("errors", 0),
+        retries=values.get("retries", 0),
+        skipped=values.get("skipped", 0),
+        dead_lettered=values.get("dead_lettered", 0),
+        seconds=values.get("seconds", 0.0),
+        started_at=started_at,
+        ended_at=ended_at,
+    )
 
 
 def _counter_values(stats: Any) -> dict[str, Any]:

@@ -50,6 +50,9 @@ from riverbed._runtime.recording import (
     crashed_if_dead,
     resolve_store,
 )
+from riverbed._runtime.recording import (
+    stage_run as recorded_stage,
+)
 from riverbed._runtime.result import StageCounters, StageError, StageStats
 from riverbed._store.protocol import Store
 
@@ -501,18 +504,12 @@ class _Execution:
         self.stats[stage.name] = counters.freeze()
         by_port = {str(port): port.name for port in chain.exits}
         named = {by_port[key]: items for key, items in produced.items() if key in by_port}
-        stage_run = StageRun(
-            run_id=self.run_id,
-            stage=stage.name,
-            kind=stage.kind.value,
-            status=StageStatus.FAILED if failure is not None else StageStatus.SUCCEEDED,
-            events_in=counters.events_in,
-            events_out=counters.events_out,
-            errors=counters.errors,
-            retries=counters.retries,
-            skipped=counters.skipped,
-            dead_lettered=counters.dead_lettered,
-            seconds=counters.seconds,
+        stage_run = recorded_stage(
+            self.run_id,
+            stage.name,
+            stage.kind.value,
+            counters.values(),
+            StageStatus.FAILED if failure is not None else StageStatus.SUCCEEDED,
             started_at=started,
             ended_at=datetime.now(UTC),
         )

@@ -11,6 +11,7 @@ one-round-trip ``record_step``) is overridden in the backend.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
@@ -86,7 +87,7 @@ class Tx(Protocol):
         """Rows the last statement changed."""
 
 
-class SQLStore:
+class SQLStore(abc.ABC):
     """Every ``Store`` method in SQL common to SQLite and PostgreSQL (see the module doc)."""
 
     url: str
@@ -99,17 +100,17 @@ class SQLStore:
 
     # -- hooks --------------------------------------------------------------------------------
 
+    @abc.abstractmethod
     def _write(self) -> AbstractContextManager[Tx]:
         """A write transaction, committed when the block ends and rolled back on error."""
-        raise NotImplementedError
 
     def _statement(self) -> AbstractContextManager[Tx]:
         """A cursor whose every statement is its own transaction."""
         return self._write()
 
+    @abc.abstractmethod
     def close(self) -> None:
         """Release the store's connections. The store cannot be used afterwards."""
-        raise NotImplementedError
 
     def __enter__(self) -> SQLStore:
         return self
