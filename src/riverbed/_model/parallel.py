@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from riverbed._errors import FlowDefinitionError
 from riverbed._model import callables
 from riverbed._model.process import Processor, ProcessorSpec
+from riverbed._model.settings import stage_settings
 
 if TYPE_CHECKING:
     from riverbed._model.flow import Stream
@@ -203,9 +204,7 @@ def _refuse_concurrency(policy: dict[str, Any], operator: str, fn: Any) -> None:
 def _check_policy(policy: dict[str, Any], stage: str, flow: str, fn: Any) -> None:
     """The failure settings, checked with messages naming the user's function (not the
     spec, which ``Stream.process`` would name)."""
-    from riverbed._model.flow import _policy_fields
-
-    _policy_fields(policy, stage, flow, fn)
+    stage_settings(policy, stage, flow, fn)
 
 
 def _claim(stream: Stream, fn: Any, name: str | None, operator: str) -> str:

@@ -1,0 +1,85 @@
+"""The per-stage settings every builder method takes as keyword arguments (``on_error``,
+``retry``, ``timeout``, ``concurrency``, ``cache``), checked once for all of them."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from riverbed._errors import FlowDefinitionError
+from riverbed._model import callables
+from riverbed._model.policy import OnError, Retry
+from riverbed._model.stages import StageKind
+
+__all__ = ["CACHEABLE", "SETTINGS", "stage_settings"]
+
+SETTINGS = frozenset({"on_error", "retry", "timeout", "concurrency", "cache"})
+
+# cache=True needs outputs that depend on the input event alone: no state, no side effect.
+CACHEABLE = frozenset(
+    {
+        StageKind.MAP,
+        StageKind.FLAT_MAP,
+        StageKind.FILTER,
+        StageKind.KEY_BY,
+        StageKind.BRANCH,
+        StageKind.ROUTE,
+    }
+)
+
+
+def stage_settings(policy: Mapping[str, Any], stage: str, flow: str, fn: Any) -> dict[str, Any]:
+    """Check the per-stage settings a builder method received as keyword arguments."""
+    where = f"stage {stage!r} ({callables.describe(fn)})"
+    unknown = set(policy) - SETTINGS
+    if unknown:
+        raise TypeError(
+            f"{where}: unknown setting(s) {sorted(unknown)}; the settings are {sorted(SETTINGS)}"
+        )
+    on_error = policy.get("on_error")
+    if on_error is not None and not isinstance(on_error, OnError):
+        raise TypeError(f"{where}: on_error takes an rb.OnError, got {on_error!r}")
+    retry = policy.get("retry")
+    if retry is not None and not isinstance(retry, Retry):
+        raise TypeError(f"{where}: retry takes an rb.Retry, got {retry!r}")
+    timeout = policy.get("timeout")
+    # bool is an int, and NaN compares false with everything: both would slip past "<= 0".
+    if timeout is not None and (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not 0 < timeout < math.inf
+    ):
+        raise FlowDefinitionError(
+            f"{where}: timeout must be a finite number of seconds > 0, got {timeout!r}",
+            flow=flow,
+            stage=stage,
+        )
+    cache = policy.get("cache")
+    if cache is not None and not isinstance(cache, bool):
+        raise TypeError(f"{where}: cache takes True or False, got {cache!r}")
+    concurrency = policy.get("concurrency")
+    if concurrency is not None and (
+        isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1
+    ):
+        raise FlowDefinitionError(
+            f"{where}: concurrency must be an int >= 1, got {concurrency!r}",
+            flow=flow,
+            stage=stage,
+        )
+    if (
+        concurrency is not None
+        and timeout is None
+        and not callables.is_async(getattr(fn, "write_batch", fn))
+    ):
+        raise FlowDefinitionError(
+            f"{where}: concurrency= applies to async functions (and to sync ones with a "
+            "timeout=, which run in threads); this one is synchronous and runs one call at "
+            "a time: remove concurrency=, or make the function async def",
+            flow=flow,
+            stage=stage,
+        )
+    fields = dict(policy)
+    if fields.get("cache") is None:
+        fields.pop("cache", None)
+    return fields
