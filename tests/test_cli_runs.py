@@ -205,7 +205,8 @@ def test_worker_runs_a_scheduled_workflow(store_url: str) -> None:
 def test_failed_workflow_resumes_from_the_cli(
     store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`runs resume` of a failed workflow replays its recorded step and runs the rest."""
+    """`runs resume` of a failed workflow (its target recorded by `riverbed run`) replays
+    its recorded step and runs the rest; `runs rerun` makes a new run recording both."""
     monkeypatch.setattr(cli_runs_app, "BROKEN", True)
     failed, run_id = _run(
         store_url, "tests.cli_runs_app:fragile_workflow", "--input", '{"net": 10}'

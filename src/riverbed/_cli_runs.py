@@ -260,7 +260,8 @@ def _run_again(
             options["run_id"] = new_id
             options["params"] = record.params
         if flow.is_workflow:
-            _finish_workflow(_workflow_again(flow, opened, record, new_id, options), as_json)
+            again = _workflow_again(flow, opened, record, new_id, found, options)
+            _finish_workflow(again, as_json)
         try:
             result = flow.run(
                 store=opened, raise_on_failure=False, target=found, progress=False, **options
@@ -271,7 +272,12 @@ def _run_again(
 
 
 def _workflow_again(
-    flow: rb.Flow, store: rb.Store, record: rb.RunRecord, new_id: str, options: dict[str, Any]
+    flow: rb.Flow,
+    store: rb.Store,
+    record: rb.RunRecord,
+    new_id: str,
+    target: str,
+    options: dict[str, Any],
 ) -> rb.WorkflowResult:
     """A workflow run resumed (same run: its recorded steps are replayed), or re-run as a
     new run on the same input (``cache=True`` steps are not recomputed)."""
@@ -279,7 +285,9 @@ def _workflow_again(
         if "resume" in options:
             return rb.run(flow, store=store, resume=record.run_id)
         given = pickle.loads(record.input) if record.input is not None else None
-        return rb.run(flow, given, store=store, run_id=new_id)
+        return rb.run(
+            flow, given, store=store, run_id=new_id, target=target, rerun_of=record.run_id
+        )
     except rb.RunNotResumableError as error:
         _fail(str(error))
 

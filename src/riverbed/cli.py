@@ -131,7 +131,7 @@ def run(
     if not as_json:
         typer.echo(f"run {run_id}")
     if input_json is not None:
-        _run_workflow(flow, input_json, store, run_id, as_json)
+        _run_workflow(flow, input_json, store, run_id, target, as_json)
     try:
         result = flow.run(
             raise_on_failure=False, store=store, run_id=run_id, target=target, **options
@@ -149,7 +149,7 @@ def run(
 
 
 def _run_workflow(
-    flow: rb.Flow, input_json: str, store: str | None, run_id: str, as_json: bool
+    flow: rb.Flow, input_json: str, store: str | None, run_id: str, target: str, as_json: bool
 ) -> NoReturn:
     """``riverbed run TARGET --input JSON``: one workflow run; its output as JSON."""
     try:
@@ -158,7 +158,7 @@ def _run_workflow(
         typer.echo(f"Error: --input is not JSON: {error}", err=True)
         raise typer.Exit(ExitCode.USAGE) from None
     try:
-        result = rb.run(flow, given, store=store, run_id=run_id)
+        result = rb.run(flow, given, store=store, run_id=run_id, target=target)
     except _FLOW_ERRORS as error:
         _usage_error(error)
     except rb.StoreError as error:

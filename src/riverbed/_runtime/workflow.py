@@ -266,6 +266,8 @@ def run(
     store: Store | str | bool | None = None,
     run_id: str | None = None,
     resume: str | None = None,
+    target: str | None = None,
+    rerun_of: str | None = None,
 ) -> WorkflowResult:
     """Run the workflow ``flow`` on ``input``, recording every step in ``store``; return
     its result (a FAILED run is returned, not raised: see ``result.error``).
@@ -275,7 +277,9 @@ def run(
     ``resume``: the id of a run that failed or crashed: its recorded steps are replayed
     without calling their functions, and it goes on from the first unrecorded one (its
     recorded input is used; ``input`` may be left out). Resuming a run that succeeded
-    returns its recorded result.
+    returns its recorded result. ``target`` (``module:attr`` of the flow) is recorded so
+    that ``riverbed runs resume`` and workers can load the flow again; ``rerun_of`` records
+    the run this new one re-runs.
 
     >>> import riverbed as rb
     >>> flow = rb.Flow("order")
@@ -286,7 +290,18 @@ def run(
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(_arun(flow, input, store, run_id, resume, blocking=True))
+        return asyncio.run(
+            _arun(
+                flow,
+                input,
+                store,
+                run_id,
+                resume,
+                blocking=True,
+                target=target,
+                rerun_of=rerun_of,
+            )
+        )
     raise RuntimeError(
         "rb.run() was called inside a running event loop, which it cannot block: use "
         "`await rb.arun(flow, input, ...)` there"
@@ -300,13 +315,17 @@ async def arun(
     store: Store | str | bool | None = None,
     run_id: str | None = None,
     resume: str | None = None,
+    target: str | None = None,
+    rerun_of: str | None = None,
 ) -> WorkflowResult:
     """``run`` for code inside an event loop. Many ``arun`` calls awaited at once on one
     store share their commits (group commit).
 
     >>> result = await rb.arun(flow, "order-17", store=store)  # doctest: +SKIP
     """
-    return await _arun(flow, input, store, run_id, resume, blocking=False)
+    return await _arun(
+        flow, input, store, run_id, resume, blocking=False, target=target, rerun_of=rerun_of
+    )
 
 
 def run_claimed(flow: Flow, store: Store, run_id: str) -> WorkflowResult:
@@ -325,6 +344,8 @@ async def _arun(
     *,
     blocking: bool,
     claimed: bool = False,
+    target: str | None = None,
+    rerun_of: str | None = None,
 ) -> WorkflowResult:
     if not isinstance(flow, Flow):
         raise TypeError(f"rb.run(flow, input) takes an rb.Flow first, got {flow!r:.80}")
@@ -341,6 +362,7 @@ async def _arun(
         execution = _Execution(
             flow, shape, opened, run_id or uuid.uuid4().hex[:16], blocking=blocking
         )
+        execution.target, execution.rerun_of = target, rerun_of
         return await execution.run(input, resume, claimed=claimed)
     finally:
         if opened is not None and opened is not store:
@@ -371,6 +393,9 @@ class _Execution:
         self.stats: dict[str, StageStats] = {}
         self.replayed: list[str] = []
         self.dead_letters_saved = 0
+        self.target: str | None = None
+        """``module:attr`` of the flow, recorded for workers and ``riverbed runs``."""
+        self.rerun_of: str | None = None
 
     async def run(self, input: Any, resume: str | None, *, claimed: bool = False) -> WorkflowResult:
         recorded: dict[int, StepRecord] = {}
@@ -552,6 +577,8 @@ class _Execution:
             started_at=now,
             worker=WORKER,
             lease_until=now + timedelta(seconds=LEASE_SECONDS),
+            target=self.target,
+            rerun_of=self.rerun_of,
         )
 
     async def _commit(
