@@ -115,6 +115,14 @@ def summary(stage: Stage) -> str:
     return f"{stage.kind.value} {callables.describe(stage.fn)}"
 
 
+def kind_label(stage: Stage) -> str:
+    """The stage's kind in listings: its operator's name for a processor (``window``,
+    ``join``...), else the kind."""
+    if stage.kind is StageKind.PROCESS:
+        return str(getattr(stage.fn, "operator", stage.kind.value))
+    return str(stage.kind.value)
+
+
 def describe(flow: str, stages: Sequence[Stage]) -> str:
     """One line per stage: ``name  kind  function  <- inputs``."""
     lines = [f"Flow {flow!r} ({len(stages)} stages)"]
@@ -126,11 +134,17 @@ def describe(flow: str, stages: Sequence[Stage]) -> str:
             what = ""
         elif stage.is_source:
             what = repr(stage.fn)
+        elif stage.kind is StageKind.PROCESS:
+            what = _short(repr(stage.fn), 100)
         else:
             what = callables.describe(stage.method if stage.method is not None else stage.fn)
         keyed = " [keyed]" if stage.keyed else ""
-        lines.append(f"  {stage.name:<{width}}  {stage.kind.value:<8} {what}{keyed}{arrow}")
+        lines.append(f"  {stage.name:<{width}}  {kind_label(stage):<8} {what}{keyed}{arrow}")
     return "\n".join(lines)
+
+
+def _short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 _SHAPES = {
@@ -141,6 +155,7 @@ _SHAPES = {
     StageKind.MERGE: ('(("', '"))'),
     StageKind.STATEFUL: ('[("', '")]'),
     StageKind.FOLD: ('[("', '")]'),
+    StageKind.PROCESS: ('[("', '")]'),
 }
 
 
@@ -150,7 +165,7 @@ def to_mermaid(flow: str, stages: Sequence[Stage]) -> str:
     lines = [f"---\ntitle: {flow}\n---", "flowchart LR"]
     for stage in stages:
         left, right = _SHAPES.get(stage.kind, ('["', '"]'))
-        label = f"{stage.name}<br/><small>{stage.kind.value}</small>".replace('"', "#quot;")
+        label = f"{stage.name}<br/><small>{kind_label(stage)}</small>".replace('"', "#quot;")
         lines.append(f"    {ids[stage.name]}{left}{label}{right}")
     for stage in stages:
         for port in stage.inputs:
