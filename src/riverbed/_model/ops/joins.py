@@ -17,6 +17,7 @@ value))``.
 
 from __future__ import annotations
 
+import collections
 import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -230,11 +231,11 @@ class _Rendezvous:
         out: list[Any] = list(self._expired(now)) if self._expire is not None else []
         entry = pending.get(key)
         if entry is None:
-            entry = pending[key] = [now, [[] for _ in range(self._n)]]
+            entry = pending[key] = [now, [collections.deque() for _ in range(self._n)]]
         queues = entry[1]
         queues[index].append(value)
-        if all(queues):
-            out.append((key, tuple(queue.pop(0) for queue in queues)))
+        if all(queues):  # deques: one input may queue many values while another has none
+            out.append((key, tuple(queue.popleft() for queue in queues)))
             del pending[key]
             if any(queues):  # leftovers wait anew, as the newest pending key
                 pending[key] = [now, queues]
