@@ -202,3 +202,38 @@ def test_checkpoints_keep_up_with_a_busy_loop(store: rb.Store) -> None:
     checkpoint = store.latest_checkpoint(result.run_id)
     assert checkpoint is not None
     assert checkpoint.checkpoint_id >= 4
+
+
+class _FailingCheckpoints:
+    """A real store whose second checkpoint commit fails (a fault injected for the test);
+    everything else goes to the store it wraps."""
+
+    def __init__(self, store: rb.Store) -> None:
+        self._store = store
+        self.commits = 0
+
+    def commit_checkpoint(self, *args: Any, **kwargs: Any) -> None:
+        self.commits += 1
+        if self.commits == 2:
+            raise rb.StoreError("disk full (injected)")
+        self._store.commit_checkpoint(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+def test_a_failed_checkpoint_commit_stops_the_run(store: rb.Store) -> None:
+    """When a checkpoint cannot be committed the run stops FAILED at once, naming the
+    checkpoint, instead of going on without checkpoints."""
+    failing = _FailingCheckpoints(store)
+    flow = rb.Flow("unlucky")
+    flow.source(list(range(200_000)), name="numbers").key_by(tens).fold(int, add).sink(
+        Capture(), name="totals"
+    )
+    result = _run(flow, failing, checkpoint_events=20_000)  # type: ignore[arg-type]
+    assert result.status is rb.RunStatus.FAILED
+    assert result.error is not None
+    assert result.error.stage == "<checkpoint>"
+    assert "disk full" in result.error.message
+    assert result.stages["numbers"].events_out < 200_000  # it stopped, it did not go on
+    assert store.get_run(result.run_id).status is rb.RunStatus.FAILED

@@ -93,6 +93,8 @@ class Checkpointer:
         self._pending: _Pending | None = None
         self._ended: dict[str, Part] = {}
         self._committing: asyncio.Task[None] | None = None
+        self.failed: Callable[[int, BaseException], BaseException] | None = None
+        """Set by the runner: makes the error that stops the run when a commit failed."""
         self.error: BaseException | None = None
 
     # -- triggering -----------------------------------------------------------------------
@@ -130,7 +132,10 @@ class Checkpointer:
 
     def wants(self, injected: int) -> int | None:
         """The checkpoint a participant that last contributed to ``injected`` must take
-        now, or None."""
+        now, or None. Raises the run-stopping error once a commit has failed: sources ask
+        between batches, so the run stops at once rather than go on without checkpoints."""
+        if self.error is not None:
+            raise self.error
         if self._pending is not None and self.due > injected:
             return self.due
         return None
@@ -163,9 +168,9 @@ class Checkpointer:
     async def _finish(self, pending: _Pending) -> None:
         try:
             await self._commit(pending.checkpoint_id, pending.gathered)
-        except Exception as error:  # the run fails with it: see ``check``
+        except Exception as error:  # the run fails with it: see ``wants`` and ``check``
             logger.exception("checkpoint %d could not be committed", pending.checkpoint_id)
-            self.error = error
+            self.error = self.failed(pending.checkpoint_id, error) if self.failed else error
             return
         self.committed = pending.checkpoint_id
         self._pending = None

@@ -114,7 +114,7 @@ class DurableRun:
             for partition in self._partitions(source)
         } | {chain.name for chain in self.plan.chains}
         last = restore.checkpoint.checkpoint_id if restore and restore.checkpoint else 0
-        return Checkpointer(
+        checkpointer = Checkpointer(
             participants,
             self._commit,
             clock=self.clock,
@@ -122,6 +122,14 @@ class DurableRun:
             every_events=self.checkpoint_events,
             last_id=last,
         )
+        checkpointer.failed = self._checkpoint_failed
+        return checkpointer
+
+    def _checkpoint_failed(self, checkpoint_id: int, error: BaseException) -> BaseException:
+        """The error that stops the run when checkpoint ``checkpoint_id`` failed to commit
+        (recorded like a stage's, under the name ``<checkpoint>``)."""
+        what = f"checkpoint {checkpoint_id} could not be committed"
+        return self.failures.stop("<checkpoint>", error, what)
 
     async def _commit(self, checkpoint_id: int, part: Part, *, ended: bool = False) -> None:
         """Commit a gathered checkpoint to the store (transactional sinks' prepared writes
