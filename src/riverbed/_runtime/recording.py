@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from riverbed._errors import FlowVersionError, RunNotResumableError
 from riverbed._model.serialize import stage_version
+from riverbed._runtime.result import COUNTS, event_repr
 from riverbed._store import open_store
 from riverbed._store.protocol import Store
 from riverbed._store.records import (
@@ -126,11 +127,7 @@ def restore_point(
     run = store.get_run(run_id)
     if claimed:
         return RestorePoint(run, _checked(store, run, flow, compatible=compatible))
-    if run.flow != flow.name:
-        raise RunNotResumableError(
-            f"run {run.run_id} is of flow {run.flow!r}, not {flow.name!r}: load the flow it ran",
-            run_id=run.run_id,
-        )
+    check_same_flow(run, flow.name)
     if run.status is RunStatus.SUCCEEDED:
         raise RunNotResumableError(
             f"run {run.run_id} already succeeded; there is nothing to resume (start a new "
@@ -139,6 +136,15 @@ def restore_point(
         )
     run = crashed_if_dead(store, run)
     return RestorePoint(run, _checked(store, run, flow, compatible=compatible))
+
+
+def check_same_flow(run: RunRecord, flow: str) -> None:
+    """A run is resumed or re-run by the flow it ran, or not at all."""
+    if run.flow != flow:
+        raise RunNotResumableError(
+            f"run {run.run_id} is of flow {run.flow!r}, not {flow!r}: load the flow it ran",
+            run_id=run.run_id,
+        )
 
 
 def crashed_if_dead(store: Store, run: RunRecord) -> RunRecord:
@@ -162,11 +168,7 @@ def rerun_point(store: Store, run_id: str, flow: Flow, *, compatible: bool) -> R
     """The point a re-run of run ``run_id`` starts from: that run's last checkpoint (a
     re-run is a new run; the old one stays as it ended)."""
     run = store.get_run(run_id)
-    if run.flow != flow.name:
-        raise RunNotResumableError(
-            f"run {run.run_id} is of flow {run.flow!r}, not {flow.name!r}: load the flow it ran",
-            run_id=run.run_id,
-        )
+    check_same_flow(run, flow.name)
     return RestorePoint(run, _checked(store, run, flow, compatible=compatible))
 
 
@@ -325,7 +327,7 @@ class RunRecorder:
         stage_runs = [
             self._stage_run(
                 name,
-                _counter_values(stats),
+                {name: getattr(stats, name) for name in COUNTS},
                 StageStatus.FAILED
                 if name == failed_stage
                 else (StageStatus.SUCCEEDED if status is StageStatus.FAILED else status),
@@ -342,7 +344,7 @@ class RunRecorder:
             self.run_id,
             result.status,
             ended_at=result.ended_at,
-            error=_error_info(result.error),
+            error=error_info(result.error),
             lease_until=None,
         )
 
@@ -354,23 +356,31 @@ class RunRecorder:
         """The dead letters not saved yet, as records (each saved once)."""
         fresh = letters[self._dead_letters_saved :]
         self._dead_letters_saved = len(letters)
-        return [
-            DeadLetterRecord(
-                id=None,
-                run_id=self.run_id,
-                flow=self.flow.name,
-                stage=letter.stage,
-                event=_pickle_event(letter.event),
-                event_repr=_short_repr(letter.event),
-                error_type=letter.error_type,
-                message=letter.message,
-                traceback=letter.traceback,
-                attempts=letter.attempts,
-                at=letter.at,
-                replayed_by=None,
-            )
-            for letter in fresh
-        ]
+        return dead_letter_records(self.run_id, self.flow.name, fresh)
+
+
+def dead_letter_records(
+    run_id: str, flow: str, letters: Iterable[DeadLetter]
+) -> list[DeadLetterRecord]:
+    """Dead letters of a run as the store keeps them: the event pickled (empty when it
+    cannot be: kept by its repr only, and then not replayable)."""
+    return [
+        DeadLetterRecord(
+            id=None,
+            run_id=run_id,
+            flow=flow,
+            stage=letter.stage,
+            event=_pickle_event(letter.event),
+            event_repr=event_repr(letter.event),
+            error_type=letter.error_type,
+            message=letter.message,
+            traceback=letter.traceback,
+            attempts=letter.attempts,
+            at=letter.at,
+            replayed_by=None,
+        )
+        for letter in letters
+    ]
 
 
 def stage_run(
@@ -401,14 +411,8 @@ def stage_run(
     )
 
 
-def _counter_values(stats: Any) -> dict[str, Any]:
-    fields = ("events_in", "events_out", "errors", "retries", "skipped", "dead_lettered")
-    values: dict[str, Any] = {name: getattr(stats, name) for name in fields}
-    values["seconds"] = stats.seconds
-    return values
-
-
-def _error_info(error: StageError | None) -> ErrorInfo | None:
+def error_info(error: StageError | None) -> ErrorInfo | None:
+    """A run's stopping error as its record keeps it."""
     if error is None:
         return None
     return ErrorInfo(
@@ -424,11 +428,3 @@ def _pickle_event(event: Any) -> bytes:
         return pickle.dumps(event, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:  # kept by repr only; replay is then impossible, and says so
         return b""
-
-
-def _short_repr(event: Any) -> str:
-    try:
-        text = repr(event)
-    except Exception as error:
-        text = f"<unprintable {type(event).__name__}: {type(error).__name__}>"
-    return text[:500]

@@ -185,11 +185,11 @@ class StageCounters:
 
     def values(self) -> dict[str, Any]:
         """The counts as plain data (for checkpoints)."""
-        return {name: getattr(self, name) for name in _COUNTS}
+        return {name: getattr(self, name) for name in COUNTS}
 
     def restore(self, values: Mapping[str, Any]) -> None:
         """Set the counts from ``values`` (a resumed run goes on counting from them)."""
-        for name in _COUNTS:
+        for name in COUNTS:
             if name in values:
                 setattr(self, name, values[name])
 
@@ -209,4 +209,14 @@ class StageCounters:
         )
 
 
-_COUNTS = ("events_in", "events_out", "errors", "retries", "skipped", "dead_lettered", "seconds")
+COUNTS = ("events_in", "events_out", "errors", "retries", "skipped", "dead_lettered", "seconds")
+
+
+def event_repr(event: Any, limit: int = 500) -> str:
+    """``repr(event)`` cut to ``limit`` characters; never raises (a user's ``__repr__``
+    may)."""
+    try:
+        text = repr(event)
+    except Exception as error:
+        text = f"<unprintable {type(event).__name__}: {type(error).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -47,7 +47,10 @@ from riverbed._runtime.clock import SystemClock
 from riverbed._runtime.recording import (
     LEASE_SECONDS,
     WORKER,
+    check_same_flow,
     crashed_if_dead,
+    dead_letter_records,
+    error_info,
     resolve_store,
 )
 from riverbed._runtime.recording import (
@@ -61,7 +64,6 @@ if TYPE_CHECKING:
 
 from riverbed._store.records import (
     DeadLetterRecord,
-    ErrorInfo,
     RunRecord,
     RunStatus,
     StageRun,
@@ -596,7 +598,7 @@ class _Execution:
         status = None
         if failure is not None:
             status = RunStatus.FAILED
-            fields = {"ended_at": datetime.now(UTC), "error": _error_info(self.failures.fatal)}
+            fields = {"ended_at": datetime.now(UTC), "error": error_info(self.failures.fatal)}
         elif outputs is not None:
             status = RunStatus.SUCCEEDED
             fields = {"ended_at": datetime.now(UTC), "output": self._pickle(outputs, "the output")}
@@ -623,39 +625,13 @@ class _Execution:
     def _new_dead_letters(self) -> list[DeadLetterRecord]:
         fresh = self.failures.dead_letters[self.dead_letters_saved :]
         self.dead_letters_saved = len(self.failures.dead_letters)
-        letters = []
-        for letter in fresh:
-            try:
-                event = pickle.dumps(letter.event, protocol=pickle.HIGHEST_PROTOCOL)
-            except Exception:  # kept by repr only
-                event = b""
-            letters.append(
-                DeadLetterRecord(
-                    id=None,
-                    run_id=self.run_id,
-                    flow=self.flow.name,
-                    stage=letter.stage,
-                    event=event,
-                    event_repr=repr(letter.event)[:500],
-                    error_type=letter.error_type,
-                    message=letter.message,
-                    traceback=letter.traceback,
-                    attempts=letter.attempts,
-                    at=letter.at,
-                )
-            )
-        return letters
+        return dead_letter_records(self.run_id, self.flow.name, fresh)
 
     def _resumable(self, run_id: str, input: Any) -> RunRecord:
         """The stored run ``run_id``, after checking that this flow may resume it now."""
         assert self.store is not None
         run = self.store.get_run(run_id)
-        if run.flow != self.flow.name:
-            raise RunNotResumableError(
-                f"run {run.run_id} is of flow {run.flow!r}, not {self.flow.name!r}: resume "
-                "it with the flow it ran",
-                run_id=run.run_id,
-            )
+        check_same_flow(run, self.flow.name)
         if input is not MISSING and run.input is not None and pickle.loads(run.input) != input:
             raise ValueError(
                 f"run {run.run_id} was started with another input; leave input out to "
@@ -694,12 +670,6 @@ async def _close_quietly(executor: ChainExecutor) -> None:
     """Close a failed stage's sinks; the stage's own error is the one to report."""
     with contextlib.suppress(StageFailedError):
         await executor.close()
-
-
-def _error_info(error: StageError | None) -> ErrorInfo | None:
-    if error is None:
-        return None
-    return ErrorInfo(error.stage, error.error_type, error.message, error.traceback)
 
 
 run.__module__ = arun.__module__ = "riverbed"  # public as riverbed.run and riverbed.arun

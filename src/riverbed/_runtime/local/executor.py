@@ -36,9 +36,9 @@ from riverbed._runtime.local.codegen import (
     compile_chain,
     remainder_ports,
 )
-from riverbed._runtime.local.failures import FailureLog, event_repr
+from riverbed._runtime.local.failures import FailureLog
 from riverbed._runtime.local.parallel import LocalOperator, local_operator
-from riverbed._runtime.result import StageCounters
+from riverbed._runtime.result import StageCounters, event_repr
 
 Outputs = dict[str, list[Any]]
 """Events leaving a chain, per exit port (``str(port)``)."""

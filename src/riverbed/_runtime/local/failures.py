@@ -14,21 +14,11 @@ from typing import Any
 
 from riverbed._errors import StageFailedError
 from riverbed._model.policy import OnError
-from riverbed._runtime.result import DeadLetter, StageError
+from riverbed._runtime.result import DeadLetter, StageError, event_repr
 
 logger = logging.getLogger("riverbed")
 
 LOGGED_PER_STAGE = 5
-
-
-def event_repr(event: Any, limit: int = 500) -> str:
-    """``repr(event)`` cut to ``limit`` characters; never raises (a user's ``__repr__``
-    may)."""
-    try:
-        text = repr(event)
-    except Exception as error:
-        text = f"<unprintable {type(event).__name__}: {type(error).__name__}>"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _error_message(error: BaseException) -> str:

@@ -31,8 +31,8 @@ from riverbed._model.parallel import IN_FLIGHT_PER_WORKER, BatchMap, ParallelMap
 from riverbed._model.policy import OnError, Policy
 from riverbed._model.stages import Stage
 from riverbed._runtime.clock import Clock
-from riverbed._runtime.local.failures import FailureLog, event_repr
-from riverbed._runtime.result import StageCounters
+from riverbed._runtime.local.failures import FailureLog
+from riverbed._runtime.result import StageCounters, event_repr
 
 __all__ = ["LocalOperator", "local_operator"]
 
