@@ -138,6 +138,34 @@ def restore_point(
     return RestorePoint(run, _checked(store, run, flow, compatible=compatible))
 
 
+async def keep_lease(
+    store: Store,
+    run_id: str,
+    *,
+    on_lost: Callable[[], None],
+    ready: Callable[[], bool] = lambda: True,
+) -> None:
+    """Renew this process's lease on run ``run_id`` every third of it, until cancelled
+    (once ``ready()``: a workflow's record exists only after its first step). When the
+    store no longer has the run RUNNING here (it was cancelled), call ``on_lost`` once."""
+    lost = False
+    while True:
+        await asyncio.sleep(LEASE_SECONDS / 3)
+        if not ready():
+            continue
+        try:
+            # On the loop's thread: a worker thread would wait for the GIL behind busy
+            # stages, and a beat that comes too late lets another worker take the run.
+            held = store.renew_lease(run_id, WORKER, LEASE_SECONDS)
+        except Exception:  # a missed beat is not fatal: the lease is three beats long
+            logger.exception("run %s: could not renew its lease", run_id)
+            continue
+        if not held and not lost:
+            lost = True
+            logger.warning("run %s was cancelled in the store: stopping", run_id)
+            on_lost()
+
+
 def check_same_flow(run: RunRecord, flow: str) -> None:
     """A run is resumed or re-run by the flow it ran, or not at all."""
     if run.flow != flow:
@@ -267,22 +295,14 @@ class RunRecorder:
         return record
 
     async def heartbeat(self, on_cancel: Callable[[], None]) -> None:
-        """Renew the lease every third of it until cancelled. When the lease cannot be
-        renewed because the record is no longer RUNNING here (``riverbed runs cancel``),
-        call ``on_cancel`` once."""
-        while True:
-            await asyncio.sleep(LEASE_SECONDS / 3)
-            try:
-                # On the loop's thread: a worker thread would wait for the GIL behind busy
-                # stages, and a beat that comes too late lets another worker take the run.
-                held = self.store.renew_lease(self.run_id, WORKER, LEASE_SECONDS)
-            except Exception:  # a missed beat is not fatal: the lease is three beats long
-                logger.exception("run %s: could not renew its lease", self.run_id)
-                continue
-            if not held and not self.cancelled:
-                self.cancelled = True
-                logger.warning("run %s was cancelled in the store: stopping", self.run_id)
-                on_cancel()
+        """Hold the run's lease until cancelled; ``on_cancel`` once the store says the run
+        is no longer RUNNING here (``riverbed runs cancel``)."""
+
+        def lost() -> None:
+            self.cancelled = True
+            on_cancel()
+
+        await keep_lease(self.store, self.run_id, on_lost=lost)
 
     def checkpoint(
         self,

@@ -51,6 +51,7 @@ from riverbed._runtime.recording import (
     crashed_if_dead,
     dead_letter_records,
     error_info,
+    keep_lease,
     resolve_store,
 )
 from riverbed._runtime.recording import (
@@ -645,12 +646,10 @@ class _Execution:
         return crashed_if_dead(self.store, run)
 
     async def _heartbeat(self) -> None:
-        """Renew the run's lease while it runs, so that no one resumes it meanwhile."""
+        """Renew the run's lease while it runs, so that no one resumes it meanwhile.
+        (A workflow cancelled while it runs is not stopped between its steps yet.)"""
         assert self.store is not None
-        while True:
-            await asyncio.sleep(LEASE_SECONDS / 3)
-            if self.created:  # on the loop's thread: see RunRecorder.heartbeat
-                self.store.renew_lease(self.run_id, WORKER, LEASE_SECONDS)
+        await keep_lease(self.store, self.run_id, on_lost=lambda: None, ready=lambda: self.created)
 
     def _result(self, status: RunStatus, outputs: list[Any]) -> WorkflowResult:
         return WorkflowResult(
