@@ -15,6 +15,7 @@ run stops, and its fenced writes could not have changed anything anyway.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import threading
@@ -89,7 +90,5 @@ class LeaseKeeper:
         if self._loop is None:
             self._on_lost()
             return
-        try:
+        with contextlib.suppress(RuntimeError):  # the loop closed: the run has ended anyway
             self._loop.call_soon_threadsafe(self._on_lost)
-        except RuntimeError:  # the loop closed: the run has ended anyway
-            pass

@@ -93,7 +93,7 @@ class LocalRun(DurableRun):
         seed: int | None = None,
         raise_on_failure: bool = True,
         store: Store | str | bool | None = None,
-        checkpoint_interval: float | None | Default = DEFAULT,
+        checkpoint_interval: float | Default | None = DEFAULT,
         checkpoint_events: int | None = None,
         resume: str | None = None,
         rerun_of: str | None = None,
