@@ -239,6 +239,11 @@ def record_runs(monkeypatch: pytest.MonkeyPatch, status: rb.RunStatus) -> dict[s
     def run(flow: rb.Flow, **given: Any) -> rb.RunResult:
         options.update(given)
         now = datetime.now(UTC)
+        record = rb.RunRecord(
+            run_id="r1", flow=flow.name, flow_version=flow.version, status=status, created_at=now
+        )
+        for observer in given.get("observers", ()):
+            observer.started(record)
         return rb.RunResult(
             run_id="r1",
             flow=flow.name,
@@ -267,15 +272,18 @@ def test_run_passes_its_options_to_flow_run(
     monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...], expected: dict[str, Any]
 ) -> None:
     """run calls flow.run(raise_on_failure=False, progress=...) with batch_size only when
-    given, recording the target in the default store under a run id it prints first;
-    progress is auto by default and off with --json unless --progress is given."""
+    given, recording the target in the default store; it prints the run id first, once
+    the run is recorded (an observer's ``started``); progress is auto by default and off
+    with --json unless --progress is given."""
     options = record_runs(monkeypatch, rb.RunStatus.SUCCEEDED)
     result = invoke("run", "tests.cli_app:flow", *args)
     assert result.exit_code == 0
-    run_id = options.pop("run_id")
+    observers = options.pop("observers")
     assert options == {**expected, "store": None, "target": "tests.cli_app:flow"}
     if "--json" not in args:
-        assert result.stdout.splitlines()[0] == f"run {run_id}"  # the run id comes first
+        assert result.stdout.splitlines()[0] == "run r1"  # the run id comes first
+    else:
+        assert observers == []
 
 
 @pytest.mark.parametrize(

@@ -522,17 +522,25 @@ def worker(
     ] = None,
     poll: Annotated[float, typer.Option(help="Seconds between claims when idle.")] = 1.0,
     checkpoint_every: Annotated[
-        float, typer.Option(help="Seconds between checkpoints of the runs it runs.")
-    ] = 1.0,
+        float | None,
+        typer.Option(
+            help="Seconds between checkpoints of the runs it runs (default: 5).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Claim runs from the store's queue and run them, one at a time, until stopped."""
+    """Claim runs from the store's queue and run them, one at a time, until stopped.
+    SIGTERM or Ctrl-C put the run it holds back into the queue, then it exits."""
     with _open(store) as opened:
+        options: dict[str, Any] = {}
+        if checkpoint_every is not None:
+            options["checkpoint_interval"] = checkpoint_every
         runner = rb.Worker(
             opened,
             poll=poll,
             idle_exit=0 if once else idle_exit,
             max_runs=1 if once else max_runs,
-            checkpoint_interval=checkpoint_every,
+            **options,
         )
         try:
             count = runner.run()

@@ -5,16 +5,15 @@
     riverbed version
 
 TARGET is ``module:attr`` or ``path/to/file.py:attr`` (see ``load_flow``). Exit codes:
-0 the run succeeded, 1 it failed, 2 the command was wrong (a bad TARGET or option, a flow
-definition error), 130 the run was cancelled (Ctrl-C). Like every interface, this module
-uses only what ``riverbed`` exports.
+0 the run succeeded, 1 it failed (or the store failed under it), 2 the command was wrong
+(a bad TARGET or option, a flow definition error), 130 the run was cancelled (Ctrl-C).
+Like every interface, this module uses only what ``riverbed`` exports.
 """
 
 from __future__ import annotations
 
 import enum
 import json
-import uuid
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -32,7 +31,8 @@ class ExitCode(enum.IntEnum):
     OK = 0
     """The command did its job; for ``run``, the run SUCCEEDED."""
     FAILED = 1
-    """The run FAILED (or riverbed, or the flow's module, raised an unexpected error)."""
+    """The run FAILED, or could not go on (its store stayed unreachable, another process
+    took it over), or riverbed or the flow's module raised an unexpected error."""
     USAGE = 2
     """The command was wrong: bad TARGET or option, or the flow is malformed."""
     CANCELLED = 130
@@ -91,7 +91,10 @@ def run(
     ] = None,
     checkpoint_every: Annotated[
         float | None,
-        typer.Option(help="Seconds between checkpoints (default: none).", show_default=False),
+        typer.Option(
+            help="Seconds between checkpoints (default: 5, so that a crashed run resumes).",
+            show_default=False,
+        ),
     ] = None,
     input_json: Annotated[
         str | None,
@@ -119,7 +122,9 @@ def run(
 ) -> None:
     """Run a flow on the local engine until its sources end, then print its summary.
 
-    Exits 0 if the run SUCCEEDED, 1 if it FAILED, 130 if it was CANCELLED (Ctrl-C).
+    Prints ``run ID`` once the run is recorded in the store (so that ``riverbed runs
+    resume ID`` finds it from then on). Exits 0 if the run SUCCEEDED, 1 if it FAILED or
+    the store failed, 130 if it was CANCELLED (Ctrl-C, SIGTERM, ``riverbed runs cancel``).
     """
     options: dict[str, Any] = {"progress": False if as_json and progress is None else progress}
     if batch_size is not None:
@@ -127,29 +132,44 @@ def run(
     if checkpoint_every is not None:
         options["checkpoint_interval"] = checkpoint_every
     flow = _load(target)
-    run_id = uuid.uuid4().hex[:16]
-    if not as_json:
-        typer.echo(f"run {run_id}")
+    announce: list[rb.RunObserver] = [] if as_json else [_Announce()]
     if input_json is not None:
-        _run_workflow(flow, input_json, store, run_id, target, as_json)
+        _run_workflow(flow, input_json, store, target, as_json, announce)
     try:
         result = flow.run(
-            raise_on_failure=False, store=store, run_id=run_id, target=target, **options
+            raise_on_failure=False, store=store, target=target, observers=announce, **options
         )
-    except rb.StoreError as error:
-        typer.echo(f"Error: {error}", err=True)
-        raise typer.Exit(ExitCode.USAGE) from None
     except _FLOW_ERRORS as error:
         _usage_error(error)
+    except rb.RiverbedError as error:  # the store failed, the run was taken over...
+        _failed(error)
     except KeyboardInterrupt:  # while importing, before the engine handles Ctrl-C itself
         typer.echo("Cancelled.", err=True)
         raise typer.Exit(ExitCode.CANCELLED) from None
     typer.echo(json.dumps(result.to_dict(), indent=2) if as_json else result.summary())
-    raise typer.Exit(_EXIT_CODES[result.status])
+    raise typer.Exit(_EXIT_CODES.get(result.status, ExitCode.FAILED))
+
+
+class _Announce(rb.RunObserver):
+    """Prints ``run ID`` once the run is in the store."""
+
+    def started(self, run: rb.RunRecord) -> None:
+        typer.echo(f"run {run.run_id}")
+
+
+def _failed(error: Exception) -> NoReturn:
+    """A run that could not go on for a reason outside its flow: one line, exit 1."""
+    typer.echo(f"Error: {error}", err=True)
+    raise typer.Exit(ExitCode.FAILED)
 
 
 def _run_workflow(
-    flow: rb.Flow, input_json: str, store: str | None, run_id: str, target: str, as_json: bool
+    flow: rb.Flow,
+    input_json: str,
+    store: str | None,
+    target: str,
+    as_json: bool,
+    observers: list[rb.RunObserver],
 ) -> NoReturn:
     """``riverbed run TARGET --input JSON``: one workflow run; its output as JSON."""
     try:
@@ -158,12 +178,11 @@ def _run_workflow(
         typer.echo(f"Error: --input is not JSON: {error}", err=True)
         raise typer.Exit(ExitCode.USAGE) from None
     try:
-        result = rb.run(flow, given, store=store, run_id=run_id, target=target)
+        result = rb.run(flow, given, store=store, target=target, observers=observers)
     except _FLOW_ERRORS as error:
         _usage_error(error)
-    except rb.StoreError as error:
-        typer.echo(f"Error: {error}", err=True)
-        raise typer.Exit(ExitCode.USAGE) from None
+    except rb.RiverbedError as error:
+        _failed(error)
     report = {
         "run_id": result.run_id,
         "status": result.status.value,

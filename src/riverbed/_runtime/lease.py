@@ -73,8 +73,8 @@ class LeaseKeeper:
         while not self._stopped.wait(self.seconds / 3):
             try:
                 held = self.store.renew_lease(self.lease, self.seconds)
-            except StoreError:  # the store stays away: the fenced writes will tell
-                logger.exception("run %s: could not renew its lease", self.lease.run_id)
+            except StoreError as error:  # the store stays away: the fenced writes will tell
+                logger.warning("run %s: could not renew its lease: %s", self.lease.run_id, error)
                 continue
             if not held:
                 self.lost = True

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from riverbed._runtime.result import RunResult
+    from riverbed._runtime.workflow import WorkflowResult
     from riverbed._store.records import RunRecord
 
 __all__ = ["RunObserver"]
@@ -32,6 +33,11 @@ class RunObserver:
         """The run is recorded in the store as RUNNING (only runs with a store; a resumed
         run is told at each attempt)."""
 
-    def ended(self, result: RunResult) -> None:
-        """The run ended; ``result`` is what ``Flow.run`` returns, its status the one the
-        store holds."""
+    def stopping(self, reason: str) -> None:
+        """The run was asked to stop before its end: ``reason`` says by what (``"SIGINT"``,
+        ``"SIGTERM"``). It stops cleanly next: cancelled, or back in the queue for a run a
+        worker claimed."""
+
+    def ended(self, result: RunResult | WorkflowResult) -> None:
+        """The run ended (or stopped); ``result`` is what ``Flow.run`` (or ``rb.run``)
+        returns, its status the one the store holds."""

@@ -3,24 +3,37 @@
 Any number of ``riverbed worker`` processes, on any number of machines sharing one
 PostgreSQL store (or processes of one machine sharing an SQLite file), claim runs one at a
 time. A claim is atomic (``FOR UPDATE SKIP LOCKED`` on PostgreSQL): no run is taken twice.
-The worker holds the run's lease by heartbeats while it runs it; a worker that dies stops
-renewing, its lease expires, and the next claim anywhere takes the run again and resumes it
-from its last checkpoint (the run is CRASHED, then RUNNING with attempt + 1).
+The worker holds the run's lease by renewing it from a thread while it runs it, and every
+write of the run is fenced by that lease; a worker that dies stops renewing, its lease
+expires, and the next claim anywhere takes the run again and resumes it from its last
+checkpoint (the run is CRASHED, then RUNNING with attempt + 1). A worker that finds its
+run taken over or cancelled stops working on it and goes on with the queue.
+
+SIGTERM or Ctrl-C stop a worker cleanly: the run it holds stops at once (a stream after a
+last checkpoint, a workflow at its next step boundary) and goes back to the queue
+(SCHEDULED), resumable by any worker from there; then the worker exits.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
+import threading
 import time
 import traceback
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from types import FrameType
 from typing import Any
 
-from riverbed._errors import RiverbedError
+from riverbed._errors import LeaseLostError, RiverbedError
+from riverbed._runtime.observer import RunObserver
+from riverbed._runtime.options import DEFAULT, Default
 from riverbed._runtime.recording import LEASE_SECONDS, WORKER, resolve_store
 from riverbed._runtime.workflow import run_claimed
 from riverbed._store.protocol import Store
-from riverbed._store.records import ErrorInfo, RunRecord, RunStatus
+from riverbed._store.records import ErrorInfo, Lease, RunRecord, RunStatus
 from riverbed._targets import load_flow
 
 __all__ = ["Worker"]
@@ -35,7 +48,9 @@ class Worker:
     >>> worker.run()  # doctest: +SKIP
 
     ``poll``: seconds between claims when the queue is empty; ``idle_exit``: stop after the
-    queue has been empty that long (None: never); ``max_runs``: stop after that many runs.
+    queue has been empty that long (None: never); ``max_runs``: stop after that many runs;
+    ``checkpoint_interval``: seconds between the checkpoints of the runs it runs (by
+    default, that of ``Flow.run``). SIGTERM and Ctrl-C stop it cleanly (see the module).
     """
 
     __module__ = "riverbed"
@@ -47,7 +62,7 @@ class Worker:
         poll: float = 1.0,
         idle_exit: float | None = None,
         max_runs: int | None = None,
-        checkpoint_interval: float | None = 1.0,
+        checkpoint_interval: float | Default | None = DEFAULT,
     ) -> None:
         opened = resolve_store(store)
         assert opened is not None
@@ -58,27 +73,36 @@ class Worker:
         self.max_runs = max_runs
         self.checkpoint_interval = checkpoint_interval
         self.done: list[RunRecord] = []
+        self.stopping = False
+        """Set by SIGTERM or Ctrl-C: the worker takes no more runs."""
 
     def run(self) -> int:
-        """Claim and run until ``max_runs`` or ``idle_exit``; return how many ran."""
+        """Claim and run until ``max_runs``, ``idle_exit`` or a stop; return how many ran."""
         idle_since = time.monotonic()
-        while self.max_runs is None or len(self.done) < self.max_runs:
-            record = self.run_one()
-            if record is not None:
-                idle_since = time.monotonic()
-                continue
-            if self.idle_exit is not None and time.monotonic() - idle_since >= self.idle_exit:
-                break
-            time.sleep(self.poll)
+        with self._signals():
+            while not self.stopping and (self.max_runs is None or len(self.done) < self.max_runs):
+                self._listen()  # again: a run's event loop resets the handlers when it ends
+                record = self.run_one()
+                if record is not None:
+                    idle_since = time.monotonic()
+                    self.stopping = self.stopping or record.status is RunStatus.SCHEDULED
+                    continue
+                if self.idle_exit is not None and time.monotonic() - idle_since >= self.idle_exit:
+                    break
+                self._sleep(self.poll)
         return len(self.done)
 
     def run_one(self) -> RunRecord | None:
-        """Claim one run and run it to its end; None if the queue was empty."""
+        """Claim one run and run it to its end; None if the queue was empty. A run that
+        this worker lost (cancelled, or taken over) is returned as the store has it."""
         claimed = self.store.claim(self.name, LEASE_SECONDS)
         if claimed is None:
             return None
+        if self.stopping:  # told to stop while claiming: the run goes straight back
+            self.store.release(Lease.of(claimed))
+            return self.store.get_run(claimed.run_id)
         logger.info(
-            "worker %s: running %s of flow %r (attempt %d)",
+            "worker %s: took run %s of flow %r (attempt %d)",
             self.name,
             claimed.run_id,
             claimed.flow,
@@ -86,11 +110,48 @@ class Worker:
         )
         try:
             self._execute(claimed)
+        except LeaseLostError as lost:  # no longer this worker's: the store knows the rest
+            logger.warning("worker %s: %s", self.name, lost)
         except Exception as error:  # the flow could not even be loaded or started
             self._fail(claimed, error)
         record = self.store.get_run(claimed.run_id)
+        logger.info(
+            "worker %s: run %s %s", self.name, record.run_id, _ended(record, Lease.of(claimed))
+        )
         self.done.append(record)
         return record
+
+    def _sleep(self, seconds: float) -> None:
+        """Wait ``seconds``, or less if the worker is told to stop."""
+        deadline = time.monotonic() + seconds
+        while not self.stopping and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, 0.1))
+
+    @contextlib.contextmanager
+    def _signals(self) -> Iterator[None]:
+        """While the worker runs, SIGTERM and Ctrl-C stop it; the handlers it found are
+        put back when it returns."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {number: signal.getsignal(number) for number in _STOPS}
+        try:
+            yield
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+
+    def _listen(self) -> None:
+        """Between runs, SIGTERM and Ctrl-C stop the worker. (During a run the runner
+        handles them: the run goes back to the queue, and the worker stops after it.)"""
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def stop(number: int, frame: FrameType | None) -> None:
+            self.stopping = True
+
+        for number in _STOPS:
+            signal.signal(number, stop)
 
     def _execute(self, claimed: RunRecord) -> None:
         if claimed.target is None:
@@ -99,8 +160,9 @@ class Worker:
                 "runs started from Python can be resumed with flow.run(resume=...) only"
             )
         flow = load_flow(claimed.target)
+        told = [_StopAfter(self)]
         if flow.is_workflow:
-            run_claimed(flow, self.store, claimed.run_id)
+            run_claimed(flow, self.store, claimed.run_id, told)
             return
         options: dict[str, Any] = {
             "store": self.store,
@@ -109,8 +171,9 @@ class Worker:
             "raise_on_failure": False,
             "params": claimed.params,
             "target": claimed.target,
+            "observers": told,
         }
-        if self.checkpoint_interval is not None:
+        if not isinstance(self.checkpoint_interval, Default):
             options["checkpoint_interval"] = self.checkpoint_interval
         flow.run(**options)
 
@@ -119,6 +182,7 @@ class Worker:
         self.store.transition(
             claimed.run_id,
             RunStatus.FAILED,
+            lease=Lease.of(claimed),
             ended_at=datetime.now(UTC),
             lease_until=None,
             error=ErrorInfo(
@@ -128,3 +192,29 @@ class Worker:
                 traceback="".join(traceback.format_exception(error)),
             ),
         )
+
+
+_STOPS = (signal.SIGTERM, signal.SIGINT)
+"""The signals that stop a worker cleanly."""
+
+
+class _StopAfter(RunObserver):
+    """Stops the worker after the run it observes, once that run was told to stop."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    def stopping(self, reason: str) -> None:
+        logger.warning("worker %s: %s: stopping after this run", self.worker.name, reason)
+        self.worker.stopping = True
+
+
+def _ended(record: RunRecord, lease: Lease) -> str:
+    """How a run the worker took ended, in a few words for its log line."""
+    if record.status is RunStatus.RUNNING and record.worker != lease.worker:
+        return f"was taken over by {record.worker}"
+    if record.status is RunStatus.SCHEDULED:
+        return "went back to the queue (the worker stops)"
+    if record.error is not None:
+        return f"{record.status.value}: {record.error.error_type}: {record.error.message}"
+    return f"{record.status.value}"

@@ -38,9 +38,10 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from riverbed._errors import (
@@ -57,6 +58,7 @@ from riverbed._model.workflow import is_workflow_output, workflow_ends
 from riverbed._runtime.cache import StepCache
 from riverbed._runtime.clock import SystemClock
 from riverbed._runtime.lease import LeaseKeeper
+from riverbed._runtime.observer import RunObserver
 from riverbed._runtime.recording import (
     LEASE_SECONDS,
     WORKER,
@@ -286,6 +288,7 @@ def run(
     resume: str | None = None,
     target: str | None = None,
     rerun_of: str | None = None,
+    observers: Sequence[RunObserver] = (),
 ) -> WorkflowResult:
     """Run the workflow ``flow`` on ``input``, recording every step in ``store``; return
     its result (a FAILED run is returned, not raised: see ``result.error``).
@@ -298,7 +301,8 @@ def run(
     that succeeded returns its recorded result. ``target`` (``module:attr`` of the flow,
     found by itself when the flow is a module's attribute) is recorded so that ``riverbed
     runs resume``, ``riverbed runs recover`` and workers can load the flow again;
-    ``rerun_of`` records the run this new one re-runs.
+    ``rerun_of`` records the run this new one re-runs; ``observers`` are told when the run
+    is recorded and when it ends (``RunObserver``).
 
     >>> import riverbed as rb
     >>> flow = rb.Flow("order")
@@ -314,7 +318,17 @@ def run(
     # Outside of any ``except`` block, so that no exception of riverbed's own becomes the
     # context of the user's errors (and of their stored tracebacks).
     return asyncio.run(
-        _arun(flow, input, store, run_id, resume, blocking=True, target=target, rerun_of=rerun_of)
+        _arun(
+            flow,
+            input,
+            store,
+            run_id,
+            resume,
+            blocking=True,
+            target=target,
+            rerun_of=rerun_of,
+            observers=observers,
+        )
     )
 
 
@@ -335,6 +349,7 @@ async def arun(
     resume: str | None = None,
     target: str | None = None,
     rerun_of: str | None = None,
+    observers: Sequence[RunObserver] = (),
 ) -> WorkflowResult:
     """``run`` for code inside an event loop. Many ``arun`` calls awaited at once on one
     store share their commits (group commit).
@@ -342,18 +357,30 @@ async def arun(
     >>> result = await rb.arun(flow, "order-17", store=store)  # doctest: +SKIP
     """
     return await _arun(
-        flow, input, store, run_id, resume, blocking=False, target=target, rerun_of=rerun_of
+        flow,
+        input,
+        store,
+        run_id,
+        resume,
+        blocking=False,
+        target=target,
+        rerun_of=rerun_of,
+        observers=observers,
     )
 
 
-def run_claimed(flow: Flow, store: Store, run_id: str) -> WorkflowResult:
+def run_claimed(
+    flow: Flow, store: Store, run_id: str, observers: Sequence[RunObserver] = ()
+) -> WorkflowResult:
     """Run workflow run ``run_id``, which this process (a worker) claimed from the store's
     queue: its record is RUNNING here already and holds its input; steps recorded by a
     worker that died are replayed. SIGTERM or Ctrl-C stop it at the next step boundary
     and put it back into the queue (its result then says SCHEDULED)."""
 
     async def main() -> WorkflowResult:
-        return await _arun(flow, MISSING, store, None, run_id, blocking=True, claimed=True)
+        return await _arun(
+            flow, MISSING, store, None, run_id, blocking=True, claimed=True, observers=observers
+        )
 
     return asyncio.run(main())
 
@@ -369,6 +396,7 @@ async def _arun(
     claimed: bool = False,
     target: str | None = None,
     rerun_of: str | None = None,
+    observers: Sequence[RunObserver] = (),
 ) -> WorkflowResult:
     if not isinstance(flow, Flow):
         raise TypeError(f"rb.run(flow, input) takes an rb.Flow first, got {flow!r:.80}")
@@ -387,7 +415,11 @@ async def _arun(
         )
         execution.target, execution.rerun_of = target or origin_of(flow), rerun_of
         execution.claimed = claimed
-        return await execution.run(input, resume)
+        execution.observers = tuple(observers)
+        result = await execution.run(input, resume)
+        for observer in observers:
+            observer.ended(result)
+        return result
     finally:
         if opened is not None and opened is not store:
             opened.close()
@@ -426,6 +458,7 @@ class _Execution:
         self.rerun_of: str | None = None
         self.claimed = False
         """True for a run a worker claimed: interrupted, it goes back to the queue."""
+        self.observers: tuple[RunObserver, ...] = ()
 
     async def run(self, input: Any, resume: str | None) -> WorkflowResult:
         recorded: dict[int, StepRecord] = {}
@@ -439,6 +472,10 @@ class _Execution:
             recorded = {step.seq: step for step in self.steps}
         elif self.store is not None:
             await self._create(input)
+        if self.store is not None and self.observers:
+            record = await asyncio.to_thread(self.store.get_run, self.run_id)
+            for observer in self.observers:
+                observer.started(record)
         self._keep_lease()
         try:
             with _interrupts(self):
@@ -759,22 +796,26 @@ class _Execution:
 @contextlib.contextmanager
 def _interrupts(execution: _Execution) -> Iterator[None]:
     """While a worker runs a claimed workflow in the main thread, SIGTERM and Ctrl-C stop
-    it at the next step boundary and put it back into the queue."""
-    loop = asyncio.get_running_loop()
+    it at the next step boundary and put it back into the queue. The handlers are
+    Python's own, which run between two bytecodes even while a synchronous step keeps the
+    event loop busy; observers are told (the worker stops after this run)."""
     if not execution.claimed or threading.current_thread() is not threading.main_thread():
         yield
         return
+    outer = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
 
-    def release() -> None:
+    def release(number: int, frame: FrameType | None) -> None:
         execution.stop = "released"
+        for observer in execution.observers:
+            observer.stopping(signal.Signals(number).name)
 
-    for number in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(number, release)
+    for number in outer:
+        signal.signal(number, release)
     try:
         yield
     finally:
-        for number in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(number)
+        for number, handler in outer.items():
+            signal.signal(number, handler)
 
 
 async def _close_quietly(executor: ChainExecutor) -> None:

@@ -75,6 +75,9 @@ _CLAIM_EXPIRED = _CLAIM.format(
     crashed="SELECT run_id, attempt, 'crashed' AS status, clock_timestamp() AS at, worker, "
     "1 AS o FROM next UNION ALL ",
 )
+POOL_WAIT = 2.0
+"""Seconds a call waits for a pooled connection before it counts as a transient failure."""
+
 _MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(hashtext('riverbed_migrate:' || current_schema()))"
 
 
@@ -153,7 +156,9 @@ class PostgresStore(SQLStore):
             kwargs={"autocommit": True, "prepare_threshold": 0},
             # A connection the server dropped (a restart) is replaced as it is handed out.
             check=psycopg_pool.ConnectionPool.check_connection,
-            timeout=connect_timeout,
+            # Short: a call that cannot get a connection is retried with backoff (see
+            # ``retry``), which is what bounds how long a run waits for its store.
+            timeout=min(connect_timeout, POOL_WAIT),
             open=True,
             name="riverbed-store",
         )
@@ -184,10 +189,9 @@ class PostgresStore(SQLStore):
         """A driver error as the store's: connection-level ones (the server restarting or
         unreachable, the pool out of connections) and serialization failures are
         ``StoreUnavailableError``, which every call retries; the rest are ``StoreError``."""
-        message = f"PostgreSQL store {self.url}: {exc}".strip()
-        if isinstance(exc, _TRANSIENT):
-            return StoreUnavailableError(message, url=self.url)
-        return StoreError(message, url=self.url)
+        if isinstance(exc, _TRANSIENT):  # retried; the retry's own error names the store
+            return StoreUnavailableError(str(exc).strip() or type(exc).__name__, url=self.url)
+        return StoreError(f"PostgreSQL store {self.url}: {exc}".strip(), url=self.url)
 
     def _clock(self) -> tuple[str, tuple[Any, ...]]:
         return "clock_timestamp()", ()

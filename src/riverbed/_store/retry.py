@@ -41,15 +41,20 @@ def new_token() -> str:
 
 
 def retrying(
-    url: str,
+    what: str,
     attempt: Callable[[bool], T],
     *,
+    url: str | None = None,
     seconds: float | None = None,
+    transient: tuple[type[Exception], ...] = (StoreUnavailableError,),
     sleep: Callable[[float], None] = time.sleep,
 ) -> T:
-    """``attempt(retry)`` until it returns, retried on ``StoreUnavailableError`` with
-    exponential backoff for at most ``seconds`` (``RETRY_SECONDS``); ``retry`` is True
-    from the second call on, so that a write can first look for its own earlier commit."""
+    """``attempt(retry)`` until it returns, retried on ``transient`` errors (the store's
+    ``StoreUnavailableError``; a connector passes its client's) with exponential backoff
+    for at most ``seconds`` (``RETRY_SECONDS``); ``retry`` is True from the second call
+    on, so that a write can first look for its own earlier commit. Past the time, a
+    ``StoreUnavailableError`` names ``what`` (e.g. "the store postgresql://db/runs") and
+    the last error."""
     limit = RETRY_SECONDS if seconds is None else seconds
     started = time.monotonic()
     delay = FIRST_DELAY
@@ -57,17 +62,17 @@ def retrying(
     while True:
         try:
             return attempt(tries > 0)
-        except StoreUnavailableError as error:
+        except transient as error:
             tries += 1
             waited = time.monotonic() - started
             if waited + delay > limit:
                 raise StoreUnavailableError(
-                    f"the store {url} stayed unreachable for {waited:.0f} s ({tries} "
-                    f"tries): {error}. Check that it is up; runs that were writing to it "
-                    "stay resumable (`riverbed runs recover`)",
+                    f"{what} stayed unreachable for {waited:.0f} s ({tries} tries): "
+                    f"{error}. Check that it is up; runs that were writing to it stay "
+                    "resumable (`riverbed runs recover`)",
                     url=url,
                 ) from error
             if tries == 1:
-                logger.warning("store %s unreachable (%s): retrying for %g s", url, error, limit)
+                logger.warning("%s unreachable (%s): retrying for %g s", what, error, limit)
             sleep(delay)
             delay = min(delay * 2, MAX_DELAY)

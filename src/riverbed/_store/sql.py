@@ -127,7 +127,7 @@ class SQLStore(abc.ABC):
 
     def _retrying(self, attempt: Callable[[bool], T]) -> T:
         """``attempt(retry)``, retried through transient errors (see ``retry``)."""
-        return retrying(self.url, attempt, seconds=self.retry_seconds)
+        return retrying(f"the store {self.url}", attempt, url=self.url, seconds=self.retry_seconds)
 
     def _read(self, read: Callable[[Tx], T]) -> T:
         """``read(tx)`` in a statement cursor, retried through transient errors."""

@@ -122,7 +122,6 @@ class SQLiteStore(SQLStore):
     def _error(self, exc: sqlite3.Error) -> StoreError:
         """A driver error as the store's: one that waiting may cure (the file locked by
         another process past ``busy_timeout``) is ``StoreUnavailableError``, retried."""
-        message = f"SQLite store {self.path}: {exc}"
         if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
-            return StoreUnavailableError(message, url=self.url)
-        return StoreError(message, url=self.url)
+            return StoreUnavailableError(str(exc), url=self.url)  # retried, then named
+        return StoreError(f"SQLite store {self.path}: {exc}", url=self.url)

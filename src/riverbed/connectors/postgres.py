@@ -107,7 +107,22 @@ class PostgresTable:
 
     def commit(self, key: str, prepared: list[tuple[Any, ...]]) -> None:
         """Insert ``prepared`` with the marker ``key`` in one transaction, unless the
-        marker is there already (this checkpoint's rows were committed before a crash)."""
+        marker is there already (this checkpoint's rows were committed before a crash).
+        Retried through a server restart or a network cut: the marker makes a retry of a
+        commit that went through a no-op."""
+        import psycopg
+
+        from riverbed._store.retry import retrying
+        from riverbed._store.url import redact
+
+        retrying(
+            f"PostgresTable({self.table!r}) at {redact(self.url)}",
+            lambda retry: self._commit(key, prepared),
+            url=redact(self.url),
+            transient=(psycopg.OperationalError,),
+        )
+
+    def _commit(self, key: str, prepared: list[tuple[Any, ...]]) -> None:
         import psycopg
 
         with psycopg.connect(self.url) as conn:

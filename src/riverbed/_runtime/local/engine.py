@@ -267,7 +267,7 @@ class LocalRun(DurableRun):
             display, ticker = self._start_progress(loop)
             if signals:
                 for number in INTERRUPTS:
-                    loop.add_signal_handler(number, self._on_interrupt)
+                    loop.add_signal_handler(number, self._on_interrupt, number)
             error = await self._wait()
             if error is None and self.checkpointer is not None and not (self.aborted or drained):
                 await self._final_checkpoint(executors)
@@ -670,9 +670,12 @@ class LocalRun(DurableRun):
         for task in list(self._reading):
             task.cancel()
 
-    def _on_interrupt(self) -> None:
+    def _on_interrupt(self, number: int) -> None:
         """Ctrl-C or SIGTERM: a clean stop (cancelled; a worker's run goes back to the
-        queue), and at a second one, at once."""
+        queue), and at a second one, at once. Observers are told (a worker stops after
+        this run)."""
+        for observer in self.observers:
+            observer.stopping(signal.Signals(number).name)
         self._interrupts += 1
         if self._interrupts == 1:
             self.releasing = self.claimed is not None
