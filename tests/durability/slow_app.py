@@ -23,8 +23,10 @@ def record(stage: str, event: object) -> None:
 
 
 def calls(path: str) -> list[tuple[str, str, int]]:
-    """Every call recorded in ``path``."""
-    with sqlite3.connect(path) as db:
+    """Every call recorded in ``path`` (none while its first writer has not made the
+    table yet)."""
+    with sqlite3.connect(path, timeout=30) as db:
+        db.execute("CREATE TABLE IF NOT EXISTS calls (stage TEXT, event TEXT, pid INTEGER)")
         return db.execute("SELECT stage, event, pid FROM calls ORDER BY rowid").fetchall()
 
 

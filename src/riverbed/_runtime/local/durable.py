@@ -9,7 +9,7 @@ import pickle
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from riverbed._errors import LeaseLostError
+from riverbed._errors import LeaseLostError, StageFailedError
 from riverbed._model.sinks import is_transactional_sink
 from riverbed._model.stages import Stage
 from riverbed._runtime.local.channel import Barrier, Channel
@@ -134,6 +134,8 @@ class DurableRun:
         if isinstance(error, LeaseLostError):
             self._lease_lost()
             return error
+        if isinstance(error, StageFailedError):  # a sink's commit: recorded as its stage's
+            return error
         what = f"checkpoint {checkpoint_id} could not be committed"
         return self.failures.stop("<checkpoint>", error, what)
 
@@ -161,8 +163,15 @@ class DurableRun:
             await self._commit_sink(name, checkpoint_id, prepared)
 
     async def _commit_sink(self, name: str, checkpoint_id: int | str, prepared: Any) -> None:
+        """Let transactional sink ``name`` commit what it prepared for ``checkpoint_id``;
+        its failure stops the run, as the sink's own (the stage to look at)."""
         key = f"{self.run_id}/{name}/{checkpoint_id}"
-        self.flow.stage(name).fn.commit(key, prepared)  # on this thread: see ``_commit``
+        try:
+            self.flow.stage(name).fn.commit(key, prepared)  # on this thread: see ``_commit``
+        except Exception as error:
+            self.counters[name].errors += 1
+            what = f"sink {name!r} failed to commit its writes of checkpoint {checkpoint_id}"
+            raise self.failures.stop(name, error, what) from error
 
     async def _commit_unchecked(self) -> BaseException | None:
         """Without checkpoints, transactional sinks commit what they hold when the run
@@ -172,8 +181,10 @@ class DurableRun:
                 continue
             try:
                 await self._commit_sink(stage.name, "end", stage.fn.prepare())
+            except StageFailedError as failure:
+                return failure
             except Exception as error:
-                what = f"sink {stage.name!r} failed to commit its writes"
+                what = f"sink {stage.name!r} failed to prepare its writes"
                 return self.failures.stop(stage.name, error, what)
         return None
 

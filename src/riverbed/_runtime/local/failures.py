@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import traceback
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from riverbed._errors import StageFailedError
@@ -19,6 +20,23 @@ from riverbed._runtime.result import DeadLetter, StageError, event_repr
 logger = logging.getLogger("riverbed")
 
 LOGGED_PER_STAGE = 5
+
+_PACKAGE = str(Path(__file__).resolve().parents[2])
+"""riverbed's own directory: frames from files under it are riverbed's, not the user's."""
+
+
+def _own(filename: str) -> bool:
+    return filename.startswith((_PACKAGE, "<riverbed chain"))
+
+
+def user_traceback(error: BaseException) -> str:
+    """``error``'s traceback from the first frame of the user's code on: the frames of
+    riverbed's executor above it say nothing about the user's failure. (All of it when
+    every frame is riverbed's: then the failure is riverbed's to explain.)"""
+    tb = error.__traceback__
+    while tb is not None and _own(tb.tb_frame.f_code.co_filename):
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(error), error, tb or error.__traceback__))
 
 
 def _error_message(error: BaseException) -> str:
@@ -47,7 +65,7 @@ class FailureLog:
             stage=stage,
             error_type=type(error).__qualname__,
             message=_error_message(error),
-            traceback="".join(traceback.format_exception(error)),
+            traceback=user_traceback(error),
             attempts=attempts,
             action=action.value,
             event=event_repr(event),
