@@ -226,7 +226,7 @@ def test_a_dag_records_only_the_branch_taken(store: rb.Store) -> None:
 def test_workflows_at_once_share_commits(store: rb.Store) -> None:
     """Sixteen workflows awaited at once all succeed, with fewer transactions than steps
     (their steps are group-committed)."""
-    from riverbed._runtime.workflow import committer
+    from riverbed._runtime.committer import committer
 
     flow = chain("many", 3)
 
