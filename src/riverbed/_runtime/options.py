@@ -23,7 +23,8 @@ class RunOptions(TypedDict, total=False):
     concurrency: int
     """Calls of an async stage in flight at once, unless the stage sets its own (16)."""
     channel_capacity: int
-    """Batches an edge between chains holds before its writer waits (4)."""
+    """Batches each writer of an edge between chains (a source partition, a chain) may
+    have in it before it waits (4)."""
     raise_on_failure: bool
     """Raise ``RunFailedError`` when the run FAILED (True), or just return the result."""
     run_id: str

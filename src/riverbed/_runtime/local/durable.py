@@ -6,7 +6,7 @@ protocol of a checkpoint."""
 from __future__ import annotations
 
 import pickle
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from riverbed._model.sinks import is_transactional_sink
@@ -28,6 +28,12 @@ if TYPE_CHECKING:
     from riverbed._runtime.clock import Clock
     from riverbed._runtime.local.failures import FailureLog
     from riverbed._runtime.result import StageCounters
+
+
+Injector = Callable[[], Awaitable[None]]
+"""A source partition's side of checkpoints: awaited between batches, and whenever a
+checkpoint is triggered while a read waits, it takes the partition's part of the checkpoint
+that is due, if it has not yet."""
 
 
 def writer_name(source: str, partition: str) -> str:
@@ -186,6 +192,29 @@ class DurableRun:
         await checkpointer.drain()
         part = checkpointer.final()
         await self._commit(checkpointer.due + 1, part, ended=not self.stopping)
+
+    def _injector(
+        self,
+        source: Stage,
+        partition: str,
+        targets: Sequence[Channel],
+        chain: ChainExecutor | None,
+        channels: dict[str, Channel],
+    ) -> Injector | None:
+        """The ``Injector`` of one source partition (None: checkpoints are off)."""
+        checkpointer = self.checkpointer
+        if checkpointer is None:
+            return None
+        injected = checkpointer.due
+
+        async def inject() -> None:
+            nonlocal injected
+            due = checkpointer.wants(injected)
+            if due is not None:
+                injected = due
+                await self._inject(due, source, partition, targets, chain, channels)
+
+        return inject
 
     async def _inject(
         self,
