@@ -161,6 +161,13 @@ class Checkpointer:
             return  # a barrier of a checkpoint already abandoned
         self._add(name, part)
 
+    def next_for(self, name: str) -> int:
+        """The checkpoint that participant ``name``'s next part goes into."""
+        pending = self._pending
+        if pending is not None and name in pending.waiting:
+            return pending.checkpoint_id
+        return self.due + 1
+
     def ended(self, name: str, part: Part) -> None:
         """Participant ``name`` has ended holding ``part``: it stands for it in every
         checkpoint from now on."""

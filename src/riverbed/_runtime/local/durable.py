@@ -9,6 +9,7 @@ import pickle
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from riverbed._errors import StageFailedError
 from riverbed._model.sinks import is_transactional_sink
 from riverbed._model.stages import Stage
 from riverbed._runtime.local.channel import Barrier, Channel
@@ -131,11 +132,17 @@ class DurableRun:
         checkpointer.failed = self._checkpoint_failed
         return checkpointer
 
-    def _checkpoint_failed(self, checkpoint_id: int, error: BaseException) -> BaseException:
-        """The error that stops the run when checkpoint ``checkpoint_id`` failed to commit
-        (recorded like a stage's, under the name ``<checkpoint>``)."""
-        what = f"checkpoint {checkpoint_id} could not be committed"
-        return self.failures.stop("<checkpoint>", error, what)
+    def _checkpoint_failed(
+        self, checkpoint_id: int, error: BaseException, *, final: bool = False
+    ) -> BaseException:
+        """The error that stops the run when checkpoint ``checkpoint_id`` failed to commit:
+        a stage's failure as it is (already recorded, naming the stage), else one recorded
+        like a stage's under the name ``<checkpoint>``."""
+        if isinstance(error, StageFailedError):
+            return error
+        which = "the final checkpoint" if final else "checkpoint"
+        note = f"{which} {checkpoint_id} could not be committed"
+        return self.failures.stop("<checkpoint>", error, "<checkpoint>", note=note)
 
     async def _commit(self, checkpoint_id: int, part: Part, *, ended: bool = False) -> None:
         """Commit a gathered checkpoint to the store (transactional sinks' prepared writes
@@ -144,7 +151,11 @@ class DurableRun:
         assert recorder is not None
         states = dict(part.states)
         for name, prepared in part.prepared.items():
-            states[name] = pickle.dumps(prepared, protocol=pickle.HIGHEST_PROTOCOL)
+            try:
+                states[name] = pickle.dumps(prepared, protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception as error:
+                note = f"its prepared writes could not be pickled at checkpoint {checkpoint_id}"
+                raise self.failures.stop(name, error, f"stage {name!r}", note=note) from error
         # On this thread, blocking the loop for the commit (a few milliseconds, once per
         # interval): handed to a worker thread, the commit needs the GIL back at every
         # step from a loop that is busy running stages, and took seconds (measured).
@@ -161,8 +172,16 @@ class DurableRun:
             await self._commit_sink(name, checkpoint_id, prepared)
 
     async def _commit_sink(self, name: str, checkpoint_id: int | str, prepared: Any) -> None:
+        """Sink ``name`` commits its writes of a checkpoint (or of the run's "end")."""
         key = f"{self.run_id}/{name}/{checkpoint_id}"
-        self.flow.stage(name).fn.commit(key, prepared)  # on this thread: see ``_commit``
+        try:
+            self.flow.stage(name).fn.commit(key, prepared)  # on this thread: see ``_commit``
+        except Exception as error:
+            which = f"of checkpoint {checkpoint_id}"
+            if checkpoint_id == "end":
+                which = "at the end of the run"
+            note = f"its writes {which} could not be committed"
+            raise self.failures.stop(name, error, f"stage {name!r}", note=note) from error
 
     async def _commit_unchecked(self) -> BaseException | None:
         """Without checkpoints, transactional sinks commit what they hold when the run
@@ -171,10 +190,14 @@ class DurableRun:
             if not is_transactional_sink(stage):
                 continue
             try:
-                await self._commit_sink(stage.name, "end", stage.fn.prepare())
+                prepared = stage.fn.prepare()
             except Exception as error:
-                what = f"sink {stage.name!r} failed to commit its writes"
-                return self.failures.stop(stage.name, error, what)
+                note = "it could not prepare its writes at the end of the run"
+                return self.failures.stop(stage.name, error, f"stage {stage.name!r}", note=note)
+            try:
+                await self._commit_sink(stage.name, "end", prepared)
+            except StageFailedError as failure:
+                return failure
         return None
 
     async def _commit_prepared(self) -> None:
@@ -191,7 +214,11 @@ class DurableRun:
         assert checkpointer is not None
         await checkpointer.drain()
         part = checkpointer.final()
-        await self._commit(checkpointer.due + 1, part, ended=not self.stopping)
+        checkpoint_id = checkpointer.due + 1
+        try:
+            await self._commit(checkpoint_id, part, ended=not self.stopping)
+        except Exception as error:  # the store's, or a sink's (already named)
+            raise self._checkpoint_failed(checkpoint_id, error, final=True) from error
 
     def _injector(
         self,
@@ -243,7 +270,8 @@ class DurableRun:
     ) -> None:
         """A chain met barrier ``checkpoint_id`` (aligned): its part, then the barrier on."""
         assert self.checkpointer is not None
-        self.checkpointer.report(executor.chain.name, checkpoint_id, executor.snapshot())
+        part = executor.snapshot(checkpoint_id)
+        self.checkpointer.report(executor.chain.name, checkpoint_id, part)
         for name in self._downstream[executor.chain.name]:
             await channels[name].barrier(Barrier(checkpoint_id), executor.chain.name)
 

@@ -563,8 +563,10 @@ class LocalRun(DurableRun):
         """After the chain's last batch: emit fold totals if the stream ended, then tell
         every reader downstream that this writer is done."""
         await self._emit(executor, channels, await executor.finish(ended=not self.stopping))
-        if self.checkpointer is not None:
-            self.checkpointer.ended(executor.chain.name, executor.snapshot())
+        checkpointer = self.checkpointer
+        if checkpointer is not None:
+            name = executor.chain.name
+            checkpointer.ended(name, executor.snapshot(checkpointer.next_for(name)))
         for name in self._downstream[executor.chain.name]:
             await channels[name].end(executor.chain.name)
 
