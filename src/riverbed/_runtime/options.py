@@ -50,6 +50,10 @@ class RunOptions(TypedDict, total=False):
     it again."""
     compatible: bool
     """Resume even though the flow's version changed since the checkpoint (False)."""
+    renamed: Mapping[str, str]
+    """On a resume or re-run: old stage name -> new one, for stages renamed since the
+    checkpoint, whose state (or source positions) then goes to the new name. Without it,
+    a checkpoint holding state of a stage the flow no longer has is refused."""
     params: Mapping[str, Any]
     """Parameters recorded with the run."""
     claimed: str

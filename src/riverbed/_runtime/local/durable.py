@@ -9,13 +9,14 @@ import pickle
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from riverbed._errors import StageFailedError
+from riverbed._errors import FlowVersionError, StageFailedError
 from riverbed._model.sinks import is_transactional_sink
 from riverbed._model.stages import Stage
 from riverbed._runtime.local.channel import Barrier, Channel
 from riverbed._runtime.local.checkpoints import Checkpointer, Part
 from riverbed._runtime.local.executor import ChainExecutor
 from riverbed._runtime.recording import (
+    META_KEY,
     RestorePoint,
     RunRecorder,
     rerun_point,
@@ -56,6 +57,7 @@ class DurableRun:
     positions: dict[str, dict[str, Any]]
     stopping: bool
     compatible: bool
+    renamed: dict[str, str]
     resume: str | None
     rerun_of: str | None
     claimed: str | None
@@ -96,23 +98,83 @@ class DurableRun:
         return None, "new"
 
     def _restore(self, restore: RestorePoint) -> None:
-        """Start from the checkpoint of a resumed run: state, positions, counters."""
+        """Start from the checkpoint of a resumed run: state, positions, counters, each
+        under its stage's name in this flow (see ``_new_names``)."""
         checkpoint = restore.checkpoint
         if checkpoint is None:
             return
+        new = self._new_names(restore)
         transactional = {s.name for s in self.flow.stages if is_transactional_sink(s)}
-        for name, value in restore.states().items():
+        for old, value in restore.states().items():
+            name = new[old]
             if name in transactional:
-                self._prepared[name] = (checkpoint.checkpoint_id, value)
-            elif name in self.states:
+                # Committed again under the key it had (its run's, its sink's old name),
+                # which the sink may have seen already: never under a second key.
+                key = f"{restore.run.run_id}/{old}/{checkpoint.checkpoint_id}"
+                self._prepared[name] = (checkpoint.checkpoint_id, value, key)
+            else:
                 self.states[name].update(value)
         self._start_positions = {
-            source: dict(parts) for source, parts in checkpoint.positions.items()
+            new[source]: dict(parts) for source, parts in checkpoint.positions.items()
         }
-        for name, values in restore.meta.get("counters", {}).items():
+        for old, values in restore.meta.get("counters", {}).items():
+            name = self.renamed.get(old, old)
             if name in self.counters:
                 self.counters[name].restore(values)
-        self._finished = set(restore.meta.get("finished", ()))
+        self._finished = {self.renamed.get(n, n) for n in restore.meta.get("finished", ())}
+
+    def _new_names(self, restore: RestorePoint) -> dict[str, str]:
+        """Per stage whose state or positions the checkpoint holds, the stage of this flow
+        that takes them: the one of the same name, or the one ``renamed`` maps it to. A
+        changed flow (``compatible``) must not drop state silently: raises
+        ``FlowVersionError`` naming the stages whose state no stage would take."""
+        checkpoint = restore.checkpoint
+        assert checkpoint is not None
+        self._check_renamed(restore)
+        keeps_state = set(self.states) | {
+            s.name for s in self.flow.stages if is_transactional_sink(s)
+        }
+        sources = {source.name for source in self.plan.sources}
+        held = [(name, keeps_state) for name in checkpoint.states if name != META_KEY]
+        held += [(name, sources) for name in checkpoint.positions]
+        new: dict[str, str] = {}
+        left = []
+        for old, takers in held:
+            name = self.renamed.get(old, old)
+            if name not in takers:
+                left.append(old)
+            elif name in new.values():
+                raise ValueError(
+                    f"renamed= gives stage {name!r} the state of two stages of run "
+                    f"{restore.run.run_id}: map only one of them to it"
+                )
+            new[old] = name
+        if left:
+            raise FlowVersionError(
+                _left_behind(restore.run.run_id, self.flow.name, left),
+                run_id=restore.run.run_id,
+                changed=tuple(left),
+            )
+        return new
+
+    def _check_renamed(self, restore: RestorePoint) -> None:
+        """``renamed`` maps stages the checkpoint knows to stages this flow has."""
+        checkpoint = restore.checkpoint
+        assert checkpoint is not None
+        known = {*restore.meta.get("counters", {}), *checkpoint.states, *checkpoint.positions}
+        known.discard(META_KEY)
+        stages = {stage.name for stage in self.flow.stages}
+        for old, new in self.renamed.items():
+            if old not in known:
+                raise ValueError(
+                    f"renamed= maps stage {old!r}, which the checkpoint of run "
+                    f"{restore.run.run_id} does not know (it knows {', '.join(sorted(known))})"
+                )
+            if new not in stages:
+                raise ValueError(
+                    f"renamed= maps stage {old!r} to {new!r}, but flow {self.flow.name!r} "
+                    f"has no stage {new!r}"
+                )
 
     def _checkpointer(self, restore: RestorePoint | None) -> Checkpointer:
         participants = {
@@ -171,9 +233,12 @@ class DurableRun:
         for name, prepared in part.prepared.items():
             await self._commit_sink(name, checkpoint_id, prepared)
 
-    async def _commit_sink(self, name: str, checkpoint_id: int | str, prepared: Any) -> None:
-        """Sink ``name`` commits its writes of a checkpoint (or of the run's "end")."""
-        key = f"{self.run_id}/{name}/{checkpoint_id}"
+    async def _commit_sink(
+        self, name: str, checkpoint_id: int | str, prepared: Any, *, key: str | None = None
+    ) -> None:
+        """Sink ``name`` commits its writes of a checkpoint (or of the run's "end"), once
+        per ``key`` (by default this run's, this sink's and this checkpoint's)."""
+        key = key or f"{self.run_id}/{name}/{checkpoint_id}"
         try:
             self.flow.stage(name).fn.commit(key, prepared)  # on this thread: see ``_commit``
         except Exception as error:
@@ -203,8 +268,8 @@ class DurableRun:
     async def _commit_prepared(self) -> None:
         """On resume: commit again what transactional sinks prepared for the checkpoint
         resumed from (their commit is idempotent: it may have happened before the crash)."""
-        for name, (checkpoint_id, prepared) in self._prepared.items():
-            await self._commit_sink(name, checkpoint_id, prepared)
+        for name, (checkpoint_id, prepared, key) in self._prepared.items():
+            await self._commit_sink(name, checkpoint_id, prepared, key=key)
 
     async def _final_checkpoint(self, executors: list[ChainExecutor]) -> None:
         """The run drained (or stopped cleanly): commit its whole cut as a last checkpoint,
@@ -280,3 +345,15 @@ class DurableRun:
             positions={source.name: {partition: self.positions[source.name].get(partition)}},
             counters={source.name: self.counters[source.name].values()},
         )
+
+
+def _left_behind(run_id: str, flow: str, stages: list[str]) -> str:
+    """Why a resume that would drop the state of ``stages`` is refused, and what to do."""
+    names = ", ".join(repr(name) for name in stages)
+    return (
+        f"the checkpoint of run {run_id} holds the state (or source positions) of "
+        f"{names}, which flow {flow!r} no longer has under that name, or which no longer "
+        "keeps state: going on would lose it. If a stage was renamed, say where its state "
+        f"goes: renamed={{{stages[0]!r}: 'NEW_NAME'}} (--rename {stages[0]}=NEW_NAME); to "
+        "go without that state, re-run from the start (riverbed runs rerun RUN --from-start)"
+    )

@@ -90,6 +90,7 @@ class LocalRun(DurableRun):
         resume: str | None = None,
         rerun_of: str | None = None,
         compatible: bool = False,
+        renamed: Mapping[str, str] | None = None,
         params: Mapping[str, Any] | None = None,
         target: str | None = None,
         claimed: str | None = None,
@@ -154,6 +155,7 @@ class LocalRun(DurableRun):
         if sum(x is not None for x in (resume, rerun_of, claimed)) > 1:
             raise ValueError("give at most one of resume=, rerun_of= (and a claimed run)")
         self.compatible = compatible
+        self.renamed = _check_renamed(renamed, resume or rerun_of)
         self.params = dict(params or {})
         self.checkpointer: Checkpointer | None = None
         self.recorder: RunRecorder | None = None
@@ -627,6 +629,19 @@ class LocalRun(DurableRun):
 def _check_int(name: str, value: Any, minimum: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+
+
+def _check_renamed(renamed: Mapping[str, str] | None, restored: str | None) -> dict[str, str]:
+    if not renamed:
+        return {}
+    if restored is None:
+        raise ValueError(
+            "renamed= says where the state of renamed stages goes when a run is resumed or "
+            "re-run: pass it with resume= or rerun_of="
+        )
+    if not all(isinstance(old, str) and isinstance(new, str) for old, new in renamed.items()):
+        raise ValueError(f"renamed= maps old stage names to new ones (str), got {renamed!r}")
+    return dict(renamed)
 
 
 def _finish(run: LocalRun, result: RunResult) -> RunResult:
