@@ -63,3 +63,30 @@ def check_total(order: dict[str, float]) -> dict[str, float]:
 
 fragile_workflow = rb.Flow("fragile-taxes")
 fragile_workflow.input().map(add_tax).map(check_total).output()
+
+
+TALLIES: list[tuple[int, int]] = []
+
+
+def parity(x: int) -> int:
+    return x % 2
+
+
+def count_one(total: int, x: int) -> int:
+    return total + 1
+
+
+def keep_tally(pair: tuple[int, int]) -> None:
+    TALLIES.append(pair)
+
+
+def _tallies(fold_name: str) -> rb.Flow:
+    flow = rb.Flow("tallies")
+    keyed = flow.source(list(range(10)), name="numbers").map(fragile).key_by(parity)
+    keyed.fold(int, count_one, name=fold_name).sink(keep_tally, name="out")
+    return flow
+
+
+tallies = _tallies("tally")
+renamed_tallies = _tallies("count")
+"""``tallies`` after its fold was renamed (same flow name, so it may resume its runs)."""

@@ -101,6 +101,34 @@ def test_rerun_is_a_new_run(store_url: str, monkeypatch: pytest.MonkeyPatch) -> 
     )
 
 
+def test_resume_after_a_rename_takes_the_mapping(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`runs resume --compatible` after a stateful stage was renamed is refused, naming
+    it; with `--rename OLD=NEW` its state goes on under the new name."""
+    monkeypatch.setattr(cli_runs_app, "BROKEN", True)
+    monkeypatch.setattr(cli_runs_app, "TALLIES", [])
+    failed = cli_runs_app.tallies.run(
+        store=store_url,
+        batch_size=2,
+        checkpoint_events=2,
+        progress=False,
+        raise_on_failure=False,
+    )
+    assert failed.status is rb.RunStatus.FAILED
+    monkeypatch.setattr(cli_runs_app, "BROKEN", False)
+    resume = ("runs", "resume", failed.run_id, "tests.cli_runs_app:renamed_tallies")
+    refused = invoke(*resume, "--store", store_url, "--compatible")
+    assert refused.exit_code == 1
+    assert "'tally'" in refused.stderr
+    assert "--rename tally=" in refused.stderr
+    wrong = invoke(*resume, "--store", store_url, "--compatible", "--rename", "tally")
+    assert wrong.exit_code == 2
+    resumed = invoke(*resume, "--store", store_url, "--compatible", "--rename", "tally=count")
+    assert resumed.exit_code == 0, resumed.output
+    assert sorted(cli_runs_app.TALLIES) == [(0, 5), (1, 5)]
+
+
 def test_resuming_a_succeeded_run_exits_1(store_url: str) -> None:
     """Resuming a run that succeeded is refused with exit 1."""
     _, run_id = _run(store_url, "tests.cli_runs_app:counting")

@@ -48,6 +48,27 @@ Compatible = Annotated[
     bool,
     typer.Option("--compatible", help="Go on although the flow changed since the checkpoint."),
 ]
+Rename = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--rename",
+        metavar="OLD=NEW",
+        help="A stage renamed since the checkpoint: its state goes to NEW (repeatable).",
+        show_default=False,
+    ),
+]
+
+
+def _renamed(pairs: list[str] | None) -> dict[str, str]:
+    """``--rename OLD=NEW`` options as the ``renamed=`` mapping of a run."""
+    renamed = {}
+    for pair in pairs or ():
+        old, sep, new = pair.partition("=")
+        if not (sep and old and new):
+            _fail(f"--rename takes OLD=NEW (two stage names), got {pair!r}", 2)
+        renamed[old] = new
+    return renamed
+
 
 _EXIT = {rb.RunStatus.SUCCEEDED: 0, rb.RunStatus.FAILED: 1, rb.RunStatus.CANCELLED: 130}
 
@@ -268,6 +289,8 @@ def _run_again(
             )
         except rb.RunNotResumableError as error:
             _fail(str(error))
+        except ValueError as error:  # e.g. --rename of a stage that does not exist
+            _fail(str(error), 2)
     _finish(result, as_json)
 
 
@@ -321,6 +344,7 @@ def resume_run(
     target: MaybeTarget = None,
     store: StoreOption = None,
     compatible: Compatible = False,
+    rename: Rename = None,
     checkpoint_every: Annotated[
         float | None, typer.Option(help="Seconds between checkpoints.", show_default=False)
     ] = None,
@@ -328,6 +352,8 @@ def resume_run(
 ) -> None:
     """Resume a crashed, failed or cancelled run from its last checkpoint (same run id)."""
     options: dict[str, Any] = {"resume": run_id, "compatible": compatible}
+    if rename:
+        options["renamed"] = _renamed(rename)
     if checkpoint_every is not None:
         options["checkpoint_interval"] = checkpoint_every
     _run_again(store, run_id, target, as_json, "run {old}", **options)
@@ -339,6 +365,7 @@ def rerun(
     target: MaybeTarget = None,
     store: StoreOption = None,
     compatible: Compatible = False,
+    rename: Rename = None,
     from_start: Annotated[
         bool, typer.Option("--from-start", help="Start from the beginning, not the checkpoint.")
     ] = False,
@@ -346,8 +373,12 @@ def rerun(
 ) -> None:
     """Run a flow again as a new run, from the last checkpoint of RUN (or from the start)."""
     options: dict[str, Any] = {"run_id": uuid.uuid4().hex[:16], "compatible": compatible}
+    if from_start and rename:
+        _fail("--rename says where a checkpoint's state goes: not with --from-start", 2)
     if not from_start:
         options["rerun_of"] = run_id
+        if rename:
+            options["renamed"] = _renamed(rename)
     _run_again(store, run_id, target, as_json, "run {new} (re-run of {old})", **options)
 
 

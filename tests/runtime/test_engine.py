@@ -752,6 +752,66 @@ def test_backpressure_holds_across_several_edges() -> None:
     assert max(lag) <= bound
 
 
+class Shares:
+    """Partitions that always have data, all stopping once ``total`` batches were read
+    between them; ``reads`` counts each one's batches."""
+
+    def __init__(self, names: list[str], total: int, reads: dict[str, int] | None = None) -> None:
+        self.names = names
+        self.total = total
+        self.reads = reads if reads is not None else {}
+        self.reads.update(dict.fromkeys(names, 0))
+
+    def partitions(self) -> list[str]:
+        return self.names
+
+    def open(self, partition: str, position: Any) -> SharesReader:
+        return SharesReader(self, partition)
+
+
+class SharesReader:
+    def __init__(self, owner: Shares, partition: str) -> None:
+        self.owner = owner
+        self.partition = partition
+
+    def read(self, max_events: int) -> list[int] | None:
+        reads = self.owner.reads
+        if sum(reads.values()) >= self.owner.total:
+            return None
+        reads[self.partition] += 1
+        return list(range(max_events))
+
+    def position(self) -> int:
+        return self.owner.reads[self.partition]
+
+    def close(self) -> None:
+        pass
+
+
+def test_sync_partitions_each_get_a_share() -> None:
+    """Synchronous readers that never wait for data take turns: none starves the others
+    (each reads a fair part of the batches, give or take its channel's room)."""
+    source = Shares(["a", "b", "c"], total=300)
+    flow = rb.Flow("shares")
+    flow.source(source, name="src").map(inc).sink(Capture(), name="out")
+    _run(flow, batch_size=10)
+    assert min(source.reads.values()) >= 80, source.reads
+
+
+def test_sources_running_their_chains_inline_take_turns() -> None:
+    """Two sources, each running its chain in its own task (no channel to wait on), share
+    the event loop batch by batch."""
+    reads: dict[str, int] = {}
+    flow = rb.Flow("two-sources")
+    for name in ("a", "b"):
+        source = Shares([name], total=200, reads=reads)
+        flow.source(source, name=name).map(inc, name=f"inc_{name}").sink(
+            Capture(), name=f"out_{name}"
+        )
+    _run(flow, batch_size=10)
+    assert min(reads.values()) >= 80, reads
+
+
 # -- inside an event loop ----------------------------------------------------------------
 
 

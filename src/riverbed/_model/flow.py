@@ -266,8 +266,9 @@ class Flow:
         (status CANCELLED, with each source's position); a second Ctrl-C stops at once.
         Options (all keyword, all optional): ``batch_size`` (1000), ``progress`` (None:
         live progress on a terminal only), ``clock``, ``concurrency`` (16 calls of an async
-        stage at once), ``channel_capacity`` (4 batches per edge), ``raise_on_failure``,
-        ``run_id``, ``max_errors`` (1000 kept in full), ``seed`` (retry jitter).
+        stage at once), ``channel_capacity`` (4 batches per writer of an edge),
+        ``raise_on_failure``, ``run_id``, ``max_errors`` (1000 kept in full), ``seed`` (retry
+        jitter).
         """
         from riverbed._runtime.local.engine import run_flow
 

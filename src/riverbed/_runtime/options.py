@@ -44,7 +44,8 @@ class RunOptions(TypedDict, total=False):
     concurrency: int
     """Calls of an async stage in flight at once, unless the stage sets its own (16)."""
     channel_capacity: int
-    """Batches an edge between chains holds before its writer waits (4)."""
+    """Batches each writer of an edge between chains (a source partition, a chain) may
+    have in it before it waits (4)."""
     raise_on_failure: bool
     """Raise ``RunFailedError`` when the run FAILED (True), or just return the result."""
     run_id: str
@@ -72,6 +73,10 @@ class RunOptions(TypedDict, total=False):
     it again."""
     compatible: bool
     """Resume even though the flow's version changed since the checkpoint (False)."""
+    renamed: Mapping[str, str]
+    """On a resume or re-run: old stage name -> new one, for stages renamed since the
+    checkpoint, whose state (or source positions) then goes to the new name. Without it,
+    a checkpoint holding state of a stage the flow no longer has is refused."""
     params: Mapping[str, Any]
     """Parameters recorded with the run."""
     claimed: str

@@ -5,8 +5,9 @@ A checkpoint is triggered by time (``checkpoint_interval`` seconds of the run's 
 by volume (``checkpoint_events`` read by the sources). Every *participant* then contributes
 its part at a consistent cut:
 
-- a source partition, between two batches: its reader's position (and, when it runs its
-  chain inline, that chain's state at the same moment); it then puts barrier ``n`` on its
+- a source partition, between two batches, or at once if its read is waiting for data
+  (it waits for ``triggered`` too): its reader's position (and, when it runs its chain
+  inline, that chain's state at the same moment); it then puts barrier ``n`` on its
   channels, behind the batches it wrote before;
 - a chain, when barrier ``n`` has arrived from every writer of its channel (the channel
   aligns them): the pickled state of its stages and their counters; it then passes the
@@ -93,6 +94,7 @@ class Checkpointer:
         self._pending: _Pending | None = None
         self._ended: dict[str, Part] = {}
         self._committing: asyncio.Task[None] | None = None
+        self._triggered: asyncio.Future[None] | None = None
         self.failed: Callable[[int, BaseException], BaseException] | None = None
         """Set by the runner: makes the error that stops the run when a commit failed."""
         self.error: BaseException | None = None
@@ -114,9 +116,21 @@ class Checkpointer:
             return
         self.due += 1
         self._pending = _Pending(self.due, set(self.participants))
+        self._wake()
         for name, part in list(self._ended.items()):
             self._add(name, part)
             part.prepared.clear()  # committed with this checkpoint, not again
+
+    def triggered(self) -> asyncio.Future[None]:
+        """A future done at the next trigger, or when a commit failed: what a source
+        partition waiting for its read waits for too, to take its part in time."""
+        if self._triggered is None or self._triggered.done():
+            self._triggered = asyncio.get_running_loop().create_future()
+        return self._triggered
+
+    def _wake(self) -> None:
+        if self._triggered is not None and not self._triggered.done():
+            self._triggered.set_result(None)
 
     async def run(self) -> None:
         """Trigger a checkpoint every ``interval`` seconds of the run's clock (cancelled by
@@ -147,6 +161,13 @@ class Checkpointer:
             return  # a barrier of a checkpoint already abandoned
         self._add(name, part)
 
+    def next_for(self, name: str) -> int:
+        """The checkpoint that participant ``name``'s next part goes into."""
+        pending = self._pending
+        if pending is not None and name in pending.waiting:
+            return pending.checkpoint_id
+        return self.due + 1
+
     def ended(self, name: str, part: Part) -> None:
         """Participant ``name`` has ended holding ``part``: it stands for it in every
         checkpoint from now on."""
@@ -171,6 +192,7 @@ class Checkpointer:
         except Exception as error:  # the run fails with it: see ``wants`` and ``check``
             logger.exception("checkpoint %d could not be committed", pending.checkpoint_id)
             self.error = self.failed(pending.checkpoint_id, error) if self.failed else error
+            self._wake()  # partitions waiting for reads ask ``wants``, which raises it
             return
         self.committed = pending.checkpoint_id
         self._pending = None

@@ -42,7 +42,7 @@ from riverbed._runtime.cache import StepCache
 from riverbed._runtime.clock import Clock, SystemClock
 from riverbed._runtime.local.channel import TICK, Barrier, Channel
 from riverbed._runtime.local.checkpoints import Checkpointer
-from riverbed._runtime.local.durable import DurableRun, writer_name
+from riverbed._runtime.local.durable import DurableRun, Injector, writer_name
 from riverbed._runtime.local.executor import ChainExecutor, Outputs
 from riverbed._runtime.local.failures import FailureLog
 from riverbed._runtime.local.progress import LiveProgress, wants_progress
@@ -98,6 +98,7 @@ class LocalRun(DurableRun):
         resume: str | None = None,
         rerun_of: str | None = None,
         compatible: bool = False,
+        renamed: Mapping[str, str] | None = None,
         params: Mapping[str, Any] | None = None,
         target: str | None = None,
         claimed: str | None = None,
@@ -168,6 +169,7 @@ class LocalRun(DurableRun):
         if sum(x is not None for x in (resume, rerun_of, claimed)) > 1:
             raise ValueError("give at most one of resume=, rerun_of= (and a claimed run)")
         self.compatible = compatible
+        self.renamed = _check_renamed(renamed, resume or rerun_of)
         self.params = dict(params or {})
         self.checkpointer: Checkpointer | None = None
         self.recorder: RunRecorder | None = None
@@ -496,16 +498,15 @@ class LocalRun(DurableRun):
         counters = self.counters[source.name]
         read = reader.read
         writer = writer_name(source.name, partition)
-        checkpointer = self.checkpointer
-        injected = checkpointer.due if checkpointer is not None else 0
+        inject = self._injector(source, partition, targets, chain, channels)
         while not self.stopping:
-            if checkpointer is not None and (due := checkpointer.wants(injected)) is not None:
-                await self._inject(due, source, partition, targets, chain, channels)
-                injected = due
+            if inject is not None:
+                await inject()
             started = time.perf_counter()
             batch = read(self.batch_size)
-            if inspect.isawaitable(batch):
-                batch = await self._await_read(batch)
+            waited = inspect.isawaitable(batch)
+            if waited:
+                batch = await self._await_read(batch, inject)
                 if batch is _STOPPED:
                     break
             counters.seconds += time.perf_counter() - started
@@ -521,13 +522,15 @@ class LocalRun(DurableRun):
                 continue
             counters.events_out += len(batch)
             self.positions[source.name][partition] = reader.position()
-            if checkpointer is not None:
-                checkpointer.count(len(batch))
+            if self.checkpointer is not None:
+                self.checkpointer.count(len(batch))
             if chain is not None:
                 await self._step(chain, channels, chain.process(batch))
             else:
                 for channel in targets:
                     await channel.put(batch, writer)
+            if not waited:  # a synchronous reader, and channels with room, never
+                await asyncio.sleep(0)  # suspend this task: let the other partitions run
 
     async def _pull(
         self,
@@ -538,12 +541,10 @@ class LocalRun(DurableRun):
         channels: dict[str, Channel],
     ) -> None:
         counters = self.counters[source.name]
-        checkpointer = self.checkpointer
-        injected = checkpointer.due if checkpointer is not None else 0
+        inject = self._injector(source, partition, (), chain, channels)
         while not self.stopping:
-            if checkpointer is not None and (due := checkpointer.wants(injected)) is not None:
-                await self._inject(due, source, partition, (), chain, channels)
-                injected = due
+            if inject is not None:
+                await inject()
             try:
                 await self._step(
                     chain, channels, chain.process_pulled(reader.pull(self.batch_size))
@@ -553,20 +554,23 @@ class LocalRun(DurableRun):
                 reader.pulled(taken)
                 counters.events_out += taken
                 self.positions[source.name][partition] = reader.position()
-            if checkpointer is not None:
-                checkpointer.count(taken)
+            if self.checkpointer is not None:
+                self.checkpointer.count(taken)
             if taken < self.batch_size:
                 break
             await asyncio.sleep(0)  # no channel to wait on: let the other tasks run
 
-    async def _await_read(self, pending: Any) -> Any:
-        """Await a source's read; a first Ctrl-C cancels a read that waits for events (an
-        idle stream), which ends this source as a clean stop."""
+    async def _await_read(self, pending: Any, inject: Injector | None) -> Any:
+        """Await a source's read (with checkpoints on, see ``_read_or_checkpoint``); a
+        first Ctrl-C cancels a read that waits for events (an idle stream), which ends this
+        source as a clean stop."""
         task = asyncio.current_task()
         assert task is not None
         self._reading.add(task)
         try:
-            return await pending
+            if inject is None:
+                return await pending
+            return await self._read_or_checkpoint(pending, inject)
         except asyncio.CancelledError:
             if not self.stopping or self.aborted:
                 raise
@@ -574,6 +578,26 @@ class LocalRun(DurableRun):
             return _STOPPED
         finally:
             self._reading.discard(task)
+
+    async def _read_or_checkpoint(self, pending: Any, inject: Injector) -> Any:
+        """Await a read, taking the partition's part of every checkpoint that comes due
+        meanwhile: its position has not moved since its last batch, so its barrier can go
+        in while the read waits (for data that may be long in coming). The read itself is
+        never cancelled for it, only when the partition stops."""
+        checkpointer = self.checkpointer
+        assert checkpointer is not None
+        read = asyncio.ensure_future(pending)
+        try:
+            while not read.done():
+                await inject()
+                await asyncio.wait(
+                    (read, checkpointer.triggered()), return_when=asyncio.FIRST_COMPLETED
+                )
+            return read.result()
+        finally:
+            if not read.done():  # the run stops, or failed: the read goes with it
+                read.cancel()
+                await asyncio.wait((read,))
 
     async def _run_chain(self, executor: ChainExecutor, channels: dict[str, Channel]) -> None:
         """Run a chain on the batches of its input channel, then end it. A chain with
@@ -624,8 +648,10 @@ class LocalRun(DurableRun):
         """After the chain's last batch: emit fold totals if the stream ended, then tell
         every reader downstream that this writer is done."""
         await self._emit(executor, channels, await executor.finish(ended=not self.stopping))
-        if self.checkpointer is not None:
-            self.checkpointer.ended(executor.chain.name, executor.snapshot())
+        checkpointer = self.checkpointer
+        if checkpointer is not None:
+            name = executor.chain.name
+            checkpointer.ended(name, executor.snapshot(checkpointer.next_for(name)))
         for name in self._downstream[executor.chain.name]:
             await channels[name].end(executor.chain.name)
 
@@ -702,6 +728,19 @@ class LocalRun(DurableRun):
 def _check_int(name: str, value: Any, minimum: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+
+
+def _check_renamed(renamed: Mapping[str, str] | None, restored: str | None) -> dict[str, str]:
+    if not renamed:
+        return {}
+    if restored is None:
+        raise ValueError(
+            "renamed= says where the state of renamed stages goes when a run is resumed or "
+            "re-run: pass it with resume= or rerun_of="
+        )
+    if not all(isinstance(old, str) and isinstance(new, str) for old, new in renamed.items()):
+        raise ValueError(f"renamed= maps old stage names to new ones (str), got {renamed!r}")
+    return dict(renamed)
 
 
 def _finish(run: LocalRun, result: RunResult) -> RunResult:

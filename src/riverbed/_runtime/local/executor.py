@@ -198,16 +198,29 @@ class ChainExecutor:
         self.finished = True
         return await self._run(None)
 
-    def snapshot(self) -> Part:
-        """The chain's part of a checkpoint, taken between two batches: each stage's state
-        pickled, its counters, transactional sinks' prepared writes."""
+    def snapshot(self, checkpoint_id: int) -> Part:
+        """The chain's part of checkpoint ``checkpoint_id``, taken between two batches: each
+        stage's state pickled, its counters, transactional sinks' prepared writes. A stage
+        whose state cannot be pickled, or whose ``prepare`` fails, stops the run, named."""
         part = Part()
         for index, stage in enumerate(self.stages):
             state = self.states[index]
-            if state is not None:
-                part.states[stage.name] = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
-            elif is_transactional_sink(stage):
-                part.prepared[stage.name] = stage.fn.prepare()
+            try:
+                if state is not None:
+                    part.states[stage.name] = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+                elif is_transactional_sink(stage):
+                    part.prepared[stage.name] = stage.fn.prepare()
+            except Exception as error:
+                self.counters[index].errors += 1
+                doing = "its state could not be pickled"
+                if state is None:
+                    doing = "it could not prepare its writes"
+                raise self.failures.stop(
+                    stage.name,
+                    error,
+                    f"stage {stage.name!r}",
+                    note=f"{doing} at checkpoint {checkpoint_id}",
+                ) from error
             part.counters[stage.name] = self.counters[index].values()
         if self.finished:
             part.finished.append(self.chain.name)

@@ -58,13 +58,22 @@ class FailureLog:
         self._logged: dict[str, int] = {}
 
     def record(
-        self, stage: str, event: Any, error: BaseException, attempts: int, action: OnError
+        self,
+        stage: str,
+        event: Any,
+        error: BaseException,
+        attempts: int,
+        action: OnError,
+        *,
+        note: str | None = None,
     ) -> StageError:
-        """Keep and log one failure of ``stage`` on ``event``; return its record."""
+        """Keep and log one failure of ``stage`` on ``event``; return its record. A
+        ``note`` (what the stage was doing, e.g. at a checkpoint) prefixes its message."""
+        message = _error_message(error)
         record = StageError(
             stage=stage,
             error_type=type(error).__qualname__,
-            message=_error_message(error),
+            message=f"{note}: {message}" if note else message,
             traceback=user_traceback(error),
             attempts=attempts,
             action=action.value,
@@ -90,13 +99,22 @@ class FailureLog:
         return record
 
     def stop(
-        self, stage: str, error: BaseException, what: str, *, event: Any = None, attempts: int = 1
+        self,
+        stage: str,
+        error: BaseException,
+        what: str,
+        *,
+        event: Any = None,
+        attempts: int = 1,
+        note: str | None = None,
     ) -> StageFailedError:
         """Record a failure that stops the run; return the error to raise, whose message
-        is ``what`` followed by the error's type and message."""
-        record = self.record(stage, event, error, attempts, OnError.STOP)
+        is ``what`` followed by the ``note`` (kept in the record's message too), the
+        error's type and message."""
+        record = self.record(stage, event, error, attempts, OnError.STOP, note=note)
+        detail = f"{note}: " if note else ""
         failure = StageFailedError(
-            f"{what}: {record.error_type}: {record.message}",
+            f"{what}: {detail}{record.error_type}: {_error_message(error)}",
             stage=stage,
             attempts=attempts,
             event=event,
