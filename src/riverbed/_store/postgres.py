@@ -160,7 +160,7 @@ class PostgresStore(SQLStore):
             # wrong (the caller cannot tell a down server from a mistyped host).
             error = StoreUnavailableError if isinstance(exc, _TRANSIENT) else StoreError
             raise error(
-                f"cannot open the PostgreSQL store at {self.url}: {exc}".strip(), url=self.url
+                f"cannot open the PostgreSQL store at {self.url}: {_one_line(exc)}", url=self.url
             ) from exc
         self._pool = psycopg_pool.ConnectionPool(
             url,
@@ -207,7 +207,7 @@ class PostgresStore(SQLStore):
         """A driver error as the store's: connection-level ones (the server restarting or
         unreachable, the pool out of connections) and serialization failures are
         ``StoreUnavailableError``, which every call retries; the rest are ``StoreError``."""
-        message = f"PostgreSQL store {self.url}: {exc}".strip()
+        message = f"PostgreSQL store {self.url}: {_one_line(exc)}"
         if isinstance(exc, _TRANSIENT):
             return StoreUnavailableError(message, url=self.url)
         return StoreError(message, url=self.url)
@@ -274,6 +274,11 @@ class PostgresStore(SQLStore):
 
         if not self._retrying(attempt):
             super().commit_steps(commits)
+
+
+def _one_line(exc: Exception) -> str:
+    """A driver error's message on one line: libpq's span several (a hint, a detail)."""
+    return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
 
 
 def _read_only_session(conn: psycopg.Connection[Any]) -> None:

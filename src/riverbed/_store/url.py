@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_URL",
     "ENV_VAR",
-    "known_scheme",
+    "check_url",
     "open_store",
     "redact",
     "resolve_url",
@@ -91,23 +91,31 @@ def open_store(url: str | None = None, *, read_only: bool = False) -> Store:
         from riverbed._store.postgres import PostgresStore
 
         return PostgresStore(url, read_only=read_only)
-    url = redact(url)
-    scheme = url.partition(":")[0] if ":" in url else url
-    raise StoreError(
-        f"unknown store URL {url!r} (scheme {scheme!r}); riverbed stores are "
-        "sqlite:///path/to/file.db (one machine) or postgresql://user@host:5432/db "
-        f"(many); set the URL as an argument or in ${ENV_VAR}",
-        url=url,
-    )
+    raise _unknown_scheme(url)
 
 
 open_store.__module__ = "riverbed"  # it is public as riverbed.open_store
 
 
-def known_scheme(url: str | None) -> bool:
-    """True if ``url`` (or the URL ``resolve_url`` picks) is one ``open_store`` opens: a
-    StoreError about it is then the store's state, not a wrong URL."""
-    return resolve_url(url).startswith(SCHEMES)
+def check_url(url: str) -> None:
+    """Raise the ``StoreError`` that ``open_store`` would for a URL that names no store
+    (an unknown scheme, a SQLite URL without a file), without opening anything: the
+    error of a wrong command, not of a store."""
+    if url.startswith("sqlite:///"):
+        sqlite_path(url)
+    elif not url.startswith(SCHEMES):
+        raise _unknown_scheme(url)
+
+
+def _unknown_scheme(url: str) -> StoreError:
+    url = redact(url)
+    scheme = url.partition(":")[0] if ":" in url else url
+    return StoreError(
+        f"unknown store URL {url!r} (scheme {scheme!r}); riverbed stores are "
+        "sqlite:///path/to/file.db (one machine) or postgresql://user@host:5432/db "
+        f"(many); set the URL as an argument or in ${ENV_VAR}",
+        url=url,
+    )
 
 
 def _make_directory(directory: Path, url: str) -> None:
