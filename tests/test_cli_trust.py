@@ -21,6 +21,7 @@ import pytest
 
 import riverbed as rb
 from riverbed._runtime.recording import crashed_if_dead
+from riverbed._store.sqlite import SQLiteStore
 from riverbed._store.url import ENV_VAR
 from riverbed._stored import settle_if_dead
 from riverbed._targets import check_stored_target
@@ -322,6 +323,25 @@ def test_read_only_store_is_listed_and_shown(tmp_path: Path) -> None:
             assert run_id in done.stdout
         denied = riverbed("runs", "cancel", run_id, "--store", url, wrapper=limited)
         assert_one_line_error(denied, 1, str(store_dir / "runs.db"), "cannot be written")
+    finally:
+        store_dir.chmod(0o700)
+
+
+def test_read_only_store_of_an_older_schema_says_how_to_upgrade(tmp_path: Path) -> None:
+    """A store of an older schema in a directory this process may not write cannot be
+    upgraded by a reading command: one line saying so and what to do, exit 1 (not the
+    claim that reading commands work on it)."""
+    store_dir = tmp_path / "store"
+    store_dir.mkdir()
+    SQLiteStore(store_dir / "runs.db", schema_version=2).close()
+    (store_dir / "runs.db").chmod(0o444)
+    store_dir.chmod(0o555)
+    limited = _without_override()
+    try:
+        done = riverbed(
+            "runs", "list", "--store", f"sqlite:///{store_dir}/runs.db", wrapper=limited
+        )
+        assert_one_line_error(done, 1, "schema version 2", "older than this riverbed")
     finally:
         store_dir.chmod(0o700)
 

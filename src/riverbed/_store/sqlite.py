@@ -139,9 +139,25 @@ class SQLiteStore(SQLStore):
             raise
         if found < schema_version:
             conn.close()
-            SQLiteStore(self.path, busy_timeout=self._busy_timeout).close()
+            self._upgrade(found, schema_version)
             return self._open_read_only(schema_version)
         return conn
+
+    def _upgrade(self, found: int, target: int) -> None:
+        """Bring an older store's schema up to ``target`` (a writable opening), for a
+        read-only opening that found version ``found``."""
+        try:
+            SQLiteStore(self.path, busy_timeout=self._busy_timeout, schema_version=target).close()
+        except StoreUnavailableError:
+            raise
+        except StoreError as error:
+            raise StoreError(
+                f"the SQLite store {self.path} has schema version {found}, older than this "
+                f"riverbed's {target}, and this process cannot upgrade it ({error}). Open it "
+                "once with a process that may write it (any riverbed command that writes "
+                "upgrades it); then it can be read here",
+                url=self.url,
+            ) from error
 
     def _read_version(self, conn: sqlite3.Connection) -> int | None:
         """The store's schema version, or None if this read-only connection cannot read
