@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import time
+from typing import Any
+
 import riverbed as rb
 
 BROKEN = False
@@ -90,3 +94,47 @@ def _tallies(fold_name: str) -> rb.Flow:
 tallies = _tallies("tally")
 renamed_tallies = _tallies("count")
 """``tallies`` after its fold was renamed (same flow name, so it may resume its runs)."""
+
+
+# -- for tests/test_cli_trust.py and the replay / recover tests ---------------------------
+
+SLOW_SECONDS = float(os.environ.get("RIVERBED_TEST_SLOW_SECONDS", "0.02"))
+"""How long ``crawl`` takes per event: long enough to kill or take over a run midway."""
+
+
+def crawl(x: int) -> int:
+    time.sleep(SLOW_SECONDS)
+    return x
+
+
+slow = rb.Flow("slow")
+slow.source(list(range(150)), name="numbers").map(crawl).sink(keep, name="keep")
+
+strict_letters = rb.Flow("strict-letters")
+strict_letters.source(list(range(10)), name="numbers").map(
+    picky, on_error=rb.OnError.DEAD_LETTER
+).map(fragile).sink(SEEN.append, name="seen")
+"""Dead-letters 3 and 7 while PICKY; their replay FAILS (policy STOP) while BROKEN."""
+
+
+class Opaque:
+    """An event that cannot be pickled: its dead letter is kept by its repr only."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __reduce__(self) -> Any:
+        raise TypeError("an Opaque cannot be pickled")
+
+    def __repr__(self) -> str:
+        return f"Opaque({self.n})"
+
+
+def refuse(x: object) -> object:
+    raise ValueError(f"{x!r} refused")
+
+
+opaque = rb.Flow("opaque")
+opaque.source([Opaque(1), Opaque(2)], name="things").map(
+    refuse, on_error=rb.OnError.DEAD_LETTER
+).sink(keep, name="keep")

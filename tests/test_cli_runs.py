@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import pickle
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 import riverbed as rb
+from riverbed._cli_runs import exit_code
 from riverbed.cli import app
 from tests import cli_runs_app
 
@@ -253,3 +257,161 @@ def test_failed_workflow_resumes_from_the_cli(
     assert resumed.exit_code == 0, resumed.output
     report = json.loads(resumed.stdout)
     assert (report["status"], report["replayed"]) == ("succeeded", ["add_tax"])
+
+
+# -- dead-letter replays (issue 9, item 18) -------------------------------------------------
+
+
+def _replay_id(output: str) -> str:
+    (line,) = [line for line in output.splitlines() if "replaying" in line]
+    return line.split()[1].rstrip(":")
+
+
+def test_failed_replay_keeps_its_letters_and_resumes_as_a_replay(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replay run that FAILED leaves its dead letters pending (listed, not marked);
+    resuming it replays those letters again, not the whole original flow, and marks them
+    replayed once it SUCCEEDED."""
+    monkeypatch.setattr(cli_runs_app, "PICKY", True)
+    _, run_id = _run(store_url, "tests.cli_runs_app:strict_letters")
+    monkeypatch.setattr(cli_runs_app, "PICKY", False)
+    monkeypatch.setattr(cli_runs_app, "BROKEN", True)  # the replay of 7 fails further down
+    failed = invoke("dead-letters", "replay", "--store", store_url, "--run", run_id)
+    assert failed.exit_code == 1, failed.output
+    replay_id = _replay_id(failed.stdout)
+    assert "runs resume" in failed.stdout
+    pending = json.loads(invoke("dead-letters", "list", "--store", store_url, "--json").stdout)
+    assert sorted(row["event"] for row in pending) == ["3", "7"]
+    monkeypatch.setattr(cli_runs_app, "BROKEN", False)
+    cli_runs_app.SEEN.clear()
+    resumed = invoke("runs", "resume", replay_id, "--store", store_url)
+    assert resumed.exit_code == 0, resumed.output
+    assert 7 in cli_runs_app.SEEN
+    assert set(cli_runs_app.SEEN) <= {3, 7}  # the replayed events only
+    done = json.loads(
+        invoke("dead-letters", "list", "--replayed", "--store", store_url, "--json").stdout
+    )
+    assert [row["replayed_by"] for row in done] == [replay_id, replay_id]
+    listed = json.loads(invoke("runs", "list", "--store", store_url, "--json").stdout)
+    replay = next(row for row in listed if row["run_id"] == replay_id)
+    assert (replay["status"], replay["target"]) == ("succeeded", None)  # workers never take it
+
+
+def test_unpicklable_letters_are_said_not_replayable(store_url: str) -> None:
+    """Letters whose events could not be pickled are not replayed (no run of 0 events),
+    stay pending, and the command says they cannot be replayed, exit 1."""
+    _, run_id = _run(store_url, "tests.cli_runs_app:opaque")
+    listed = json.loads(invoke("dead-letters", "list", "--store", store_url, "--json").stdout)
+    assert [(row["event"], row["replayable"]) for row in listed] == [
+        ("Opaque(1)", False),
+        ("Opaque(2)", False),
+    ]
+    replayed = invoke("dead-letters", "replay", "--store", store_url, "--run", run_id)
+    assert replayed.exit_code == 1
+    assert "cannot be replayed" in replayed.stderr
+    assert "could not be pickled" in replayed.stderr
+    assert "replaying 0 event(s)" not in replayed.stdout
+    pending = json.loads(invoke("dead-letters", "list", "--store", store_url, "--json").stdout)
+    assert len(pending) == 2
+    runs = json.loads(invoke("runs", "list", "--store", store_url, "--json").stdout)
+    assert [row["run_id"] for row in runs] == [run_id]
+
+
+# -- runs show: history and attempts; runs list: runs of dead processes -------------------------
+
+
+def test_runs_show_lists_history_and_each_attempt(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run that failed then was resumed shows every status change (attempt, worker,
+    time, the failure's error) and each attempt's stage records, in text and JSON."""
+    monkeypatch.setattr(cli_runs_app, "BROKEN", True)
+    _, run_id = _run(store_url, "tests.cli_runs_app:fragile_flow", "--checkpoint-every", "0.001")
+    monkeypatch.setattr(cli_runs_app, "BROKEN", False)
+    assert invoke("runs", "resume", run_id, "--store", store_url).exit_code == 0
+    data = json.loads(invoke("runs", "show", run_id, "--store", store_url, "--json").stdout)
+    history = [(t["status"], t["attempt"]) for t in data["history"]]
+    assert history == [("running", 1), ("failed", 1), ("running", 2), ("succeeded", 2)]
+    failure = data["history"][1]["error"]
+    assert (failure["type"], failure["message"]) == ("ValueError", "seven is broken")
+    assert all(t["worker"] for t in data["history"])
+    attempts = {a["attempt"]: {s["stage"]: s for s in a["stages"]} for a in data["attempts"]}
+    assert attempts[1]["fragile"]["status"] == "failed"
+    assert attempts[2]["fragile"]["status"] == "succeeded"
+    text = invoke("runs", "show", run_id, "--store", store_url).stdout
+    assert "history:" in text
+    assert "seven is broken" in text
+    assert "attempt 1:" in text
+    assert "attempt 2:" in text
+
+
+def _dead_worker() -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", "from riverbed._runtime.identity import WORKER; print(WORKER)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def test_runs_list_marks_runs_of_dead_processes_without_writing(store_url: str) -> None:
+    """A RUNNING run whose lease expired, or whose process (on this machine) is gone, is
+    listed as running* with why (JSON: lease_expired, process_gone); one still alive is
+    plain running; the store is not written (no run recorded CRASHED)."""
+    now = datetime.now(UTC)
+    runs = {
+        "expired": ("elsewhere:1:r0", now - timedelta(minutes=3)),
+        "gone": (_dead_worker(), now + timedelta(minutes=3)),
+        "alive": (_this_worker(), now + timedelta(minutes=3)),
+    }
+    with rb.open_store(store_url) as store:
+        for name, (worker_name, until) in runs.items():
+            store.create_run(
+                rb.RunRecord(
+                    run_id=f"{name}-run-0001", flow="f", flow_version="v",
+                    status=rb.RunStatus.RUNNING, created_at=now, started_at=now,
+                    worker=worker_name, lease_until=until,
+                )
+            )  # fmt: skip
+    rows = {
+        row["run_id"]: row
+        for row in json.loads(invoke("runs", "list", "--store", store_url, "--json").stdout)
+    }
+    flags = {
+        name: (rows[f"{name}-run-0001"]["lease_expired"], rows[f"{name}-run-0001"]["process_gone"])
+        for name in runs
+    }
+    assert flags == {"expired": (True, False), "gone": (False, True), "alive": (False, False)}
+    text = invoke("runs", "list", "--store", store_url).stdout
+    lines = {line.split()[0]: line for line in text.splitlines()}
+    assert "running*" in lines["expired-run-0001"]
+    assert f"lease expired {runs['expired'][1]:%H:%M:%S}" in lines["expired-run-0001"]
+    assert "running*" in lines["gone-run-0001"]
+    assert "process gone" in lines["gone-run-0001"]
+    assert "running*" not in lines["alive-run-0001"]
+    assert "riverbed runs recover" in text
+    with rb.open_store(store_url) as store:
+        for name in runs:
+            assert store.get_run(f"{name}-run-0001").status is rb.RunStatus.RUNNING
+            assert len(store.history(f"{name}-run-0001")) == 1
+
+
+def _this_worker() -> str:
+    from riverbed._runtime.identity import WORKER
+
+    return WORKER
+
+
+def test_exit_codes_have_one_place() -> None:
+    """Statuses and errors map to exit codes in `exit_code`: a store away past its retries
+    and a lost lease are 1 (the command was right), a bad TARGET 2, an unknown run 4."""
+    assert exit_code(rb.RunStatus.SUCCEEDED) == 0
+    assert exit_code(rb.RunStatus.FAILED) == 1
+    assert exit_code(rb.RunStatus.CANCELLED) == 130
+    assert exit_code(rb.StoreUnavailableError("away", url="x")) == 1
+    assert exit_code(rb.LeaseLostError("lost", run_id="r")) == 1
+    assert exit_code(rb.RunNotResumableError("no", run_id="r")) == 1
+    assert exit_code(rb.TargetError("bad")) == 2
+    assert exit_code(rb.RunNotFoundError("none", run_id="r")) == 4

@@ -1,5 +1,11 @@
 """Finding a flow by its TARGET (``module:attr`` or ``path/to/file.py:attr``): what
-``riverbed run``, ``riverbed runs resume`` and workers use. Uses only the public API."""
+``riverbed run``, ``riverbed runs resume`` and workers use. Uses only the public API.
+
+A target typed by the user is theirs to choose. A target read from the store (a queued
+run's, a crashed run's) is checked first (``check_stored_target``): whoever can write the
+store could otherwise make every worker import a file of their choosing. Stored targets
+are ``module:attr`` of identifiers (not of Python's standard library), or a ``.py`` file
+under the current directory or a directory listed in ``RIVERBED_TARGET_ROOTS``."""
 
 from __future__ import annotations
 
@@ -10,16 +16,20 @@ import reprlib
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, NoReturn
 
 import riverbed as rb
 
-__all__ = ["load_flow"]
+__all__ = ["ROOTS_VAR", "check_stored_target", "load_flow", "target_roots"]
 
 _FORMS = "write TARGET as module:attr or path/to/file.py:attr, e.g. app:flow"
 
+ROOTS_VAR = "RIVERBED_TARGET_ROOTS"
+"""Directories (separated by ``os.pathsep``) besides the current one from which a stored
+target may load a ``.py`` file."""
 
-def load_flow(target: str) -> rb.Flow:
+
+def load_flow(target: str, *, stored: bool = False) -> rb.Flow:
     """The flow that ``target`` names, found the way ``riverbed run`` finds it.
 
     ``target`` is ``module:attr`` or ``path/to/file.py:attr``. ``attr`` (dotted for a
@@ -36,7 +46,13 @@ def load_flow(target: str) -> rb.Flow:
     Raises ``rb.TargetError`` (one line: what is wrong, what to write) when the target does not
     lead to a flow; errors raised by the module's own code, e.g. a ``FlowDefinitionError``
     while it builds its flow, propagate unchanged.
+
+    ``stored=True`` for a target read from the store rather than typed by the user (a
+    worker's claimed run, ``riverbed runs resume`` without a TARGET, ``runs recover``):
+    it is refused unless ``check_stored_target`` accepts it.
     """
+    if stored:
+        check_stored_target(target)
     location, colon, attr = target.rpartition(":")
     if not colon or not location or not attr:
         raise rb.TargetError(f"TARGET {target!r} names no attribute; {_FORMS}")
@@ -46,7 +62,7 @@ def load_flow(target: str) -> rb.Flow:
     if cwd not in sys.path:
         sys.path.insert(0, cwd)
     importlib.invalidate_caches()  # a module written a moment ago must be found
-    if location.endswith(".py") or "/" in location or os.sep in location:
+    if _names_a_file(location):
         module = _import_file(location, target)
     else:
         module = _import_module(location, target)
@@ -59,6 +75,64 @@ def load_flow(target: str) -> rb.Flow:
                 f"module {module.__name__!r} has no attribute {attr!r}{_flows_in(module, location)}"
             ) from None
     return _as_flow(found, target)
+
+
+def check_stored_target(target: str) -> None:
+    """Refuse (``rb.TargetError``) a target read from the store unless it is
+    ``module:attr`` of identifiers, outside Python's standard library, or a ``.py`` file
+    (``file.py:attr``) inside ``target_roots()``. The store's rows are not trusted to pick
+    which code a process imports.
+
+    >>> check_stored_target("app:flow")
+    >>> check_stored_target("/tmp/elsewhere/evil.py:flow")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    riverbed.TargetError: stored target '/tmp/elsewhere/evil.py:flow' refused: ...
+    """
+    location, colon, attr = target.rpartition(":")
+    if not colon or not _dotted(attr):
+        _refuse(target, "it is not module:attr nor path/to/file.py:attr")
+    if not _names_a_file(location):
+        if not _dotted(location):
+            _refuse(target, f"{location!r} is not a module name")
+        if location.partition(".")[0] in sys.stdlib_module_names:
+            _refuse(target, f"{location!r} is a module of Python's standard library")
+        return
+    path = Path(location)
+    if path.suffix != ".py":
+        _refuse(target, f"{location!r} is not a .py file")
+    resolved = path.resolve()
+    if not any(resolved.is_relative_to(root) for root in target_roots()):
+        _refuse(target, f"the file {resolved} is outside {_shown_roots()}")
+
+
+def target_roots() -> list[Path]:
+    """The directories under which a stored target may name a ``.py`` file: the current
+    one, and those listed in ``RIVERBED_TARGET_ROOTS`` (separated by ``os.pathsep``)."""
+    listed = os.environ.get(ROOTS_VAR, "").split(os.pathsep)
+    return [Path.cwd().resolve(), *(Path(root).resolve() for root in listed if root)]
+
+
+def _refuse(target: str, why: str) -> NoReturn:
+    raise rb.TargetError(
+        f"stored target {target!r} refused: {why}. A run's target is read from the store, "
+        "which must not choose what code this process imports: riverbed loads a stored "
+        f"target only as module:attr, or as a .py file under {_shown_roots()} (add "
+        f"directories to {ROOTS_VAR}, separated by {os.pathsep!r}); or give the target "
+        "yourself: riverbed runs resume RUN path/to/file.py:flow"
+    )
+
+
+def _shown_roots() -> str:
+    return "the current directory" + "".join(f", {root}" for root in target_roots()[1:])
+
+
+def _dotted(name: str) -> bool:
+    return bool(name) and all(part.isidentifier() for part in name.split("."))
+
+
+def _names_a_file(location: str) -> bool:
+    return location.endswith(".py") or "/" in location or os.sep in location
 
 
 def _as_flow(found: Any, target: str) -> rb.Flow:

@@ -180,9 +180,14 @@ def crashed_if_dead(store: Store, run: RunRecord) -> RunRecord:
             "lease has expired",
             run_id=run.run_id,
         )
+    # Fenced by the lease read above: if another process took the run meanwhile (its new
+    # attempt), this does not record that fresh attempt CRASHED.
+    lease = Lease.of(run) if run.worker is not None else None
     try:
-        return store.transition(run.run_id, RunStatus.CRASHED, ended_at=datetime.now(UTC))
-    except InvalidTransitionError:  # another process got there first
+        return store.transition(
+            run.run_id, RunStatus.CRASHED, lease=lease, ended_at=datetime.now(UTC)
+        )
+    except (InvalidTransitionError, LeaseLostError):  # another process got there first
         now = store.get_run(run.run_id)
         if now.status is RunStatus.CRASHED:
             return now

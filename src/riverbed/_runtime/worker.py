@@ -159,7 +159,7 @@ class Worker:
                 f"run {claimed.run_id} has no target (module:attr) to load its flow from; "
                 "runs started from Python can be resumed with flow.run(resume=...) only"
             )
-        flow = load_flow(claimed.target)
+        flow = load_flow(claimed.target, stored=True)  # a row's target: checked first
         told = [_StopAfter(self)]
         if flow.is_workflow:
             run_claimed(flow, self.store, claimed.run_id, told)

@@ -43,7 +43,13 @@ from riverbed._store.records import (
     check_transition,
 )
 from riverbed._store.retry import new_token
-from riverbed._store.schema import SCHEMA_VERSION, Dialect, migrate
+from riverbed._store.schema import (
+    SCHEMA_VERSION,
+    Dialect,
+    check_not_newer,
+    migrate,
+    stored_version,
+)
 from riverbed._store.sql import INSERT_RUN, INSERT_STEP, UPSERT_STAGE_RUN, SQLStore, Tx
 from riverbed._store.url import redact
 
@@ -132,28 +138,39 @@ class PostgresStore(SQLStore):
         max_size: int = 8,
         connect_timeout: float = 10.0,
         schema_version: int = SCHEMA_VERSION,
+        read_only: bool = False,
     ) -> None:
         """Connect, bring the schema up to date, then open the pool. ``schema_version`` stops
-        migrations early, for tests of upgrades."""
+        migrations early, for tests of upgrades. ``read_only``: every session is read-only
+        (``default_transaction_read_only``), and the schema is only checked, unless it must
+        be created or upgraded."""
         self.url = redact(url)
+        self.read_only = read_only
         self._codec = Codec(Dialect.POSTGRESQL)
         # The first connection is made by hand: its error (refused, bad password, no such
         # database) says more than a pool's timeout would.
         try:
             timeout = max(1, round(connect_timeout))
             with psycopg.connect(url, connect_timeout=timeout) as conn, conn.transaction():
-                cursor = conn.cursor()
-                cursor.execute(_MIGRATION_LOCK)
-                migrate(_PgTx(cursor), Dialect.POSTGRESQL, self.url, target=schema_version)
+                tx = _PgTx(conn.cursor())
+                found = stored_version(tx, Dialect.POSTGRESQL) if read_only else 0
+                check_not_newer(found, self.url)
+                if not read_only or found < schema_version:
+                    tx.execute(_MIGRATION_LOCK)
+                    migrate(tx, Dialect.POSTGRESQL, self.url, target=schema_version)
         except psycopg.Error as exc:
-            raise StoreError(
-                f"cannot open the PostgreSQL store at {self.url}: {exc}".strip(), url=self.url
+            # Refused, unreachable, out of connections: the server is away, not the URL
+            # wrong (the caller cannot tell a down server from a mistyped host).
+            error = StoreUnavailableError if isinstance(exc, _TRANSIENT) else StoreError
+            raise error(
+                f"cannot open the PostgreSQL store at {self.url}: {_one_line(exc)}", url=self.url
             ) from exc
         self._pool = psycopg_pool.ConnectionPool(
             url,
             min_size=min_size,
             max_size=max_size,
             kwargs={"autocommit": True, "prepare_threshold": 0},
+            configure=_read_only_session if read_only else None,
             # A connection the server dropped (a restart) is replaced as it is handed out.
             check=psycopg_pool.ConnectionPool.check_connection,
             # Short: a call that cannot get a connection is retried with backoff (see
@@ -169,6 +186,12 @@ class PostgresStore(SQLStore):
 
     @contextmanager
     def _write(self) -> Iterator[Tx]:
+        if self.read_only:
+            raise StoreError(
+                f"the PostgreSQL store {self.url} was opened read-only (open_store(url, "
+                "read_only=True)), so it cannot be written; open it without read_only",
+                url=self.url,
+            )
         try:
             with self._pool.connection() as conn, conn.transaction():
                 yield _PgTx(conn.cursor())
@@ -190,8 +213,8 @@ class PostgresStore(SQLStore):
         unreachable, the pool out of connections) and serialization failures are
         ``StoreUnavailableError``, which every call retries; the rest are ``StoreError``."""
         if isinstance(exc, _TRANSIENT):  # retried; the retry's own error names the store
-            return StoreUnavailableError(str(exc).strip() or type(exc).__name__, url=self.url)
-        return StoreError(f"PostgreSQL store {self.url}: {exc}".strip(), url=self.url)
+            return StoreUnavailableError(_one_line(exc) or type(exc).__name__, url=self.url)
+        return StoreError(f"PostgreSQL store {self.url}: {_one_line(exc)}", url=self.url)
 
     def _clock(self) -> tuple[str, tuple[Any, ...]]:
         return "clock_timestamp()", ()
@@ -255,6 +278,16 @@ class PostgresStore(SQLStore):
 
         if not self._retrying(attempt):
             super().commit_steps(commits)
+
+
+def _one_line(exc: Exception) -> str:
+    """A driver error's message on one line: libpq's span several (a hint, a detail)."""
+    return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+
+
+def _read_only_session(conn: psycopg.Connection[Any]) -> None:
+    """Make every transaction of a pooled connection read-only (a read-only store)."""
+    conn.execute("SET default_transaction_read_only = on")
 
 
 _TRANSIENT = (

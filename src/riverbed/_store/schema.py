@@ -17,7 +17,15 @@ from typing import Any, Protocol
 
 from riverbed._errors import StoreVersionError
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Dialect", "Migration", "migrate"]
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "Dialect",
+    "Migration",
+    "check_not_newer",
+    "migrate",
+    "stored_version",
+]
 
 RIVERBED_VERSION = "0.1.0"  # kept equal to riverbed.__version__ by a test; named in errors
 
@@ -260,17 +268,8 @@ def migrate(
     migrate it once. Raises ``StoreVersionError`` if the store is newer than this riverbed.
     """
     cursor.execute("CREATE TABLE IF NOT EXISTS riverbed_meta (key TEXT PRIMARY KEY, value TEXT)")
-    cursor.execute("SELECT value FROM riverbed_meta WHERE key = ?", ("schema_version",))
-    row = cursor.fetchone()
-    found = int(row[0]) if row is not None else 0
-    if found > SCHEMA_VERSION:
-        raise StoreVersionError(
-            f"the store at {url} has schema version {found}, but this riverbed "
-            f"({RIVERBED_VERSION}) knows up to {SCHEMA_VERSION}: upgrade riverbed",
-            url=url,
-            found=found,
-            known=SCHEMA_VERSION,
-        )
+    found = _version_in_meta(cursor)
+    check_not_newer(found, url)
     for migration in MIGRATIONS:
         if found < migration.version <= target:
             for statement in migration.sql(dialect):
@@ -282,3 +281,36 @@ def migrate(
             ("schema_version", str(target)),
         )
     return found
+
+
+_META_EXISTS = {
+    Dialect.SQLITE: "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'riverbed_meta'",
+    Dialect.POSTGRESQL: "SELECT 1 WHERE to_regclass('riverbed_meta') IS NOT NULL",
+}
+
+
+def stored_version(cursor: Cursor, dialect: Dialect) -> int:
+    """The schema version of a store, read without writing anything (0 for an empty
+    database): what a read-only opening checks instead of migrating."""
+    cursor.execute(_META_EXISTS[dialect])
+    if cursor.fetchone() is None:
+        return 0
+    return _version_in_meta(cursor)
+
+
+def _version_in_meta(cursor: Cursor) -> int:
+    cursor.execute("SELECT value FROM riverbed_meta WHERE key = ?", ("schema_version",))
+    row = cursor.fetchone()
+    return int(row[0]) if row is not None else 0
+
+
+def check_not_newer(found: int, url: str) -> None:
+    """Refuse a store whose schema version ``found`` is newer than this riverbed knows."""
+    if found > SCHEMA_VERSION:
+        raise StoreVersionError(
+            f"the store at {url} has schema version {found}, but this riverbed "
+            f"({RIVERBED_VERSION}) knows up to {SCHEMA_VERSION}: upgrade riverbed",
+            url=url,
+            found=found,
+            known=SCHEMA_VERSION,
+        )

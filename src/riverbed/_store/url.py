@@ -13,7 +13,15 @@ from riverbed._errors import StoreError
 if TYPE_CHECKING:
     from riverbed._store.protocol import Store
 
-__all__ = ["DEFAULT_URL", "ENV_VAR", "open_store", "redact", "resolve_url", "sqlite_path"]
+__all__ = [
+    "DEFAULT_URL",
+    "ENV_VAR",
+    "check_url",
+    "open_store",
+    "redact",
+    "resolve_url",
+    "sqlite_path",
+]
 
 ENV_VAR = "RIVERBED_STORE"
 DEFAULT_URL = "sqlite:///.riverbed/riverbed.db"
@@ -50,13 +58,21 @@ def sqlite_path(url: str) -> Path:
     return Path(path)
 
 
-def open_store(url: str | None = None) -> Store:
+def open_store(url: str | None = None, *, read_only: bool = False) -> Store:
     """Open the store at ``url``, or at ``$RIVERBED_STORE``, or in ``./.riverbed``.
 
     ``sqlite:///relative/path.db`` and ``sqlite:////absolute/path.db`` open (and create) a
     SQLite file, creating its directory; ``postgresql://user:password@host:5432/db`` (or
     ``postgres://``) a PostgreSQL database. Either way the schema is created or upgraded.
+    A new SQLite file is readable by its owner only (0600), in a directory of its own
+    created 0700: whoever may write a store can run code in the processes that use it.
     Close the store (or use it in a ``with`` block) when done.
+
+    ``read_only=True`` opens a store that will only be read (``riverbed runs list``): it
+    never writes to it (SQLite's ``mode=ro``; a read-only PostgreSQL session), and it
+    works where this process may not write, e.g. a store in a read-only directory. A
+    store that does not exist yet, or has an older schema, is created or upgraded first,
+    which needs write access once.
 
     >>> import tempfile
     >>> with open_store(f"sqlite:///{tempfile.mkdtemp()}/runs.db") as store:
@@ -68,21 +84,33 @@ def open_store(url: str | None = None) -> Store:
         from riverbed._store.sqlite import SQLiteStore
 
         path = sqlite_path(url)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(
-                f"cannot create the directory of the SQLite store {url!r}: {exc}", url=url
-            ) from exc
-        return SQLiteStore(path)
+        _make_directory(path.parent, url)
+        return SQLiteStore(path, read_only=read_only)
     if url.startswith(("postgresql://", "postgres://")):
         # psycopg is imported only now: ``import riverbed`` stays light.
         from riverbed._store.postgres import PostgresStore
 
-        return PostgresStore(url)
+        return PostgresStore(url, read_only=read_only)
+    raise _unknown_scheme(url)
+
+
+open_store.__module__ = "riverbed"  # it is public as riverbed.open_store
+
+
+def check_url(url: str) -> None:
+    """Raise the ``StoreError`` that ``open_store`` would for a URL that names no store
+    (an unknown scheme, a SQLite URL without a file), without opening anything: the
+    error of a wrong command, not of a store."""
+    if url.startswith("sqlite:///"):
+        sqlite_path(url)
+    elif not url.startswith(SCHEMES):
+        raise _unknown_scheme(url)
+
+
+def _unknown_scheme(url: str) -> StoreError:
     url = redact(url)
     scheme = url.partition(":")[0] if ":" in url else url
-    raise StoreError(
+    return StoreError(
         f"unknown store URL {url!r} (scheme {scheme!r}); riverbed stores are "
         "sqlite:///path/to/file.db (one machine) or postgresql://user@host:5432/db "
         f"(many); set the URL as an argument or in ${ENV_VAR}",
@@ -90,4 +118,16 @@ def open_store(url: str | None = None) -> Store:
     )
 
 
-open_store.__module__ = "riverbed"  # it is public as riverbed.open_store
+def _make_directory(directory: Path, url: str) -> None:
+    """Create a SQLite store's directory, 0700 (its parents as ``mkdir -p`` would); one
+    that exists is the user's and keeps its mode."""
+    if directory.is_dir():
+        return
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot create the directory of the SQLite store {url!r}: {exc}; create it, "
+            "or point --store (or RIVERBED_STORE) elsewhere",
+            url=url,
+        ) from exc
