@@ -58,6 +58,17 @@ WORKLOADS: dict[str, Workload] = {
         workloads.check_w1,
         {"ratio_plain": 0.8, "ratio_bytewax": 1.5},
     ),
+    "W1A": Workload(
+        "W1A",
+        "W1 with an async map in the middle (no fusion through it)",
+        {
+            "riverbed": riverbed_impl.riverbed_w1a,
+            "plain": baselines.plain_w1a,
+            "naive_asyncio": baselines.asyncio_w1a,
+            "bytewax": bytewax_impl.bytewax_w1a,
+        },
+        workloads.check_w1,
+    ),
     "W2": Workload(
         "W2",
         "keyed running mean: key_by, per-key RunningMean, last mean per key",
@@ -96,7 +107,7 @@ WORKLOADS: dict[str, Workload] = {
     ),
 }
 
-ALL_WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W2C", "W7", "PARALLEL")
+ALL_WORKLOADS = ("W1", "W1A", "W2", "W3", "W4", "W5", "W6", "W2C", "W7", "PARALLEL")
 
 
 def log(message: str) -> None:
