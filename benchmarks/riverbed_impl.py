@@ -15,12 +15,9 @@ from .workloads import (
     Checksum,
     EvenOdd,
     LastMeans,
-    Produced,
     RunningMean,
-    SlowSink,
     WindowCounts,
     add_v2,
-    endless_events,
     event_seconds,
     events,
     get_key,
@@ -116,19 +113,6 @@ def riverbed_w4(n: int) -> EvenOdd:
     result = _run(flow)
     _check_sink_counter(result, "count", counter.count)
     return counter
-
-
-def riverbed_w6(seconds: float) -> tuple[Produced, SlowSink]:
-    """W6: an endless fast source (stopping itself after ``seconds``) into a sink that
-    sleeps 1 ms per batch. Returns what the source produced and what the sink took."""
-    produced = Produced()
-    sink = SlowSink()
-    flow = rb.Flow("w6")
-    flow.source(functools.partial(endless_events, seconds, produced), name="endless").sink_batch(
-        sink.write, name="slow"
-    )
-    _run(flow)
-    return produced, sink
 
 
 def version() -> str:

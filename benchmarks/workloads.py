@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime
 import functools
 import math
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -140,21 +139,6 @@ class WindowCounts:
 
 
 @dataclass
-class Counter:
-    """A counting sink (W1, W4); ``add_batch`` for batch sinks, ``add`` per event."""
-
-    count: int = 0
-
-    def add_batch(self, batch: list[Any]) -> None:
-        """Count a batch."""
-        self.count += len(batch)
-
-    def add(self, _event: Any) -> None:
-        """Count one event."""
-        self.count += 1
-
-
-@dataclass
 class Checksum:
     """W1 sink: how many ``(id, v2)`` pairs came, and the sums of their ids and v2s (the
     same for every implementation whatever the order: the sums are exact)."""
@@ -225,43 +209,6 @@ class LastMeans:
         """Keep one ``(key, mean)`` pair."""
         self.means[pair[0]] = pair[1]
         self.emitted += 1
-
-
-# -- W6: backpressure ----------------------------------------------------------------------
-
-
-@dataclass
-class Produced:
-    """What the W6 source produced before it stopped itself."""
-
-    count: int = 0
-
-
-def endless_events(seconds: float, produced: Produced) -> Iterator[Event]:
-    """W6 source: events forever, except that it stops itself after ``seconds``; it checks
-    the clock every 1,000 events and records how many it produced in ``produced``."""
-    deadline = time.monotonic() + seconds
-    i = 0
-    while True:
-        if i % 1000 == 0 and time.monotonic() >= deadline:
-            produced.count = i
-            return
-        yield {"id": i, "key": i % KEYS, "value": float(i % MODULUS), "t": i}
-        i += 1
-
-
-@dataclass
-class SlowSink:
-    """W6 sink: sleeps 1 ms per batch, counts events."""
-
-    count: int = 0
-    batches: int = 0
-
-    def write(self, batch: list[Any]) -> None:
-        """Take one batch, slowly."""
-        time.sleep(0.001)
-        self.count += len(batch)
-        self.batches += 1
 
 
 # -- correctness checks (each returns None when right, else what is wrong) -----------------
