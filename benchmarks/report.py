@@ -116,8 +116,10 @@ def print_table(records: list[dict[str, Any]], info: dict[str, Any], console: Co
         parallel.print_table(record, console)
     if not records:
         return
-    events = next((r["events"] for r in records if "events" in r), None)
-    repeats = next((r["repeats"] for r in records if "repeats" in r), None)
+    rows = [r for r in records if r.get("kind") != "durability"]  # W2C, W7: lines below
+    timed = [r for r in rows if "events" in r and "repeats" in r]
+    events = timed[0]["events"] if timed else None
+    repeats = timed[0]["repeats"] if timed else None
     title = f"riverbed {info['riverbed_version']}: events per second"
     if events:
         title += f", medians of {repeats} run(s) of {events:,} events"
@@ -134,9 +136,7 @@ def print_table(records: list[dict[str, Any]], info: dict[str, Any], console: Co
         "peak RSS MB",
     ):
         table.add_column(column, justify="left" if column == "workload" else "right")
-    for record in records:
-        if record.get("kind") == "durability":
-            continue  # their own lines, below
+    for record in rows:
         targets = record.get("targets", {})
         table.add_row(
             record["workload"],
@@ -148,7 +148,8 @@ def print_table(records: list[dict[str, Any]], info: dict[str, Any], console: Co
             _ratio(record["ratio_bytewax"], targets.get("ratio_bytewax")),
             _memory(record),
         )
-    console.print(table)
+    if rows:
+        console.print(table)
     cpu = [
         f"{r['workload']} {_num(r.get('ratio_plain_cpu'))} of plain, "
         f"{_num(r.get('ratio_bytewax_cpu'), 'x')} bytewax"
