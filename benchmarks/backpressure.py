@@ -155,9 +155,12 @@ class CheckpointWatch:
         self._start = time.monotonic()
 
     def _loop(self) -> None:
-        with rb.open_store(self.store) as store:
+        store: rb.Store | None = None
+        try:
             while not self._stop.wait(0.5):
                 try:
+                    if store is None:  # opened once the run has made it: no schema race
+                        store = rb.open_store(self.store)
                     latest = store.latest_checkpoint(self.run_id)
                 except rb.RiverbedError:  # e.g. the run is not recorded yet
                     continue
@@ -165,6 +168,9 @@ class CheckpointWatch:
                     not self.seen or self.seen[-1][1] != latest.checkpoint_id
                 ):
                     self.seen.append((time.monotonic() - self._start, latest.checkpoint_id))
+        finally:
+            if store is not None:
+                store.close()
 
     def __enter__(self) -> CheckpointWatch:
         self._thread.start()
