@@ -19,6 +19,7 @@ from riverbed._errors import (
     FlowVersionError,
     InternalError,
     InvalidTransitionError,
+    LeaseLostError,
     NotCallableError,
     RiverbedError,
     RunFailedError,
@@ -29,6 +30,7 @@ from riverbed._errors import (
     StageFailedError,
     StageTimeoutError,
     StoreError,
+    StoreUnavailableError,
     StoreVersionError,
     TargetError,
 )
@@ -50,6 +52,7 @@ from riverbed._model.policy import OnError, Retry
 from riverbed._model.sinks import Sink, TransactionalSink
 from riverbed._model.sources import PartitionReader, Source
 from riverbed._model.stages import Port, SinkMode, Stage, StageKind
+from riverbed._runtime.observer import RunObserver
 from riverbed._runtime.result import DeadLetter, RunResult, StageError, StageStats
 from riverbed._runtime.worker import Worker
 from riverbed._runtime.workflow import WorkflowResult, arun, run
@@ -57,8 +60,10 @@ from riverbed._store import (
     Checkpoint,
     DeadLetterRecord,
     ErrorInfo,
+    Lease,
     RunRecord,
     RunStatus,
+    RunTransition,
     StageRun,
     StageStatus,
     StepCommit,
@@ -95,6 +100,8 @@ __all__ = [
     "KeyedStream",
     "Late",
     "LatePolicy",
+    "Lease",
+    "LeaseLostError",
     "Max",
     "MaxPending",
     "Min",
@@ -110,9 +117,11 @@ __all__ = [
     "RunFailedError",
     "RunNotFoundError",
     "RunNotResumableError",
+    "RunObserver",
     "RunRecord",
     "RunResult",
     "RunStatus",
+    "RunTransition",
     "Session",
     "SignatureError",
     "Sink",
@@ -132,6 +141,7 @@ __all__ = [
     "StepRecord",
     "Store",
     "StoreError",
+    "StoreUnavailableError",
     "StoreVersionError",
     "Stream",
     "TargetError",

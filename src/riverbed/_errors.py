@@ -15,10 +15,12 @@ The hierarchy::
     ├── RunFailedError (RuntimeError)       ``Flow.run`` ended FAILED; carries the result
     ├── RunNotResumableError (RuntimeError) a run that cannot be resumed (and why)
     │   └── FlowVersionError                its flow changed since its checkpoint
+    ├── LeaseLostError (RuntimeError)       this process no longer holds the run it ran
     ├── SourceError (RuntimeError)          a source broke its protocol
     ├── TargetError (ValueError)            a CLI TARGET (app:flow) that leads to no flow
     ├── StoreError (RuntimeError)           the store cannot be opened, read or written
     │   ├── StoreVersionError               its schema is newer than this riverbed knows
+    │   ├── StoreUnavailableError           the store stayed unreachable past its retries
     │   └── DuplicateRunError               a run with this id is already stored
     ├── RunNotFoundError (LookupError)      no stored run has this id (or unique prefix)
     ├── InvalidTransitionError (ValueError) a run status change that the rules forbid
@@ -46,6 +48,7 @@ __all__ = [
     "FlowVersionError",
     "InternalError",
     "InvalidTransitionError",
+    "LeaseLostError",
     "NotCallableError",
     "RiverbedError",
     "RunFailedError",
@@ -56,6 +59,7 @@ __all__ = [
     "StageFailedError",
     "StageTimeoutError",
     "StoreError",
+    "StoreUnavailableError",
     "StoreVersionError",
     "TargetError",
 ]
@@ -196,6 +200,37 @@ class StoreError(RiverbedError, RuntimeError):
     def __init__(self, message: str, *, url: str | None = None):
         super().__init__(message)
         self.url = url
+
+
+class StoreUnavailableError(StoreError):
+    """The store could not be reached (a database restarting, a network cut, a locked
+    file) and stayed so through every retry. Nothing was written by the failed call; the
+    run it belonged to stays resumable once the store is back."""
+
+    __module__ = "riverbed"
+
+
+class LeaseLostError(RiverbedError, RuntimeError):
+    """This process no longer holds the lease of run ``run_id``: the run was cancelled
+    (``riverbed runs cancel``), or its lease expired (the process was paused, or cut off
+    from the store, for longer than the lease) and another process took the run over.
+    Nothing this process wrote after losing the lease was kept; it stops working on the
+    run. ``status`` and ``holder`` say where the run stands now."""
+
+    __module__ = "riverbed"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        run_id: str,
+        status: RunStatus | None = None,
+        holder: str | None = None,
+    ):
+        super().__init__(message)
+        self.run_id = run_id
+        self.status = status
+        self.holder = holder
 
 
 class StoreVersionError(StoreError):

@@ -2,7 +2,7 @@
 
     python -m tests.store.stepper URL RUN_ID
 
-After each ``record_step`` returns it prints the step's seq: a printed seq is one the store
+After each step's ``commit_steps`` returns it prints the step's seq: a printed seq is one the store
 promised to keep. The test kills this process with SIGKILL mid-stream.
 """
 
@@ -21,7 +21,7 @@ def main(url: str, run_id: str) -> None:
         for seq in itertools.count():
             step = rb.StepRecord(run_id, seq, "work", seq.to_bytes(8, "big"), datetime.now(UTC))
             stage_run = rb.StageRun(run_id, "work", "map", rb.StageStatus.RUNNING, seq + 1)
-            store.record_step(step, stage_run)
+            store.commit_steps([rb.StepCommit(run_id, step=step, stage_run=stage_run)])
             print(seq, flush=True)
 
 

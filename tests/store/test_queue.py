@@ -76,8 +76,14 @@ def test_expired_lease_is_reclaimed_with_the_next_attempt(store: rb.Store) -> No
     assert (second.run_id, second.status, second.worker) == (run.run_id, S.RUNNING, "w2")
     assert second.attempt == first.attempt + 1
     assert second.started_at == first.started_at
-    assert not store.renew_lease(run.run_id, "w1", 10)
-    assert store.renew_lease(run.run_id, "w2", 10)
+    assert not store.renew_lease(rb.Lease.of(first), 10)
+    assert store.renew_lease(rb.Lease.of(second), 10)
+    assert [(t.status, t.attempt, t.worker) for t in store.history(run.run_id)] == [
+        (S.SCHEDULED, 1, None),
+        (S.RUNNING, 1, "w1"),
+        (S.CRASHED, 1, "w1"),
+        (S.RUNNING, 2, "w2"),
+    ]
 
 
 def test_scheduled_runs_come_before_expired_leases(store: rb.Store) -> None:
@@ -98,7 +104,7 @@ def test_renew_lease_extends_it(store: rb.Store) -> None:
     claimed = store.claim("w1", lease_seconds=0.3)
     assert claimed is not None
     assert claimed.lease_until is not None
-    assert store.renew_lease(run.run_id, "w1", 60)
+    assert store.renew_lease(rb.Lease.of(claimed), 60)
     renewed = store.get_run(run.run_id).lease_until
     assert renewed is not None
     assert renewed > claimed.lease_until + timedelta(seconds=30)
@@ -110,24 +116,37 @@ def test_renew_lease_fails_once_the_run_ended(store: rb.Store) -> None:
     """A worker cannot renew a lease on a run that is no longer RUNNING, nor another's."""
     run = make_run()
     store.enqueue(run)
-    assert store.claim("w1", 10) is not None
-    assert not store.renew_lease(run.run_id, "w2", 10)
+    claimed = store.claim("w1", 10)
+    assert claimed is not None
+    lease = rb.Lease.of(claimed)
+    assert not store.renew_lease(rb.Lease(run.run_id, "w2", lease.attempt), 10)
+    assert not store.renew_lease(rb.Lease(run.run_id, "w1", lease.attempt + 1), 10)
     store.transition(run.run_id, S.SUCCEEDED)
-    assert not store.renew_lease(run.run_id, "w1", 10)
-    assert not store.renew_lease("missing", "w1", 10)
+    assert not store.renew_lease(lease, 10)
+    assert not store.renew_lease(rb.Lease("missing", "w1", 1), 10)
 
 
 def test_release_hands_the_run_back(store: rb.Store) -> None:
-    """release ends the lease now: the next claim resumes the run (attempt + 1)."""
+    """release puts the run back into the queue at once: the next claim resumes it
+    (attempt + 1), and its history says it was released."""
     run = make_run()
     store.enqueue(run)
-    assert store.claim("w1", 60) is not None
-    assert not store.release(run.run_id, "w2")
-    assert store.release(run.run_id, "w1")
-    time.sleep(0.01)
+    claimed = store.claim("w1", 60)
+    assert claimed is not None
+    assert not store.release(rb.Lease(run.run_id, "w2", claimed.attempt))
+    assert store.release(rb.Lease.of(claimed))
+    released = store.get_run(run.run_id)
+    assert (released.status, released.worker, released.lease_until) == (S.SCHEDULED, None, None)
+    assert not store.release(rb.Lease.of(claimed))  # no longer held
     again = store.claim("w2", 60)
     assert again is not None
     assert (again.run_id, again.worker, again.attempt) == (run.run_id, "w2", 2)
+    assert [t.status for t in store.history(run.run_id)] == [
+        S.SCHEDULED,
+        S.RUNNING,
+        S.SCHEDULED,
+        S.RUNNING,
+    ]
 
 
 def test_cancelled_scheduled_run_is_not_claimed(store: rb.Store) -> None:

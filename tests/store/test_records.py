@@ -17,6 +17,7 @@ LEGAL = {
     (S.RUNNING, S.FAILED),
     (S.RUNNING, S.CANCELLED),
     (S.RUNNING, S.CRASHED),
+    (S.RUNNING, S.SCHEDULED),  # released by a worker shutting down
     (S.FAILED, S.RUNNING),
     (S.FAILED, S.SCHEDULED),
     (S.CRASHED, S.RUNNING),

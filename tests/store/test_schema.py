@@ -28,6 +28,7 @@ TABLES = {
     "riverbed_dead_letters",
     "riverbed_step_cache",
     "riverbed_steps",
+    "riverbed_run_history",
 }
 
 
@@ -108,6 +109,32 @@ def test_version_1_store_is_migrated(store_url: str) -> None:
         claimed = store.claim("w", 10)
         assert claimed is not None
         assert claimed.run_id == "old-run"
+
+
+def test_version_2_store_keeps_its_stage_runs_and_gets_a_history(store_url: str) -> None:
+    """Migrating a version-2 store keeps its stage runs (filed under their run's attempt,
+    nothing dropped yet) and starts each run's history at its current status."""
+    with _open(store_url, schema_version=2) as old:
+        created = old._codec.time_in(NOW, "created_at")
+        with old._write() as tx:
+            tx.execute(
+                "INSERT INTO riverbed_runs (run_id, flow, flow_version, status, params, "
+                "created_at, attempt, worker) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                ("run-2", "flow", "v1", "crashed", "{}", created, 3, "host:1"),
+            )
+            tx.execute(
+                "INSERT INTO riverbed_stage_runs (run_id, stage, kind, status, events_in, "
+                "events_out, errors, retries, skipped, dead_lettered, seconds) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                ("run-2", "parse", "map", "running", 10, 9, 1, 0, 0, 0, 0.5),
+            )
+    with _open(store_url) as store:
+        [stage] = store.stage_runs("run-2")
+        assert (stage.stage, stage.events_in, stage.attempt, stage.dropped) == ("parse", 10, 3, 0)
+        assert store.stage_runs("run-2", attempt=3) == [stage]
+        assert [(t.status, t.attempt, t.worker) for t in store.history("run-2")] == [
+            (rb.RunStatus.CRASHED, 3, "host:1")
+        ]
 
 
 def test_newer_store_is_refused(store_url: str) -> None:

@@ -50,18 +50,25 @@ def test_cache_clear_one_stage_or_all(store: rb.Store) -> None:
     assert store.cache_clear() == 0
 
 
+def _record_step(
+    store: rb.Store, step: rb.StepRecord, stage_run: rb.StageRun | None = None
+) -> None:
+    """One step (and its stage run) committed alone."""
+    store.commit_steps([rb.StepCommit(step.run_id, step=step, stage_run=stage_run)])
+
+
 def test_record_step_and_read_steps_in_order(store: rb.Store) -> None:
-    """record_step stores steps and upserts the stage run; steps() gives them by seq."""
+    """A step commit stores steps and upserts the stage run; steps() gives them by seq."""
     run = make_run()
     store.create_run(run)
     steps = [
         rb.StepRecord(run.run_id, seq, f"stage{seq % 2}", bytes([seq]), NOW + timedelta(seq))
         for seq in (0, 1, 2)
     ]
-    store.record_step(steps[2], make_stage_run(run.run_id, "stage0", events_in=1))
-    store.record_step(steps[0])
+    _record_step(store, steps[2], make_stage_run(run.run_id, "stage0", events_in=1))
+    _record_step(store, steps[0])
     final = make_stage_run(run.run_id, "stage0", events_in=2, status=rb.StageStatus.SUCCEEDED)
-    store.record_step(steps[1], final)
+    _record_step(store, steps[1], final)
     assert store.steps(run.run_id) == steps
     assert store.stage_runs(run.run_id) == [final]
     assert store.steps("other") == []
@@ -72,9 +79,10 @@ def test_a_step_is_recorded_once_and_atomically(store: rb.Store) -> None:
     run = make_run()
     store.create_run(run)
     before = make_stage_run(run.run_id, events_in=1)
-    store.record_step(rb.StepRecord(run.run_id, 0, "parse", b"first", NOW), before)
+    _record_step(store, rb.StepRecord(run.run_id, 0, "parse", b"first", NOW), before)
     with pytest.raises(rb.StoreError):
-        store.record_step(
+        _record_step(
+            store,
             rb.StepRecord(run.run_id, 0, "parse", b"again", NOW),
             make_stage_run(run.run_id, events_in=2),
         )
@@ -85,11 +93,11 @@ def test_a_step_is_recorded_once_and_atomically(store: rb.Store) -> None:
 def test_record_step_refuses_a_stage_run_of_another_run(store: rb.Store) -> None:
     """The step and its stage run must belong to one run."""
     with pytest.raises(ValueError, match="belongs to run"):
-        store.record_step(rb.StepRecord("a", 0, "s", b"", NOW), make_stage_run("b"))
+        _record_step(store, rb.StepRecord("a", 0, "s", b"", NOW), make_stage_run("b"))
 
 
 def test_recorded_steps_survive_kill_9(store: rb.Store) -> None:
-    """Steps whose record_step returned survive SIGKILL of the recording process."""
+    """Steps whose commit returned survive SIGKILL of the recording process."""
     run = make_run()
     store.create_run(run)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
@@ -123,7 +131,7 @@ def test_record_step_is_thread_safe(store: rb.Store) -> None:
 
     def record(run_id: str) -> None:
         for seq in range(15):
-            store.record_step(rb.StepRecord(run_id, seq, "s", b"o", NOW))
+            _record_step(store, rb.StepRecord(run_id, seq, "s", b"o", NOW))
 
     threads = [threading.Thread(target=record, args=(run.run_id,)) for run in runs]
     for thread in threads:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Unpack
 from riverbed._errors import DuplicateStageError, FlowDefinitionError
 from riverbed._model import callables, graph
 from riverbed._model.ops.builders import StreamOperators
+from riverbed._model.origin import caller_module
 from riverbed._model.policy import OnError, Retry
 from riverbed._model.process import ProcessorSpec
 from riverbed._model.settings import CACHEABLE as _CACHEABLE
@@ -59,6 +60,9 @@ class Flow:
         self.name = name
         self.on_error = on_error
         self.retry = retry
+        self.module = caller_module()
+        """The module that built the flow: where ``riverbed`` looks for it to record its
+        TARGET with a run (see ``riverbed._model.origin``)."""
         self._stages: dict[str, Stage] = {}
 
     # -- building -------------------------------------------------------------------------

@@ -7,19 +7,23 @@ through the ``Store`` protocol, so SQLite and PostgreSQL behave alike.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import os
 import pickle
-import socket
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from riverbed._errors import FlowVersionError, RunNotResumableError
+from riverbed._errors import (
+    FlowVersionError,
+    InvalidTransitionError,
+    LeaseLostError,
+    RunNotResumableError,
+)
 from riverbed._model.serialize import stage_version
+from riverbed._runtime.identity import WORKER, process_gone
+from riverbed._runtime.lease import LEASE_SECONDS, LeaseKeeper
 from riverbed._runtime.result import COUNTS, event_repr
 from riverbed._store import open_store
 from riverbed._store.protocol import Store
@@ -27,6 +31,7 @@ from riverbed._store.records import (
     Checkpoint,
     DeadLetterRecord,
     ErrorInfo,
+    Lease,
     RunRecord,
     RunStatus,
     StageRun,
@@ -34,24 +39,19 @@ from riverbed._store.records import (
 )
 
 if TYPE_CHECKING:
+    import asyncio
+
     from riverbed._model.flow import Flow
     from riverbed._runtime.result import DeadLetter, RunResult, StageError
 
-__all__ = ["RestorePoint", "RunRecorder", "resolve_store"]
+__all__ = ["LEASE_SECONDS", "WORKER", "RestorePoint", "RunRecorder", "resolve_store"]
 
 logger = logging.getLogger("riverbed")
-
-LEASE_SECONDS = float(os.environ.get("RIVERBED_LEASE_SECONDS", "30"))
-"""How long a run's lease lasts without a heartbeat (RIVERBED_LEASE_SECONDS, 30 s by
-default); heartbeats come every third of it. A worker that died is noticed when it ends."""
-
-WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
 META_KEY = "riverbed:meta"
 """The entry of ``Checkpoint.states`` that holds the checkpoint's own data (counters,
 finished chains, stage versions, whether the run had drained), as JSON. A stage name
 cannot contain ':', so it never collides with a stage's state."""
-"""Who runs a run started in this process: host and process id."""
 
 
 def resolve_store(store: Store | str | bool | None) -> Store | None:
@@ -102,22 +102,6 @@ def checkpoint_meta(checkpoint: Checkpoint | None) -> dict[str, Any]:
     return json.loads(checkpoint.states[META_KEY])  # type: ignore[no-any-return]
 
 
-def _worker_alive(worker: str | None) -> bool:
-    """False when ``worker`` (host:pid) is a process of this host that no longer exists."""
-    if not worker or ":" not in worker:
-        return True
-    host, _, pid = worker.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return True  # another machine's: only its lease can tell
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def restore_point(
     store: Store, run_id: str, flow: Flow, *, compatible: bool, claimed: bool = False
 ) -> RestorePoint:
@@ -138,32 +122,38 @@ def restore_point(
     return RestorePoint(run, _checked(store, run, flow, compatible=compatible))
 
 
-async def keep_lease(
-    store: Store,
-    run_id: str,
-    *,
-    on_lost: Callable[[], None],
-    ready: Callable[[], bool] = lambda: True,
-) -> None:
-    """Renew this process's lease on run ``run_id`` every third of it, until cancelled
-    (once ``ready()``: a workflow's record exists only after its first step). When the
-    store no longer has the run RUNNING here (it was cancelled), call ``on_lost`` once."""
-    lost = False
-    while True:
-        await asyncio.sleep(LEASE_SECONDS / 3)
-        if not ready():
-            continue
-        try:
-            # On the loop's thread: a worker thread would wait for the GIL behind busy
-            # stages, and a beat that comes too late lets another worker take the run.
-            held = store.renew_lease(run_id, WORKER, LEASE_SECONDS)
-        except Exception:  # a missed beat is not fatal: the lease is three beats long
-            logger.exception("run %s: could not renew its lease", run_id)
-            continue
-        if not held and not lost:
-            lost = True
-            logger.warning("run %s was cancelled in the store: stopping", run_id)
-            on_lost()
+def take_back(store: Store, run: RunRecord, flow_version: str) -> RunRecord:
+    """Make the stopped ``run`` RUNNING again under this process, as its next attempt (a
+    resume). Of two processes resuming one run at once, the second is refused with
+    ``RunNotResumableError`` saying who won."""
+    try:
+        return store.transition(
+            run.run_id,
+            RunStatus.RUNNING,
+            attempt=run.attempt + 1,
+            worker=WORKER,
+            lease_until=datetime.now(UTC) + timedelta(seconds=LEASE_SECONDS),
+            flow_version=flow_version,
+            ended_at=None,
+            error=None,
+        )
+    except InvalidTransitionError:
+        raise _taken(store, run.run_id) from None
+
+
+def _taken(store: Store, run_id: str) -> RunNotResumableError:
+    """The refusal for a resume that another process won."""
+    now = store.get_run(run_id)
+    if now.status is RunStatus.RUNNING:
+        why = f"another process ({now.worker}) resumed it just now (attempt {now.attempt})"
+    else:
+        why = f"it is {now.status.value} now"
+    return RunNotResumableError(f"run {run_id} cannot be resumed: {why}", run_id=run_id)
+
+
+def lease_of(run: RunRecord) -> Lease:
+    """The lease under which this process writes ``run`` (RUNNING under ``WORKER``)."""
+    return Lease(run.run_id, WORKER, run.attempt)
 
 
 def check_same_flow(run: RunRecord, flow: str) -> None:
@@ -176,20 +166,27 @@ def check_same_flow(run: RunRecord, flow: str) -> None:
 
 
 def crashed_if_dead(store: Store, run: RunRecord) -> RunRecord:
-    """A RUNNING run whose process is gone (its lease expired, or its pid on this host no
-    longer exists) is recorded CRASHED and returned so; one still alive elsewhere cannot be
-    resumed (RunNotResumableError). Runs in other statuses come back as they are."""
+    """A RUNNING run whose process is gone (its lease expired, or its process on this
+    machine is known to have ended) is recorded CRASHED and returned so; one that may
+    still be running elsewhere cannot be resumed (RunNotResumableError). Runs in other
+    statuses come back as they are."""
     if run.status is not RunStatus.RUNNING:
         return run
     expired = run.lease_until is None or run.lease_until < datetime.now(UTC)
-    if not expired and _worker_alive(run.worker):
+    if not expired and not process_gone(run.worker):
         raise RunNotResumableError(
             f"run {run.run_id} is running in {run.worker} (lease until "
             f"{run.lease_until:%H:%M:%S}); resume it once that process has stopped or its "
             "lease has expired",
             run_id=run.run_id,
         )
-    return store.transition(run.run_id, RunStatus.CRASHED, ended_at=datetime.now(UTC))
+    try:
+        return store.transition(run.run_id, RunStatus.CRASHED, ended_at=datetime.now(UTC))
+    except InvalidTransitionError:  # another process got there first
+        now = store.get_run(run.run_id)
+        if now.status is RunStatus.CRASHED:
+            return now
+        raise _taken(store, run.run_id) from None
 
 
 def rerun_point(store: Store, run_id: str, flow: Flow, *, compatible: bool) -> RestorePoint:
@@ -226,7 +223,8 @@ def changed_stages(old: Mapping[str, str], flow: Flow) -> list[str]:
 
 
 class RunRecorder:
-    """Writes one run's record, checkpoints and dead letters to the store."""
+    """Writes one run's record, checkpoints and dead letters to the store, every write
+    fenced by the run's lease (see ``Lease``)."""
 
     def __init__(
         self,
@@ -249,60 +247,50 @@ class RunRecorder:
         run from the restored run's checkpoint) or "claimed" (taken from the queue, its
         record already RUNNING under this process)."""
         self.target = target
-        self.cancelled = False
-        """Set when the record says the run should stop (``riverbed runs cancel``)."""
         self.versions = stage_versions(flow)
+        self.lease: Lease | None = None
+        """The lease this process writes the run under, once ``start`` recorded it."""
+        self._keeper: LeaseKeeper | None = None
         self._dead_letters_saved = 0
 
     def start(self) -> RunRecord:
         """Record the run as RUNNING under this process's lease (new, or resumed)."""
-        lease = datetime.now(UTC) + timedelta(seconds=LEASE_SECONDS)
         if self.mode == "claimed":
-            return self.store.get_run(self.run_id)
-        if self.mode == "resume":
+            record = self.store.get_run(self.run_id)
+        elif self.mode == "resume":
             assert self.restore is not None
-            old = self.restore.run
-            return self.store.transition(
-                old.run_id,
-                RunStatus.RUNNING,
-                attempt=old.attempt + 1,
-                worker=WORKER,
-                lease_until=lease,
+            record = take_back(self.store, self.restore.run, self.flow.version)
+        else:
+            now = datetime.now(UTC)
+            record = RunRecord(
+                run_id=self.run_id,
+                flow=self.flow.name,
                 flow_version=self.flow.version,
-                ended_at=None,
-                error=None,
+                status=RunStatus.RUNNING,
+                params=self.params,
+                target=self.target,
+                created_at=now,
+                started_at=now,
+                attempt=1,
+                rerun_of=self.restore.run.run_id if self.restore is not None else None,
+                worker=WORKER,
+                lease_until=now + timedelta(seconds=LEASE_SECONDS),
             )
-        now = datetime.now(UTC)
-        record = RunRecord(
-            run_id=self.run_id,
-            flow=self.flow.name,
-            flow_version=self.flow.version,
-            status=RunStatus.RUNNING,
-            params=self.params,
-            input=None,
-            output=None,
-            target=self.target,
-            created_at=now,
-            started_at=now,
-            ended_at=None,
-            error=None,
-            attempt=1,
-            rerun_of=self.restore.run.run_id if self.restore is not None else None,
-            worker=WORKER,
-            lease_until=lease,
-        )
-        self.store.create_run(record)
+            self.store.create_run(record)
+        self.lease = Lease.of(record)
         return record
 
-    async def heartbeat(self, on_cancel: Callable[[], None]) -> None:
-        """Hold the run's lease until cancelled; ``on_cancel`` once the store says the run
-        is no longer RUNNING here (``riverbed runs cancel``)."""
+    def keep_lease(self, on_lost: Callable[[], None], loop: asyncio.AbstractEventLoop) -> None:
+        """Renew the run's lease from a thread of its own until ``stop_keeping``;
+        ``on_lost`` on ``loop`` once the store says the run is no longer this process's
+        (``riverbed runs cancel``, or a takeover)."""
+        assert self.lease is not None
+        self._keeper = LeaseKeeper(self.store, self.lease, on_lost=on_lost, loop=loop).start()
 
-        def lost() -> None:
-            self.cancelled = True
-            on_cancel()
-
-        await keep_lease(self.store, self.run_id, on_lost=lost)
+    def stop_keeping(self) -> None:
+        """Stop renewing the lease."""
+        if self._keeper is not None:
+            self._keeper.stop()
 
     def checkpoint(
         self,
@@ -316,7 +304,7 @@ class RunRecorder:
         ended: bool = False,
     ) -> None:
         """Commit one checkpoint, with the stage runs at its cut and the dead letters
-        since the last one, in one transaction."""
+        since the last one, in one transaction fenced by the run's lease."""
         meta = {
             "counters": {name: dict(values) for name, values in counters.items()},
             "finished": sorted(set(finished)),
@@ -334,14 +322,41 @@ class RunRecorder:
         stage_runs = [
             self._stage_run(name, values, StageStatus.RUNNING) for name, values in counters.items()
         ]
-        self.store.commit_checkpoint(checkpoint, stage_runs, self._new_dead_letters(dead_letters))
+        letters = self._new_dead_letters(dead_letters)
+        self.store.commit_checkpoint(checkpoint, stage_runs, letters, lease=self.lease)
 
-    def finish(self, result: RunResult) -> None:
-        """Record how the run ended: its stage runs, its last dead letters, its status."""
+    def finish(self, result: RunResult, *, release: bool = False) -> RunRecord:
+        """Record how the run ended (its stage runs, its last dead letters, its status),
+        or with ``release`` hand it back to the queue, resumable from its last checkpoint.
+        Returns the run as stored: CANCELLED if it was cancelled from outside meanwhile.
+        ``LeaseLostError`` if another process took the run over."""
+        self.stop_keeping()
+        lease = self.lease
+        assert lease is not None
+        try:
+            self._save_ending(result, lease)
+            if release:
+                self.store.release(lease)
+                return self.store.get_run(self.run_id)
+            return self.store.transition(
+                self.run_id,
+                result.status,
+                lease=lease,
+                ended_at=result.ended_at,
+                error=error_info(result.error),
+                lease_until=None,
+            )
+        except LeaseLostError as lost:
+            if lost.status is RunStatus.CANCELLED:
+                return self.store.get_run(self.run_id)  # cancelled: the record says so
+            raise
+
+    def _save_ending(self, result: RunResult, lease: Lease) -> None:
         status = {
             "succeeded": StageStatus.SUCCEEDED,
             "failed": StageStatus.FAILED,
             "cancelled": StageStatus.CANCELLED,
+            "scheduled": StageStatus.CANCELLED,
         }[result.status.value]
         failed_stage = result.error.stage if result.error is not None else None
         stage_runs = [
@@ -354,23 +369,15 @@ class RunRecorder:
             )
             for name, stats in result.stages.items()
         ]
-        self.store.save_stage_runs(self.run_id, stage_runs)
+        self.store.save_stage_runs(self.run_id, stage_runs, lease=lease)
         letters = self._new_dead_letters(list(result.dead_letters))
         if letters:
-            self.store.add_dead_letters(letters)
-        if self.store.get_run(self.run_id).status is not RunStatus.RUNNING:
-            return  # cancelled from outside: the record already says how it ended
-        self.store.transition(
-            self.run_id,
-            result.status,
-            ended_at=result.ended_at,
-            error=error_info(result.error),
-            lease_until=None,
-        )
+            self.store.add_dead_letters(letters, lease=lease)
 
     def _stage_run(self, name: str, values: Mapping[str, Any], status: StageStatus) -> StageRun:
         kind = self.flow.stage(name).kind.value
-        return stage_run(self.run_id, name, kind, values, status)
+        attempt = self.lease.attempt if self.lease is not None else 1
+        return stage_run(self.run_id, name, kind, values, status, attempt=attempt)
 
     def _new_dead_letters(self, letters: list[DeadLetter]) -> list[DeadLetterRecord]:
         """The dead letters not saved yet, as records (each saved once)."""
@@ -412,8 +419,10 @@ def stage_run(
     *,
     started_at: datetime | None = None,
     ended_at: datetime | None = None,
+    attempt: int = 1,
 ) -> StageRun:
-    """A stage's record from its counter ``values`` (``StageCounters.values()``)."""
+    """A stage's record, in ``attempt``, from its counter ``values``
+    (``StageCounters.values()``)."""
     return StageRun(
         run_id=run_id,
         stage=stage,
@@ -425,9 +434,11 @@ def stage_run(
         retries=values.get("retries", 0),
         skipped=values.get("skipped", 0),
         dead_lettered=values.get("dead_lettered", 0),
+        dropped=values.get("dropped", 0),
         seconds=values.get("seconds", 0.0),
         started_at=started_at,
         ended_at=ended_at,
+        attempt=attempt,
     )
 
 

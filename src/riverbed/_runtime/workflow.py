@@ -9,12 +9,15 @@ they mean in streams), and commits a ``StepRecord`` of the stage's outputs per o
 (pickled) with its stage run. A stage that receives no event (after a filter dropped it,
 or on a branch's other side) is not a step: nothing is called and nothing recorded.
 
-Durability: a step's record is committed (fsynced) before the next step starts. The run's
-record is created in the same transaction as its first step, and its final status (with
-the pickled output) is set in the same transaction as its last, so a workflow of N steps
-costs N commits. Concurrent workflows in one event loop share commits (group commit):
-steps that finish while a commit is in flight are committed together in the next one,
-each workflow still waiting for its own step to be durable.
+Durability: the run's record (its input and target) is committed before its first step
+starts, so that a crash during step 1 leaves a run to resume; each step's record is
+committed (fsynced) before the next step starts, and the final status (with the pickled
+output) in the same transaction as the last step: a workflow of N steps costs N + 1
+commits. Concurrent workflows in one event loop share commits (group commit): commits
+asked for while one is in flight are written together in the next one, each workflow
+still waiting for its own to be durable. Every commit is fenced by the run's lease, which
+a thread renews (a step longer than the lease does not lose it); a run cancelled from
+outside (``riverbed runs cancel``) stops at the next step boundary.
 
 Resuming a run (``resume=RUN``) replays its recorded steps from their records, without
 calling their functions, and goes on from the first unrecorded step; the function of a
@@ -27,23 +30,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import pickle
 import random
+import signal
+import threading
 import time
 import uuid
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from riverbed._errors import RunNotResumableError, StageFailedError
+from riverbed._errors import (
+    LeaseLostError,
+    RiverbedError,
+    RunNotResumableError,
+    StageFailedError,
+)
 from riverbed._model.flow import Flow
+from riverbed._model.origin import origin_of
 from riverbed._model.plan import Chain, make_plan
 from riverbed._model.stages import Port, Stage, StageKind
 from riverbed._model.workflow import is_workflow_output, workflow_ends
 from riverbed._runtime.cache import StepCache
 from riverbed._runtime.clock import SystemClock
+from riverbed._runtime.lease import LeaseKeeper
 from riverbed._runtime.recording import (
     LEASE_SECONDS,
     WORKER,
@@ -51,20 +64,17 @@ from riverbed._runtime.recording import (
     crashed_if_dead,
     dead_letter_records,
     error_info,
-    keep_lease,
     resolve_store,
+    take_back,
 )
 from riverbed._runtime.recording import (
     stage_run as recorded_stage,
 )
-from riverbed._runtime.result import StageCounters, StageError, StageStats
+from riverbed._runtime.result import StageCounters, StageError, StageStats, event_repr
 from riverbed._store.protocol import Store
-
-if TYPE_CHECKING:
-    from riverbed._runtime.local.executor import ChainExecutor
-
 from riverbed._store.records import (
     DeadLetterRecord,
+    Lease,
     RunRecord,
     RunStatus,
     StageRun,
@@ -72,6 +82,11 @@ from riverbed._store.records import (
     StepCommit,
     StepRecord,
 )
+
+if TYPE_CHECKING:
+    from riverbed._runtime.local.executor import ChainExecutor
+
+logger = logging.getLogger("riverbed")
 
 __all__ = ["WorkflowResult", "arun", "run"]
 
@@ -277,12 +292,13 @@ def run(
 
     ``store``: a ``Store``, a store URL, None for the default store (RIVERBED_STORE, else
     ``./.riverbed``), or False to record nothing (no durability; for tests and notebooks).
-    ``resume``: the id of a run that failed or crashed: its recorded steps are replayed
-    without calling their functions, and it goes on from the first unrecorded one (its
-    recorded input is used; ``input`` may be left out). Resuming a run that succeeded
-    returns its recorded result. ``target`` (``module:attr`` of the flow) is recorded so
-    that ``riverbed runs resume`` and workers can load the flow again; ``rerun_of`` records
-    the run this new one re-runs.
+    ``resume``: the id of a run that failed, crashed or was cancelled: its recorded steps
+    are replayed without calling their functions, and it goes on from the first
+    unrecorded one (its recorded input is used; ``input`` may be left out). Resuming a run
+    that succeeded returns its recorded result. ``target`` (``module:attr`` of the flow,
+    found by itself when the flow is a module's attribute) is recorded so that ``riverbed
+    runs resume``, ``riverbed runs recover`` and workers can load the flow again;
+    ``rerun_of`` records the run this new one re-runs.
 
     >>> import riverbed as rb
     >>> flow = rb.Flow("order")
@@ -290,25 +306,24 @@ def run(
     >>> rb.run(flow, "  ada lovelace ", store=False).output
     'Ada Lovelace'
     """
+    if _loop_running():
+        raise RuntimeError(
+            "rb.run() was called inside a running event loop, which it cannot block: use "
+            "`await rb.arun(flow, input, ...)` there"
+        )
+    # Outside of any ``except`` block, so that no exception of riverbed's own becomes the
+    # context of the user's errors (and of their stored tracebacks).
+    return asyncio.run(
+        _arun(flow, input, store, run_id, resume, blocking=True, target=target, rerun_of=rerun_of)
+    )
+
+
+def _loop_running() -> bool:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(
-            _arun(
-                flow,
-                input,
-                store,
-                run_id,
-                resume,
-                blocking=True,
-                target=target,
-                rerun_of=rerun_of,
-            )
-        )
-    raise RuntimeError(
-        "rb.run() was called inside a running event loop, which it cannot block: use "
-        "`await rb.arun(flow, input, ...)` there"
-    )
+        return False
+    return True
 
 
 async def arun(
@@ -334,8 +349,13 @@ async def arun(
 def run_claimed(flow: Flow, store: Store, run_id: str) -> WorkflowResult:
     """Run workflow run ``run_id``, which this process (a worker) claimed from the store's
     queue: its record is RUNNING here already and holds its input; steps recorded by a
-    worker that died are replayed."""
-    return asyncio.run(_arun(flow, MISSING, store, None, run_id, blocking=True, claimed=True))
+    worker that died are replayed. SIGTERM or Ctrl-C stop it at the next step boundary
+    and put it back into the queue (its result then says SCHEDULED)."""
+
+    async def main() -> WorkflowResult:
+        return await _arun(flow, MISSING, store, None, run_id, blocking=True, claimed=True)
+
+    return asyncio.run(main())
 
 
 async def _arun(
@@ -365,8 +385,9 @@ async def _arun(
         execution = _Execution(
             flow, shape, opened, run_id or uuid.uuid4().hex[:16], blocking=blocking
         )
-        execution.target, execution.rerun_of = target, rerun_of
-        return await execution.run(input, resume, claimed=claimed)
+        execution.target, execution.rerun_of = target or origin_of(flow), rerun_of
+        execution.claimed = claimed
+        return await execution.run(input, resume)
     finally:
         if opened is not None and opened is not store:
             opened.close()
@@ -390,8 +411,12 @@ class _Execution:
         self.clock = SystemClock()
         self.committer = committer(store, blocking=blocking) if store is not None else None
         self.cache = StepCache(store, run_id) if store is not None else None
-        self.created = False
-        """True once the run's record is in the store."""
+        self.lease: Lease | None = None
+        """The lease the run's commits are made under, once its record is RUNNING here."""
+        self.keeper: LeaseKeeper | None = None
+        self.stop: str | None = None
+        """Why the run must stop at the next step boundary: "cancelled" (the store says
+        so) or "released" (this worker is shutting down)."""
         self.steps: list[StepRecord] = []
         self.stats: dict[str, StageStats] = {}
         self.replayed: list[str] = []
@@ -399,98 +424,130 @@ class _Execution:
         self.target: str | None = None
         """``module:attr`` of the flow, recorded for workers and ``riverbed runs``."""
         self.rerun_of: str | None = None
+        self.claimed = False
+        """True for a run a worker claimed: interrupted, it goes back to the queue."""
 
-    async def run(self, input: Any, resume: str | None, *, claimed: bool = False) -> WorkflowResult:
+    async def run(self, input: Any, resume: str | None) -> WorkflowResult:
         recorded: dict[int, StepRecord] = {}
         if resume is not None:
-            assert self.store is not None
-            if claimed:  # RUNNING under this very worker, which claimed it
-                old = await asyncio.to_thread(self.store.get_run, resume)
-            else:
-                old = await asyncio.to_thread(self._resumable, resume, input)
-            self.run_id = old.run_id
+            old = await self._take(resume, input)
             input = pickle.loads(old.input) if old.input is not None else None
-            self.steps = await asyncio.to_thread(self.store.steps, old.run_id)
+            self.steps = await asyncio.to_thread(self.store_of().steps, old.run_id)
             if old.status is RunStatus.SUCCEEDED:
                 outputs = pickle.loads(old.output) if old.output is not None else []
                 return self._result(RunStatus.SUCCEEDED, outputs)
             recorded = {step.seq: step for step in self.steps}
-            self.created = True
-            if not claimed:
-                await asyncio.to_thread(
-                    self.store.transition,
-                    old.run_id,
-                    RunStatus.RUNNING,
-                    attempt=old.attempt + 1,
-                    worker=WORKER,
-                    lease_until=datetime.now(UTC) + timedelta(seconds=LEASE_SECONDS),
-                    flow_version=self.shape.version,
-                    ended_at=None,
-                    error=None,
-                )
-        record = self._record(input) if not self.created else None
-        heartbeat = asyncio.ensure_future(self._heartbeat()) if self.store is not None else None
+        elif self.store is not None:
+            await self._create(input)
+        self._keep_lease()
         try:
-            return await self._walk(input, recorded, record)
+            with _interrupts(self):
+                return await self._walk(input, recorded)
+        except LeaseLostError as lost:
+            return self._lost(lost)
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            await self._interrupted()
+            raise
         finally:
-            if heartbeat is not None:
-                heartbeat.cancel()
+            if self.keeper is not None:
+                self.keeper.stop()
 
-    async def _walk(
-        self, input: Any, recorded: dict[int, StepRecord], record: RunRecord | None
-    ) -> WorkflowResult:
-        shape = self.shape
-        pending: dict[Port, list[Any]] = {Port(shape.input.name): [input]}
-        steps = shape.steps
+    def store_of(self) -> Store:
+        assert self.store is not None
+        return self.store
+
+    async def _take(self, run_id: str, input: Any) -> RunRecord:
+        """The stored run ``run_id``, RUNNING under this process (resumed, or claimed)."""
+        store = self.store_of()
+        if self.claimed:  # RUNNING under this very worker, which claimed it
+            old = await asyncio.to_thread(store.get_run, run_id)
+        else:
+            old = await asyncio.to_thread(self._resumable, run_id, input)
+        self.run_id = old.run_id
+        if old.status is RunStatus.SUCCEEDED:
+            return old
+        if not self.claimed:
+            old = await asyncio.to_thread(take_back, store, old, self.shape.version)
+        self.lease = Lease.of(old)
+        return old
+
+    async def _create(self, input: Any) -> None:
+        """Record the run (input, target) before its first step (a group commit)."""
+        assert self.committer is not None
+        record = self._record(input)
+        await self.committer.commit(StepCommit(self.run_id, run=record))
+        self.lease = Lease.of(record)
+
+    def _keep_lease(self) -> None:
+        if self.store is None or self.lease is None:
+            return
+        loop = asyncio.get_running_loop()
+
+        def lost() -> None:
+            self.stop = self.stop or "cancelled"
+
+        self.keeper = LeaseKeeper(self.store, self.lease, on_lost=lost, loop=loop).start()
+
+    async def _walk(self, input: Any, recorded: dict[int, StepRecord]) -> WorkflowResult:
+        pending: dict[Port, list[Any]] = {Port(self.shape.input.name): [input]}
+        steps = self.shape.steps
         for seq, chain in enumerate(steps):
             stage = chain.head
-            events = [event for port in stage.inputs for event in pending.get(port, ())]
             step = recorded.get(seq)
             if step is not None:
-                if step.stage != stage.name:
-                    raise RunNotResumableError(
-                        f"run {self.run_id}'s step {seq} was stage {step.stage!r}, but flow "
-                        f"{self.flow.name!r} now has {stage.name!r} there: its stages "
-                        "changed order or names since; start a new run",
-                        run_id=self.run_id,
-                    )
-                produced: dict[str, list[Any]] = pickle.loads(step.output)
-                self.replayed.append(stage.name)
-                self._route(stage, produced, pending)
+                self._replay(seq, stage, step, pending)
                 continue
+            events = [event for port in stage.inputs for event in pending.get(port, ())]
             if not events:
                 continue  # not a step: nothing reached this stage
-            produced, stage_run, failure = await self._execute(chain, events)
-            data = b""
-            try:
-                if failure is None:
-                    data = self._pickle(produced, f"stage {stage.name!r}'s outputs")
-            except TypeError as error:  # the step cannot be recorded: it fails
-                failure = self.failures.stop(stage.name, error, f"stage {stage.name!r}")
-                stage_run = dataclasses.replace(stage_run, status=StageStatus.FAILED)
-            if failure is not None:
-                await self._commit(StepCommit(self.run_id, stage_run=stage_run), record, failure)
-                return self._result(RunStatus.FAILED, [])
-            self._route(stage, produced, pending)
-            last = not any(
-                pending.get(port) for later in steps[seq + 1 :] for port in later.head.inputs
-            )
-            outputs = self._outputs(pending) if last else []
-            step = StepRecord(self.run_id, seq, stage.name, data, datetime.now(UTC))
-            self.steps.append(step)
-            await self._commit(
-                StepCommit(self.run_id, step=step, stage_run=stage_run),
-                record,
-                None,
-                outputs if last else None,
-            )
-            record = None
-            if last:
-                return self._result(RunStatus.SUCCEEDED, outputs)
+            if self.stop is not None:
+                return await self._stopped()
+            done = await self._step(seq, chain, events, pending)
+            if done is not None:
+                return done
         outputs = self._outputs(pending)
         # No step ran in this attempt, or the last one left events nowhere but the output.
-        await self._commit(StepCommit(self.run_id), record, None, outputs)
+        await self._commit(StepCommit(self.run_id), None, outputs)
         return self._result(RunStatus.SUCCEEDED, outputs)
+
+    def _replay(
+        self, seq: int, stage: Stage, step: StepRecord, pending: dict[Port, list[Any]]
+    ) -> None:
+        """Go past step ``seq`` with its recorded outputs, without calling it."""
+        if step.stage != stage.name:
+            raise RunNotResumableError(
+                f"run {self.run_id}'s step {seq} was stage {step.stage!r}, but flow "
+                f"{self.flow.name!r} now has {stage.name!r} there: its stages changed "
+                "order or names since; start a new run",
+                run_id=self.run_id,
+            )
+        self.replayed.append(stage.name)
+        self._route(stage, pickle.loads(step.output), pending)
+
+    async def _step(
+        self, seq: int, chain: Chain, events: list[Any], pending: dict[Port, list[Any]]
+    ) -> WorkflowResult | None:
+        """Run and commit step ``seq``; the run's result if it ended with it."""
+        stage = chain.head
+        produced, stage_run, failure = await self._execute(chain, events)
+        data = b""
+        try:
+            if failure is None:
+                data = self._pickle(produced, f"stage {stage.name!r}'s outputs")
+        except TypeError as error:  # the step cannot be recorded: it fails
+            failure = self.failures.stop(stage.name, error, f"stage {stage.name!r}")
+            stage_run = dataclasses.replace(stage_run, status=StageStatus.FAILED)
+        if failure is not None:
+            await self._commit(StepCommit(self.run_id, stage_run=stage_run), failure)
+            return self._result(RunStatus.FAILED, [])
+        self._route(stage, produced, pending)
+        later = self.shape.steps[seq + 1 :]
+        last = not any(pending.get(port) for step in later for port in step.head.inputs)
+        outputs = self._outputs(pending) if last else None
+        record = StepRecord(self.run_id, seq, stage.name, data, datetime.now(UTC))
+        self.steps.append(record)
+        await self._commit(StepCommit(self.run_id, step=record, stage_run=stage_run), None, outputs)
+        return self._result(RunStatus.SUCCEEDED, outputs) if outputs is not None else None
 
     # -- one step -------------------------------------------------------------------------
 
@@ -540,6 +597,7 @@ class _Execution:
             StageStatus.FAILED if failure is not None else StageStatus.SUCCEEDED,
             started_at=started,
             ended_at=datetime.now(UTC),
+            attempt=self.lease.attempt if self.lease is not None else 1,
         )
         return named, stage_run, failure
 
@@ -568,14 +626,15 @@ class _Execution:
     # -- the store ------------------------------------------------------------------------
 
     def _record(self, input: Any) -> RunRecord:
-        """The run's record, to be created with its first commit."""
+        """The run's record, created before its first step."""
         now = datetime.now(UTC)
         return RunRecord(
             run_id=self.run_id,
             flow=self.flow.name,
             flow_version=self.shape.version,
             status=RunStatus.RUNNING,
-            input=self._pickle(input, "the input") if self.store is not None else None,
+            input=self._pickle(input, "the input"),
+            input_repr=event_repr(input),
             created_at=now,
             started_at=now,
             worker=WORKER,
@@ -587,12 +646,11 @@ class _Execution:
     async def _commit(
         self,
         commit: StepCommit,
-        record: RunRecord | None,
         failure: StageFailedError | None,
         outputs: list[Any] | None = None,
     ) -> None:
-        """Commit one step (creating the run first if ``record``), ending the run FAILED
-        with ``failure``, or SUCCEEDED with ``outputs`` if given."""
+        """Commit one step under the run's lease, ending the run FAILED with ``failure``,
+        or SUCCEEDED with ``outputs`` if given."""
         if self.store is None or self.committer is None:
             return
         fields: dict[str, Any] = {}
@@ -602,26 +660,19 @@ class _Execution:
             fields = {"ended_at": datetime.now(UTC), "error": error_info(self.failures.fatal)}
         elif outputs is not None:
             status = RunStatus.SUCCEEDED
-            fields = {"ended_at": datetime.now(UTC), "output": self._pickle(outputs, "the output")}
+            fields = {
+                "ended_at": datetime.now(UTC),
+                "output": self._pickle(outputs, "the output"),
+                "output_repr": event_repr(outputs[0] if len(outputs) == 1 else outputs),
+            }
         if status is not None:
             fields["lease_until"] = None
         letters = self._new_dead_letters()
         if letters:  # rare: kept apart, so that StepCommit stays small
-            if record is not None:
-                await self.committer.commit(StepCommit(self.run_id, run=record))
-                record = None
-                self.created = True
-            await asyncio.to_thread(self.store.add_dead_letters, letters)
-        full = StepCommit(
-            commit.run_id,
-            step=commit.step,
-            stage_run=commit.stage_run,
-            run=record,
-            status=status,
-            fields=fields,
+            await asyncio.to_thread(self.store.add_dead_letters, letters, lease=self.lease)
+        await self.committer.commit(
+            dataclasses.replace(commit, status=status, fields=fields, lease=self.lease)
         )
-        await self.committer.commit(full)
-        self.created = True
 
     def _new_dead_letters(self) -> list[DeadLetterRecord]:
         fresh = self.failures.dead_letters[self.dead_letters_saved :]
@@ -630,8 +681,8 @@ class _Execution:
 
     def _resumable(self, run_id: str, input: Any) -> RunRecord:
         """The stored run ``run_id``, after checking that this flow may resume it now."""
-        assert self.store is not None
-        run = self.store.get_run(run_id)
+        store = self.store_of()
+        run = store.get_run(run_id)
         check_same_flow(run, self.flow.name)
         if input is not MISSING and run.input is not None and pickle.loads(run.input) != input:
             raise ValueError(
@@ -643,13 +694,53 @@ class _Execution:
                 f"run {run.run_id} is queued and has not started; a worker will run it",
                 run_id=run.run_id,
             )
-        return crashed_if_dead(self.store, run)
+        return crashed_if_dead(store, run)
 
-    async def _heartbeat(self) -> None:
-        """Renew the run's lease while it runs, so that no one resumes it meanwhile.
-        (A workflow cancelled while it runs is not stopped between its steps yet.)"""
-        assert self.store is not None
-        await keep_lease(self.store, self.run_id, on_lost=lambda: None, ready=lambda: self.created)
+    # -- how a run stops early -------------------------------------------------------------
+
+    def _lost(self, lost: LeaseLostError) -> WorkflowResult:
+        """A commit found the run no longer this process's: cancelled (the result says
+        so), or taken over (re-raised: another process runs it now)."""
+        if lost.status is RunStatus.CANCELLED:
+            return self._result(RunStatus.CANCELLED, [])
+        raise lost
+
+    async def _stopped(self) -> WorkflowResult:
+        """Stop at a step boundary: cancelled from outside (the store says so already),
+        or this worker shutting down (the run goes back to the queue)."""
+        store, lease = self.store_of(), self.lease
+        assert lease is not None
+        if self.stop == "released" and await asyncio.to_thread(store.release, lease):
+            logger.warning("workflow run %s: back in the queue (the worker stops)", self.run_id)
+            return self._result(RunStatus.SCHEDULED, [])
+        record = await asyncio.to_thread(store.get_run, self.run_id)
+        if record.status is RunStatus.RUNNING and record.worker != lease.worker:
+            raise LeaseLostError(
+                f"run {self.run_id} was taken over by {record.worker}",
+                run_id=self.run_id,
+                status=record.status,
+                holder=record.worker,
+            )
+        return self._result(record.status, [])
+
+    async def _interrupted(self) -> None:
+        """The run's task was cancelled (Ctrl-C): record it CANCELLED, or put it back into
+        the queue if a worker claimed it, so that it is never left RUNNING."""
+        if self.store is None or self.lease is None:
+            return
+        store, lease = self.store, self.lease
+        with contextlib.suppress(RiverbedError):
+            if self.claimed:
+                await asyncio.to_thread(store.release, lease)
+            else:
+                await asyncio.to_thread(
+                    store.transition,
+                    self.run_id,
+                    RunStatus.CANCELLED,
+                    lease=lease,
+                    ended_at=datetime.now(UTC),
+                    lease_until=None,
+                )
 
     def _result(self, status: RunStatus, outputs: list[Any]) -> WorkflowResult:
         return WorkflowResult(
@@ -663,6 +754,27 @@ class _Execution:
             replayed=tuple(self.replayed),
             error=self.failures.fatal if status is RunStatus.FAILED else None,
         )
+
+
+@contextlib.contextmanager
+def _interrupts(execution: _Execution) -> Iterator[None]:
+    """While a worker runs a claimed workflow in the main thread, SIGTERM and Ctrl-C stop
+    it at the next step boundary and put it back into the queue."""
+    loop = asyncio.get_running_loop()
+    if not execution.claimed or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def release() -> None:
+        execution.stop = "released"
+
+    for number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(number, release)
+    try:
+        yield
+    finally:
+        for number in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(number)
 
 
 async def _close_quietly(executor: ChainExecutor) -> None:

@@ -14,6 +14,7 @@ from riverbed._store.records import (
     ErrorInfo,
     RunRecord,
     RunStatus,
+    RunTransition,
     StageRun,
     StageStatus,
     StepRecord,
@@ -27,6 +28,7 @@ STAGE_RUN_COLUMNS = tuple(f.name for f in dataclasses.fields(StageRun))
 DEAD_LETTER_COLUMNS = tuple(f.name for f in dataclasses.fields(DeadLetterRecord))
 STEP_COLUMNS = tuple(f.name for f in dataclasses.fields(StepRecord))
 CHECKPOINT_COLUMNS = ("run_id", "checkpoint_id", "flow_version", "positions", "created_at")
+HISTORY_COLUMNS = tuple(f.name for f in dataclasses.fields(RunTransition))
 
 _RUN_TIMES = frozenset({"created_at", "started_at", "ended_at", "lease_until"})
 _UPDATABLE = frozenset(RUN_COLUMNS) - {"run_id", "status"}
@@ -143,9 +145,11 @@ class Codec:
             stage_run.retries,
             stage_run.skipped,
             stage_run.dead_lettered,
+            stage_run.dropped,
             stage_run.seconds,
             self.time_in(stage_run.started_at, "StageRun.started_at"),
             self.time_in(stage_run.ended_at, "StageRun.ended_at"),
+            stage_run.attempt,
         )
 
     def stage_run_out(self, row: tuple[Any, ...]) -> StageRun:
@@ -156,6 +160,19 @@ class Codec:
         values["started_at"] = self.time_out(values["started_at"])
         values["ended_at"] = self.time_out(values["ended_at"])
         return StageRun(**values)
+
+    def error_in(self, error: ErrorInfo | None) -> str | None:
+        """A run's error as its JSON column."""
+        return self.run_field_in("error", error)  # type: ignore[no-any-return]
+
+    def history_out(self, row: tuple[Any, ...]) -> RunTransition:
+        """A row of ``HISTORY_COLUMNS`` as a RunTransition."""
+        values = dict(zip(HISTORY_COLUMNS, row, strict=True))
+        values["status"] = RunStatus(values["status"])
+        values["at"] = self.time_out(values["at"])
+        error = self.json_out(values["error"])
+        values["error"] = ErrorInfo(**error) if error is not None else None
+        return RunTransition(**values)
 
     def dead_letter_in(self, letter: DeadLetterRecord) -> tuple[Any, ...]:
         """A dead letter's column values, ``id`` left out (the store assigns it)."""

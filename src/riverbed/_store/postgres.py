@@ -2,7 +2,10 @@
 
 - A ``psycopg_pool.ConnectionPool`` (1 to 8 connections) serves the engine's threads.
   Connections are in autocommit mode: a lone statement is its own transaction (one round
-  trip, e.g. ``record_step``), and multi-statement writes open one explicitly.
+  trip, e.g. a workflow's step), and multi-statement writes open one explicitly. The pool
+  checks each connection as it hands it out, so that a server restart costs a reconnect,
+  not a failed call; connection-level errors (``OperationalError``: the server restarting,
+  the network cut) are ``StoreUnavailableError``s, which every call retries (``retry``).
 - Statements are prepared on first use (``prepare_threshold=0``): the store runs the same
   few statements over and over.
 - A status transition reads the run ``FOR UPDATE``: two concurrent transitions of one run
@@ -10,6 +13,7 @@
 - ``claim`` selects ``FOR UPDATE SKIP LOCKED``, so that workers pass over rows that others
   are claiming instead of waiting for them or taking them too, and compares leases with the
   database's clock (``clock_timestamp()``), since the workers' machines' clocks differ.
+  It is one statement, its history entries written by the same statement.
 - Migrations run under a transaction-scoped advisory lock keyed by the schema, so two
   processes starting at once migrate once.
 
@@ -23,21 +27,22 @@ import dataclasses
 import functools
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 import psycopg_pool
 
-from riverbed._errors import StoreError
+from riverbed._errors import StoreError, StoreUnavailableError
 from riverbed._store.codec import RUN_COLUMNS, Codec
+from riverbed._store.fencing import HOLDS, holds, wrote
 from riverbed._store.records import (
     RunRecord,
     RunStatus,
-    StageRun,
     StepCommit,
-    StepRecord,
     check_transition,
 )
+from riverbed._store.retry import new_token
 from riverbed._store.schema import SCHEMA_VERSION, Dialect, migrate
 from riverbed._store.sql import INSERT_RUN, INSERT_STEP, UPSERT_STAGE_RUN, SQLStore, Tx
 from riverbed._store.url import redact
@@ -45,20 +50,30 @@ from riverbed._store.url import redact
 __all__ = ["PostgresStore"]
 
 # One statement per claim: lock the oldest matching row (skipping rows other workers hold),
-# then take it. Autocommit makes the statement its own transaction: one round trip.
+# take it, and append its history (CRASHED first for a lease that expired, then RUNNING).
+# Autocommit makes the statement its own transaction: one round trip.
+_HISTORY = ", ".join(("run_id", "attempt", "status", "at", "worker", "error"))
 _CLAIM = (
-    "WITH next AS (SELECT run_id FROM riverbed_runs WHERE {where} "
-    "ORDER BY {order} LIMIT 1 FOR UPDATE SKIP LOCKED) "
-    "UPDATE riverbed_runs r SET status = ?, worker = ?, "
+    "WITH next AS (SELECT run_id, attempt, worker FROM riverbed_runs WHERE {where} "
+    "ORDER BY {order} LIMIT 1 FOR UPDATE SKIP LOCKED), "
+    "taken AS (UPDATE riverbed_runs r SET status = 'running', worker = ?, "
     "lease_until = clock_timestamp() + make_interval(secs => ?), "
-    "started_at = coalesce(r.started_at, clock_timestamp()), attempt = r.attempt + ? "
+    "started_at = coalesce(r.started_at, clock_timestamp()), attempt = r.attempt + "
+    "(CASE WHEN r.started_at IS NULL THEN 0 ELSE 1 END), write_token = ? "
     "FROM next WHERE r.run_id = next.run_id RETURNING "
     + ", ".join(f"r.{column}" for column in RUN_COLUMNS)
+    + "), history AS (INSERT INTO riverbed_run_history ("
+    + _HISTORY
+    + ") SELECT run_id, attempt, status, at, worker, NULL FROM ({crashed}"
+    "SELECT run_id, attempt, 'running' AS status, clock_timestamp() AS at, worker, 2 AS o "
+    "FROM taken) entries ORDER BY o) SELECT * FROM taken"
 )
-_CLAIM_SCHEDULED = _CLAIM.format(where="status = ?", order="seq")
+_CLAIM_SCHEDULED = _CLAIM.format(where="status = 'scheduled'", order="seq", crashed="")
 _CLAIM_EXPIRED = _CLAIM.format(
-    where="status = ? AND lease_until < clock_timestamp() AND target IS NOT NULL",
+    where="status = 'running' AND lease_until < clock_timestamp() AND target IS NOT NULL",
     order="lease_until",
+    crashed="SELECT run_id, attempt, 'crashed' AS status, clock_timestamp() AS at, worker, "
+    "1 AS o FROM next UNION ALL ",
 )
 _MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(hashtext('riverbed_migrate:' || current_schema()))"
 
@@ -136,6 +151,8 @@ class PostgresStore(SQLStore):
             min_size=min_size,
             max_size=max_size,
             kwargs={"autocommit": True, "prepare_threshold": 0},
+            # A connection the server dropped (a restart) is replaced as it is handed out.
+            check=psycopg_pool.ConnectionPool.check_connection,
             timeout=connect_timeout,
             open=True,
             name="riverbed-store",
@@ -151,7 +168,7 @@ class PostgresStore(SQLStore):
             with self._pool.connection() as conn, conn.transaction():
                 yield _PgTx(conn.cursor())
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
-            raise StoreError(f"PostgreSQL store {self.url}: {exc}", url=self.url) from exc
+            raise self._error(exc) from exc
 
     @contextmanager
     def _statement(self) -> Iterator[Tx]:
@@ -161,7 +178,16 @@ class PostgresStore(SQLStore):
             with self._pool.connection() as conn:
                 yield _PgTx(conn.cursor())
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
-            raise StoreError(f"PostgreSQL store {self.url}: {exc}", url=self.url) from exc
+            raise self._error(exc) from exc
+
+    def _error(self, exc: Exception) -> StoreError:
+        """A driver error as the store's: connection-level ones (the server restarting or
+        unreachable, the pool out of connections) and serialization failures are
+        ``StoreUnavailableError``, which every call retries; the rest are ``StoreError``."""
+        message = f"PostgreSQL store {self.url}: {exc}".strip()
+        if isinstance(exc, _TRANSIENT):
+            return StoreUnavailableError(message, url=self.url)
+        return StoreError(message, url=self.url)
 
     def _clock(self) -> tuple[str, tuple[Any, ...]]:
         return "clock_timestamp()", ()
@@ -169,65 +195,74 @@ class PostgresStore(SQLStore):
     def _lease_end(self, lease_seconds: float) -> tuple[str, tuple[Any, ...]]:
         return "clock_timestamp() + make_interval(secs => ?)", (float(lease_seconds),)
 
-    def claim(self, worker: str, lease_seconds: float) -> RunRecord | None:
+    def _claim(self, tx: Tx, worker: str, lease_seconds: float, token: str) -> Any:
         """Take the oldest SCHEDULED run, else a RUNNING one whose lease expired, for
-        ``worker``; None if there is neither (see ``Store.claim``). One statement each."""
+        ``worker`` (see ``Store.claim``): one statement each."""
         lease = float(lease_seconds)
-        running = RunStatus.RUNNING.value
-        with self._statement() as tx:
-            tx.execute(_CLAIM_SCHEDULED, (RunStatus.SCHEDULED.value, running, worker, lease, 0))
+        tx.execute(_CLAIM_SCHEDULED, (worker, lease, token))
+        row = tx.fetchone()
+        if row is None:
+            # Its worker died or hung: the run CRASHED, and this worker resumes it.
+            check_transition(RunStatus.RUNNING, RunStatus.CRASHED)
+            check_transition(RunStatus.CRASHED, RunStatus.RUNNING)
+            tx.execute(_CLAIM_EXPIRED, (worker, lease, token))
             row = tx.fetchone()
-            if row is None:
-                # Its worker died or hung: the run CRASHED, and this worker resumes it.
-                tx.execute(_CLAIM_EXPIRED, (running, running, worker, lease, 1))
-                row = tx.fetchone()
-                if row is None:
-                    return None
-                check_transition(RunStatus.RUNNING, RunStatus.CRASHED, run_id=row[0])
-                check_transition(RunStatus.CRASHED, RunStatus.RUNNING, run_id=row[0])
-        return self._codec.run_out(row)
-
-    def record_step(self, step: StepRecord, stage_run: StageRun | None = None) -> None:
-        """Store a completed step (and its stage run) durably, in one statement: one round
-        trip, committed (and fsynced by the server) when it returns."""
-        step_row = self._codec.step_in(step)
-        if stage_run is None:
-            with self._statement() as tx:
-                tx.execute(INSERT_STEP, step_row)
-            return
-        stage_row = self._stage_run_rows(step.run_id, [stage_run])[0]
-        # A data-modifying CTE: both writes in one statement, so one implicit transaction.
-        with self._statement() as tx:
-            tx.execute(f"WITH step AS ({INSERT_STEP}) {UPSERT_STAGE_RUN}", (*step_row, *stage_row))
+        return row
 
     # -- workflow commits ---------------------------------------------------------------------
 
     def commit_steps(self, commits: Sequence[StepCommit]) -> None:
         """Apply the commits in ONE statement (one round trip, one implicit transaction,
         one fsync), however many workflows they come from: data-modifying CTEs insert the
-        runs, steps and stage runs, and update each ending run's status only if its current
-        status may go there; the statement then fails (so nothing of it is kept) unless
-        every status changed. On any failure the commits are applied once more the general
-        way, in a transaction, which raises the precise error (InvalidTransitionError,
-        DuplicateRunError, RunNotFoundError, StoreError for a step recorded twice)."""
+        runs, steps and stage runs, check each commit's lease, update each ending run's
+        status only if its current status may go there, and append the history; the
+        statement then fails (so nothing of it is kept) unless every check passed. On
+        such a failure the commits are applied once more the general way, in a
+        transaction, which raises the precise error (LeaseLostError,
+        InvalidTransitionError, DuplicateRunError, RunNotFoundError, StoreError for a step
+        recorded twice)."""
         if not commits:
             return
         try:
             statement = _commit_statement(self, commits)
         except _NeedsGeneralPathError:
-            statement = None
-        if statement is not None:
-            sql, params = statement
+            super().commit_steps(commits)
+            return
+        token = new_token()
+        sql, params = statement
+        params = [token if value is _TOKEN else value for value in params]
+
+        def attempt(retry: bool) -> bool:
             try:
                 with self._pool.connection() as conn:
-                    # A lone workflow's three shapes of statement repeat: prepared, they
-                    # are parsed and planned once per connection. A group's shape rarely
+                    if retry and wrote(_PgTx(conn.cursor()), commits[0].run_id, token):
+                        return True
+                    # A lone workflow's shapes of statement repeat: prepared, they are
+                    # parsed and planned once per connection. A group's shape rarely
                     # repeats, and preparing it would cost a round trip and evict others.
                     conn.execute(sql, params, prepare=len(commits) == 1)
-                return
-            except psycopg.Error:
-                pass  # the transaction below fails the same way, with the precise error
-        super().commit_steps(commits)
+                return True
+            except psycopg.Error as exc:
+                if isinstance(exc, _TRANSIENT):
+                    raise self._error(exc) from exc
+                return False  # the general path fails the same way, with the precise error
+            except psycopg_pool.PoolTimeout as exc:
+                raise self._error(exc) from exc
+
+        if not self._retrying(attempt):
+            super().commit_steps(commits)
+
+
+_TRANSIENT = (
+    psycopg.OperationalError,
+    psycopg.errors.SerializationFailure,
+    psycopg.errors.DeadlockDetected,
+    psycopg_pool.PoolTimeout,
+)
+"""Errors that waiting (and reconnecting) may cure."""
+
+_TOKEN = object()
+"""Stands for the write token among a statement's parameters until it is known."""
 
 
 class _NeedsGeneralPathError(Exception):
@@ -235,13 +270,13 @@ class _NeedsGeneralPathError(Exception):
 
 
 def _commit_statement(store: PostgresStore, commits: Sequence[StepCommit]) -> tuple[str, list[Any]]:
-    """The one statement of ``PostgresStore.commit_steps`` and its parameters."""
+    """The one statement of ``PostgresStore.commit_steps`` and its parameters (the write
+    token as ``_TOKEN``)."""
     codec = store._codec
     seen: set[str] = set()
     runs: list[tuple[Any, ...]] = []
-    steps: list[tuple[Any, ...]] = []
-    stage_rows: list[tuple[Any, ...]] = []
-    ends: list[tuple[str, RunStatus, dict[str, Any]]] = []
+    entries: list[tuple[Any, ...]] = []
+    statement = _Statement()
     for commit in commits:
         if commit.run_id in seen:
             raise _NeedsGeneralPathError
@@ -250,51 +285,124 @@ def _commit_statement(store: PostgresStore, commits: Sequence[StepCommit]) -> tu
             if record is not None and record.run_id != commit.run_id:
                 raise _NeedsGeneralPathError  # the general path says what is wrong
         if commit.run is not None:
-            run = commit.run
-            if commit.status is not None:
-                # Created and ended at once: the CTEs cannot see each other's rows, so
-                # the run is inserted in its final status (after the same check).
-                check_transition(run.status, commit.status, run_id=run.run_id)
-                codec.check_fields(commit.fields, "commit_steps")
-                run = dataclasses.replace(run, status=commit.status, **commit.fields)
-            runs.append(codec.run_in(run))
-        elif commit.status is not None:
-            codec.check_fields(commit.fields, "commit_steps")
-            ends.append((commit.run_id, commit.status, commit.fields))
-        if commit.step is not None:
-            steps.append(codec.step_in(commit.step))
-        if commit.stage_run is not None:
-            stage_rows.extend(store._stage_run_rows(commit.run_id, [commit.stage_run]))
-    parts: list[str] = []
-    params: list[Any] = []
+            runs.append((*codec.run_in(_created(codec, commit, entries)), _TOKEN))
+    if runs:
+        statement.insert("r", INSERT_RUN, runs)
+    steps = [codec.step_in(commit.step) for commit in commits if commit.step is not None]
+    if steps:
+        statement.insert("s", INSERT_STEP, steps)
+    stage_rows = [
+        row
+        for commit in commits
+        if commit.stage_run is not None
+        for row in store._stage_run_rows(commit.run_id, [commit.stage_run])
+    ]
+    if stage_rows:
+        statement.insert("g", UPSERT_STAGE_RUN, stage_rows)
+    checked = [commit for commit in commits if commit.run is None]
+    for index, commit in enumerate(checked):
+        if commit.status is not None:
+            statement.end(codec, f"u{index}", commit)
+        elif commit.lease is not None:
+            statement.fence(f"f{index}", commit)
+    statement.history(entries)
+    return statement.sql(), statement.params
 
-    def insert(name: str, sql: str, rows: list[tuple[Any, ...]]) -> None:
+
+def _created(codec: Codec, commit: StepCommit, entries: list[tuple[Any, ...]]) -> RunRecord:
+    """The run a commit creates, as inserted (in its final status if the commit ends it
+    at once: the CTEs cannot see each other's rows), with its history entries."""
+    run = commit.run
+    assert run is not None
+    now = codec.time_in(datetime.now(UTC), "at")
+    entries.append((run.run_id, run.attempt, run.status.value, now, run.worker, None))
+    if commit.status is not None:
+        check_transition(run.status, commit.status, run_id=run.run_id)
+        codec.check_fields(commit.fields, "commit_steps")
+        run = dataclasses.replace(run, status=commit.status, **commit.fields)
+        error = codec.error_in(run.error) if run.status is RunStatus.FAILED else None
+        entries.append((run.run_id, run.attempt, run.status.value, now, run.worker, error))
+    return run
+
+
+class _Statement:
+    """The data-modifying CTEs of one group commit, and their parameters."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.params: list[Any] = []
+        self.checks: list[str] = []
+        """CTEs that must each return one row, or the statement fails."""
+        self.ends: list[str] = []
+
+    def insert(self, name: str, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        """``sql`` (an INSERT of one row) for every row, as CTE ``name``."""
         head, _, tail = sql.partition(" VALUES (")
         values, _, rest = tail.partition(")")
         one = f"({values})"
-        parts.append(f"{name} AS ({head} VALUES {', '.join([one] * len(rows))}{rest})")
-        params.extend(value for row in rows for value in row)
+        self.parts.append(f"{name} AS ({head} VALUES {', '.join([one] * len(rows))}{rest})")
+        self.params.extend(value for row in rows for value in row)
 
-    if runs:
-        insert("r", INSERT_RUN, runs)
-    if steps:
-        insert("s", INSERT_STEP, steps)
-    if stage_rows:
-        insert("g", UPSERT_STAGE_RUN, stage_rows)
-    for index, (run_id, status, fields) in enumerate(ends):
-        sets = ", ".join(f"{name} = ?" for name in ("status", *fields))
-        legal = [old.value for old in RunStatus if status in old.successors]
-        parts.append(
-            f"u{index} AS (UPDATE riverbed_runs SET {sets} WHERE run_id = ? AND status IN "
-            f"({', '.join('?' * len(legal))}) RETURNING 1)"
+    def fence(self, name: str, commit: StepCommit) -> None:
+        """Check (and stamp) the commit's lease."""
+        assert commit.lease is not None
+        self.parts.append(
+            f"{name} AS (UPDATE riverbed_runs SET write_token = ? WHERE {HOLDS} RETURNING 1)"
         )
-        params.extend(
-            [status.value, *(codec.run_field_in(n, v) for n, v in fields.items()), run_id, *legal]
+        self.params.extend([_TOKEN, *holds(commit.lease)])
+        self.checks.append(name)
+
+    def end(self, codec: Codec, name: str, commit: StepCommit) -> None:
+        """Move the commit's run to its status if it may go there (under its lease)."""
+        assert commit.status is not None
+        codec.check_fields(commit.fields, "commit_steps")
+        sets = ", ".join(f"{field} = ?" for field in ("status", *commit.fields, "write_token"))
+        legal = [old.value for old in RunStatus if commit.status in old.successors]
+        where = f"run_id = ? AND status IN ({', '.join('?' * len(legal))})"
+        self.params.extend(
+            [
+                commit.status.value,
+                *(codec.run_field_in(n, v) for n, v in commit.fields.items()),
+                _TOKEN,
+                commit.run_id,
+                *legal,
+            ]
         )
-    if ends:
-        # 1/0 when some run did not change status: the whole statement fails, nothing kept.
-        counted = " + ".join(f"(SELECT count(*) FROM u{index})" for index in range(len(ends)))
-        final = f"SELECT 1 / (CASE WHEN {counted} = {len(ends)} THEN 1 ELSE 0 END)"
-    else:
-        final = "SELECT 1"
-    return _pg(f"WITH {', '.join(parts)} {final}" if parts else final), params
+        if commit.lease is not None:
+            where += " AND worker = ? AND attempt = ?"
+            self.params.extend([commit.lease.worker, commit.lease.attempt])
+        self.parts.append(
+            f"{name} AS (UPDATE riverbed_runs SET {sets} WHERE {where} "
+            "RETURNING run_id, attempt, status, worker, error)"
+        )
+        self.checks.append(name)
+        self.ends.append(name)
+
+    def history(self, entries: list[tuple[Any, ...]]) -> None:
+        """Append the history: ``entries`` of created runs, then every status changed."""
+        rows = [
+            "SELECT ?::text AS run_id, ?::int AS attempt, ?::text AS status, "
+            "?::timestamptz AS at, ?::text AS worker, ?::json AS error, 1 AS o"
+        ] * len(entries)
+        for entry in entries:
+            self.params.extend(entry)
+        rows += [
+            f"SELECT run_id, attempt, status, clock_timestamp(), worker, "
+            f"CASE WHEN status = 'failed' THEN error END, 2 FROM {name}"
+            for name in self.ends
+        ]
+        if rows:
+            self.parts.append(
+                f"h AS (INSERT INTO riverbed_run_history ({_HISTORY}) SELECT run_id, attempt, "
+                f"status, at, worker, error FROM ({' UNION ALL '.join(rows)}) e ORDER BY o)"
+            )
+
+    def sql(self) -> str:
+        """The statement: the CTEs, then 1/0 unless every check returned its row (the
+        whole statement fails then, nothing kept)."""
+        if self.checks:
+            counted = " + ".join(f"(SELECT count(*) FROM {name})" for name in self.checks)
+            final = f"SELECT 1 / (CASE WHEN {counted} = {len(self.checks)} THEN 1 ELSE 0 END)"
+        else:
+            final = "SELECT 1"
+        return _pg(f"WITH {', '.join(self.parts)} {final}" if self.parts else final)

@@ -3,6 +3,12 @@
 Runners depend on this protocol only, never on a concrete store (DESIGN.md §4). Every
 method is synchronous and thread-safe: the engine calls them from worker threads
 (``asyncio.to_thread``). Pickled things (events, states, outputs) cross it as ``bytes``.
+
+Every method rides out short outages of the store (retried with backoff for a bounded
+time, then ``StoreUnavailableError``). Writes that a run makes take its ``lease`` and are
+fenced by it: checked in the same transaction, so that a process that lost its run
+(cancelled, or taken over after its lease expired) changes nothing (``LeaseLostError``).
+Every status change is appended to the run's history (``history``).
 """
 
 from __future__ import annotations
@@ -14,8 +20,10 @@ from typing import Any, Protocol, runtime_checkable
 from riverbed._store.records import (
     Checkpoint,
     DeadLetterRecord,
+    Lease,
     RunRecord,
     RunStatus,
+    RunTransition,
     StageRun,
     StepCommit,
     StepRecord,
@@ -67,24 +75,36 @@ class Store(Protocol):
     ) -> list[RunRecord]:
         """Up to ``limit`` runs, newest first, of one flow and/or in one status if given."""
 
-    def transition(self, run_id: str, new: RunStatus, **fields: Any) -> RunRecord:
+    def transition(
+        self, run_id: str, new: RunStatus, *, lease: Lease | None = None, **fields: Any
+    ) -> RunRecord:
         """Move a run to status ``new`` and set ``fields`` (any RunRecord field but run_id and
         status: ``started_at``, ``ended_at``, ``error``, ``output``, ``attempt``...), as one
         atomic compare-and-set: the current status is read, checked with
         ``check_transition`` (``InvalidTransitionError``), and replaced in one transaction,
         so that of two concurrent transitions of one run the second sees the first's
-        result. ``RunNotFoundError`` if there is no such run. Returns the updated run."""
+        result; the change is appended to the run's history. With ``lease``, only while
+        the lease holds the run (``LeaseLostError``). ``RunNotFoundError`` if there is no
+        such run. Returns the updated run."""
 
     def update_run(self, run_id: str, **fields: Any) -> None:
         """Set fields of a run other than its status (e.g. ``params``)."""
 
+    def history(self, run_id: str) -> list[RunTransition]:
+        """Every status the run went through, oldest first: its creation, each attempt's
+        start, end, crash or release, with the worker and (for FAILED) the error."""
+
     # -- stage runs -------------------------------------------------------------------------
 
-    def save_stage_runs(self, run_id: str, stage_runs: Sequence[StageRun]) -> None:
-        """Insert or update (by run_id and stage) stage runs of the run ``run_id``."""
+    def save_stage_runs(
+        self, run_id: str, stage_runs: Sequence[StageRun], *, lease: Lease | None = None
+    ) -> None:
+        """Insert or update (by run_id, attempt and stage) stage runs of the run
+        ``run_id``, fenced by ``lease`` if given."""
 
-    def stage_runs(self, run_id: str) -> list[StageRun]:
-        """The run's stage runs, in the order they were first saved."""
+    def stage_runs(self, run_id: str, *, attempt: int | None = None) -> list[StageRun]:
+        """The run's stage runs of ``attempt``, or the latest record of each stage, in the
+        order they were first saved."""
 
     # -- checkpoints ------------------------------------------------------------------------
 
@@ -93,18 +113,23 @@ class Store(Protocol):
         checkpoint: Checkpoint,
         stage_runs: Sequence[StageRun] = (),
         dead_letters: Sequence[DeadLetterRecord] = (),
+        *,
+        lease: Lease | None = None,
     ) -> None:
-        """In ONE transaction: store the checkpoint, upsert the stage runs, insert the dead
-        letters, and delete the run's checkpoints but the newest two. All or nothing: a
-        crash leaves the previous checkpoint whole."""
+        """In ONE transaction fenced by ``lease``: store the checkpoint, upsert the stage
+        runs, insert the dead letters, and delete the run's checkpoints but the newest
+        two. All or nothing: a crash leaves the previous checkpoint whole."""
 
     def latest_checkpoint(self, run_id: str) -> Checkpoint | None:
         """The run's newest checkpoint, or None."""
 
     # -- dead letters ------------------------------------------------------------------------
 
-    def add_dead_letters(self, letters: Sequence[DeadLetterRecord]) -> list[int]:
-        """Store dead letters (their ``id`` is ignored); return the ids assigned, in order."""
+    def add_dead_letters(
+        self, letters: Sequence[DeadLetterRecord], *, lease: Lease | None = None
+    ) -> list[int]:
+        """Store dead letters of one run (their ``id`` is ignored), fenced by ``lease`` if
+        given; return the ids assigned, in order."""
 
     def dead_letters(
         self,
@@ -138,11 +163,6 @@ class Store(Protocol):
 
     # -- workflow steps ------------------------------------------------------------------------
 
-    def record_step(self, step: StepRecord, stage_run: StageRun | None = None) -> None:
-        """Store a completed workflow step, and upsert its stage run, in one transaction,
-        durably committed when this returns. A step already recorded (same run and seq) is
-        a ``StoreError``: a step runs once."""
-
     def steps(self, run_id: str) -> list[StepRecord]:
         """The run's completed steps, by ``seq``."""
 
@@ -155,28 +175,30 @@ class Store(Protocol):
     def claim(self, worker: str, lease_seconds: float) -> RunRecord | None:
         """Atomically take a run for ``worker``: the oldest SCHEDULED one, else a RUNNING
         one whose lease expired (its worker died: the run goes CRASHED then RUNNING, in
-        the same transaction, with ``attempt`` + 1). The run is returned RUNNING, with
-        ``worker``, ``lease_until`` = now + ``lease_seconds`` and ``started_at`` set. None
-        if there is nothing to take. Many workers, on many machines for PostgreSQL, never
-        take the same run."""
+        the same transaction). The run is returned RUNNING, with ``worker``,
+        ``lease_until`` = now + ``lease_seconds`` and ``started_at`` set, and ``attempt``
+        + 1 if it ran before (crashed, or released). None if there is nothing to take.
+        Many workers, on many machines for PostgreSQL, never take the same run."""
 
-    def renew_lease(self, run_id: str, worker: str, lease_seconds: float) -> bool:
-        """Extend ``worker``'s lease to now + ``lease_seconds``. False if the run is no
-        longer RUNNING under ``worker`` (another took it over: stop working on it)."""
+    def renew_lease(self, lease: Lease, lease_seconds: float) -> bool:
+        """Extend ``lease`` to now + ``lease_seconds``. False if it no longer holds its run
+        (cancelled, or taken over: stop working on it)."""
 
-    def release(self, run_id: str, worker: str) -> bool:
-        """End ``worker``'s lease on a RUNNING run now, so that the next ``claim`` resumes it
-        (a worker shutting down cleanly). False if ``worker`` did not hold it."""
+    def release(self, lease: Lease) -> bool:
+        """Put the run ``lease`` holds back into the queue (SCHEDULED) now, so that the next
+        ``claim`` resumes it from its last checkpoint or step (a worker shutting down
+        cleanly). False if the lease did not hold it."""
 
     # -- workflow commits (added after the rest; see StepCommit) -----------------------------
 
     def commit_steps(self, commits: Sequence[StepCommit]) -> None:
         """Apply every commit, in order, in ONE transaction, durably committed when this
-        returns: a run created with its first step, a final status set with the last step,
-        and the steps of concurrent workflows grouped so that they share one commit (group
-        commit). All or nothing: any failure (a step already recorded: ``StoreError``; an
-        illegal transition: ``InvalidTransitionError``; a run id taken:
-        ``DuplicateRunError``) rolls every commit of the call back."""
+        returns: runs created, steps recorded, a final status set with the last step, and
+        the steps of concurrent workflows grouped so that they share one commit (group
+        commit); each commit is fenced by its ``lease``. All or nothing: any failure (a
+        lease lost: ``LeaseLostError``; a step already recorded: ``StoreError``; an illegal
+        transition: ``InvalidTransitionError``; a run id taken: ``DuplicateRunError``)
+        rolls every commit of the call back."""
 
 
 Store.__module__ = "riverbed"  # public as riverbed.Store; set here, as a body attribute

@@ -18,8 +18,10 @@ __all__ = [
     "Checkpoint",
     "DeadLetterRecord",
     "ErrorInfo",
+    "Lease",
     "RunRecord",
     "RunStatus",
+    "RunTransition",
     "StageRun",
     "StageStatus",
     "StepCommit",
@@ -74,6 +76,7 @@ _LEGAL: dict[RunStatus, tuple[RunStatus, ...]] = {
         RunStatus.FAILED,
         RunStatus.CANCELLED,
         RunStatus.CRASHED,
+        RunStatus.SCHEDULED,  # released by a worker shutting down: back to the queue
     ),
     # A run that stopped without succeeding may run again: re-run or resume after a fix,
     # directly (RUNNING) or through the queue (SCHEDULED).
@@ -152,6 +155,11 @@ class RunRecord:
     """The serialized input of a workflow run, if any."""
     output: bytes | None = None
     """The serialized output of a workflow run, once it succeeded."""
+    input_repr: str | None = None
+    """A readable copy of the input, made when it was stored: listings show it without
+    unpickling anything (the store is not trusted with code execution by readers)."""
+    output_repr: str | None = None
+    """A readable copy of the output, made when it was stored."""
     target: str | None = None
     """``module:attr`` that a worker imports to load the flow of a queued run."""
     created_at: datetime
@@ -159,11 +167,15 @@ class RunRecord:
     ended_at: datetime | None = None
     error: ErrorInfo | None = None
     attempt: int = 1
-    """1 for the first execution; +1 on every resume, and on every claim after a crash."""
+    """1 for the first execution; +1 on every resume, and on every claim of a run that ran
+    before (after a crash, or released by a worker). It is also the run's fencing epoch:
+    a process writes to the run only while the run is RUNNING under its worker name and
+    the attempt it started (see ``Lease``)."""
     rerun_of: str | None = None
     """The run this one re-runs, if any."""
     worker: str | None = None
-    """The worker holding the run's lease (queued runs only)."""
+    """The process holding the run's lease: ``host:pid:nonce`` (see ``riverbed._runtime
+    .identity``); the nonce tells apart processes of cloned machines or containers."""
     lease_until: datetime | None = None
     """When that lease expires unless renewed; after it, any worker may take the run."""
 
@@ -171,8 +183,49 @@ class RunRecord:
 
 
 @dataclass(frozen=True)
+class Lease:
+    """What entitles one process to write one run: the run is RUNNING, under this
+    ``worker``, in this ``attempt`` (the fencing epoch). Every write a run makes carries
+    its lease and is checked in the same transaction, so a process whose run was
+    cancelled or taken over (its lease expired) can change nothing (``LeaseLostError``).
+
+    >>> Lease("0f3a9c", "host:42:ab12", 2).attempt
+    2
+    """
+
+    run_id: str
+    worker: str
+    attempt: int
+
+    __module__ = "riverbed"
+
+    @classmethod
+    def of(cls, run: RunRecord) -> Lease:
+        """The lease of ``run`` as stored (RUNNING, with its worker)."""
+        if run.worker is None:
+            raise ValueError(f"run {run.run_id} has no worker, so no lease")
+        return cls(run.run_id, run.worker, run.attempt)
+
+
+@dataclass(frozen=True)
+class RunTransition:
+    """One entry of a run's history: the run reached ``status`` at ``at``, in attempt
+    ``attempt``, under ``worker``; ``error`` when it FAILED. The store appends one for
+    every status change (creation included) and never changes them."""
+
+    run_id: str
+    attempt: int
+    status: RunStatus
+    at: datetime
+    worker: str | None = None
+    error: ErrorInfo | None = None
+
+    __module__ = "riverbed"
+
+
+@dataclass(frozen=True)
 class StageRun:
-    """One stage inside one run: its status, counters and timings."""
+    """One stage inside one attempt of one run: its status, counters and timings."""
 
     run_id: str
     stage: str
@@ -184,9 +237,14 @@ class StageRun:
     retries: int = 0
     skipped: int = 0
     dead_lettered: int = 0
+    dropped: int = 0
+    """Events the stage's operator dropped by its own rules: late events of a window
+    (``late=DROP``), rendezvous orphans evicted by their policy."""
     seconds: float = 0.0
     started_at: datetime | None = None
     ended_at: datetime | None = None
+    attempt: int = 1
+    """The run's attempt this record belongs to; each attempt keeps its own."""
 
     __module__ = "riverbed"
 
@@ -266,5 +324,8 @@ class StepCommit:
     run: RunRecord | None = None
     status: RunStatus | None = None
     fields: dict[str, Any] = field(default_factory=dict)
+    lease: Lease | None = None
+    """The lease the commit is made under: unless the run is still RUNNING under it,
+    nothing of the commit is kept (``LeaseLostError``). None for a run created here."""
 
     __module__ = "riverbed"

@@ -170,6 +170,64 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX riverbed_runs_queue ON riverbed_runs (status, seq)",
         ),
     ),
+    Migration(
+        3,
+        "fenced writes, every run's history, stage runs per attempt, readable input/output",
+        (
+            # Readable copies of a workflow's input and output, made when they are stored:
+            # listings show them without unpickling anything.
+            "ALTER TABLE riverbed_runs ADD COLUMN input_repr TEXT",
+            "ALTER TABLE riverbed_runs ADD COLUMN output_repr TEXT",
+            # Set by every write to a run's row: a write retried after its commit's
+            # outcome was lost (a connection dropped mid-commit) finds its own token and
+            # knows it went through, instead of applying twice.
+            "ALTER TABLE riverbed_runs ADD COLUMN write_token TEXT",
+            """CREATE TABLE riverbed_run_history (
+                seq {serial_pk},
+                run_id TEXT NOT NULL,
+                attempt INTEGER NOT NULL,
+                status TEXT NOT NULL,
+                at {time} NOT NULL,
+                worker TEXT,
+                error {json}
+            )""",
+            "CREATE INDEX riverbed_run_history_run ON riverbed_run_history (run_id, seq)",
+            # What the runs went through so far: one entry each, their current status.
+            "INSERT INTO riverbed_run_history (run_id, attempt, status, at, worker, error) "
+            "SELECT run_id, attempt, status, coalesce(ended_at, started_at, created_at), "
+            "worker, error FROM riverbed_runs ORDER BY seq",
+            # Stage runs are kept per attempt (a resumed run keeps its earlier attempts'),
+            # and count what operators drop: the table is rebuilt with its new key.
+            """CREATE TABLE riverbed_stage_runs_v3 (
+                seq {serial_pk},
+                run_id TEXT NOT NULL,
+                stage TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                status TEXT NOT NULL,
+                events_in BIGINT NOT NULL,
+                events_out BIGINT NOT NULL,
+                errors BIGINT NOT NULL,
+                retries BIGINT NOT NULL,
+                skipped BIGINT NOT NULL,
+                dead_lettered BIGINT NOT NULL,
+                dropped BIGINT NOT NULL,
+                seconds {real} NOT NULL,
+                started_at {time},
+                ended_at {time},
+                attempt INTEGER NOT NULL,
+                UNIQUE (run_id, attempt, stage)
+            )""",
+            "INSERT INTO riverbed_stage_runs_v3 (run_id, stage, kind, status, events_in, "
+            "events_out, errors, retries, skipped, dead_lettered, dropped, seconds, "
+            "started_at, ended_at, attempt) SELECT s.run_id, s.stage, s.kind, s.status, "
+            "s.events_in, s.events_out, s.errors, s.retries, s.skipped, s.dead_lettered, 0, "
+            "s.seconds, s.started_at, s.ended_at, coalesce(r.attempt, 1) "
+            "FROM riverbed_stage_runs s LEFT JOIN riverbed_runs r ON r.run_id = s.run_id "
+            "ORDER BY s.seq",
+            "DROP TABLE riverbed_stage_runs",
+            "ALTER TABLE riverbed_stage_runs_v3 RENAME TO riverbed_stage_runs",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from riverbed._errors import StoreError
+from riverbed._errors import StoreError, StoreUnavailableError
 from riverbed._store.codec import Codec
 from riverbed._store.schema import SCHEMA_VERSION, Dialect, migrate
 from riverbed._store.sql import SQLStore, Tx
@@ -103,7 +103,7 @@ class SQLiteStore(SQLStore):
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.Error):
-                    raise StoreError(f"SQLite store {self.path}: {exc}", url=self.url) from exc
+                    raise self._error(exc) from exc
                 raise
             finally:
                 cursor.close()
@@ -115,6 +115,14 @@ class SQLiteStore(SQLStore):
             try:
                 yield cursor
             except sqlite3.Error as exc:
-                raise StoreError(f"SQLite store {self.path}: {exc}", url=self.url) from exc
+                raise self._error(exc) from exc
             finally:
                 cursor.close()
+
+    def _error(self, exc: sqlite3.Error) -> StoreError:
+        """A driver error as the store's: one that waiting may cure (the file locked by
+        another process past ``busy_timeout``) is ``StoreUnavailableError``, retried."""
+        message = f"SQLite store {self.path}: {exc}"
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            return StoreUnavailableError(message, url=self.url)
+        return StoreError(message, url=self.url)

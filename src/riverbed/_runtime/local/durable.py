@@ -6,9 +6,10 @@ protocol of a checkpoint."""
 from __future__ import annotations
 
 import pickle
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from riverbed._errors import LeaseLostError
 from riverbed._model.sinks import is_transactional_sink
 from riverbed._model.stages import Stage
 from riverbed._runtime.local.channel import Barrier, Channel
@@ -61,6 +62,7 @@ class DurableRun:
     _prepared: dict[str, Any]
     _downstream: dict[str, list[str]]
     _partition_names: dict[str, list[str]]
+    _lease_lost: Callable[[], None]
 
     def _partitions(self, source: Stage) -> list[str]:
         """The names of a source's partitions (asked of the source once per run)."""
@@ -127,7 +129,11 @@ class DurableRun:
 
     def _checkpoint_failed(self, checkpoint_id: int, error: BaseException) -> BaseException:
         """The error that stops the run when checkpoint ``checkpoint_id`` failed to commit
-        (recorded like a stage's, under the name ``<checkpoint>``)."""
+        (recorded like a stage's, under the name ``<checkpoint>``). A lost lease is no
+        failure of the run: this process stops working on it, recording nothing."""
+        if isinstance(error, LeaseLostError):
+            self._lease_lost()
+            return error
         what = f"checkpoint {checkpoint_id} could not be committed"
         return self.failures.stop("<checkpoint>", error, what)
 

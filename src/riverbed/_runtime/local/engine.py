@@ -14,6 +14,7 @@ time straight through the chain's loop (operator chaining of the source, as Flin
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import logging
 import signal
@@ -26,11 +27,13 @@ from typing import TYPE_CHECKING, Any, Unpack
 
 from riverbed._errors import (
     InternalError,
+    LeaseLostError,
     RiverbedError,
     RunFailedError,
     SourceError,
     StageFailedError,
 )
+from riverbed._model.origin import origin_of
 from riverbed._model.plan import Plan, make_plan
 from riverbed._model.policy import OnError
 from riverbed._model.sinks import Capture
@@ -43,8 +46,10 @@ from riverbed._runtime.local.durable import DurableRun, writer_name
 from riverbed._runtime.local.executor import ChainExecutor, Outputs
 from riverbed._runtime.local.failures import FailureLog
 from riverbed._runtime.local.progress import LiveProgress, wants_progress
-from riverbed._runtime.options import RunOptions
+from riverbed._runtime.observer import RunObserver
+from riverbed._runtime.options import DEFAULT, DEFAULT_CHECKPOINT_INTERVAL, Default, RunOptions
 from riverbed._runtime.recording import (
+    RestorePoint,
     RunRecorder,
     resolve_store,
 )
@@ -67,6 +72,9 @@ _STOPPED = object()
 POLL_INTERVAL = 0.01
 """Seconds to wait before asking a source again after it said "nothing yet"."""
 
+INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
+"""The signals that stop a run cleanly (the first) or at once (the second)."""
+
 
 class LocalRun(DurableRun):
     """One run of one flow on the local engine."""
@@ -85,7 +93,7 @@ class LocalRun(DurableRun):
         seed: int | None = None,
         raise_on_failure: bool = True,
         store: Store | str | bool | None = None,
-        checkpoint_interval: float | None = None,
+        checkpoint_interval: float | Default | None = DEFAULT,
         checkpoint_events: int | None = None,
         resume: str | None = None,
         rerun_of: str | None = None,
@@ -93,6 +101,7 @@ class LocalRun(DurableRun):
         params: Mapping[str, Any] | None = None,
         target: str | None = None,
         claimed: str | None = None,
+        observers: Sequence[RunObserver] = (),
     ) -> None:
         _check_int("batch_size", batch_size, 1)
         _check_int("concurrency", concurrency, 1)
@@ -100,6 +109,11 @@ class LocalRun(DurableRun):
         _check_int("max_errors", max_errors, 0)
         if checkpoint_events is not None:
             _check_int("checkpoint_events", checkpoint_events, 1)
+        if isinstance(checkpoint_interval, Default):
+            # Recorded runs are resumable by default (see DEFAULT_CHECKPOINT_INTERVAL); a
+            # run on a test's clock, whose time only moves when told, takes none unasked.
+            chosen = store is False or checkpoint_events is not None or clock is not None
+            checkpoint_interval = None if chosen else DEFAULT_CHECKPOINT_INTERVAL
         if checkpoint_interval is not None and not (
             isinstance(checkpoint_interval, int | float) and checkpoint_interval > 0
         ):
@@ -150,7 +164,7 @@ class LocalRun(DurableRun):
         self.resume = resume
         self.rerun_of = rerun_of
         self.claimed = claimed
-        self.target = target
+        self.target = target or origin_of(flow)
         if sum(x is not None for x in (resume, rerun_of, claimed)) > 1:
             raise ValueError("give at most one of resume=, rerun_of= (and a claimed run)")
         self.compatible = compatible
@@ -164,6 +178,13 @@ class LocalRun(DurableRun):
         """Transactional sinks' writes of the checkpoint resumed from, to commit again."""
         self.stopping = False
         self.aborted = False
+        self.releasing = False
+        """Set when the run stops to go back to the queue (a worker interrupted)."""
+        self.lost = False
+        """Set when the run's lease was lost: cancelled from outside, or taken over."""
+        self.observers: tuple[RunObserver, ...] = tuple(observers)
+        self._helpers: list[asyncio.Task[None]] = []
+        self._captured: dict[str, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._reading: set[asyncio.Task[Any]] = set()
         self._interrupts = 0
@@ -173,35 +194,160 @@ class LocalRun(DurableRun):
 
     async def execute(self, *, handle_signals: bool = False) -> RunResult:
         """Run to the end (or to a stop) and return the result; with a store, record it
-        there from start to end, with its checkpoints."""
+        there from start to end, with its checkpoints. However the run ends (its flow
+        failed, it was stopped or cancelled, riverbed itself failed), the store is left
+        with it ended or resumable, never RUNNING under a process that has stopped."""
         started = datetime.now(UTC)
-        store = resolve_store(self.store_option)
-        restore = None
-        mode = "new"
-        if store is not None:
-            restore, mode = await asyncio.to_thread(self._restore_point, store)
-            if restore is not None:
-                if mode != "rerun":
-                    self.run_id = restore.run.run_id
-                self._restore(restore)
-            self.recorder = RunRecorder(
-                store,
-                self.flow,
-                self.run_id,
-                params=self.params,
-                restore=restore,
-                mode=mode,
-                target=self.target,
-            )
-            await asyncio.to_thread(self.recorder.start)
-        elif self.resume is not None or self.rerun_of is not None:
-            raise ValueError("resume= and rerun_of= need the store of the run: pass store=")
-        captures = {
-            stage.name: (stage.fn, len(stage.fn.items))
+        self._captured = {  # what capturing sinks held before: the result has the rest
+            stage.name: len(stage.fn.items)
             for stage in self.flow.stages
             if stage.is_sink and isinstance(stage.fn, Capture)
         }
-        executors = [
+        store = resolve_store(self.store_option)
+        restore = await self._start_record(store)
+        try:
+            status, error = await self._run_to_end(store, restore, handle_signals)
+        except BaseException as escaped:  # cancelled from outside, or a bug of riverbed
+            cancelled = isinstance(escaped, asyncio.CancelledError | KeyboardInterrupt)
+            if not cancelled:
+                self.failures.record("<engine>", None, escaped, 1, OnError.STOP)
+            status = RunStatus.CANCELLED if cancelled else RunStatus.FAILED
+            await self._end_record(started, status)
+            raise
+        self._error = error
+        return await self._end_record(started, status)
+
+    async def _start_record(self, store: Store | None) -> RestorePoint | None:
+        """Where the run starts, and its record RUNNING under this process (nothing is
+        recorded when this fails: a run that may not resume, a store away)."""
+        if store is None:
+            if self.resume is not None or self.rerun_of is not None:
+                raise ValueError("resume= and rerun_of= need the store of the run: pass store=")
+            return None
+        restore, mode = await asyncio.to_thread(self._restore_point, store)
+        if restore is not None:
+            if mode != "rerun":
+                self.run_id = restore.run.run_id
+            self._restore(restore)
+        self.recorder = RunRecorder(
+            store,
+            self.flow,
+            self.run_id,
+            params=self.params,
+            restore=restore,
+            mode=mode,
+            target=self.target,
+        )
+        record = await asyncio.to_thread(self.recorder.start)
+        for observer in self.observers:
+            observer.started(record)
+        return restore
+
+    async def _run_to_end(
+        self, store: Store | None, restore: RestorePoint | None, handle_signals: bool
+    ) -> tuple[RunStatus, BaseException | None]:
+        """Start every task, wait for the end, take the final checkpoint, close the sinks;
+        return how the run ended and the error that stopped it."""
+        executors = self._executors(store)
+        loop = asyncio.get_running_loop()
+        signals = handle_signals and threading.current_thread() is threading.main_thread()
+        display = ticker = None
+        error: BaseException | None = None
+        try:
+            if self.recorder is not None and (self.checkpoint_interval or self.checkpoint_events):
+                self.checkpointer = self._checkpointer(restore)
+            await self._commit_prepared()
+            if self.recorder is not None:
+                self.recorder.keep_lease(self._lease_lost, loop)
+            if self.checkpointer is not None:
+                self._helpers.append(loop.create_task(self.checkpointer.run()))
+            drained = restore is not None and bool(restore.meta.get("ended"))
+            if not drained:  # a run resumed after its last checkpoint has nothing to do
+                self._start_tasks(loop, executors)
+            display, ticker = self._start_progress(loop)
+            if signals:
+                for number in INTERRUPTS:
+                    loop.add_signal_handler(number, self._on_interrupt)
+            error = await self._wait()
+            if error is None and self.checkpointer is not None and not (self.aborted or drained):
+                await self._final_checkpoint(executors)
+        except StageFailedError as failure:  # a source could not list its partitions
+            error = failure
+        except RiverbedError as failure:  # the store failed a checkpoint: the run cannot go on
+            if not isinstance(failure, LeaseLostError):
+                raise
+        finally:
+            if signals:
+                for number in INTERRUPTS:
+                    loop.remove_signal_handler(number)
+            error = await self._wind_down(executors, error)
+            status = self._status(error)
+            if ticker is not None:
+                ticker.cancel()
+            if display is not None:
+                display.stop(status.value)
+        return status, error
+
+    def _status(self, error: BaseException | None) -> RunStatus:
+        """How the run ended, as this process saw it (the store may know better: a run
+        cancelled from outside meanwhile)."""
+        if self.lost:
+            return RunStatus.CANCELLED
+        if error is not None:
+            return RunStatus.FAILED
+        if self.stopping or self.aborted:
+            return RunStatus.SCHEDULED if self.releasing else RunStatus.CANCELLED
+        return RunStatus.SUCCEEDED
+
+    async def _wind_down(
+        self, executors: list[ChainExecutor], error: BaseException | None
+    ) -> BaseException | None:
+        """Stop the helpers, commit what transactional sinks hold (no checkpoints), close
+        every sink; the first error wins."""
+        for task in self._helpers:
+            task.cancel()
+        if self.checkpointer is None and not self.lost:
+            error = error or await self._commit_unchecked()
+        for executor in executors:
+            closing_error = await self._close(executor)
+            error = error or closing_error
+        return error
+
+    async def _end_record(self, started: datetime, status: RunStatus) -> RunResult:
+        """The run's result, recorded in the store (fenced by its lease): with the status
+        the store holds, if the run was cancelled from outside meanwhile."""
+        result = self._result(started, status)
+        if self.recorder is not None:
+            record = await asyncio.to_thread(
+                self.recorder.finish, result, release=status is RunStatus.SCHEDULED
+            )
+            if record.status is not result.status:
+                result = dataclasses.replace(result, status=record.status)
+        for observer in self.observers:
+            observer.ended(result)
+        return result
+
+    def _result(self, started: datetime, status: RunStatus) -> RunResult:
+        outputs = {
+            name: self.flow.stage(name).fn.items[start:] for name, start in self._captured.items()
+        }
+        return RunResult(
+            run_id=self.run_id,
+            flow=self.flow.name,
+            flow_version=self.version,
+            status=status,
+            started_at=started,
+            ended_at=datetime.now(UTC),
+            stages={name: counters.freeze() for name, counters in self.counters.items()},
+            outputs=outputs,
+            dead_letters=tuple(self.failures.dead_letters),
+            errors=tuple(self.failures.errors),
+            error=self.failures.fatal,
+            positions={name: dict(parts) for name, parts in self.positions.items()},
+        )
+
+    def _executors(self, store: Store | None) -> list[ChainExecutor]:
+        return [
             ChainExecutor(
                 chain,
                 [self.counters[s.name] for s in chain.stages],
@@ -215,71 +361,6 @@ class LocalRun(DurableRun):
             )
             for chain in self.plan.chains
         ]
-        loop = asyncio.get_running_loop()
-        signals = handle_signals and threading.current_thread() is threading.main_thread()
-        display = ticker = None
-        helpers: list[asyncio.Task[None]] = []
-        error: BaseException | None = None
-        status = RunStatus.CANCELLED  # if this very call is cancelled
-        try:
-            if self.recorder is not None and (self.checkpoint_interval or self.checkpoint_events):
-                self.checkpointer = self._checkpointer(restore)
-            await self._commit_prepared()
-            if self.recorder is not None:
-                helpers.append(loop.create_task(self.recorder.heartbeat(self._stop)))
-            if self.checkpointer is not None:
-                helpers.append(loop.create_task(self.checkpointer.run()))
-            drained = restore is not None and bool(restore.meta.get("ended"))
-            if not drained:  # a run resumed after its last checkpoint has nothing to do
-                self._start_tasks(loop, executors)
-            display, ticker = self._start_progress(loop)
-            if signals:
-                loop.add_signal_handler(signal.SIGINT, self._on_interrupt)
-            error = await self._wait()
-            if error is None and self.checkpointer is not None and not (self.aborted or drained):
-                await self._final_checkpoint(executors)
-        except StageFailedError as failure:  # a source could not list its partitions
-            error = failure
-        except Exception as failure:  # the store failed a checkpoint: the run cannot go on
-            if not isinstance(failure, RiverbedError):
-                raise
-            error = failure
-        finally:
-            if signals:
-                loop.remove_signal_handler(signal.SIGINT)
-            for task in helpers:
-                task.cancel()
-            if self.checkpointer is None:
-                error = error or await self._commit_unchecked()
-            for executor in executors:  # every sink is closed; the first error wins
-                closing_error = await self._close(executor)
-                error = error or closing_error
-            if error is not None:
-                status = RunStatus.FAILED
-            elif not (self.stopping or self.aborted):
-                status = RunStatus.SUCCEEDED
-            if ticker is not None:
-                ticker.cancel()
-            if display is not None:
-                display.stop(status.value)
-        self._error = error
-        result = RunResult(
-            run_id=self.run_id,
-            flow=self.flow.name,
-            flow_version=self.version,
-            status=status,
-            started_at=started,
-            ended_at=datetime.now(UTC),
-            stages={name: counters.freeze() for name, counters in self.counters.items()},
-            outputs={name: sink.items[start:] for name, (sink, start) in captures.items()},
-            dead_letters=tuple(self.failures.dead_letters),
-            errors=tuple(self.failures.errors),
-            error=self.failures.fatal,
-            positions={name: dict(parts) for name, parts in self.positions.items()},
-        )
-        if self.recorder is not None:
-            await asyncio.to_thread(self.recorder.finish, result)
-        return result
 
     def _start_tasks(self, loop: asyncio.AbstractEventLoop, executors: list[ChainExecutor]) -> None:
         """One task per source partition and one per chain, joined by bounded channels;
@@ -327,6 +408,8 @@ class LocalRun(DurableRun):
         if pending:
             self._cancel_all()
             await asyncio.gather(*pending, return_exceptions=True)
+        if self.lost:
+            return None  # no longer this process's run: nothing of it is recorded
         if error is not None and not isinstance(error, StageFailedError):
             self.failures.record("<engine>", None, error, 1, OnError.STOP)
             internal = InternalError(f"riverbed's local engine failed: {error!r}")
@@ -588,8 +671,11 @@ class LocalRun(DurableRun):
             task.cancel()
 
     def _on_interrupt(self) -> None:
+        """Ctrl-C or SIGTERM: a clean stop (cancelled; a worker's run goes back to the
+        queue), and at a second one, at once."""
         self._interrupts += 1
         if self._interrupts == 1:
+            self.releasing = self.claimed is not None
             self._stop()
             logger.warning(
                 "flow %r: stopping; draining events in flight (Ctrl-C again to stop at once)",
@@ -598,6 +684,16 @@ class LocalRun(DurableRun):
         else:
             self.aborted = True
             self._cancel_all()
+
+    def _lease_lost(self) -> None:
+        """The run is no longer this process's (cancelled from outside, or taken over):
+        stop at once; nothing it would write now could be kept."""
+        if self.lost:
+            return
+        self.lost = True
+        self.aborted = True
+        self._stop()
+        self._cancel_all()
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:
