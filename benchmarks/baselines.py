@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import heapq
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .workloads import (
     WINDOW_SECONDS,
-    Counter,
+    Checksum,
+    EvenOdd,
     LastMeans,
     RunningMean,
     WindowCounts,
@@ -30,26 +31,48 @@ from .workloads import (
     on_even,
     on_odd,
     project,
+    touch,
+    touch_async,
 )
 
 # -- the plain loop ------------------------------------------------------------------------
 
 
-def plain_w1(n: int) -> Counter:
-    """W1 as one loop: map, filter, map, count inline."""
-    count = 0
+def plain_w1(n: int) -> Checksum:
+    """W1 as one loop: map, filter, map; count and sum inline."""
+    count = ids = 0
+    v2s = 0.0
     for event in events(n):
         event = add_v2(event)
         if keep(event):
-            project(event)
+            id_, v2 = project(event)
             count += 1
-    return Counter(count)
+            ids += id_
+            v2s += v2
+    return Checksum(count, ids, v2s)
+
+
+def plain_w1a(n: int) -> Checksum:
+    """W1A as one loop: W1 with the middle map's work (``touch``) called as the plain
+    function it wraps; a loop has nothing to await, and awaiting a coroutine per event
+    would charge the baseline with a cost that is riverbed's to hide."""
+    count = ids = 0
+    v2s = 0.0
+    for event in events(n):
+        event = touch(add_v2(event))
+        if keep(event):
+            id_, v2 = project(event)
+            count += 1
+            ids += id_
+            v2s += v2
+    return Checksum(count, ids, v2s)
 
 
 def plain_w2(n: int) -> LastMeans:
     """W2 as one loop: key, one ``RunningMean`` per key, keep the last mean per key."""
     states: dict[Any, RunningMean] = {}
     last: dict[Any, float] = {}
+    emitted = 0
     for event in events(n):
         key = get_key(event)
         state = states.get(key)
@@ -58,19 +81,20 @@ def plain_w2(n: int) -> LastMeans:
         mean = RunningMean.add(state, event)
         if mean is not None:
             last[key] = mean
-    return LastMeans(last)
+            emitted += 1
+    return LastMeans(last, emitted)
 
 
-def plain_w4(n: int) -> Counter:
-    """W4 as one loop: branch, the map of the branch taken, count inline."""
-    count = 0
+def plain_w4(n: int) -> EvenOdd:
+    """W4 as one loop: branch, the map of the branch taken, count by tag inline."""
+    evens = odds = 0
     for event in events(n):
-        if is_even(event):
-            on_even(event)
+        tag, _ = on_even(event) if is_even(event) else on_odd(event)
+        if tag == "even":
+            evens += 1
         else:
-            on_odd(event)
-        count += 1
-    return Counter(count)
+            odds += 1
+    return EvenOdd(evens, odds)
 
 
 class TumblingCounts:
@@ -147,6 +171,12 @@ async def _map(fn: Callable[[Any], Any], inq: Queue, out: Queue) -> None:
     await out.put(_DONE)
 
 
+async def _amap(fn: Callable[[Any], Awaitable[Any]], inq: Queue, out: Queue) -> None:
+    while (event := await inq.get()) is not _DONE:
+        await out.put(await fn(event))
+    await out.put(_DONE)
+
+
 async def _filter(predicate: Callable[[Any], Any], inq: Queue, out: Queue) -> None:
     while (event := await inq.get()) is not _DONE:
         if predicate(event):
@@ -211,17 +241,31 @@ async def _asyncio_w3(n: int) -> WindowCounts:
     return sink
 
 
-async def _asyncio_w1(n: int) -> Counter:
-    counter = Counter()
+async def _asyncio_w1(n: int) -> Checksum:
+    checksum = Checksum()
     q1, q2, q3, q4 = _queue(), _queue(), _queue(), _queue()
     await asyncio.gather(
         _source(n, q1),
         _map(add_v2, q1, q2),
         _filter(keep, q2, q3),
         _map(project, q3, q4),
-        _sink(counter.add, q4),
+        _sink(checksum.add, q4),
     )
-    return counter
+    return checksum
+
+
+async def _asyncio_w1a(n: int) -> Checksum:
+    checksum = Checksum()
+    q1, q2, q3, q4, q5 = _queue(), _queue(), _queue(), _queue(), _queue()
+    await asyncio.gather(
+        _source(n, q1),
+        _map(add_v2, q1, q2),
+        _amap(touch_async, q2, q3),
+        _filter(keep, q3, q4),
+        _map(project, q4, q5),
+        _sink(checksum.add, q5),
+    )
+    return checksum
 
 
 async def _asyncio_w2(n: int) -> LastMeans:
@@ -236,8 +280,8 @@ async def _asyncio_w2(n: int) -> LastMeans:
     return last
 
 
-async def _asyncio_w4(n: int) -> Counter:
-    counter = Counter()
+async def _asyncio_w4(n: int) -> EvenOdd:
+    counter = EvenOdd()
     source, evens, odds, merged, out = _queue(), _queue(), _queue(), _queue(), _queue()
     await asyncio.gather(
         _source(n, source),
@@ -250,9 +294,15 @@ async def _asyncio_w4(n: int) -> Counter:
     return counter
 
 
-def asyncio_w1(n: int) -> Counter:
+def asyncio_w1(n: int) -> Checksum:
     """W1 as a naive asyncio pipeline: source, map, filter, map, sink tasks."""
     return asyncio.run(_asyncio_w1(n))
+
+
+def asyncio_w1a(n: int) -> Checksum:
+    """W1A as a naive asyncio pipeline: W1's tasks with one more, awaiting ``touch_async``
+    per event, between the first map and the filter."""
+    return asyncio.run(_asyncio_w1a(n))
 
 
 def asyncio_w2(n: int) -> LastMeans:
@@ -260,7 +310,7 @@ def asyncio_w2(n: int) -> LastMeans:
     return asyncio.run(_asyncio_w2(n))
 
 
-def asyncio_w4(n: int) -> Counter:
+def asyncio_w4(n: int) -> EvenOdd:
     """W4 as a naive asyncio pipeline: source, branch, two maps, merge, sink tasks."""
     return asyncio.run(_asyncio_w4(n))
 

@@ -19,12 +19,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import baselines, bytewax_impl, durability, parallel, riverbed_impl, w5, workloads
-from .measure import Measurement, RssSampler, measure
+from . import (
+    backpressure,
+    baselines,
+    bytewax_impl,
+    durability,
+    parallel,
+    riverbed_impl,
+    w5,
+    workloads,
+)
+from .measure import Measurement, measure
 
 IMPLEMENTATIONS = ("riverbed", "plain", "naive_asyncio", "bytewax")
-
-W6_TARGET_GROWTH_MB = 50.0
 
 PARALLEL_REPEATS = 3
 """At most this many repeats of PARALLEL (its runs take seconds each, not milliseconds)."""
@@ -57,6 +64,17 @@ WORKLOADS: dict[str, Workload] = {
         },
         workloads.check_w1,
         {"ratio_plain": 0.8, "ratio_bytewax": 1.5},
+    ),
+    "W1A": Workload(
+        "W1A",
+        "W1 with an async map in the middle (no fusion through it)",
+        {
+            "riverbed": riverbed_impl.riverbed_w1a,
+            "plain": baselines.plain_w1a,
+            "naive_asyncio": baselines.asyncio_w1a,
+            "bytewax": bytewax_impl.bytewax_w1a,
+        },
+        workloads.check_w1,
     ),
     "W2": Workload(
         "W2",
@@ -96,7 +114,7 @@ WORKLOADS: dict[str, Workload] = {
     ),
 }
 
-ALL_WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W2C", "W7", "PARALLEL")
+ALL_WORKLOADS = ("W1", "W1A", "W2", "W3", "W4", "W5", "W6", "W2C", "W7", "PARALLEL")
 
 
 def log(message: str) -> None:
@@ -215,63 +233,6 @@ def run_workload(workload: Workload, events: int, repeats: int) -> dict[str, Any
     return record
 
 
-def run_w6(seconds: float) -> dict[str, Any]:
-    """W6: riverbed alone (a memory check under backpressure, not a race)."""
-    warmup = min(2.0, seconds / 2)
-    record: dict[str, Any] = {
-        "workload": "W6",
-        "riverbed_eps": None,
-        "plain_eps": None,
-        "bytewax_eps": None,
-        "ratio_plain": None,
-        "ratio_bytewax": None,
-        "peak_rss_mb": None,
-        "naive_asyncio_eps": None,
-        "description": "backpressure: endless fast source into a sink sleeping 1 ms per batch",
-        "seconds": seconds,
-        "warmup_seconds": warmup,
-        "plain_reason": "W6 runs riverbed only: it checks memory under backpressure",
-        "naive_asyncio_reason": "W6 runs riverbed only: it checks memory under backpressure",
-        "bytewax_reason": "W6 runs riverbed only: it checks memory under backpressure",
-        "rss_growth_mb": None,
-        "targets": {"rss_growth_mb_below": W6_TARGET_GROWTH_MB},
-        "targets_met": {"rss_growth_mb_below": None},
-        "failures": {},
-    }
-    try:
-        with RssSampler(0.2) as sampler:
-            produced, sink = riverbed_impl.riverbed_w6(seconds)
-    except Exception as error:
-        record["failures"]["riverbed"] = "".join(traceback.format_exception(error)).rstrip()
-        record["riverbed_reason"] = f"raised {type(error).__name__}: {error}".splitlines()[0]
-        log(f"  W6 riverbed: FAILED ({record['riverbed_reason']})")
-        return record
-    elapsed = sampler.samples[-1][0]
-    growth, baseline = sampler.growth_after(warmup)
-    record.update(
-        peak_rss_mb=sampler.peak_mb,
-        rss_growth_mb=growth,
-        rss_after_warmup_mb=baseline,
-        produced=produced.count,
-        delivered=sink.count,
-        sink_batches=sink.batches,
-        rss_samples_mb=[(round(t, 2), round(rss / 1024 / 1024, 1)) for t, rss in sampler.samples],
-    )
-    record["targets_met"]["rss_growth_mb_below"] = growth < W6_TARGET_GROWTH_MB
-    if produced.count == 0 or sink.count != produced.count:
-        wrong = f"source produced {produced.count} events, sink received {sink.count}"
-        record["riverbed_reason"] = f"wrong result: {wrong}"
-        record["failures"]["riverbed"] = wrong
-        log(f"  W6 riverbed: WRONG RESULT ({wrong})")
-    else:
-        record["riverbed_eps"] = sink.count / elapsed
-    log(
-        f"  W6 riverbed: {sink.count:,} events in {elapsed:.1f} s, "
-        f"RSS growth {growth:.1f} MB after {warmup:g} s warm-up (peak {sampler.peak_mb:.0f} MB)"
-    )
-    return record
-
-
 def run(
     only: list[str], events: int, repeats: int, w6_seconds: float, w5_runs: int = w5.RUNS
 ) -> list[dict[str, Any]]:
@@ -283,7 +244,7 @@ def run(
         if workload_id == "W5":
             records.extend(w5.run_w5(w5_runs, min(repeats, 3), log))
         elif workload_id == "W6":
-            records.append(run_w6(w6_seconds))
+            records.append(backpressure.run_w6(w6_seconds, log))
         elif workload_id == "W2C":
             records.append(durability.run_w2c(events, repeats, log))
         elif workload_id == "W7":

@@ -116,8 +116,10 @@ def print_table(records: list[dict[str, Any]], info: dict[str, Any], console: Co
         parallel.print_table(record, console)
     if not records:
         return
-    events = next((r["events"] for r in records if "events" in r), None)
-    repeats = next((r["repeats"] for r in records if "repeats" in r), None)
+    rows = [r for r in records if r.get("kind") != "durability"]  # W2C, W7: lines below
+    timed = [r for r in rows if "events" in r and "repeats" in r]
+    events = timed[0]["events"] if timed else None
+    repeats = timed[0]["repeats"] if timed else None
     title = f"riverbed {info['riverbed_version']}: events per second"
     if events:
         title += f", medians of {repeats} run(s) of {events:,} events"
@@ -134,9 +136,7 @@ def print_table(records: list[dict[str, Any]], info: dict[str, Any], console: Co
         "peak RSS MB",
     ):
         table.add_column(column, justify="left" if column == "workload" else "right")
-    for record in records:
-        if record.get("kind") == "durability":
-            continue  # their own lines, below
+    for record in rows:
         targets = record.get("targets", {})
         table.add_row(
             record["workload"],
@@ -148,7 +148,8 @@ def print_table(records: list[dict[str, Any]], info: dict[str, Any], console: Co
             _ratio(record["ratio_bytewax"], targets.get("ratio_bytewax")),
             _memory(record),
         )
-    console.print(table)
+    if rows:
+        console.print(table)
     cpu = [
         f"{r['workload']} {_num(r.get('ratio_plain_cpu'))} of plain, "
         f"{_num(r.get('ratio_bytewax_cpu'), 'x')} bytewax"
@@ -166,6 +167,9 @@ def print_table(records: list[dict[str, Any]], info: dict[str, Any], console: Co
             console.print(line, markup=False, highlight=False)
         if "dbos_eps" in record:  # W5: workflows per second beside DBOS Transact
             console.print(_w5_line(record, notes))
+    settings = _settings_line(records)
+    if settings is not None:
+        console.print(settings, markup=False, highlight=False)
     for number, reason in enumerate(notes.reasons, 1):
         console.print(f"[{number}] {reason}", markup=False, highlight=False)
     console.print(
@@ -175,12 +179,58 @@ def print_table(records: list[dict[str, Any]], info: dict[str, Any], console: Co
 
 
 def _w5_line(record: dict[str, Any], notes: _Notes) -> str:
-    """W5's figures (workflows, not events, per second) beside DBOS's, in one line."""
-    commits = record.get("riverbed_commits_per_workflow")
-    return (
+    """W5's figures (workflows, not events, per second) beside DBOS's; then what PostgreSQL
+    counted per workflow, the latencies, and how each records the run before step 1."""
+    line = (
         f"{record['workload']} ({record['mode']}, {record['runs']:,} runs): riverbed "
         f"{_eps(record['riverbed_eps'], record.get('riverbed_reason'), notes)} workflows/s, "
         f"DBOS {_eps(record['dbos_eps'], record.get('dbos_reason'), notes)} workflows/s, "
         f"ratio {_ratio(record['ratio_dbos'], record['targets']['ratio_dbos'])}"
-        + (f", {commits:.2f} commits per workflow" if commits else "")
     )
+    per = []
+    for key, what in (("commits", "commits"), ("wal_syncs", "WAL syncs")):
+        ours = record.get(f"riverbed_{key}_per_workflow")
+        theirs = record.get(f"dbos_{key}_per_workflow")
+        if ours is not None or theirs is not None:
+            per.append(f"{what} riverbed {_num(ours)}, DBOS {_num(theirs)}")
+    if per:
+        others = [
+            (record.get(f"{impl}_pg_counts") or {}).get("other_commits", 0)
+            for impl in ("riverbed", "dbos")
+        ]
+        line += (
+            "; per workflow (PostgreSQL's counts): "
+            + "; ".join(per)
+            + f" [dim](WAL is server-wide: other databases committed {others[0]:,.0f} / "
+            f"{others[1]:,.0f} transactions meanwhile)[/dim]"
+        )
+    latency = [
+        f"{name} {_num(record.get(f'{impl}_latency_p50_ms'))} / "
+        f"{_num(record.get(f'{impl}_latency_p99_ms'))} ms"
+        for impl, name in (("riverbed", "riverbed"), ("dbos", "DBOS"))
+    ]
+    line += "; latency p50 / p99: " + ", ".join(latency)
+    before = {
+        impl: record.get(f"{impl}_run_recorded_before_step_one") for impl in ("riverbed", "dbos")
+    }
+    if any(value is not None for value in before.values()):
+        said = {
+            True: "durably before step 1",
+            False: "only in step 1's commit",
+            None: "n/a",
+        }
+        line += (
+            f"; the run is recorded: riverbed {said[before['riverbed']]}, "
+            f"DBOS {said[before['dbos']]}"
+        )
+    return line
+
+
+def _settings_line(records: list[dict[str, Any]]) -> str | None:
+    """The PostgreSQL settings W5 ran with, once."""
+    settings = next((r["server_settings"] for r in records if r.get("server_settings")), None)
+    if not settings:
+        return None
+    version = settings.get("server_version", "?")
+    rest = ", ".join(f"{k}={v}" for k, v in settings.items() if k != "server_version")
+    return f"W5 server: PostgreSQL {version}; {rest}"

@@ -12,14 +12,12 @@ import functools
 import riverbed as rb
 
 from .workloads import (
-    Counter,
+    Checksum,
+    EvenOdd,
     LastMeans,
-    Produced,
     RunningMean,
-    SlowSink,
     WindowCounts,
     add_v2,
-    endless_events,
     event_seconds,
     events,
     get_key,
@@ -28,6 +26,7 @@ from .workloads import (
     on_even,
     on_odd,
     project,
+    touch_async,
 )
 
 BATCH_SIZE = 1000
@@ -54,16 +53,29 @@ def _check_sink_counter(result: rb.RunResult, stage: str, delivered: int) -> Non
         )
 
 
-def riverbed_w1(n: int) -> Counter:
-    """W1: source, map(add_v2), filter(keep), map(project), sink_batch(count)."""
-    counter = Counter()
+def riverbed_w1(n: int) -> Checksum:
+    """W1: source, map(add_v2), filter(keep), map(project), sink_batch(checksum)."""
+    checksum = Checksum()
     flow = rb.Flow("w1")
     flow.source(functools.partial(events, n), name="events").map(add_v2).filter(keep).map(
         project
-    ).sink_batch(counter.add_batch, name="count")
+    ).sink_batch(checksum.add_batch, name="checksum")
     result = _run(flow)
-    _check_sink_counter(result, "count", counter.count)
-    return counter
+    _check_sink_counter(result, "checksum", checksum.count)
+    return checksum
+
+
+def riverbed_w1a(n: int) -> Checksum:
+    """W1A: W1 with ``map(touch_async)``, a coroutine function, between map(add_v2) and
+    filter(keep): the chain cannot be fused through it."""
+    checksum = Checksum()
+    flow = rb.Flow("w1a")
+    flow.source(functools.partial(events, n), name="events").map(add_v2).map(touch_async).filter(
+        keep
+    ).map(project).sink_batch(checksum.add_batch, name="checksum")
+    result = _run(flow)
+    _check_sink_counter(result, "checksum", checksum.count)
+    return checksum
 
 
 def riverbed_w2(n: int) -> LastMeans:
@@ -90,9 +102,9 @@ def riverbed_w3(n: int) -> WindowCounts:
     return counts
 
 
-def riverbed_w4(n: int) -> Counter:
-    """W4: source, branch(is_even), map on each side, merge, sink_batch(count)."""
-    counter = Counter()
+def riverbed_w4(n: int) -> EvenOdd:
+    """W4: source, branch(is_even), map on each side, merge, sink_batch(count by tag)."""
+    counter = EvenOdd()
     flow = rb.Flow("w4")
     branches = flow.source(functools.partial(events, n), name="events").branch(is_even)
     evens = branches.trues.map(on_even)
@@ -101,19 +113,6 @@ def riverbed_w4(n: int) -> Counter:
     result = _run(flow)
     _check_sink_counter(result, "count", counter.count)
     return counter
-
-
-def riverbed_w6(seconds: float) -> tuple[Produced, SlowSink]:
-    """W6: an endless fast source (stopping itself after ``seconds``) into a sink that
-    sleeps 1 ms per batch. Returns what the source produced and what the sink took."""
-    produced = Produced()
-    sink = SlowSink()
-    flow = rb.Flow("w6")
-    flow.source(functools.partial(endless_events, seconds, produced), name="endless").sink_batch(
-        sink.write, name="slow"
-    )
-    _run(flow)
-    return produced, sink
 
 
 def version() -> str:
