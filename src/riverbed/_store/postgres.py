@@ -2,10 +2,10 @@
 
 - A ``psycopg_pool.ConnectionPool`` (1 to 8 connections) serves the engine's threads.
   Connections are in autocommit mode: a lone statement is its own transaction (one round
-  trip, e.g. a workflow's step), and multi-statement writes open one explicitly. The pool
-  checks each connection as it hands it out, so that a server restart costs a reconnect,
-  not a failed call; connection-level errors (``OperationalError``: the server restarting,
-  the network cut) are ``StoreUnavailableError``s, which every call retries (``retry``).
+  trip, e.g. a workflow's step), and multi-statement writes open one explicitly.
+  Connection-level errors (``OperationalError``: the server restarting, the network cut, a
+  pooled connection the server dropped) are ``StoreUnavailableError``s, which every call
+  retries on a fresh connection (``retry``): a restart costs a reconnect, not the run.
 - Statements are prepared on first use (``prepare_threshold=0``): the store runs the same
   few statements over and over.
 - A status transition reads the run ``FOR UPDATE``: two concurrent transitions of one run
@@ -171,8 +171,11 @@ class PostgresStore(SQLStore):
             max_size=max_size,
             kwargs={"autocommit": True, "prepare_threshold": 0},
             configure=_read_only_session if read_only else None,
-            # A connection the server dropped (a restart) is replaced as it is handed out.
-            check=psycopg_pool.ConnectionPool.check_connection,
+            # No check as a connection is handed out: it would cost a round trip per call
+            # (4 of the 8 of a 3-step workflow). A connection the server dropped (a
+            # restart) fails its first statement with an OperationalError instead, before
+            # anything reached the server; the pool discards it and the call is retried
+            # on another (every write recognizes its own earlier commit: see ``retry``).
             # Short: a call that cannot get a connection is retried with backoff (see
             # ``retry``), which is what bounds how long a run waits for its store.
             timeout=min(connect_timeout, POOL_WAIT),
@@ -248,15 +251,18 @@ class PostgresStore(SQLStore):
         transaction, which raises the precise error (LeaseLostError,
         InvalidTransitionError, DuplicateRunError, RunNotFoundError, StoreError for a step
         recorded twice)."""
-        if not commits:
-            return
-        try:
-            statement = _commit_statement(self, commits)
-        except _NeedsGeneralPathError:
+        if commits and not self._commit_fast(commits):
             super().commit_steps(commits)
-            return
+
+    def _commit_fast(self, commits: Sequence[StepCommit]) -> bool:
+        """Apply ``commits`` in their one statement, retried through transient errors;
+        False if the statement failed (nothing of it kept) or the commits need the
+        general path (one run twice in a group)."""
+        try:
+            sql, params = _commit_statement(self, commits)
+        except _NeedsGeneralPathError:
+            return False
         token = new_token()
-        sql, params = statement
         params = [token if value is _TOKEN else value for value in params]
 
         def attempt(retry: bool) -> bool:
@@ -276,8 +282,7 @@ class PostgresStore(SQLStore):
             except psycopg_pool.PoolTimeout as exc:
                 raise self._error(exc) from exc
 
-        if not self._retrying(attempt):
-            super().commit_steps(commits)
+        return self._retrying(attempt)
 
 
 def _one_line(exc: Exception) -> str:
@@ -424,8 +429,8 @@ class _Statement:
         for entry in entries:
             self.params.extend(entry)
         rows += [
-            f"SELECT run_id, attempt, status, clock_timestamp(), worker, "
-            f"CASE WHEN status = 'failed' THEN error END, 2 FROM {name}"
+            f"SELECT run_id, attempt, status, clock_timestamp() AS at, worker, "
+            f"CASE WHEN status = 'failed' THEN error END AS error, 2 AS o FROM {name}"
             for name in self.ends
         ]
         if rows:
