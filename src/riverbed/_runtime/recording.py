@@ -23,7 +23,7 @@ from riverbed._errors import (
 )
 from riverbed._model.serialize import stage_version
 from riverbed._runtime.identity import WORKER, process_gone
-from riverbed._runtime.lease import LEASE_SECONDS, LeaseKeeper
+from riverbed._runtime.lease import LEASE_SECONDS, Keeping, keep
 from riverbed._runtime.result import COUNTS, event_repr
 from riverbed._store import open_store
 from riverbed._store.protocol import Store
@@ -255,7 +255,7 @@ class RunRecorder:
         self.versions = stage_versions(flow)
         self.lease: Lease | None = None
         """The lease this process writes the run under, once ``start`` recorded it."""
-        self._keeper: LeaseKeeper | None = None
+        self._keeper: Keeping | None = None
         self._dead_letters_saved = 0
 
     def start(self) -> RunRecord:
@@ -290,7 +290,7 @@ class RunRecorder:
         ``on_lost`` on ``loop`` once the store says the run is no longer this process's
         (``riverbed runs cancel``, or a takeover)."""
         assert self.lease is not None
-        self._keeper = LeaseKeeper(self.store, self.lease, on_lost=on_lost, loop=loop).start()
+        self._keeper = keep(self.store, self.lease, on_lost=on_lost, loop=loop)
 
     def stop_keeping(self) -> None:
         """Stop renewing the lease."""

@@ -58,7 +58,7 @@ from riverbed._model.workflow import is_workflow_output, workflow_ends
 from riverbed._runtime.cache import StepCache
 from riverbed._runtime.clock import SystemClock
 from riverbed._runtime.committer import committer
-from riverbed._runtime.lease import LeaseKeeper
+from riverbed._runtime.lease import Keeping, keep
 from riverbed._runtime.observer import RunObserver
 from riverbed._runtime.recording import (
     LEASE_SECONDS,
@@ -344,7 +344,7 @@ class _Execution:
         self.cache = StepCache(store, run_id) if store is not None else None
         self.lease: Lease | None = None
         """The lease the run's commits are made under, once its record is RUNNING here."""
-        self.keeper: LeaseKeeper | None = None
+        self.keeper: Keeping | None = None
         self.stop: str | None = None
         """Why the run must stop at the next step boundary: "cancelled" (the store says
         so) or "released" (this worker is shutting down)."""
@@ -422,7 +422,7 @@ class _Execution:
         def lost() -> None:
             self.stop = self.stop or "cancelled"
 
-        self.keeper = LeaseKeeper(self.store, self.lease, on_lost=lost, loop=loop).start()
+        self.keeper = keep(self.store, self.lease, on_lost=lost, loop=loop)
 
     async def _walk(self, input: Any, recorded: dict[int, StepRecord]) -> WorkflowResult:
         pending: dict[Port, list[Any]] = {Port(self.shape.input.name): [input]}
