@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 from collections import Counter, defaultdict
 from typing import Any
 
@@ -425,3 +426,27 @@ def test_early_every_on_sessions_and_count_windows() -> None:
     counts = keyed.window(rb.CountWindow(4), early_every=3, name="c")
     out = drive(counts, [("a", (i, "v")) for i in range(4)])
     assert [(type(r).__name__, r[1]) for _, r in out] == [("Early", 3), ("tuple", 4)]
+
+
+NON_FINITE = [math.nan, math.inf, -math.inf]
+TIMED_WINDOWS = [rb.Tumbling(10), rb.Sliding(10, 5), rb.Session(3)]
+
+
+@pytest.mark.parametrize("bad", NON_FINITE, ids=repr)
+@pytest.mark.parametrize("window", TIMED_WINDOWS, ids=repr)
+def test_a_non_finite_event_time_is_an_error(window: Any, bad: float) -> None:
+    """NaN and +-inf are no time at all: the window raises a ValueError that says so (the
+    stage's policy then applies), and skipping the event leaves the run as without it."""
+    windows = rb.Flow("n").source([]).window(window, rb.Collect(), event_time=float)
+    state: dict[str, Any] = {}
+    processor = windows.flow.stage("window").fn.create(state)
+    out: list[Any] = []
+    for value in [1.0, 12.0]:
+        out.extend(processor.process(value, 0.0) or ())
+    with pytest.raises(ValueError, match=rf"returned {re.escape(repr(bad))}, .* finite"):
+        processor.process(bad, 0.0)
+    for value in [14.0, 25.0, 40.0]:
+        out.extend(processor.process(value, 0.0) or ())
+    out.extend(processor.finish() or ())
+    assert out == drive(windows, [1.0, 12.0, 14.0, 25.0, 40.0])
+    assert state["late_dropped"] == 0

@@ -23,7 +23,16 @@ from itertools import repeat
 from typing import Any
 
 from riverbed._model.ops.aggregate import aggregator_of
-from riverbed._model.ops.time import ARRIVAL, MAX, WM, Late, new_clock, seconds_of, watermark
+from riverbed._model.ops.time import (
+    ARRIVAL,
+    MAX,
+    WM,
+    Late,
+    as_seconds,
+    new_clock,
+    seconds_of,
+    watermark,
+)
 from riverbed._model.ops.windows import Early, Updated, Window, WindowSpec
 
 __all__ = ["BucketProcessor"]
@@ -94,9 +103,11 @@ class BucketProcessor:
             t = getter(value)
             try:
                 end = t - (t - offset) % size + size
-            except TypeError:  # a datetime (or a wrong type, which seconds_of names)
-                t = seconds_of(value, getter)
+            except TypeError:  # a datetime (or a wrong type, which as_seconds names)
+                t = as_seconds(t, getter)
                 end = t - (t - offset) % size + size
+            if end != end:  # NaN: t is NaN or +-inf, which as_seconds refuses
+                as_seconds(t, getter)
             bucket = get(end)
             if bucket is None:
                 if end <= clock[1]:
