@@ -83,6 +83,7 @@ class BucketProcessor:
         while start > t - size:
             ends.append(start + size)
             start -= every
+        ends.reverse()  # in time order: late updates come out oldest window first
         return ends
 
     def _counting(self) -> Callable[[Any, float], Iterable[Any] | None]:
@@ -111,7 +112,7 @@ class BucketProcessor:
             bucket = get(end)
             if bucket is None:
                 if end <= clock[1]:
-                    return late(key, value, t, [end], now)
+                    return late(key, value, t, [end])
                 bucket = open_[end] = {}
                 push(ends, end)
             bucket[key] = bucket.get(key, 0) + 1
@@ -139,7 +140,10 @@ class BucketProcessor:
         mark = clock[WM]
         live = [end for end in ends if end > mark]
         if not live:
-            return self._late_event(key, value, t, ends, now)
+            return self._late_event(key, value, t, ends)
+        # A sliding window's event may be late for some of its windows only: those follow
+        # the late policy (``_late_updates``), the open ones take it.
+        closed = [end for end in ends if end <= mark] if len(live) < len(ends) else []
         if self._getter is None:
             mark = max(mark, now)
         else:
@@ -157,11 +161,14 @@ class BucketProcessor:
                     updates.append((end, self._agg.start(value, salt)))
                 else:
                     updates.append((end, self._agg.add(bucket[key], value)))
+            late_updates = self._late_updates(key, value, closed) if closed else []
         except BaseException:
             for end, _ in due:
                 heapq.heappush(self._ends, end)
             raise
-        out: list[Any] = []
+        out: list[Any] = self._commit_late(key, late_updates)
+        if len(late_updates) < len(closed):
+            self._state["late_dropped"] += 1
         for end, acc in updates:
             bucket = self._open.get(end)
             if bucket is None:
@@ -200,33 +207,47 @@ class BucketProcessor:
     # -- late events ----------------------------------------------------------------------
 
     def _late_event(
-        self, key: Any, value: Any, t: float, ends: list[float], now: float
+        self, key: Any, value: Any, t: float, ends: list[float]
     ) -> Iterable[Any] | None:
+        """An event all of whose windows have closed."""
         if self._late == "side":
             return ((key, Late(value, t)) if self._keyed else Late(value, t),)
-        if self._late == "update":
-            mark = self._clock[WM]
-            kept = [end for end in ends if end + self._lateness > mark]
-            updates = []
-            for end in kept:
-                bucket = self._closed.get(end)
-                if bucket is None or key not in bucket:
-                    salt = f"{key!r}/{end!r}" if self._agg.needs_salt else ""
-                    updates.append((end, self._agg.start(value, salt)))
-                else:
-                    updates.append((end, self._agg.add(bucket[key], value)))
-            out = []
-            for end, acc in updates:
-                bucket = self._closed.get(end)
-                if bucket is None:
-                    bucket = self._closed[end] = {}
-                    heapq.heappush(self._closed_ends, end)
-                bucket[key] = acc
-                out.append(self._result(key, end, acc, late=True))
-            if out:
-                return out
-        self._state["late_dropped"] += 1
-        return None
+        out = self._commit_late(key, self._late_updates(key, value, ends))
+        if len(out) < len(ends):
+            self._state["late_dropped"] += 1
+        return out or None
+
+    def _late_updates(
+        self, key: Any, value: Any, ends: list[float]
+    ) -> list[tuple[float, Any, Any]]:
+        """What ``late=UPDATE`` makes of ``value`` in its closed windows ``ends``: for each
+        one still kept (``allowed_lateness``), its end, new accumulator and ``Updated``
+        result. User code only: changes no state."""
+        if self._late != "update":
+            return []
+        mark = self._clock[WM]
+        updates = []
+        for end in ends:
+            if end + self._lateness <= mark:
+                continue  # gone: the event misses this window
+            bucket = self._closed.get(end)
+            if bucket is None or key not in bucket:
+                salt = f"{key!r}/{end!r}" if self._agg.needs_salt else ""
+                acc = self._agg.start(value, salt)
+            else:
+                acc = self._agg.add(bucket[key], value)
+            updates.append((end, acc, self._result(key, end, acc, late=True)))
+        return updates
+
+    def _commit_late(self, key: Any, updates: list[tuple[float, Any, Any]]) -> list[Any]:
+        """Keep ``_late_updates`` in the closed windows; return their results."""
+        for end, acc, _ in updates:
+            bucket = self._closed.get(end)
+            if bucket is None:
+                bucket = self._closed[end] = {}
+                heapq.heappush(self._closed_ends, end)
+            bucket[key] = acc
+        return [result for _, _, result in updates]
 
     # -- closing --------------------------------------------------------------------------
 
