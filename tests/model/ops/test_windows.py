@@ -115,20 +115,26 @@ def test_sliding_collect_equals_reference(events: Any, size: int, every: int, cu
 
 
 def reference_sessions(events: Any, gap: int) -> Counter[Any]:
-    """Sessions of each key: its sorted times split where two are ``gap`` or more apart."""
+    """Sessions of each key: its events sorted by time, split where two are ``gap`` or more
+    apart; each session's events in arrival order."""
     by_key: dict[str, list[Any]] = defaultdict(list)
-    for key, value in events:
-        by_key[key].append(value)
+    for arrival, (key, value) in enumerate(events):
+        by_key[key].append((value[0], arrival, value))
     found: Counter[Any] = Counter()
-    for key, values in by_key.items():
-        values.sort()
-        run = [values[0]]
-        for value in values[1:]:
-            if value[0] - run[-1][0] >= gap:
-                found[(key, run[0][0], run[-1][0] + gap, tuple(run))] += 1
+
+    def session(key: str, run: list[Any]) -> tuple[Any, ...]:
+        in_arrival_order = tuple(value for _, _, value in sorted(run, key=lambda e: e[1]))
+        return (key, run[0][0], run[-1][0] + gap, in_arrival_order)
+
+    for key, timed in by_key.items():
+        timed.sort(key=lambda e: e[0])
+        run = [timed[0]]
+        for entry in timed[1:]:
+            if entry[0] - run[-1][0] >= gap:
+                found[session(key, run)] += 1
                 run = []
-            run.append(value)
-        found[(key, run[0][0], run[-1][0] + gap, tuple(run))] += 1
+            run.append(entry)
+        found[session(key, run)] += 1
     return found
 
 
@@ -137,16 +143,58 @@ def reference_sessions(events: Any, gap: int) -> Counter[Any]:
 def test_sessions_equal_reference(events: Any, gap: int, ordered: bool, cut: int) -> None:
     """Session windows (merging the sessions an event bridges) equal the sessions of the
     sorted times, whether events come in time order (closing as they go) or in any order
-    with a watermark that waits; checkpoints change nothing."""
+    with a watermark that waits; rb.Collect() keeps each session's events in arrival
+    order, also across merges; checkpoints change nothing."""
     if ordered:
         events = sorted(events, key=lambda e: e[1][0])
     windows = stream().window(
         rb.Session(gap), rb.Collect(), event_time=get_t, max_delay=0 if ordered else 1000
     )
     got = drive(windows, events)
-    found = Counter((k, w.start, w.end, tuple(sorted(v))) for k, (w, v) in got)
+    found = Counter((k, w.start, w.end, tuple(v)) for k, (w, v) in got)
     assert found == reference_sessions(events, gap)
     assert drive(windows, events, checkpoint_at=min(cut, len(events))) == got
+
+
+def _same(value: Any) -> int:
+    return 0
+
+
+def _concat(acc: str, value: float) -> str:
+    return f"{acc}{value:g},"
+
+
+ARRIVAL_ORDER_AGGREGATES = [
+    (rb.Collect(), list),
+    (rb.Fold(str, _concat), lambda values: "".join(f"{v:g}," for v in values)),
+    (rb.Min(key=_same), lambda values: values[0]),
+    (rb.Max(key=_same), lambda values: values[0]),
+    (rb.Reservoir(10), list),
+]
+
+
+@pytest.mark.parametrize(
+    ("arrivals", "window"),
+    [
+        ([0.0, 30.0, 5.0, 14.0, 22.0], rb.Window(0.0, 40.0)),
+        ([10.0, 0.0, 12.0, 5.0], rb.Window(0.0, 22.0)),
+    ],
+    ids=["0-30-5-14-22", "10-0-12-5"],
+)
+@pytest.mark.parametrize(
+    ("aggregate", "reference"), ARRIVAL_ORDER_AGGREGATES, ids=lambda a: repr(a)[:20]
+)
+def test_merged_sessions_aggregate_in_arrival_order(
+    aggregate: Any, reference: Any, arrivals: list[float], window: rb.Window
+) -> None:
+    """Events that end in one session merged from several (gap 10): every aggregate sees
+    them in arrival order, as one that never merged would (rb.Collect() is "in arrival
+    order"; Min/Max keep the first of equals; a reservoir larger than the session keeps
+    everything, in order)."""
+    windows = (
+        rb.Flow("s").source([]).window(rb.Session(10), aggregate, event_time=float, max_delay=100)
+    )
+    assert drive(windows, arrivals) == [(window, reference(arrivals))]
 
 
 @PROPERTY

@@ -4,13 +4,17 @@ An event at time ``t`` joins every open session of its key that it comes within 
 of (``start - gap < t < last + gap``), merging them into one; a session closes when the
 watermark reaches ``last + gap``, and its window is ``[start, last + gap)``. A session
 aggregates as events come (so a raising aggregator fails on the event that caused it) and
-also keeps its events: a merge aggregates the merged sessions' events anew, which works
-for every aggregator, folds and user classes included. State:
+also keeps its events, each with its arrival number: a merge aggregates the merged
+sessions' events anew in arrival order, which works for every aggregator (folds, Min/Max's
+first of equals, reservoirs and user classes see what they would have seen without a
+merge). State:
 
 - ``clock``: see ``ops.time``;
-- ``sessions``: key -> list of ``[start, last, events, accumulator]``, sorted by start;
+- ``sessions``: key -> list of ``[start, last, events, accumulator]``, sorted by start,
+  ``events`` being ``(arrival number, value)`` pairs in arrival order;
 - ``due``: a heap of ``(last + gap, sequence number, key)``, some stale (a session that
-  grew since), checked against ``sessions`` when popped; ``seq``: ``[next number]``;
+  grew since), checked against ``sessions`` when popped; ``seq``: ``[last number]``, which
+  numbers heap entries and arrivals;
 - ``closed``: with ``late=UPDATE``, key -> closed sessions kept for late events;
 - ``late_dropped``.
 """
@@ -83,6 +87,9 @@ class SessionProcessor:
         # after, so a raising call leaves the state as it was. The sessions this event
         # touches end after t, so none of them closes at the new mark.
         due, out = self._take_due(mark)
+        arrival = self._seq[0] + 1
+        merged = _in_arrival_order(touched) if len(touched) > 1 else []
+        merged.append((arrival, value))
         try:
             start = min([t, *(s[0] for s in touched)])
             if not touched:
@@ -90,25 +97,23 @@ class SessionProcessor:
             elif len(touched) == 1:
                 acc = self._agg.add(touched[0][3], value)
             else:  # a bridge: aggregate the merged sessions' events anew
-                values = [v for s in touched for v in s[2]]
-                acc = self._agg.over([*values, value], self._salt(key, start))
+                acc = self._agg.over([v for _, v in merged], self._salt(key, start))
         except BaseException:
             self._restore(due)
             raise
         self._commit(due, mark)
+        self._seq[0] = arrival
         if len(touched) == 1:
             session = touched[0]
             session[0], session[1], session[3] = start, max(session[1], t), acc
-            session[2].append(value)
+            session[2].append((arrival, value))
         else:
-            values = [v for s in touched for v in s[2]]
-            session = [start, max([t, *(s[1] for s in touched)]), [*values, value], acc]
+            session = [start, max([t, *(s[1] for s in touched)]), merged, acc]
             kept = [s for s in self._sessions.get(key, ()) if all(s is not x for x in touched)]
             kept.append(session)
             kept.sort(key=_start)
             self._sessions[key] = kept
-        self._seq[0] += 1
-        heapq.heappush(self._due, (session[1] + gap, self._seq[0], key))
+        heapq.heappush(self._due, (session[1] + gap, arrival, key))
         clock[ARRIVAL] = now
         if t > clock[MAX]:
             clock[MAX] = t
@@ -125,13 +130,17 @@ class SessionProcessor:
         if late == "update" and t + self._gap + self._lateness > self._clock[WM]:
             gap = self._gap
             closed = self._closed.setdefault(key, [])
+            arrival = self._seq[0] + 1
             for session in closed:
                 if session[0] - gap < t < session[1] + gap:
                     session[3] = self._agg.add(session[3], value)
+                    self._seq[0] = arrival
                     session[0], session[1] = min(session[0], t), max(session[1], t)
-                    session[2].append(value)
+                    session[2].append((arrival, value))
                     return (self._result(key, session, late=True),)
-            session = [t, t, [value], self._agg.start(value, self._salt(key, t))]
+            acc = self._agg.start(value, self._salt(key, t))
+            self._seq[0] = arrival
+            session = [t, t, [(arrival, value)], acc]
             closed.append(session)
             return (self._result(key, session, late=True),)
         self._state["late_dropped"] += 1
@@ -207,3 +216,10 @@ class SessionProcessor:
 
 def _start(session: list[Any]) -> Any:
     return session[0]
+
+
+def _in_arrival_order(sessions: list[list[Any]]) -> list[tuple[int, Any]]:
+    """The ``(arrival, value)`` events of ``sessions``, interleaved as they arrived (each
+    session's are in arrival order already; arrival numbers are unique, so the values are
+    never compared)."""
+    return list(heapq.merge(*(session[2] for session in sessions)))
