@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import baselines, bytewax_impl, durability, parallel, riverbed_impl, w5, workloads
+from . import baselines, bytewax_impl, durability, parallel, riverbed_impl, w3, w5, workloads
 from .measure import Measurement, RssSampler, measure
 
 IMPLEMENTATIONS = ("riverbed", "plain", "naive_asyncio", "bytewax")
@@ -70,18 +70,6 @@ WORKLOADS: dict[str, Workload] = {
         workloads.check_w2,
         {"ratio_plain": 0.6, "ratio_bytewax": 3.0},
     ),
-    "W3": Workload(
-        "W3",
-        "tumbling event-time windows of 1,000 ms on t, count per key per window",
-        {
-            "riverbed": riverbed_impl.riverbed_w3,
-            "plain": baselines.plain_w3,
-            "naive_asyncio": baselines.asyncio_w3,
-            "bytewax": bytewax_impl.bytewax_w3,
-        },
-        workloads.check_w3,
-        {"ratio_plain": 0.5},
-    ),
     "W4": Workload(
         "W4",
         "fan-out / fan-in: branch on even id, a map per branch, merge, count",
@@ -94,9 +82,22 @@ WORKLOADS: dict[str, Workload] = {
         workloads.check_w4,
         {"ratio_plain": 0.8},
     ),
+    **{variant[0]: Workload(*variant) for variant in w3.VARIANTS},
 }
 
-ALL_WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W2C", "W7", "PARALLEL")
+ALL_WORKLOADS = (
+    "W1",
+    "W2",
+    "W3",
+    "W3-SLIDING",
+    "W3-SESSION",
+    "W4",
+    "W5",
+    "W6",
+    "W2C",
+    "W7",
+    "PARALLEL",
+)
 
 
 def log(message: str) -> None:
