@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import pickle
 import re
 from collections import Counter, defaultdict
 from typing import Any
@@ -611,3 +612,165 @@ def test_sliding_late_policies_equal_reference(
     assert [type(r) for _, r in got] == [type(r) for _, r in expected]
     assert state["late_dropped"] == dropped
     assert drive(windows, events, checkpoint_at=min(cut, len(events))) == expected
+
+
+def _fussy(acc: int, value: tuple[int, str]) -> int:
+    """A fold that raises for some (accumulator, value) pairs, so that an event may fail in
+    its second or third window after its first took it."""
+    if (acc * 31 + value[0]) % 7 == 3:
+        raise ValueError("fussy")
+    return acc + value[0]
+
+
+class FussyAdd:
+    """A user aggregator updated in place whose ``add`` raises for some values (before
+    changing anything, as it should)."""
+
+    def __init__(self) -> None:
+        self.total = 0
+
+    def add(self, value: tuple[int, str]) -> None:
+        if (self.total * 31 + value[0]) % 7 == 3:
+            raise ValueError("fussy add")
+        self.total += value[0]
+
+    def result(self) -> int:
+        return self.total
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and vars(other) == vars(self)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class FussyResult(FussyAdd):
+    """A user aggregator updated in place whose ``result`` raises for some totals."""
+
+    def add(self, value: tuple[int, str]) -> None:
+        self.total += value[0]
+
+    def result(self) -> int:
+        if self.total % 5 == 1:
+            raise ValueError("fussy result")
+        return self.total
+
+
+RAISING = [
+    (window, aggregate, late)
+    for window in [rb.Tumbling(10), rb.Sliding(10, 5), rb.Sliding(9, 2), rb.Session(4)]
+    for aggregate in [rb.Fold(int, _fussy), FussyAdd, FussyResult]
+    for late in rb.LatePolicy
+    # What an instance took in place cannot be undone when a later call raises: the
+    # add of another window of a sliding event, or the result of a late update.
+    if not isinstance(aggregate, type)
+    or not (isinstance(window, rb.Sliding) or (aggregate is FussyResult and late.value == "update"))
+]
+
+
+def _drive_skipping(processor: Any, events: Any) -> tuple[list[Any], list[Any]]:
+    """Run events through a processor as the SKIP policy does: an event whose call raises
+    is dropped. Returns what it emitted (with "finish failed" if finish raised) and the
+    events it took."""
+    out: list[Any] = []
+    taken = []
+    for event in events:
+        try:
+            out.extend(processor.process(event, 0.0) or ())
+        except ValueError:
+            continue
+        taken.append(event)
+    try:
+        out.extend(processor.finish() or ())
+    except ValueError:
+        out.append("finish failed")
+    return out, taken
+
+
+@PROPERTY
+@given(keyed_events, st.sampled_from(RAISING), st.integers(0, 5))
+def test_an_event_whose_user_code_raises_leaves_no_trace(
+    events: Any, setting: tuple[Any, Any, rb.LatePolicy], delay: int
+) -> None:
+    """Skipping the events whose fold, ``add`` or ``result`` raised (the engine's SKIP)
+    gives exactly the run that never saw them, whichever of an event's windows raised,
+    late ones and the windows it closes included."""
+    window, aggregate, late = setting
+    windows = stream().window(
+        window,
+        aggregate,
+        event_time=get_t,
+        max_delay=delay,
+        late=late,
+        allowed_lateness=5 if late is rb.LatePolicy.UPDATE else None,
+    )
+    spec = windows.flow.stage("window").fn
+    out, taken = _drive_skipping(spec.create({}), events)
+    again, retaken = _drive_skipping(spec.create({}), taken)
+    assert (again, retaken) == (out, taken)
+
+
+def _canonical(state: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a window's state that compares equal when it means the same: heaps as
+    their sorted contents, and a session's heap entry by its number and key (its time is
+    when to look at the session again, which may move on without changing anything)."""
+    copy = pickle.loads(pickle.dumps(state))
+    for heap in ("ends", "closed_ends", "closed_due"):
+        if heap in copy:
+            copy[heap] = sorted(copy[heap])
+    if "due" in copy:
+        live = {(key, s[4]) for key, ss in copy["sessions"].items() for s in ss}
+        copy["due"] = sorted((n, repr(k)) for _, n, k in copy["due"] if (k, n) in live)
+    return copy
+
+
+@settings(max_examples=400, deadline=None)
+@given(keyed_events, st.sampled_from(RAISING), st.integers(0, 5))
+def test_a_raising_call_leaves_the_state_as_it_was(
+    events: Any, setting: tuple[Any, Any, rb.LatePolicy], delay: int
+) -> None:
+    """After an event whose fold, ``add`` or ``result`` (of a window it closes, or of its
+    late update) raised, the state means exactly what it meant before the event (the
+    promise that lets the stage's policy skip or retry it), as far as user classes
+    updated in place allow (see ``RAISING``)."""
+    window, aggregate, late = setting
+    windows = stream().window(
+        window,
+        aggregate,
+        event_time=get_t,
+        max_delay=delay,
+        late=late,
+        allowed_lateness=5 if late is rb.LatePolicy.UPDATE else None,
+    )
+    state: dict[str, Any] = {}
+    processor = windows.flow.stage("window").fn.create(state)
+    for event in events:
+        before = _canonical(state)
+        try:
+            processor.process(event, 0.0)
+        except ValueError:
+            assert _canonical(state) == before
+
+
+@pytest.mark.parametrize(
+    ("window", "delay", "events"),
+    [
+        (rb.Tumbling(10), 5, [("a", (6, "x")), ("a", (12, "y")), ("a", (16, "z"))]),
+        (rb.Session(4), 0, [("a", (6, "x")), ("b", (8, "y")), ("b", (11, "z"))]),
+    ],
+    ids=["tumbling", "session"],
+)
+def test_results_of_closing_windows_come_before_the_event_is_added(
+    window: Any, delay: int, events: Any
+) -> None:
+    """The last event adds to an open window of a user class (in place) and closes an
+    older one whose result() raises: the results are asked first, so the failed event
+    has added nothing and the state is as it was."""
+    windows = stream().window(window, FussyResult, event_time=get_t, max_delay=delay)
+    state: dict[str, Any] = {}
+    processor = windows.flow.stage("window").fn.create(state)
+    for event in events[:-1]:
+        processor.process(event, 0.0)
+    before = _canonical(state)
+    with pytest.raises(ValueError, match="fussy result"):
+        processor.process(events[-1], 0.0)
+    assert _canonical(state) == before

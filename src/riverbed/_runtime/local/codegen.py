@@ -269,10 +269,15 @@ class _Generator:
         elif kind is StageKind.FLAT_MAP or kind is StageKind.PROCESS:
             if kind is StageKind.PROCESS:  # a processor without timers: process(event, now)
                 self.names[f"F{index}"] = self.processors[index].process
-                call = f"ys = F{index}(x, NOW)\nys = ys if type(ys) is list else list(ys or ())"
+                # Most events make a window emit nothing (None): no list, no loop for them.
+                guarded(
+                    f"ys = F{index}(x, NOW)\n"
+                    "if ys is not None and type(ys) is not list: ys = list(ys)"
+                )
+                self.line(depth, "if not ys:")
+                self.line(depth + 1, "continue")
             else:
-                call = f"ys = F{index}(x)\nys = ys if type(ys) is list else list(ys)"
-            guarded(call)
+                guarded(f"ys = F{index}(x)\nys = ys if type(ys) is list else list(ys)")
             self.line(depth, f"it{index} = iter(ys)")
             self.line(depth, f"for x in it{index}:")
             pending = (*pending, f"({index}, it{index})")
