@@ -756,15 +756,21 @@ def test_a_raising_call_leaves_the_state_as_it_was(
     [
         (rb.Tumbling(10), 5, [("a", (6, "x")), ("a", (12, "y")), ("a", (16, "z"))]),
         (rb.Session(4), 0, [("a", (6, "x")), ("b", (8, "y")), ("b", (11, "z"))]),
+        (
+            rb.Session(4),
+            0,
+            [("b", (5, "w")), ("a", (6, "x")), ("b", (8, "y")), ("b", (11, "z"))],
+        ),
     ],
-    ids=["tumbling", "session"],
+    ids=["tumbling", "session", "session-due-itself"],
 )
 def test_results_of_closing_windows_come_before_the_event_is_added(
     window: Any, delay: int, events: Any
 ) -> None:
     """The last event adds to an open window of a user class (in place) and closes an
     older one whose result() raises: the results are asked first, so the failed event
-    has added nothing and the state is as it was."""
+    has added nothing and the state is as it was (also when the last event's own
+    session came due at the same moment)."""
     windows = stream().window(window, FussyResult, event_time=get_t, max_delay=delay)
     state: dict[str, Any] = {}
     processor = windows.flow.stage("window").fn.create(state)

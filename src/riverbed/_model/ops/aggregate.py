@@ -180,6 +180,10 @@ def agg_fields(aggregate: Any, where: str) -> dict[str, Any]:
     )
 
 
+def _identity(acc: Any) -> Any:
+    return acc
+
+
 class Aggregator:
     """The steps of one aggregate; holds no state itself (accumulators live in the
     processor's state). One subclass per aggregate, so each step is a plain call: a window
@@ -198,6 +202,9 @@ class Aggregator:
     in_place = False
     """True if ``add`` changes ``acc`` itself (a list, an instance of the user's class):
     then what it returns is not the accumulator, and the caller keeps ``acc``."""
+    result: Callable[[Any], Any] = staticmethod(_identity)
+    """``result(acc)``: what the window emits (``acc`` itself unless a subclass says
+    otherwise; a user class's own ``result`` where it can)."""
     add: Callable[[Any, Any], Any]
     """``add(acc, value)``: the accumulator after ``value`` (or, ``in_place``, nothing).
     Where it can, the very function that does the work: the user's fold or reduce, the
@@ -213,10 +220,6 @@ class Aggregator:
         more does not matter)."""
         added = self.add(acc, value)
         return acc if self.in_place else added
-
-    def result(self, acc: Any) -> Any:
-        """What the window emits."""
-        return acc
 
     def results(self, accs: Iterable[Any]) -> Iterable[Any]:
         """``result`` of each of ``accs``, lazily."""
@@ -349,12 +352,13 @@ class ClassAggregator(Aggregator):
 
     def __init__(self, cls: Callable[[], Any]) -> None:
         self._cls = cls
-        method = inspect.getattr_static(cls, "add", None)
-        if inspect.isfunction(method) and getattr(cls, "__new__", None) is object.__new__:
-            # ``cls.add(acc, value)`` is ``acc.add(value)`` for the instances cls() makes.
-            self.add = method
-        else:  # a descriptor, or instances that may not be the class's own
-            self.add = _call_add
+        # ``cls.add(acc, value)`` is ``acc.add(value)`` for the instances cls() makes,
+        # when add is a plain function of the class: then call it without a wrapper.
+        own = getattr(cls, "__new__", None) is object.__new__
+        add = inspect.getattr_static(cls, "add", None)
+        self.add = add if own and inspect.isfunction(add) else _call_add
+        result = inspect.getattr_static(cls, "result", None)
+        self.result = result if own and inspect.isfunction(result) else _call_result
 
     def start(self, value: Any, salt: str = "") -> Any:
         """A new instance that has added ``value``."""
@@ -362,13 +366,13 @@ class ClassAggregator(Aggregator):
         instance.add(value)
         return instance
 
-    def result(self, acc: Any) -> Any:
-        """``acc.result()``."""
-        return acc.result()
-
 
 def _call_add(acc: Any, value: Any) -> None:
     acc.add(value)
+
+
+def _call_result(acc: Any) -> Any:
+    return acc.result()
 
 
 def aggregator_of(spec: Any) -> Aggregator:

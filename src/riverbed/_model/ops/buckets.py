@@ -188,6 +188,13 @@ class BucketProcessor:
             self._undo(key, first, undo)
             self._restore(due)
             raise
+        if not (due or closed or self._tracked):  # most events: the state is kept already
+            clock = self._clock
+            if mark > clock[WM]:
+                clock[WM] = mark
+            if self._idle is not None:
+                self._arrived(t, now)
+            return None
         steps: list[_Step] = []
         if self._tracked:  # for early results, oldest window first
             for end in reversed(self._window_ends(first, len(undo))):

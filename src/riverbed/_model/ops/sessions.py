@@ -39,6 +39,8 @@ from riverbed._model.ops.windows import Early, Updated, Window, WindowSpec
 
 __all__ = ["SessionProcessor"]
 
+_tuple_new = tuple.__new__
+
 START, LAST, EVENTS, ACC, ENTRY = range(5)
 """Indexes into a session list."""
 
@@ -74,7 +76,8 @@ class SessionProcessor:
     def _result(
         self, key: Any, session: list[Any], *, early: bool = False, late: bool = False
     ) -> Any:
-        window = Window(session[START], session[LAST] + self._gap)
+        # A Window without its Python __new__: one per session, as many as results.
+        window = _tuple_new(Window, (session[START], session[LAST] + self._gap))
         value = self._agg.result(session[ACC])
         if early:
             result: Any = Early(window, value)
@@ -116,22 +119,24 @@ class SessionProcessor:
             return self._join(key, value, t, mark, now, sessions)
         # User code first: the results of the sessions the mark closes (not this one: it
         # ends after t), then the aggregator; the state after.
-        taken = None
-        if mark > clock[WM]:
-            due = self._due
-            if due and due[0][0] <= mark:
-                taken = self._take_due(mark)
+        taken = own = None
+        due = self._due
         acc = session[ACC]
         try:
+            if mark > clock[WM] and due and due[0][0] <= mark:
+                if due[0][1] == session[ENTRY]:  # its own entry (often): pushed again below
+                    own = heapq.heappop(due)
+                if due and due[0][0] <= mark:
+                    taken = self._take_due(mark)
             if self._in_place:
                 self._add(acc, value)
             else:
                 acc = self._add(acc, value)
         except BaseException:
-            self._restore(taken)
+            self._restore(taken, own)
             raise
-        if taken is not None and taken[0]:
-            return self._keep(key, value, t, (mark, now), [session], acc, taken)
+        if taken is not None:
+            return self._keep(key, value, t, (mark, now), [session], acc, taken, own)
         if mark > clock[WM]:
             clock[WM] = mark
         session[ACC] = acc
@@ -139,6 +144,8 @@ class SessionProcessor:
             session[LAST] = t
         elif t < session[START]:
             session[START] = t
+        if own is not None:  # at its end now, so it comes due once per gap, not per event
+            heapq.heappush(due, (session[LAST] + gap, own[1], key))
         seq = self._seq
         arrival = seq[0] = seq[0] + 1
         session[EVENTS].append((arrival, value))
@@ -168,7 +175,7 @@ class SessionProcessor:
         taken = self._take_due(mark) if mark > self._clock[WM] else None
         try:
             if not touched:
-                acc = self._agg.start(value, self._salt(key, t))
+                acc = self._agg.start(value, f"{key!r}/{t!r}" if self._agg.needs_salt else "")
             elif len(touched) == 1:
                 acc = self._agg.step(touched[0][ACC], value)
             else:  # a bridge: aggregate the merged sessions' events anew, in arrival order
@@ -190,9 +197,11 @@ class SessionProcessor:
         touched: list[list[Any]],
         acc: Any,
         taken: _Due | None,
+        own: tuple[float, int, Any] | None = None,
     ) -> Iterable[Any] | None:
         """After the user code of an event: keep it in its session (new, extended or
-        merged from ``touched``), then forget the sessions ``taken`` closed."""
+        merged from ``touched``; ``own`` is the heap entry of the one it extends, if
+        taken off), then forget the sessions ``taken`` closed."""
         mark, now = at
         clock, seq = self._clock, self._seq
         arrival = seq[0] = seq[0] + 1
@@ -201,6 +210,8 @@ class SessionProcessor:
             session[START], session[LAST] = min(session[START], t), max(session[LAST], t)
             session[EVENTS].append((arrival, value))
             session[ACC] = acc
+            if own is not None:
+                heapq.heappush(self._due, (session[LAST] + self._gap, own[1], key))
         else:
             session = self._open_session(key, t, touched, acc, (arrival, value))
         if mark > clock[WM]:
@@ -232,10 +243,14 @@ class SessionProcessor:
         else:
             events, start, last = [event], t, t
         session = [start, last, events, acc, number]
-        kept = [s for s in self._sessions.get(key, ()) if all(s is not x for x in touched)]
-        kept.append(session)
-        kept.sort(key=_start)
-        self._sessions[key] = kept
+        others = self._sessions.get(key)
+        if others is None:  # the key's only open session (most new ones)
+            self._sessions[key] = [session]
+        else:
+            kept = [s for s in others if all(s is not x for x in touched)]
+            kept.append(session)
+            kept.sort(key=_start)
+            self._sessions[key] = kept
         heapq.heappush(self._due, (last + gap, number, key))
         return session
 
@@ -263,6 +278,7 @@ class SessionProcessor:
         """Add a late event to the closed session it falls in (or a new one), kept for
         late updates; emit that session again, as Updated."""
         gap, seq = self._gap, self._seq
+        self._purge(self._clock[WM])  # the closed sessions the watermark passed are gone
         closed = self._closed.get(key, [])
         session = next((s for s in closed if s[START] - gap < t < s[LAST] + gap), None)
         if session is None:
@@ -283,16 +299,17 @@ class SessionProcessor:
 
     # -- closing --------------------------------------------------------------------------
 
-    def _take_due(self, mark: float) -> _Due:
+    def _take_due(self, mark: float) -> _Due | None:
         """The sessions that ended at or before ``mark``, with their results (user code).
 
         Their heap entries go back if a ``result()`` raises, and nothing else changes;
         the entry of a session that grew since it was pushed is pushed again at once
-        (``last + gap``), which changes nothing a result could see."""
+        (``last + gap``), which changes nothing a result could see. None if none ended
+        (most calls: an entry came due for a session that grew since)."""
         due, gap = self._due, self._gap
         ended: list[tuple[Any, list[Any]]] = []
-        popped = []
-        out = []
+        popped: list[Any] = []
+        out: list[Any] = []
         try:
             while due and due[0][0] <= mark:
                 _, number, key = due[0]
@@ -312,11 +329,12 @@ class SessionProcessor:
             for entry in popped:
                 heapq.heappush(due, entry)
             raise
-        return ended, out, popped
+        return (ended, out, popped) if ended else None
 
-    def _restore(self, taken: _Due | None) -> None:
-        """Put the entries ``_take_due`` took back (a later call of user code raised)."""
-        for entry in taken[2] if taken is not None else ():
+    def _restore(self, taken: _Due | None, own: Any = None) -> None:
+        """Put the entries ``_take_due`` took back, and ``own`` (the heap entry of the
+        session an event extends), when a later call of user code raised."""
+        for entry in [*(taken[2] if taken is not None else ()), *((own,) if own else ())]:
             heapq.heappush(self._due, entry)
 
     def _commit(self, taken: _Due, mark: float) -> list[Any]:
@@ -324,12 +342,13 @@ class SessionProcessor:
         return their results."""
         ended, out, _ = taken
         gap = self._gap
+        sessions = self._sessions
         for key, session in ended:
-            rest = [s for s in self._sessions[key] if s is not session]
-            if rest:
-                self._sessions[key] = rest
+            of_key = sessions[key]
+            if len(of_key) == 1:  # mostly
+                del sessions[key]
             else:
-                del self._sessions[key]
+                sessions[key] = [s for s in of_key if s is not session]
             if self._update and session[LAST] + gap + self._lateness > mark:
                 self._closed.setdefault(key, []).append(session)
                 expiry = session[LAST] + gap + self._lateness
@@ -357,7 +376,12 @@ class SessionProcessor:
                 del self._closed[key]
 
     def _close(self, mark: float) -> list[Any]:
-        return self._commit(self._take_due(mark), mark)
+        taken = self._take_due(mark)
+        if taken is not None:
+            return self._commit(taken, mark)
+        if self._update:
+            self._purge(mark)
+        return []
 
     def tick(self, now: float) -> Iterable[Any] | None:
         """Move the watermark with processing time; emit the sessions that closed."""
