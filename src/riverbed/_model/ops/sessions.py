@@ -72,6 +72,42 @@ class SessionProcessor:
         self._closed_due: list[tuple[float, int, Any]] = state.setdefault("closed_due", [])
         self._state = state
         state.setdefault("late_dropped", 0)
+        if any(len(s) == 4 for ss in self._sessions.values() for s in ss):
+            self._upgrade()
+        if any(len(s) == 4 for ss in self._closed.values() for s in ss):
+            self._upgrade_closed()
+
+    def _upgrade(self) -> None:
+        """Bring sessions checkpointed by an earlier riverbed (``[start, last, values,
+        acc]``, a heap entry per event) to this layout: arrival numbers in the order the
+        old merges kept, one heap entry per session."""
+        seq, gap = self._seq, self._gap
+        self._due.clear()
+        for key, sessions in self._sessions.items():
+            for session in sessions:
+                events = []
+                for value in session[EVENTS]:
+                    seq[0] += 1
+                    events.append((seq[0], value))
+                seq[0] += 1
+                session[EVENTS] = events
+                session.append(seq[0])
+                self._due.append((session[LAST] + gap, seq[0], key))
+        heapq.heapify(self._due)
+
+    def _upgrade_closed(self) -> None:
+        """``_upgrade`` for the closed sessions kept for late updates."""
+        seq, expiry = self._seq, self._gap + self._lateness
+        for key, sessions in self._closed.items():
+            for session in sessions:
+                events = []
+                for value in session[EVENTS]:
+                    seq[0] += 1
+                    events.append((seq[0], value))
+                seq[0] += 1
+                session[EVENTS] = events
+                session.append(seq[0])
+                heapq.heappush(self._closed_due, (session[LAST] + expiry, seq[0], key))
 
     def _result(
         self, key: Any, session: list[Any], *, early: bool = False, late: bool = False
