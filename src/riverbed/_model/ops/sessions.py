@@ -10,9 +10,11 @@ first of equals, reservoirs and user classes see what they would have seen witho
 merge). State:
 
 - ``clock``: see ``ops.time``;
-- ``sessions``: key -> list of sessions ``[start, last, events, accumulator, entry]``,
-  sorted by start; ``events`` are ``(arrival number, value)`` pairs in arrival order;
-  ``entry`` numbers the session's one live entry in ``due``;
+- ``sessions``: key -> list of sessions ``[start, last, values, accumulator, entry,
+  arrivals]``, sorted by start: ``values`` are its events in arrival order, ``arrivals``
+  their arrival numbers (plain ints beside them, not a tuple per event: a session keeps
+  its events until it closes, and objects kept that long make the garbage collector's
+  full collections frequent); ``entry`` numbers the session's one live entry in ``due``;
 - ``due``: a heap of ``(time, entry, key)``: a session is looked at when the watermark
   reaches ``time``, its ``last + gap`` when the entry was pushed. A session that grew
   since is pushed again then (one heap operation per ``gap`` of a session's life, not one
@@ -41,7 +43,7 @@ __all__ = ["SessionProcessor"]
 
 _tuple_new = tuple.__new__
 
-START, LAST, EVENTS, ACC, ENTRY = range(5)
+START, LAST, VALUES, ACC, ENTRY, ARRIVALS = range(6)
 """Indexes into a session list."""
 
 _Due = tuple[list[tuple[Any, list[Any]]], list[Any], list[Any]]
@@ -81,33 +83,27 @@ class SessionProcessor:
         """Bring sessions checkpointed by an earlier riverbed (``[start, last, values,
         acc]``, a heap entry per event) to this layout: arrival numbers in the order the
         old merges kept, one heap entry per session."""
-        seq, gap = self._seq, self._gap
         self._due.clear()
         for key, sessions in self._sessions.items():
             for session in sessions:
-                events = []
-                for value in session[EVENTS]:
-                    seq[0] += 1
-                    events.append((seq[0], value))
-                seq[0] += 1
-                session[EVENTS] = events
-                session.append(seq[0])
-                self._due.append((session[LAST] + gap, seq[0], key))
+                self._number(session)
+                self._due.append((session[LAST] + self._gap, session[ENTRY], key))
         heapq.heapify(self._due)
 
     def _upgrade_closed(self) -> None:
         """``_upgrade`` for the closed sessions kept for late updates."""
-        seq, expiry = self._seq, self._gap + self._lateness
+        expiry = self._gap + self._lateness
         for key, sessions in self._closed.items():
             for session in sessions:
-                events = []
-                for value in session[EVENTS]:
-                    seq[0] += 1
-                    events.append((seq[0], value))
-                seq[0] += 1
-                session[EVENTS] = events
-                session.append(seq[0])
-                heapq.heappush(self._closed_due, (session[LAST] + expiry, seq[0], key))
+                self._number(session)
+                heapq.heappush(self._closed_due, (session[LAST] + expiry, session[ENTRY], key))
+
+    def _number(self, session: list[Any]) -> None:
+        """Give a session of the earlier layout its entry and its events' arrivals."""
+        seq = self._seq
+        arrivals = list(range(seq[0] + 1, seq[0] + 1 + len(session[VALUES])))
+        seq[0] += len(arrivals) + 1
+        session.extend((seq[0], arrivals))
 
     def _result(
         self, key: Any, session: list[Any], *, early: bool = False, late: bool = False
@@ -183,12 +179,13 @@ class SessionProcessor:
         if own is not None:  # at its end now, so it comes due once per gap, not per event
             heapq.heappush(due, (session[LAST] + gap, own[1], key))
         seq = self._seq
-        arrival = seq[0] = seq[0] + 1
-        session[EVENTS].append((arrival, value))
+        seq[0] += 1
+        session[VALUES].append(value)
+        session[ARRIVALS].append(seq[0])
         if self._idle is not None:
             self._arrived(t, now)
         every = self._early_every
-        if every is not None and len(session[EVENTS]) % every == 0:
+        if every is not None and len(session[VALUES]) % every == 0:
             return [self._result(key, session, early=True)]
         return None
 
@@ -215,10 +212,10 @@ class SessionProcessor:
             elif len(touched) == 1:
                 acc = self._agg.step(touched[0][ACC], value)
             else:  # a bridge: aggregate the merged sessions' events anew, in arrival order
-                merged = _in_arrival_order(touched)
-                merged.append((self._seq[0] + 1, value))
+                values = [v for _, v in _in_arrival_order(touched)]
+                values.append(value)
                 start = min(t, touched[0][START])
-                acc = self._agg.over([v for _, v in merged], self._salt(key, start))
+                acc = self._agg.over(values, self._salt(key, start))
         except BaseException:
             self._restore(taken)
             raise
@@ -244,7 +241,8 @@ class SessionProcessor:
         if len(touched) == 1:
             session = touched[0]
             session[START], session[LAST] = min(session[START], t), max(session[LAST], t)
-            session[EVENTS].append((arrival, value))
+            session[VALUES].append(value)
+            session[ARRIVALS].append(arrival)
             session[ACC] = acc
             if own is not None:
                 heapq.heappush(self._due, (session[LAST] + self._gap, own[1], key))
@@ -256,7 +254,7 @@ class SessionProcessor:
             self._arrived(t, now)
         out = self._commit(taken, clock[WM]) if taken is not None else []
         every = self._early_every
-        if every is not None and len(session[EVENTS]) % every == 0:
+        if every is not None and len(session[VALUES]) % every == 0:
             out.append(self._result(key, session, early=True))
         return out or None
 
@@ -276,9 +274,10 @@ class SessionProcessor:
             events.append(event)
             start = min(t, touched[0][START])
             last = max(t, *(s[LAST] for s in touched))
+            values, arrivals = [v for _, v in events], [n for n, _ in events]
         else:
-            events, start, last = [event], t, t
-        session = [start, last, events, acc, number]
+            values, arrivals, start, last = [event[1]], [number], t, t
+        session = [start, last, values, acc, number, arrivals]
         others = self._sessions.get(key)
         if others is None:  # the key's only open session (most new ones)
             self._sessions[key] = [session]
@@ -319,10 +318,10 @@ class SessionProcessor:
         session = next((s for s in closed if s[START] - gap < t < s[LAST] + gap), None)
         if session is None:
             acc = self._agg.start(value, self._salt(key, t))
-            grown = [t, t, [], acc, seq[0] + 1]
+            grown = [t, t, [], acc, seq[0] + 1, []]
         else:
             acc = self._agg.step(session[ACC], value)
-            grown = [min(session[START], t), max(session[LAST], t), [], acc, session[ENTRY]]
+            grown = [min(session[START], t), max(session[LAST], t), [], acc, session[ENTRY], []]
         out = (self._result(key, grown, late=True),)  # user code, before the state changes
         seq[0] += 1
         if session is None:
@@ -330,7 +329,8 @@ class SessionProcessor:
             self._closed[key] = [*closed, session]
             heapq.heappush(self._closed_due, (t + gap + self._lateness, seq[0], key))
         session[START], session[LAST], session[ACC] = grown[START], grown[LAST], acc
-        session[EVENTS].append((seq[0], value))
+        session[VALUES].append(value)
+        session[ARRIVALS].append(seq[0])
         return out
 
     # -- closing --------------------------------------------------------------------------
@@ -450,4 +450,4 @@ def _in_arrival_order(sessions: list[list[Any]]) -> list[tuple[int, Any]]:
     """The ``(arrival, value)`` events of ``sessions``, interleaved as they arrived (each
     session's are in arrival order already; arrival numbers are unique, so the values are
     never compared)."""
-    return list(heapq.merge(*(session[EVENTS] for session in sessions)))
+    return list(heapq.merge(*(zip(s[ARRIVALS], s[VALUES], strict=True) for s in sessions)))
