@@ -16,13 +16,18 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .workloads import (
+    SESSION_GAP,
+    SLIDING_SECONDS,
     WINDOW_SECONDS,
     Checksum,
     EvenOdd,
     LastMeans,
+    Mean,
     RunningMean,
-    WindowCounts,
+    WindowResults,
     add_v2,
+    add_value,
+    burst_seconds,
     event_seconds,
     events,
     get_key,
@@ -97,19 +102,25 @@ def plain_w4(n: int) -> EvenOdd:
     return EvenOdd(evens, odds)
 
 
-class TumblingCounts:
-    """W3's window logic written by hand: counts per (window end, key), a heap of window
-    ends, the watermark at the greatest event time seen, late events dropped. The plain loop
-    and the naive asyncio pipeline both use it."""
+# The W3 family's windows written by hand: the plain loop and the naive asyncio pipeline
+# both use them. Each keeps what is open per window (a dict per window end, a heap of ends)
+# or per key (sessions), moves the watermark to the greatest event time seen, closes what
+# it passed, drops late events, and hands the results to the sink as riverbed does:
+# ``(key, ((start, end), value))``.
 
-    def __init__(self, sink: WindowCounts) -> None:
+
+class TumblingCounts:
+    """W3: counts per (1 s window, key)."""
+
+    def __init__(self, sink: WindowResults) -> None:
         self.sink = sink
         self.open: dict[float, dict[Any, int]] = {}
         self.ends: list[float] = []
         self.watermark = -math.inf
 
-    def add(self, key: Any, t: float) -> None:
-        """Count one event of ``key`` at event time ``t``; close what the watermark passed."""
+    def add(self, key: Any, event: Any) -> None:
+        """Count one event of ``key``; close what the watermark passed."""
+        t = event_seconds(event)
         end = t - t % WINDOW_SECONDS + WINDOW_SECONDS
         bucket = self.open.get(end)
         if bucket is None:
@@ -124,22 +135,122 @@ class TumblingCounts:
                 self.close(t)
 
     def close(self, mark: float) -> None:
-        """Emit every window ending at or before ``mark`` as ``(key, (start, count))``."""
+        """Emit every window ending at or before ``mark``."""
         ends = self.ends
         while ends and ends[0] <= mark:
             end = heapq.heappop(ends)
-            start = end - WINDOW_SECONDS
-            self.sink.add_counts([(key, (start, n)) for key, n in self.open.pop(end).items()])
+            window = (end - WINDOW_SECONDS, end)
+            self.sink.add_batch([(key, (window, n)) for key, n in self.open.pop(end).items()])
 
 
-def plain_w3(n: int) -> WindowCounts:
-    """W3 as one loop: key, event time, the hand-written tumbling window counts."""
-    sink = WindowCounts()
-    windows = TumblingCounts(sink)
+class SlidingSums:
+    """W3-SLIDING: sums of ``value`` (``add_value``) per (window, key), windows of 10 s
+    starting every 1 s: each event is in 10 of them."""
+
+    def __init__(self, sink: WindowResults) -> None:
+        self.sink = sink
+        self.open: dict[float, dict[Any, float]] = {}
+        self.ends: list[float] = []
+        self.watermark = -math.inf
+
+    def add(self, key: Any, event: Any) -> None:
+        """Add one event to each of its windows still open; close what the watermark
+        passed."""
+        t = event_seconds(event)
+        end = t - t % WINDOW_SECONDS + SLIDING_SECONDS  # the last window holding t
+        watermark = self.watermark
+        while end > t and end > watermark:
+            bucket = self.open.get(end)
+            if bucket is None:
+                bucket = self.open[end] = {}
+                heapq.heappush(self.ends, end)
+            bucket[key] = add_value(bucket.get(key, 0.0), event)
+            end -= WINDOW_SECONDS
+        if t > watermark:
+            self.watermark = t
+            if self.ends[0] <= t:
+                self.close(t)
+
+    def close(self, mark: float) -> None:
+        """Emit every window ending at or before ``mark``."""
+        ends = self.ends
+        while ends and ends[0] <= mark:
+            end = heapq.heappop(ends)
+            window = (end - SLIDING_SECONDS, end)
+            self.sink.add_batch([(key, (window, v)) for key, v in self.open.pop(end).items()])
+
+
+class SessionMeans:
+    """W3-SESSION: per key one open session ``[start, last, Mean, number]``, closed when
+    the watermark reaches ``last + gap``; a heap of ``(due, number, key)`` with one entry
+    per session, pushed again when the session grew. Events of a key come in time order
+    here, so this does not merge sessions, which riverbed does for out-of-order events."""
+
+    def __init__(self, sink: WindowResults) -> None:
+        self.sink = sink
+        self.open: dict[Any, list[Any]] = {}
+        self.due: list[tuple[float, int, Any]] = []
+        self.watermark = -math.inf
+        self.sessions = 0
+
+    def add(self, key: Any, event: Any) -> None:
+        """Close what the event's time passed; add it to its key's session, or start one."""
+        t = burst_seconds(event)
+        if t > self.watermark:
+            self.watermark = t
+            if self.due and self.due[0][0] <= t:
+                self.close(t)
+        session = self.open.get(key)
+        if session is None:
+            if t + SESSION_GAP <= self.watermark:
+                return  # late
+            self.sessions += 1
+            session = self.open[key] = [t, t, Mean(), self.sessions]
+            heapq.heappush(self.due, (t + SESSION_GAP, self.sessions, key))
+        elif t > session[1]:
+            session[1] = t
+        session[2].add(event)
+
+    def close(self, mark: float) -> None:
+        """Emit every session whose gap the watermark passed."""
+        due = self.due
+        out = []
+        while due and due[0][0] <= mark:
+            _, number, key = heapq.heappop(due)
+            start, last, mean, _ = self.open[key]
+            if last + SESSION_GAP <= mark:
+                del self.open[key]
+                out.append((key, ((start, last + SESSION_GAP), mean.result())))
+            else:  # it grew since: look again when its new gap ends
+                heapq.heappush(due, (last + SESSION_GAP, number, key))
+        self.sink.add_batch(out)
+
+
+def _plain_windows(n: int, windows: TumblingCounts | SlidingSums | SessionMeans) -> None:
     add = windows.add
     for event in events(n):
-        add(get_key(event), event_seconds(event))
+        add(get_key(event), event)
     windows.close(math.inf)
+
+
+def plain_w3(n: int) -> WindowResults:
+    """W3 as one loop: key, then the hand-written tumbling window counts."""
+    sink = WindowResults()
+    _plain_windows(n, TumblingCounts(sink))
+    return sink
+
+
+def plain_w3_sliding(n: int) -> WindowResults:
+    """W3-SLIDING as one loop: key, then the hand-written sliding window sums."""
+    sink = WindowResults()
+    _plain_windows(n, SlidingSums(sink))
+    return sink
+
+
+def plain_w3_session(n: int) -> WindowResults:
+    """W3-SESSION as one loop: key, then the hand-written session means."""
+    sink = WindowResults()
+    _plain_windows(n, SessionMeans(sink))
     return sink
 
 
@@ -226,19 +337,16 @@ def _key_pair(event: Any) -> tuple[Any, Any]:
     return (get_key(event), event)
 
 
-async def _windows(inq: Queue, sink: WindowCounts) -> None:
-    """W3's window stage: ``(key, event)`` pairs into the hand-written window counts."""
-    windows = TumblingCounts(sink)
+async def _windows(inq: Queue, windows: TumblingCounts | SlidingSums | SessionMeans) -> None:
+    """A W3 window stage: ``(key, event)`` pairs into hand-written windows."""
     while (pair := await inq.get()) is not _DONE:
-        windows.add(pair[0], event_seconds(pair[1]))
+        windows.add(pair[0], pair[1])
     windows.close(math.inf)
 
 
-async def _asyncio_w3(n: int) -> WindowCounts:
-    sink = WindowCounts()
+async def _asyncio_w3(windows: TumblingCounts | SlidingSums | SessionMeans, n: int) -> None:
     q1, q2 = _queue(), _queue()
-    await asyncio.gather(_source(n, q1), _map(_key_pair, q1, q2), _windows(q2, sink))
-    return sink
+    await asyncio.gather(_source(n, q1), _map(_key_pair, q1, q2), _windows(q2, windows))
 
 
 async def _asyncio_w1(n: int) -> Checksum:
@@ -315,6 +423,22 @@ def asyncio_w4(n: int) -> EvenOdd:
     return asyncio.run(_asyncio_w4(n))
 
 
-def asyncio_w3(n: int) -> WindowCounts:
+def asyncio_w3(n: int) -> WindowResults:
     """W3 as a naive asyncio pipeline: source, key_by, window (and its sink) tasks."""
-    return asyncio.run(_asyncio_w3(n))
+    sink = WindowResults()
+    asyncio.run(_asyncio_w3(TumblingCounts(sink), n))
+    return sink
+
+
+def asyncio_w3_sliding(n: int) -> WindowResults:
+    """W3-SLIDING as a naive asyncio pipeline."""
+    sink = WindowResults()
+    asyncio.run(_asyncio_w3(SlidingSums(sink), n))
+    return sink
+
+
+def asyncio_w3_session(n: int) -> WindowResults:
+    """W3-SESSION as a naive asyncio pipeline."""
+    sink = WindowResults()
+    asyncio.run(_asyncio_w3(SessionMeans(sink), n))
+    return sink

@@ -17,9 +17,7 @@ from .workloads import (
     Event,
     LastMeans,
     RunningMean,
-    WindowCounts,
     add_v2,
-    event_datetime,
     events,
     get_key,
     is_even,
@@ -38,7 +36,6 @@ UNAVAILABLE: str | None = None
 try:
     import bytewax.operators as op
     from bytewax.dataflow import Dataflow
-    from bytewax.operators import windowing
     from bytewax.outputs import DynamicSink, StatelessSinkPartition
     from bytewax.testing import TestingSource, run_main
 except Exception as error:  # any failure to import is reported, never hidden
@@ -129,37 +126,10 @@ def bytewax_w2(n: int) -> LastMeans:
 
 
 def _fixed_now() -> Any:
+    """A fixed "system time" for the event clocks of W3 (see ``benchmarks.w3``)."""
     import datetime
 
     return datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
-
-
-def bytewax_w3(n: int) -> WindowCounts:
-    """W3 on Bytewax: ``windowing.count_window`` with an ``EventClock`` on ``t`` (no wait
-    for late events, as riverbed's max_delay=0) and a ``TumblingWindower`` of 1 s aligned
-    to the epoch; the ``down`` stream, ``(key, (window id, count))``, into a batch sink.
-
-    The clock's ``now_getter`` is fixed: Bytewax otherwise moves the watermark on with
-    system time between events, which on a loaded machine runs ahead of these synthetic
-    event times (1 ms apart) and drops events as late. Fixed, the watermark is the greatest
-    event time seen, as riverbed's."""
-    import datetime
-
-    counts = WindowCounts()
-    flow = Dataflow("w3")
-    clock = windowing.EventClock(
-        ts_getter=event_datetime,
-        wait_for_system_duration=datetime.timedelta(0),
-        now_getter=_fixed_now,
-    )
-    windower = windowing.TumblingWindower(
-        length=datetime.timedelta(seconds=1),
-        align_to=datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC),
-    )
-    windows = windowing.count_window("count", _input(flow, n), clock, windower, _str_key)
-    op.output("counts", windows.down, BatchSink(counts.add_counts))
-    run_main(flow)
-    return counts
 
 
 def bytewax_w4(n: int) -> EvenOdd:

@@ -26,6 +26,7 @@ from . import (
     durability,
     parallel,
     riverbed_impl,
+    w3,
     w5,
     workloads,
 )
@@ -88,18 +89,6 @@ WORKLOADS: dict[str, Workload] = {
         workloads.check_w2,
         {"ratio_plain": 0.6, "ratio_bytewax": 3.0},
     ),
-    "W3": Workload(
-        "W3",
-        "tumbling event-time windows of 1,000 ms on t, count per key per window",
-        {
-            "riverbed": riverbed_impl.riverbed_w3,
-            "plain": baselines.plain_w3,
-            "naive_asyncio": baselines.asyncio_w3,
-            "bytewax": bytewax_impl.bytewax_w3,
-        },
-        workloads.check_w3,
-        {"ratio_plain": 0.5},
-    ),
     "W4": Workload(
         "W4",
         "fan-out / fan-in: branch on even id, a map per branch, merge, count",
@@ -112,9 +101,23 @@ WORKLOADS: dict[str, Workload] = {
         workloads.check_w4,
         {"ratio_plain": 0.8},
     ),
+    **{variant[0]: Workload(*variant) for variant in w3.VARIANTS},
 }
 
-ALL_WORKLOADS = ("W1", "W1A", "W2", "W3", "W4", "W5", "W6", "W2C", "W7", "PARALLEL")
+ALL_WORKLOADS = (
+    "W1",
+    "W1A",
+    "W2",
+    "W3",
+    "W3-SLIDING",
+    "W3-SESSION",
+    "W4",
+    "W5",
+    "W6",
+    "W2C",
+    "W7",
+    "PARALLEL",
+)
 
 
 def log(message: str) -> None:

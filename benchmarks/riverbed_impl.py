@@ -16,9 +16,7 @@ from .workloads import (
     EvenOdd,
     LastMeans,
     RunningMean,
-    WindowCounts,
     add_v2,
-    event_seconds,
     events,
     get_key,
     is_even,
@@ -87,19 +85,6 @@ def riverbed_w2(n: int) -> LastMeans:
     ).sink_batch(last.update_batch, name="last")
     _run(flow)
     return last
-
-
-def riverbed_w3(n: int) -> WindowCounts:
-    """W3: source, key_by(get_key), window(Tumbling(1 s), Count(), event_time=t in s),
-    sink_batch."""
-    counts = WindowCounts()
-    flow = rb.Flow("w3")
-    flow.source(functools.partial(events, n), name="events").key_by(get_key).window(
-        rb.Tumbling(1.0), rb.Count(), event_time=event_seconds
-    ).sink_batch(counts.add_counts, name="counts")
-    result = _run(flow)
-    _check_sink_counter(result, "counts", counts.results)
-    return counts
 
 
 def riverbed_w4(n: int) -> EvenOdd:

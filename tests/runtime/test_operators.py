@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -184,3 +186,46 @@ def test_processing_time_window_right_after_a_source_closes_on_ticks() -> None:
     closed_at, first = seen[0]
     assert first == (rb.Window(0.0, 5.0), [1])
     assert 5.0 <= closed_at < 20.0  # on a tick, not when the next event came
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf], ids=repr)
+@pytest.mark.parametrize("window", [rb.Tumbling(10), rb.Sliding(10, 5), rb.Session(3)], ids=repr)
+def test_a_non_finite_event_time_fails_the_run_naming_stage_and_event(
+    window: Any, bad: float
+) -> None:
+    """A NaN or infinite event time stops the run (STOP, the default) with an error that
+    names the window stage and the event, instead of a SUCCEEDED run missing events."""
+    events = [{"k": "a", "t": 1}, {"k": "a", "t": bad}, {"k": "a", "t": 12}]
+    flow = rb.Flow("non-finite")
+    flow.source(events, name="events").key_by(key_of).window(
+        window, event_time=time_of, name="per_ten"
+    ).sink(Capture(), name="out")
+    result = flow.run(progress=False, store=False, raise_on_failure=False)
+    assert result.status is rb.RunStatus.FAILED
+    assert result.error is not None
+    assert result.error.stage == "per_ten"
+    assert result.error.error_type == "ValueError"
+    assert "finite" in result.error.message
+    assert repr(bad) in result.error.event
+
+
+@pytest.mark.parametrize("policy", [rb.OnError.SKIP, rb.OnError.DEAD_LETTER], ids=lambda p: p.value)
+def test_a_non_finite_event_time_follows_the_stage_policy(policy: rb.OnError) -> None:
+    """Under SKIP or DEAD_LETTER, the event with a NaN time is counted as that stage's
+    failure and every other event is windowed as if it had never come."""
+    nan_event = {"k": "a", "t": math.nan}
+    events = [{"k": "a", "t": 1}, nan_event, {"k": "a", "t": 12}, {"k": "a", "t": 14}]
+    out = Capture()
+    flow = rb.Flow("non-finite-policy")
+    flow.source(events, name="events").key_by(key_of).window(
+        rb.Tumbling(10), event_time=time_of, name="per_ten", on_error=policy
+    ).sink(out, name="out")
+    result = flow.run(progress=False, store=False)
+    assert result.ok
+    assert [(w.start, n) for _, (w, n) in out.items] == [(0.0, 1), (10.0, 2)]
+    stats = result.stages["per_ten"]
+    assert stats.errors == 1
+    if policy is rb.OnError.DEAD_LETTER:
+        assert [d.event for d in result.dead_letters] == [("a", nan_event)]
+    else:
+        assert stats.skipped == 1

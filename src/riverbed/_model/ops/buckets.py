@@ -3,30 +3,48 @@
 The watermark is one per stage, so every key's window ``[start, end)`` closes at the same
 moment: the state keeps one bucket per window end (``open[end] = {key: accumulator}``) and
 a heap of the ends, so closing is a heap pop and a walk over that bucket, and an event
-costs one dict lookup per window it falls in. State (all plain, all picklable):
+costs one dict lookup per window it falls in. A tumbling window is the sliding window
+whose ``every`` is its ``size``: one path serves both, and every aggregate. State (all
+plain, all picklable):
 
-- ``clock``: ``[max event time, watermark, last arrival]`` (see ``ops.time``);
-- ``open``: end -> {key: accumulator}; ``ends``: a heap of the keys of ``open``;
+- ``clock``: ``[max event time, watermark, last arrival]`` (see ``ops.time``; the first
+  and last are kept only with an ``idle_timeout``, the only reader of them);
+- ``open``: end -> {key: accumulator}; ``ends``: a heap of the keys of ``open``; every
+  window in ``open`` ends after the watermark (closing is immediate);
 - ``closed`` / ``closed_ends``: the same for closed windows kept for late updates
   (``late=UPDATE`` only), until the watermark passes ``end + allowed_lateness``;
 - ``early``: end -> {key: events} when ``early_every`` is set; ``dirty``: the
   (end, key) pairs changed since the last early tick when ``early_interval`` is set;
-- ``late_dropped``: late events dropped.
+- ``late_dropped``: events that missed a window they belong to (see ``_late_event``).
+
+Every call of user code (the event time getter, the results of the windows an event
+closes, the aggregator) comes before any change of state, or is undone when a later one
+raises, so an event whose call raises leaves no trace: the stage's policy can retry or
+skip it exactly. (An accumulator that the raising call itself changed in place, an
+instance of the user's class, stays as that call left it.)
 """
 
 from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from itertools import repeat
 from typing import Any
 
 from riverbed._model.ops.aggregate import aggregator_of
-from riverbed._model.ops.time import ARRIVAL, MAX, WM, Late, new_clock, seconds_of, watermark
+from riverbed._model.ops.time import ARRIVAL, MAX, WM, Late, as_seconds, new_clock, watermark
 from riverbed._model.ops.windows import Early, Updated, Window, WindowSpec
 
 __all__ = ["BucketProcessor"]
+
+_NEW: Any = object()
+"""The window had no accumulator for the key (a ``dict.get`` default; in undo logs)."""
+_NO_BUCKET: Any = object()
+"""In undo logs: the window was not open before the event."""
+
+_Step = tuple[float, Any, Any]
+"""``(end, bucket or None when new, accumulator)``: what an event makes of one window."""
 
 
 class BucketProcessor:
@@ -36,14 +54,18 @@ class BucketProcessor:
         self._spec = spec
         self._keyed = spec.keyed
         self._size = spec.size
-        self._every = spec.every
+        self._every = spec.every if spec.every is not None else spec.size
         self._offset = spec.offset
         self._getter = spec.event_time
         self._delay = spec.max_delay
         self._idle = spec.idle_timeout
         self._late = spec.late
         self._lateness = math.inf if spec.allowed_lateness is None else spec.allowed_lateness
-        self._agg = aggregator_of(spec)
+        self._agg = agg = aggregator_of(spec)
+        self._start, self._add, self._salted = agg.start, agg.add, agg.needs_salt
+        self._in_place = agg.in_place
+        self._early_every = spec.early_every
+        self._tracked = spec.early_every is not None or spec.early_interval is not None
         self._clock: list[float] = state.setdefault("clock", new_clock())
         self._open: dict[float, dict[Any, Any]] = state.setdefault("open", {})
         self._ends: list[float] = state.setdefault("ends", [])
@@ -53,120 +75,198 @@ class BucketProcessor:
         self._dirty: dict[tuple[float, Any], None] = state.setdefault("dirty", {})
         self._state = state
         state.setdefault("late_dropped", 0)
-        fast = (
-            spec.kind == "tumbling"
-            and spec.agg == "count"
-            and spec.early_every is None
-            and spec.early_interval is None
-            and spec.event_time is not None
-        )
-        if fast:
-            self.process = self._counting()  # type: ignore[method-assign, assignment]
 
     # -- per event ------------------------------------------------------------------------
 
-    def _ends_of(self, t: float) -> list[float]:
-        size, every = self._size, self._every
-        if every is None:
-            return [t - (t - self._offset) % size + size]
-        start = t - (t - self._offset) % every
+    def process(self, event: Any, now: float) -> Iterable[Any] | None:
+        """Add the event to each of its windows; emit the windows the watermark closed.
+
+        The path of every event, written for speed (a window stage may see a million
+        events a second): locals over attributes, no list unless something is emitted.
+        """
+        if self._keyed:
+            key, value = event
+        else:
+            key, value = None, event
+        getter = self._getter
+        if getter is None:  # processing time
+            t = now
+            mark = max(now, self._clock[WM])
+        else:
+            t = getter(value)
+            if t.__class__ is not float or t - t != 0.0:  # not a finite float: check it
+                t = as_seconds(t, getter)
+            mark = t - self._delay
+        start = t - (t - self._offset) % self._every  # of the last window holding t
+        if start - self._every > t - self._size:  # more windows hold t (sliding)
+            return self._add_many(key, value, t, start, mark, now)
+        end = start + self._size
+        bucket = self._open.get(end)
+        clock = self._clock
+        if bucket is None and end <= clock[WM]:
+            return self._late_event(key, value, t, [end])
+        due = None
+        if mark > clock[WM]:
+            ends = self._ends
+            if ends and ends[0] <= mark:  # the event's window ends after t: not among them
+                due = self._due(mark)  # user code (results) before the aggregator's
+        try:
+            if bucket is None:
+                acc = self._start(value, f"{key!r}/{end!r}" if self._salted else "")
+            else:
+                acc = bucket.get(key, _NEW)
+                if acc is _NEW:
+                    acc = self._start(value, f"{key!r}/{end!r}" if self._salted else "")
+                elif self._in_place:
+                    self._add(acc, value)
+                else:
+                    acc = self._add(acc, value)
+        except BaseException:
+            self._restore(due)
+            raise
+        if due is not None or self._tracked:
+            return self._keep(key, (t, mark, now), due or [], [(end, bucket, acc)])
+        # Most events: nothing closes, nothing but the accumulator to keep.
+        if bucket is None:
+            bucket = self._open[end] = {}
+            heapq.heappush(self._ends, end)
+        bucket[key] = acc
+        if mark > clock[WM]:
+            clock[WM] = mark
+        if self._idle is not None:
+            self._arrived(t, now)
+        return None
+
+    def _add_many(
+        self, key: Any, value: Any, t: float, start: float, mark: float, now: float
+    ) -> Iterable[Any] | None:
+        """``process`` for an event in several (sliding) windows, the last one starting
+        at ``start``; those already closed follow the late policy.
+
+        The event goes into each open window as the loop meets it (a second pass would
+        cost as much as the aggregator), and ``undo`` keeps what each held before, so that
+        a raising call of user code still leaves the state as it was."""
+        size, every, wm, low = self._size, self._every, self._clock[WM], t - self._size
+        open_, begin, add, salted = self._open, self._start, self._add, self._salted
+        in_place = self._in_place
+        undo: list[Any] = []
+        closed = []
+        first = start
+        ends = self._ends
+        # User code: the results of the windows the event's mark closes (none of its own:
+        # they end after t; an event late for all its windows closes nothing), then the
+        # aggregator, then late updates.
+        due = self._due(mark) if mark > wm and ends and ends[0] <= mark else []
+        try:
+            while start > low:  # the windows holding t, newest first
+                end = start + size
+                start -= every
+                bucket = open_.get(end)
+                if bucket is None:
+                    if end <= wm:
+                        closed.append(end)
+                        continue
+                    acc = begin(value, f"{key!r}/{end!r}" if salted else "")
+                    open_[end] = {key: acc}
+                    heapq.heappush(self._ends, end)
+                    undo.append(_NO_BUCKET)
+                    continue
+                acc = bucket.get(key, _NEW)
+                if acc is _NEW:
+                    bucket[key] = begin(value, f"{key!r}/{end!r}" if salted else "")
+                elif in_place:
+                    add(acc, value)
+                else:
+                    bucket[key] = add(acc, value)
+                undo.append(acc)
+            closed.reverse()  # in time order: late updates, oldest window first
+            if not undo:
+                return self._late_event(key, value, t, closed)
+            # Late for some of its windows only: those follow the late policy.
+            late = self._late_updates(key, value, closed) if closed else []
+        except BaseException:
+            self._undo(key, first, undo)
+            self._restore(due)
+            raise
+        if not (due or closed or self._tracked):  # most events: the state is kept already
+            clock = self._clock
+            if mark > clock[WM]:
+                clock[WM] = mark
+            if self._idle is not None:
+                self._arrived(t, now)
+            return None
+        steps: list[_Step] = []
+        if self._tracked:  # for early results, oldest window first
+            for end in reversed(self._window_ends(first, len(undo))):
+                steps.append((end, open_[end], open_[end][key]))
+        return self._keep(key, (t, mark, now), due, steps, late, len(closed), stored=True)
+
+    def _window_ends(self, start: float, count: int) -> list[float]:
+        """The ends of ``count`` windows from the one starting at ``start`` back, newest
+        first, in the arithmetic of ``_add_many``."""
         ends = []
-        while start > t - size:
-            ends.append(start + size)
-            start -= every
+        for _ in range(count):
+            ends.append(start + self._size)
+            start -= self._every
         return ends
 
-    def _counting(self) -> Callable[[Any, float], Iterable[Any] | None]:
-        """The tight path of keyed tumbling event-time windows that count (benchmark W3):
-        a closure over everything it touches, so an event costs local lookups only."""
-        getter, keyed = self._getter, self._keyed
-        open_, ends, clock = self._open, self._ends, self._clock
-        size, offset, delay = self._size, self._offset, self._delay
-        track_idle = self._idle is not None
-        push, late, close = heapq.heappush, self._late_event, self._close
-        get = open_.get
-
-        def process(event: Any, now: float) -> Iterable[Any] | None:
-            if keyed:
-                key, value = event
+    def _undo(self, key: Any, start: float, undo: list[Any]) -> None:
+        """Put back what ``_add_many`` changed in the windows it went through."""
+        for end, previous in zip(self._window_ends(start, len(undo)), undo, strict=True):
+            if previous is _NO_BUCKET:
+                del self._open[end]
+                self._ends.remove(end)
+                heapq.heapify(self._ends)
+            elif previous is _NEW:
+                del self._open[end][key]
             else:
-                key, value = None, event
-            t = getter(value)
-            try:
-                end = t - (t - offset) % size + size
-            except TypeError:  # a datetime (or a wrong type, which seconds_of names)
-                t = seconds_of(value, getter)
-                end = t - (t - offset) % size + size
-            bucket = get(end)
-            if bucket is None:
-                if end <= clock[1]:
-                    return late(key, value, t, [end], now)
-                bucket = open_[end] = {}
-                push(ends, end)
-            bucket[key] = bucket.get(key, 0) + 1
-            if track_idle:
-                # Idle advancement works from the greatest time seen and the last arrival;
-                # without an idle_timeout, nothing reads them and the watermark is enough.
-                clock[2] = now
-                if t > clock[0]:
-                    clock[0] = t
-            mark = t - delay
-            if mark > clock[1]:
-                clock[1] = mark
-                if ends[0] <= mark:
-                    return close(mark)
-            return None
+                self._open[end][key] = previous
 
-        return process
-
-    def process(self, event: Any, now: float) -> Iterable[Any] | None:
-        """Add the event to each of its windows; emit the windows the watermark closed."""
-        key, value = event if self._keyed else (None, event)
-        t = seconds_of(value, self._getter) if self._getter is not None else now
+    def _keep(
+        self,
+        key: Any,
+        at: tuple[float, float, float],
+        due: list[tuple[float, list[Any]]],
+        steps: list[_Step],
+        late: list[tuple[float, Any, Any]] | None = None,
+        closed: int = 0,
+        *,
+        stored: bool = False,
+    ) -> Iterable[Any] | None:
+        """After the user code of an event ran: move the watermark, keep the event's
+        ``steps`` in its open windows (unless ``stored`` there already) and ``late`` in
+        its closed ones, emit its early results and the ``due`` windows' results."""
+        t, mark, now = at
         clock = self._clock
-        ends = self._ends_of(t)
-        mark = clock[WM]
-        live = [end for end in ends if end > mark]
-        if not live:
-            return self._late_event(key, value, t, ends, now)
-        if self._getter is None:
-            mark = max(mark, now)
-        else:
-            mark = max(mark, max(t, clock[MAX]) - self._delay)
-        # None of this event's windows closes at the new mark (each ends after t). User
-        # code first (results, then aggregator steps), state after: a raising call leaves
-        # the state as it was, so the stage's error policy can retry or skip the event.
-        due = self._due(mark)
-        try:
-            updates = []
-            for end in live:
-                bucket = self._open.get(end)
-                if bucket is None or key not in bucket:
-                    salt = f"{key!r}/{end!r}" if self._agg.needs_salt else ""
-                    updates.append((end, self._agg.start(value, salt)))
-                else:
-                    updates.append((end, self._agg.add(bucket[key], value)))
-        except BaseException:
-            for end, _ in due:
-                heapq.heappush(self._ends, end)
-            raise
-        out: list[Any] = []
-        for end, acc in updates:
-            bucket = self._open.get(end)
+        if mark > clock[WM]:
+            clock[WM] = mark
+        if self._idle is not None:
+            self._arrived(t, now)
+        out: list[Any] = self._commit_late(key, late) if late else []
+        if len(late or ()) < closed:
+            self._state["late_dropped"] += 1
+        for end, bucket, acc in () if stored else steps:
             if bucket is None:
                 bucket = self._open[end] = {}
                 heapq.heappush(self._ends, end)
             bucket[key] = acc
-            self._after_add(end, key, acc, out)
+        if self._tracked:
+            for end, _, acc in steps:
+                self._after_add(end, key, acc, out)
+        if due:
+            self._commit(due, clock[WM], out)
+        return out or None
+
+    def _arrived(self, t: float, now: float) -> None:
+        # Idle advancement works from the greatest time seen and the last arrival; without
+        # an idle_timeout, nothing reads them and the watermark is enough.
+        clock = self._clock
         clock[ARRIVAL] = now
         if t > clock[MAX]:
             clock[MAX] = t
-        clock[WM] = mark
-        self._commit(due, mark, out)
-        return out
 
     def _after_add(self, end: float, key: Any, acc: Any, out: list[Any]) -> None:
-        every = self._spec.early_every
+        every = self._early_every
         if every is not None:
             counts = self._early.setdefault(end, {})
             seen = counts[key] = counts.get(key, 0) + 1
@@ -189,33 +289,49 @@ class BucketProcessor:
     # -- late events ----------------------------------------------------------------------
 
     def _late_event(
-        self, key: Any, value: Any, t: float, ends: list[float], now: float
+        self, key: Any, value: Any, t: float, ends: list[float]
     ) -> Iterable[Any] | None:
+        """An event all of whose windows have closed. Lateness is per window: an event
+        that missed any of its windows (dropped, or past ``allowed_lateness``) counts once
+        in ``late_dropped``, unless SIDE emitted it whole."""
         if self._late == "side":
             return ((key, Late(value, t)) if self._keyed else Late(value, t),)
-        if self._late == "update":
-            mark = self._clock[WM]
-            kept = [end for end in ends if end + self._lateness > mark]
-            updates = []
-            for end in kept:
-                bucket = self._closed.get(end)
-                if bucket is None or key not in bucket:
-                    salt = f"{key!r}/{end!r}" if self._agg.needs_salt else ""
-                    updates.append((end, self._agg.start(value, salt)))
-                else:
-                    updates.append((end, self._agg.add(bucket[key], value)))
-            out = []
-            for end, acc in updates:
-                bucket = self._closed.get(end)
-                if bucket is None:
-                    bucket = self._closed[end] = {}
-                    heapq.heappush(self._closed_ends, end)
-                bucket[key] = acc
-                out.append(self._result(key, end, acc, late=True))
-            if out:
-                return out
-        self._state["late_dropped"] += 1
-        return None
+        out = self._commit_late(key, self._late_updates(key, value, ends))
+        if len(out) < len(ends):
+            self._state["late_dropped"] += 1
+        return out or None
+
+    def _late_updates(
+        self, key: Any, value: Any, ends: list[float]
+    ) -> list[tuple[float, Any, Any]]:
+        """What ``late=UPDATE`` makes of ``value`` in its closed windows ``ends``: for each
+        one still kept (``allowed_lateness``), its end, new accumulator and ``Updated``
+        result. User code only: changes no state."""
+        if self._late != "update":
+            return []
+        mark = self._clock[WM]
+        updates = []
+        for end in ends:
+            if end + self._lateness <= mark:
+                continue  # gone: the event misses this window
+            bucket = self._closed.get(end)
+            if bucket is None or key not in bucket:
+                salt = f"{key!r}/{end!r}" if self._salted else ""
+                acc = self._start(value, salt)
+            else:
+                acc = self._agg.step(bucket[key], value)
+            updates.append((end, acc, self._result(key, end, acc, late=True)))
+        return updates
+
+    def _commit_late(self, key: Any, updates: list[tuple[float, Any, Any]]) -> list[Any]:
+        """Keep ``_late_updates`` in the closed windows; return their results."""
+        for end, acc, _ in updates:
+            bucket = self._closed.get(end)
+            if bucket is None:
+                bucket = self._closed[end] = {}
+                heapq.heappush(self._closed_ends, end)
+            bucket[key] = acc
+        return [result for _, _, result in updates]
 
     # -- closing --------------------------------------------------------------------------
 
@@ -243,6 +359,11 @@ class BucketProcessor:
                 heapq.heappush(ends, end)
             raise
 
+    def _restore(self, due: list[tuple[float, list[Any]]] | None) -> None:
+        """Put what ``_due`` took back on the heap (a later call of user code raised)."""
+        for end, _ in due or ():
+            heapq.heappush(self._ends, end)
+
     def _commit(self, due: list[tuple[float, list[Any]]], mark: float, out: list[Any]) -> None:
         for end, emitted in due:
             out.extend(emitted)
@@ -255,11 +376,10 @@ class BucketProcessor:
 
     def _results(self, end: float, bucket: dict[Any, Any]) -> list[Any]:
         window = Window(end - self._size, end)
-        result = self._agg.result
         if not self._keyed:
-            return [(window, result(bucket[None]))]
+            return [(window, self._agg.result(bucket[None]))]
         # zip builds the (key, (window, value)) pairs in C: a million a second is common.
-        values = bucket.values() if self._agg.kind == "count" else map(result, bucket.values())
+        values = self._agg.results(bucket.values())
         return list(zip(bucket.keys(), zip(repeat(window), values, strict=False), strict=True))
 
     def _purge(self, mark: float) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from riverbed._model.ops.aggregate import Aggregator
+from riverbed._model.ops.aggregate import ReservoirAggregator
 from riverbed._model.process import Processor, ProcessorSpec
 
 __all__ = ["KeyedReservoirSpec", "KeyedSampleSpec", "ReservoirSpec", "SampleSpec"]
@@ -86,7 +86,7 @@ class KeyedReservoirSpec(ReservoirSpec):
 class _Reservoir:
     def __init__(self, spec: ReservoirSpec, state: dict[str, Any]) -> None:
         self._keyed = spec.keyed
-        self._agg = Aggregator("reservoir", None, None, spec.size, spec.seed)
+        self._agg = ReservoirAggregator(spec.size, spec.seed)
         self._samples: dict[Any, Any] = state.setdefault("samples", {})
 
     def process(self, event: Any, now: float) -> Iterable[Any] | None:
@@ -95,7 +95,7 @@ class _Reservoir:
         if acc is None:
             self._samples[key] = self._agg.start(value, repr(key))
         else:
-            self._agg.add(acc, value)
+            self._agg.step(acc, value)
         return None
 
     def tick(self, now: float) -> Iterable[Any] | None:

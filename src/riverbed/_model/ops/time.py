@@ -25,7 +25,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ARRIVAL", "MAX", "WM", "Late", "LatePolicy", "new_clock", "seconds_of", "watermark"]
+__all__ = [
+    "ARRIVAL",
+    "MAX",
+    "WM",
+    "Late",
+    "LatePolicy",
+    "as_seconds",
+    "new_clock",
+    "seconds_of",
+    "watermark",
+]
 
 MAX, WM, ARRIVAL = 0, 1, 2
 """Indexes into a clock list: the greatest event time seen, the watermark, the processing
@@ -76,19 +86,41 @@ def new_clock() -> list[float]:
 
 
 def seconds_of(value: Any, getter: Callable[[Any], Any]) -> float:
-    """Event time as float seconds: what ``getter`` returned, a number or a datetime."""
-    raw = getter(value)
+    """Event time as float seconds: what ``getter`` returned for ``value``, a number or a
+    datetime (see ``as_seconds``)."""
+    return as_seconds(getter(value), getter)
+
+
+def as_seconds(raw: Any, getter: Callable[[Any], Any]) -> float:
+    """``raw``, what the event_time ``getter`` returned, as float seconds.
+
+    Raises TypeError for what is not a number or a datetime, and ValueError for NaN and
+    +-inf: they are no point in time, and taken as one they would corrupt the order of
+    windows and the watermark (every later event lost, or late). The stage's failure
+    policy then decides what becomes of the event, as for any error of the stage.
+    """
     if isinstance(raw, int | float) and not isinstance(raw, bool):
-        return float(raw)
+        seconds = float(raw)
+        if seconds - seconds == 0.0:  # NaN - NaN and inf - inf are NaN
+            return seconds
+        raise ValueError(
+            # The engine adds the stage's name and the event when it records the error.
+            f"the event_time getter {_name(getter)} returned {raw!r}, which is no point in "
+            "time: an event time must be a finite number of seconds or a datetime. Fix "
+            "the getter or filter such events out before the window; the stage's "
+            "on_error= decides what becomes of this one (skip, dead_letter...)"
+        )
     if isinstance(raw, datetime.datetime):
         # A naive datetime is read as local time by timestamp(); aware ones are exact.
         return raw.timestamp()
     raise TypeError(
-        # The engine adds the stage's name when it records the error.
-        f"the event_time getter {getattr(getter, '__qualname__', getter)!s} returned "
-        f"{type(raw).__name__} {raw!r:.40}; it must return seconds (int or float) or a "
-        "datetime"
+        f"the event_time getter {_name(getter)} returned {type(raw).__name__} {raw!r:.40}; "
+        "it must return seconds (int or float) or a datetime"
     )
+
+
+def _name(getter: Callable[[Any], Any]) -> str:
+    return str(getattr(getter, "__qualname__", getter))
 
 
 def watermark(

@@ -268,7 +268,7 @@ class CountProcessor:
             index = entry[0] if entry is not None else 0
             entry = [index, 1, self._agg.start(value, f"{key!r}/{index}")]
         else:
-            entry = [entry[0], entry[1] + 1, self._agg.add(entry[2], value)]
+            entry = [entry[0], entry[1] + 1, self._agg.step(entry[2], value)]
         out = None
         if entry[1] == self._size:
             out = (self._out(key, entry),)

@@ -146,6 +146,8 @@ class _Generator:
         self.counter = {port: f"c{number}" for number, port in enumerate(self.explicit)}
         self.counts = "(" + "".join(f"{self.counter[p]}, " for p in self.explicit) + ")"
         self.lists: dict[str, str] = {}
+        self.extenders: set[str] = set()
+        """Appenders whose lists take a flat_map's or processor's outputs whole."""
         self.names: dict[str, Any] = {
             "Bail": Bail,
             "MISSING": MISSING,
@@ -173,6 +175,8 @@ class _Generator:
         self.line(0, f"def fast({', '.join(params)}):")
         for port in self.explicit:
             self.line(1, f"{self.counter[port]} = 0")
+        for appender in sorted(self.extenders):
+            self.line(1, f"ext_{appender} = {appender}.__self__.extend")
         self.line(1, "for x in it0:")
         if _HEAD in self.counter:
             self.line(2, f"{self.counter[_HEAD]} += 1")
@@ -269,10 +273,21 @@ class _Generator:
         elif kind is StageKind.FLAT_MAP or kind is StageKind.PROCESS:
             if kind is StageKind.PROCESS:  # a processor without timers: process(event, now)
                 self.names[f"F{index}"] = self.processors[index].process
-                call = f"ys = F{index}(x, NOW)\nys = ys if type(ys) is list else list(ys or ())"
+                # Most events make a window emit nothing (None): no list, no loop for them.
+                guarded(
+                    f"ys = F{index}(x, NOW)\n"
+                    "if ys is not None and type(ys) is not list: ys = list(ys)"
+                )
+                self.line(depth, "if not ys:")
+                self.line(depth + 1, "continue")
             else:
-                call = f"ys = F{index}(x)\nys = ys if type(ys) is list else list(ys)"
-            guarded(call)
+                guarded(f"ys = F{index}(x)\nys = ys if type(ys) is list else list(ys)")
+            assert out is not None
+            into = self.list_after(out)
+            if into is not None:  # straight into a list: all the outputs in one call
+                self.extenders.add(into)
+                self.line(depth, f"ext_{into}(ys)")
+                return
             self.line(depth, f"it{index} = iter(ys)")
             self.line(depth, f"for x in it{index}:")
             pending = (*pending, f"({index}, it{index})")
