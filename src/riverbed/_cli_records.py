@@ -94,6 +94,7 @@ def stage_to_dict(stage: rb.StageRun) -> dict[str, Any]:
         "skipped": stage.skipped,
         "dead_lettered": stage.dead_lettered,
         "dropped": stage.dropped,
+        "dropped": stage.dropped,
         "seconds": stage.seconds,
     }
 
@@ -138,12 +139,13 @@ def stage_lines(stages: Sequence[rb.StageRun], indent: str = "  ") -> list[str]:
     """A table of stage runs: status and counters."""
     lines = [
         f"{indent}{'stage':<24} {'status':<10} {'in':>9} {'out':>9} {'errors':>7} "
-        f"{'retries':>7} {'skipped':>7} {'dead':>5}"
+        f"{'retries':>7} {'skipped':>7} {'dead':>5} {'dropped':>7}"
     ]
     for s in stages:
         lines.append(
             f"{indent}{s.stage[:24]:<24} {s.status.value:<10} {s.events_in:>9} "
-            f"{s.events_out:>9} {s.errors:>7} {s.retries:>7} {s.skipped:>7} {s.dead_lettered:>5}"
+            f"{s.events_out:>9} {s.errors:>7} {s.retries:>7} {s.skipped:>7} {s.dead_lettered:>5} "
+            f"{s.dropped:>7}"
         )
     return lines
 

@@ -30,7 +30,17 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-__all__ = ["Processor", "ProcessorSpec", "spec_callables"]
+__all__ = ["DROPPED_KEYS", "Processor", "ProcessorSpec", "dropped", "spec_callables"]
+
+DROPPED_KEYS = ("late_dropped", "orphans_dropped")
+"""Entries of a processor's state dict where it counts the events it drops by its own
+rules (late events of a window, rendezvous orphans evicted by their policy): the runner
+shows their sum as the stage's ``dropped`` counter."""
+
+
+def dropped(state: dict[str, Any]) -> int:
+    """What a processor over ``state`` dropped by its own rules so far."""
+    return sum(int(state.get(key, 0)) for key in DROPPED_KEYS)
 
 
 @runtime_checkable

@@ -32,6 +32,9 @@ class StageStats:
     skipped: int = 0
     """Events dropped by policy SKIP (or CONTINUE where the event cannot pass on)."""
     dead_lettered: int = 0
+    dropped: int = 0
+    """Events the stage's operator dropped by its own rules: late events of a window
+    (``late=DROP``), rendezvous orphans evicted by their policy."""
     seconds: float = 0.0
     """Busy time of the loop that ran this stage; fused stages share one loop and one time."""
     fused_with: tuple[str, ...] = ()
@@ -129,15 +132,16 @@ class RunResult:
             f"run {self.run_id} of flow {self.flow!r}: {self.status.value.upper()} "
             f"in {self.duration:.2f}s"
         ]
-        columns = ("in", "out", "errors", "retries", "skipped", "dead")
-        widths = (10, 10, 7, 7, 7, 6)
+        columns = ("in", "out", "errors", "retries", "skipped", "dead", "dropped")
+        widths = (10, 10, 7, 7, 7, 6, 7)
         lines.append(
             f"  {'stage':<24}" + "".join(f" {c:>{w}}" for c, w in zip(columns, widths, strict=True))
         )
         for stats in self.stages.values():
             lines.append(
                 f"  {stats.name:<24} {stats.events_in:>10} {stats.events_out:>10} "
-                f"{stats.errors:>7} {stats.retries:>7} {stats.skipped:>7} {stats.dead_lettered:>6}"
+                f"{stats.errors:>7} {stats.retries:>7} {stats.skipped:>7} {stats.dead_lettered:>6} "
+                f"{stats.dropped:>7}"
             )
         if self.error is not None:
             lines.append(
@@ -160,6 +164,7 @@ class StageCounters:
 
     __slots__ = (
         "dead_lettered",
+        "dropped",
         "errors",
         "events_in",
         "events_out",
@@ -181,6 +186,7 @@ class StageCounters:
         self.retries = 0
         self.skipped = 0
         self.dead_lettered = 0
+        self.dropped = 0
         self.seconds = 0.0
 
     def values(self) -> dict[str, Any]:
@@ -204,12 +210,22 @@ class StageCounters:
             retries=self.retries,
             skipped=self.skipped,
             dead_lettered=self.dead_lettered,
+            dropped=self.dropped,
             seconds=self.seconds,
             fused_with=self.fused_with,
         )
 
 
-COUNTS = ("events_in", "events_out", "errors", "retries", "skipped", "dead_lettered", "seconds")
+COUNTS = (
+    "events_in",
+    "events_out",
+    "errors",
+    "retries",
+    "skipped",
+    "dead_lettered",
+    "dropped",
+    "seconds",
+)
 
 
 def event_repr(event: Any, limit: int = 500) -> str:

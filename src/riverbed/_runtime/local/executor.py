@@ -21,7 +21,7 @@ from riverbed._errors import StageFailedError, StageTimeoutError
 from riverbed._model import callables
 from riverbed._model.plan import Chain, is_batch_sink
 from riverbed._model.policy import OnError
-from riverbed._model.process import Processor
+from riverbed._model.process import Processor, dropped
 from riverbed._model.sinks import is_transactional_sink
 from riverbed._model.stages import Port, SinkMode, StageKind
 from riverbed._runtime.cache import StepCache
@@ -168,6 +168,12 @@ class ChainExecutor:
         self._lists: dict[str, list[Any]] = {}
         self._tally = _Tally(len(self.stages), len(explicit) + 1)
         self._edge_plan = self._edges()
+        self._dropping = [
+            (index, state)
+            for index, (stage, state) in enumerate(zip(self.stages, states, strict=True))
+            if stage.kind is StageKind.PROCESS and state is not None
+        ]
+        """Processor stages and their state, whose ``dropped`` counts are read per batch."""
 
     # -- per batch ------------------------------------------------------------------------
 
@@ -392,6 +398,8 @@ class ChainExecutor:
         """Turn one batch's tally into stage counters: per internal edge, the count is kept
         by the loop, measured by a list's length, or derived from a one-to-one stage."""
         counters = self.counters
+        for index, state in self._dropping:
+            counters[index].dropped = dropped(state)
         fast_in = [0] * len(self.stages)
         fast_in[0] = tally.consumed
         counters[0].events_in += tally.consumed
