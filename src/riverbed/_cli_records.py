@@ -94,7 +94,6 @@ def stage_to_dict(stage: rb.StageRun) -> dict[str, Any]:
         "skipped": stage.skipped,
         "dead_lettered": stage.dead_lettered,
         "dropped": stage.dropped,
-        "dropped": stage.dropped,
         "seconds": stage.seconds,
     }
 
