@@ -312,10 +312,12 @@ class SessionProcessor:
     def _late_update(self, key: Any, value: Any, t: float) -> Iterable[Any] | None:
         """Add a late event to the closed session it falls in (or a new one), kept for
         late updates; emit that session again, as Updated."""
-        gap, seq = self._gap, self._seq
-        self._purge(self._clock[WM])  # the closed sessions the watermark passed are gone
+        gap, seq, mark = self._gap, self._seq, self._clock[WM]
+        kept = mark - gap - self._lateness  # closed sessions whose last is past it are gone
         closed = self._closed.get(key, [])
-        session = next((s for s in closed if s[START] - gap < t < s[LAST] + gap), None)
+        session = next(
+            (s for s in closed if s[START] - gap < t < s[LAST] + gap and s[LAST] > kept), None
+        )
         if session is None:
             acc = self._agg.start(value, self._salt(key, t))
             grown = [t, t, [], acc, seq[0] + 1, []]
@@ -323,6 +325,8 @@ class SessionProcessor:
             acc = self._agg.step(session[ACC], value)
             grown = [min(session[START], t), max(session[LAST], t), [], acc, session[ENTRY], []]
         out = (self._result(key, grown, late=True),)  # user code, before the state changes
+        self._purge(mark)  # the closed sessions the watermark passed are forgotten
+        closed = self._closed.get(key, [])
         seq[0] += 1
         if session is None:
             session = grown
