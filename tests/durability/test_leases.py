@@ -6,10 +6,8 @@ the store agree."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -17,34 +15,18 @@ from pathlib import Path
 import pytest
 
 import riverbed as rb
+from tests.durability.processes import child_env, riverbed
 from tests.durability.slow_app import PACED_TOTALS, calls
 
-ROOT = Path(__file__).resolve().parents[2]
 S = rb.RunStatus
 
 
 def _env(tmp_path: Path, lease: float = 3.0) -> dict[str, str]:
-    return dict(
-        os.environ,
-        PYTHONPATH=f"{ROOT / 'src'}{os.pathsep}{ROOT}",
-        SLOW_CALLS=str(tmp_path / "calls.db"),
-        RIVERBED_LEASE_SECONDS=str(lease),
-    )
-
-
-def _riverbed(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "riverbed", *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return child_env(tmp_path / "calls.db", RIVERBED_LEASE_SECONDS=str(lease))
 
 
 def _schedule(store_url: str, target: str, env: dict[str, str], *extra: str) -> str:
-    process = _riverbed("schedule", target, "--store", store_url, *extra, env=env)
+    process = riverbed("schedule", target, "--store", store_url, *extra, env=env)
     out, err = process.communicate(timeout=60)
     assert process.returncode == 0, err
     return out.strip()
@@ -52,7 +34,7 @@ def _schedule(store_url: str, target: str, env: dict[str, str], *extra: str) -> 
 
 def _workers(store_url: str, env: dict[str, str], count: int = 2) -> list[subprocess.Popen[str]]:
     return [
-        _riverbed("worker", "--store", store_url, "--idle-exit", "4", "--poll", "0.2", env=env)
+        riverbed("worker", "--store", store_url, "--idle-exit", "4", "--poll", "0.2", env=env)
         for _ in range(count)
     ]
 
@@ -115,7 +97,7 @@ def test_a_stopped_worker_puts_its_run_back(
     it from there, and the totals are exact."""
     env = _env(tmp_path, lease=30)
     run_id = _schedule(store_url, "tests.durability.slow_app:paced_stream", env)
-    first = _riverbed("worker", "--store", store_url, "--poll", "0.2", env=env)
+    first = riverbed("worker", "--store", store_url, "--poll", "0.2", env=env)
     with rb.open_store(store_url) as store:
         deadline = time.monotonic() + 60
         while store.get_run(run_id).status is not S.RUNNING:
@@ -128,7 +110,7 @@ def test_a_stopped_worker_puts_its_run_back(
         released = store.get_run(run_id)
         assert (released.status, released.worker) == (S.SCHEDULED, None), err
         assert store.latest_checkpoint(run_id) is not None
-        _wait([_riverbed("worker", "--store", store_url, "--once", env=env)])
+        _wait([riverbed("worker", "--store", store_url, "--once", env=env)])
         record = store.get_run(run_id)
         history = [t.status for t in store.history(run_id)]
     assert (record.status, record.attempt) == (S.SUCCEEDED, 2)
@@ -147,7 +129,7 @@ def test_a_stopped_worker_puts_its_workflow_back_between_steps(
     run_id = _schedule(
         store_url, "tests.durability.slow_app:slow_workflow", env, "--input", '{"id": 7}'
     )
-    first = _riverbed("worker", "--store", store_url, "--poll", "0.2", env=env)
+    first = riverbed("worker", "--store", store_url, "--poll", "0.2", env=env)
     with rb.open_store(store_url) as store:
         deadline = time.monotonic() + 60
         while not Path(env["SLOW_CALLS"]).exists():
@@ -158,7 +140,7 @@ def test_a_stopped_worker_puts_its_workflow_back_between_steps(
         assert first.returncode == 0, err
         assert store.get_run(run_id).status is S.SCHEDULED, err
         assert [step.stage for step in store.steps(run_id)] == ["slow_step"]
-        _wait([_riverbed("worker", "--store", store_url, "--once", env=env)])
+        _wait([riverbed("worker", "--store", store_url, "--once", env=env)])
         record = store.get_run(run_id)
     assert (record.status, record.attempt) == (S.SUCCEEDED, 2)
     assert Counter(stage for stage, _, _ in calls(env["SLOW_CALLS"])) == {

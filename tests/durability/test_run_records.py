@@ -7,7 +7,6 @@ name and a pid alone."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -20,35 +19,15 @@ import pytest
 
 import riverbed as rb
 from riverbed._runtime.identity import WORKER
+from tests.durability.processes import child_env, python, riverbed
 from tests.durability.slow_app import calls
 from tests.services import require_postgres
 
-ROOT = Path(__file__).resolve().parents[2]
 S = rb.RunStatus
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    return dict(
-        os.environ,
-        PYTHONPATH=f"{ROOT / 'src'}{os.pathsep}{ROOT}",
-        SLOW_CALLS=str(tmp_path / "calls.db"),
-        **extra,
-    )
-
-
-def _popen(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _riverbed(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
-    return _popen("-m", "riverbed", *args, env=env)
+    return child_env(tmp_path / "calls.db", **extra)
 
 
 def _first_line(process: subprocess.Popen[str]) -> str:
@@ -71,7 +50,7 @@ def test_the_printed_run_id_is_always_in_the_store(store_url: str, tmp_path: Pat
     env = _env(tmp_path)
     run_ids = []
     for _ in range(5):
-        process = _riverbed(
+        process = riverbed(
             "run", "tests.durability.slow_app:paced_stream", "--store", store_url, env=env
         )
         line = _first_line(process)
@@ -81,7 +60,7 @@ def test_the_printed_run_id_is_always_in_the_store(store_url: str, tmp_path: Pat
         run_ids.append(line.split()[1])
     with rb.open_store(store_url) as store:
         assert [store.get_run(run_id).status for run_id in run_ids] == [S.RUNNING] * 5
-    resumed = _riverbed("runs", "resume", run_ids[-1], "--store", store_url, env=env)
+    resumed = riverbed("runs", "resume", run_ids[-1], "--store", store_url, env=env)
     out, err = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, out + err
 
@@ -91,7 +70,7 @@ def test_a_workflow_killed_in_its_first_step_is_resumed(store_url: str, tmp_path
     """The run is recorded (with its input) before step 1: killed during step 1, it is
     resumed by id and finishes, its first step called again, the last once."""
     env = _env(tmp_path, SLOW_BUSY_SECONDS="30")
-    process = _riverbed(
+    process = riverbed(
         "run",
         "tests.durability.slow_app:slow_workflow",
         "--store",
@@ -105,7 +84,7 @@ def test_a_workflow_killed_in_its_first_step_is_resumed(store_url: str, tmp_path
     process.send_signal(signal.SIGKILL)
     process.communicate()
     env["SLOW_BUSY_SECONDS"] = "0"
-    resumed = _riverbed("runs", "resume", run_id, "--store", store_url, env=env)
+    resumed = riverbed("runs", "resume", run_id, "--store", store_url, env=env)
     out, err = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, out + err
     with rb.open_store(store_url) as store:
@@ -134,7 +113,7 @@ def test_a_workflow_started_from_python_is_recovered_by_a_worker(
     a module's attribute), so a worker recovers the run once its process died and its
     lease expired (before, such runs were recovered only if someone resumed them by id)."""
     env = _env(tmp_path, SLOW_BUSY_SECONDS="30", RIVERBED_LEASE_SECONDS="1.5")
-    process = _popen("-c", _FROM_PYTHON, store_url, "from-python-1", env=env)
+    process = python("-c", _FROM_PYTHON, store_url, "from-python-1", env=env)
     _wait_for_call(tmp_path, "slow_step")
     process.send_signal(signal.SIGKILL)
     process.communicate()
@@ -142,7 +121,7 @@ def test_a_workflow_started_from_python_is_recovered_by_a_worker(
         assert store.get_run("from-python-1").target == "tests.durability.slow_app:slow_workflow"
     time.sleep(1.6)
     env["SLOW_BUSY_SECONDS"] = "0"
-    worker = _riverbed("worker", "--store", store_url, "--once", env=env)
+    worker = riverbed("worker", "--store", store_url, "--once", env=env)
     out, err = worker.communicate(timeout=120)
     assert worker.returncode == 0, out + err
     with rb.open_store(store_url) as store:
@@ -219,7 +198,7 @@ def test_a_workflow_cancelled_from_outside_stops_between_steps(
     """`riverbed runs cancel` while step 1 runs: the run stops at the next step boundary
     (step 2 is never called), the process exits 130, and the store says CANCELLED."""
     env = _env(tmp_path, SLOW_BUSY_SECONDS="4", RIVERBED_LEASE_SECONDS="1.5")
-    process = _riverbed(
+    process = riverbed(
         "run",
         "tests.durability.slow_app:slow_workflow",
         "--store",
@@ -230,7 +209,7 @@ def test_a_workflow_cancelled_from_outside_stops_between_steps(
     )
     run_id = _first_line(process).split()[1]
     _wait_for_call(tmp_path, "slow_step")
-    cancel = _riverbed("runs", "cancel", run_id, "--store", store_url, env=env)
+    cancel = riverbed("runs", "cancel", run_id, "--store", store_url, env=env)
     cancel_out, cancel_err = cancel.communicate(timeout=60)
     assert cancel.returncode == 0, cancel_out + cancel_err
     out, err = process.communicate(timeout=60)
@@ -327,7 +306,7 @@ def test_a_process_of_this_machine_that_ended_is_known_dead(store: rb.Store) -> 
     """A run whose process ran here and has ended is resumed at once, lease or not."""
     gone = subprocess.run(
         [sys.executable, "-c", "from riverbed._runtime.identity import WORKER; print(WORKER)"],
-        env=_env(Path(".")),
+        env=child_env(),
         capture_output=True,
         text=True,
         check=True,

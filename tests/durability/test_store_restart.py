@@ -6,9 +6,7 @@ run resumable."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -18,11 +16,11 @@ import psycopg
 import pytest
 
 import riverbed as rb
+from tests.durability.processes import child_env, riverbed
 from tests.durability.restart_app import EVENTS, KEYS
 from tests.durability.slow_app import calls
 from tests.pgcluster import Cluster, own_cluster
 
-ROOT = Path(__file__).resolve().parents[2]
 S = rb.RunStatus
 
 
@@ -34,24 +32,7 @@ def cluster() -> Iterator[Cluster]:
 
 
 def _env(tmp_path: Path, cluster: Cluster, **extra: str) -> dict[str, str]:
-    return dict(
-        os.environ,
-        PYTHONPATH=f"{ROOT / 'src'}{os.pathsep}{ROOT}",
-        SLOW_CALLS=str(tmp_path / "calls.db"),
-        RESTART_ROWS=f"{cluster.url}#rows",
-        **extra,
-    )
-
-
-def _riverbed(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "riverbed", *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return child_env(tmp_path / "calls.db", RESTART_ROWS=f"{cluster.url}#rows", **extra)
 
 
 def _started(process: subprocess.Popen[str]) -> str:
@@ -76,7 +57,7 @@ def test_a_stream_rides_out_a_database_restart(cluster: Cluster, tmp_path: Path)
     with psycopg.connect(cluster.url, autocommit=True) as conn:
         conn.execute("CREATE TABLE rows (key INT, n INT)")
     env = _env(tmp_path, cluster)
-    process = _riverbed(
+    process = riverbed(
         "run",
         "tests.durability.restart_app:stream",
         "--store",
@@ -102,7 +83,7 @@ def test_a_workflow_rides_out_a_database_restart(cluster: Cluster, tmp_path: Pat
     """A workflow whose store restarts during its second step: it SUCCEEDS, each step
     called once."""
     env = _env(tmp_path, cluster)
-    process = _riverbed(
+    process = riverbed(
         "run",
         "tests.durability.restart_app:workflow",
         "--store",
@@ -142,7 +123,7 @@ def test_a_database_that_stays_away_fails_clearly_then_resumes(
     the store (not 2, "wrong command"); once the database is back, the run is resumed to
     its end, each step once."""
     env = _env(tmp_path, cluster, RIVERBED_STORE_RETRY_SECONDS="3", RIVERBED_LEASE_SECONDS="3")
-    process = _riverbed(
+    process = riverbed(
         "run",
         "tests.durability.restart_app:workflow",
         "--store",
@@ -165,7 +146,7 @@ def test_a_database_that_stays_away_fails_clearly_then_resumes(
     assert cluster.url.split("@")[1] in last
     cluster.start()
     time.sleep(3.5)  # the dead run's lease expires
-    again = _riverbed("runs", "resume", run_id, "--store", cluster.url, env=env)
+    again = riverbed("runs", "resume", run_id, "--store", cluster.url, env=env)
     out, err = again.communicate(timeout=120)
     assert again.returncode == 0, out + err
     with rb.open_store(cluster.url) as store:

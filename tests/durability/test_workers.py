@@ -4,10 +4,7 @@ run from its last checkpoint, with nothing lost or doubled."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,33 +12,17 @@ import pytest
 
 import riverbed as rb
 from tests.durability.crash_flow import expected, read_results
+from tests.durability.processes import child_env, riverbed
 
-ROOT = Path(__file__).resolve().parents[2]
 LEASE = "1.5"
 
 
 def _env(results: Path) -> dict[str, str]:
-    return dict(
-        os.environ,
-        PYTHONPATH=f"{ROOT / 'src'}{os.pathsep}{ROOT}",
-        CRASH_RESULTS=str(results),
-        RIVERBED_LEASE_SECONDS=LEASE,
-    )
-
-
-def _riverbed(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "riverbed", *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return child_env(CRASH_RESULTS=str(results), RIVERBED_LEASE_SECONDS=LEASE)
 
 
 def _schedule(store_url: str, env: dict[str, str]) -> str:
-    process = _riverbed(
+    process = riverbed(
         "schedule", "tests.durability.crash_flow:scheduled", "--store", store_url, env=env
     )
     out, err = process.communicate(timeout=60)
@@ -56,7 +37,7 @@ def test_a_killed_workers_run_is_finished_by_another(store_url: str, tmp_path: P
     results = tmp_path / "results.db"
     env = _env(results)
     run_id = _schedule(store_url, env)
-    first = _riverbed(
+    first = riverbed(
         "worker", "--store", store_url, "--once", "--checkpoint-every", "0.05", env=env
     )
     with rb.open_store(store_url) as store:
@@ -69,7 +50,7 @@ def test_a_killed_workers_run_is_finished_by_another(store_url: str, tmp_path: P
         first.communicate()
         assert store.get_run(run_id).status is rb.RunStatus.RUNNING  # it does not know yet
 
-        second = _riverbed(
+        second = riverbed(
             "worker",
             "--store",
             store_url,
@@ -98,7 +79,7 @@ def test_each_scheduled_run_is_run_once_by_competing_workers(
     env = _env(results)
     runs = [_schedule(store_url, env) for _ in range(3)]
     workers = [
-        _riverbed("worker", "--store", store_url, "--idle-exit", "1", "--poll", "0.1", env=env)
+        riverbed("worker", "--store", store_url, "--idle-exit", "1", "--poll", "0.1", env=env)
         for _ in range(2)
     ]
     for worker in workers:
