@@ -52,11 +52,7 @@ from riverbed._model.policy import OnError, Retry
 from riverbed._model.sinks import Sink, TransactionalSink
 from riverbed._model.sources import PartitionReader, Source
 from riverbed._model.stages import Port, SinkMode, Stage, StageKind
-from riverbed._runtime.observer import RunObserver
-from riverbed._runtime.result import DeadLetter, RunResult, StageError, StageStats
-from riverbed._runtime.worker import Worker
-from riverbed._runtime.workflow import WorkflowResult, arun, run
-from riverbed._store import (
+from riverbed._records import (
     Checkpoint,
     DeadLetterRecord,
     ErrorInfo,
@@ -68,10 +64,13 @@ from riverbed._store import (
     StageStatus,
     StepCommit,
     StepRecord,
-    Store,
     check_transition,
-    open_store,
 )
+from riverbed._runtime.observer import RunObserver
+from riverbed._runtime.result import DeadLetter, RunResult, StageError, StageStats
+from riverbed._runtime.worker import Worker
+from riverbed._runtime.workflow import WorkflowResult, arun, run
+from riverbed._store import Store, open_store
 
 __version__ = "0.1.0"
 

@@ -35,8 +35,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from riverbed._records import RunStatus
     from riverbed._runtime.result import RunResult
-    from riverbed._store.records import RunStatus
 
 __all__ = [
     "CycleError",

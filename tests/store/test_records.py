@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import riverbed as rb
-from riverbed._store.records import check_transition
+from riverbed._records import check_transition
 
 S = rb.RunStatus
 LEGAL = {

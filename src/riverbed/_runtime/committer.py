@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import weakref
 
+from riverbed._records import StepCommit
 from riverbed._store.protocol import Store
-from riverbed._store.records import StepCommit
 
 __all__ = ["Committer", "committer"]
 

@@ -26,8 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from riverbed._errors import StoreError
+from riverbed._records import Lease
 from riverbed._store.protocol import Store
-from riverbed._store.records import Lease
 
 __all__ = ["LEASE_SECONDS", "Keeping", "keep"]
 

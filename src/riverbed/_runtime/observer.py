@@ -7,9 +7,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from riverbed._records import RunRecord
     from riverbed._runtime.result import RunResult
     from riverbed._runtime.workflow import WorkflowResult
-    from riverbed._store.records import RunRecord
 
 __all__ = ["RunObserver"]
 

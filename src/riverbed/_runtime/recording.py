@@ -22,12 +22,7 @@ from riverbed._errors import (
     RunNotResumableError,
 )
 from riverbed._model.serialize import stage_version
-from riverbed._runtime.identity import WORKER, process_gone
-from riverbed._runtime.lease import LEASE_SECONDS, Keeping, keep
-from riverbed._runtime.result import COUNTS, event_repr
-from riverbed._store import open_store
-from riverbed._store.protocol import Store
-from riverbed._store.records import (
+from riverbed._records import (
     Checkpoint,
     DeadLetterRecord,
     ErrorInfo,
@@ -37,6 +32,11 @@ from riverbed._store.records import (
     StageRun,
     StageStatus,
 )
+from riverbed._runtime.identity import WORKER, process_gone
+from riverbed._runtime.lease import LEASE_SECONDS, Keeping, keep
+from riverbed._runtime.result import COUNTS, event_repr
+from riverbed._store import open_store
+from riverbed._store.protocol import Store
 
 if TYPE_CHECKING:
     import asyncio

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 # The statuses belong to the stored run record; re-exported here for the runners.
-from riverbed._store.records import RunStatus
+from riverbed._records import RunStatus
 
 __all__ = ["DeadLetter", "RunResult", "RunStatus", "StageError", "StageStats"]
 

@@ -28,12 +28,12 @@ from types import FrameType
 from typing import Any
 
 from riverbed._errors import LeaseLostError, RiverbedError
+from riverbed._records import ErrorInfo, Lease, RunRecord, RunStatus
 from riverbed._runtime.observer import RunObserver
 from riverbed._runtime.options import DEFAULT, Default
 from riverbed._runtime.recording import LEASE_SECONDS, WORKER, resolve_store
 from riverbed._runtime.workflow import run_claimed
 from riverbed._store.protocol import Store
-from riverbed._store.records import ErrorInfo, Lease, RunRecord, RunStatus
 from riverbed._targets import load_flow
 
 __all__ = ["Worker"]

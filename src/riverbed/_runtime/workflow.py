@@ -55,6 +55,16 @@ from riverbed._model.origin import origin_of
 from riverbed._model.plan import Chain, make_plan
 from riverbed._model.stages import Port, Stage, StageKind
 from riverbed._model.workflow import is_workflow_output, workflow_ends
+from riverbed._records import (
+    DeadLetterRecord,
+    Lease,
+    RunRecord,
+    RunStatus,
+    StageRun,
+    StageStatus,
+    StepCommit,
+    StepRecord,
+)
 from riverbed._runtime.cache import StepCache
 from riverbed._runtime.clock import SystemClock
 from riverbed._runtime.committer import committer
@@ -75,16 +85,6 @@ from riverbed._runtime.recording import (
 )
 from riverbed._runtime.result import StageCounters, StageError, StageStats, event_repr
 from riverbed._store.protocol import Store
-from riverbed._store.records import (
-    DeadLetterRecord,
-    Lease,
-    RunRecord,
-    RunStatus,
-    StageRun,
-    StageStatus,
-    StepCommit,
-    StepRecord,
-)
 
 if TYPE_CHECKING:
     from riverbed._runtime.local.executor import ChainExecutor

@@ -8,7 +8,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from riverbed._store.records import (
+from riverbed._records import (
     Checkpoint,
     DeadLetterRecord,
     ErrorInfo,

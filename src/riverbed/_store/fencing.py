@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from riverbed._errors import LeaseLostError, RunNotFoundError
+from riverbed._records import ErrorInfo, Lease, RunStatus
 from riverbed._store.codec import HISTORY_COLUMNS, Codec
-from riverbed._store.records import ErrorInfo, Lease, RunStatus
 
 if TYPE_CHECKING:
     from datetime import datetime

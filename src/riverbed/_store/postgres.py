@@ -34,14 +34,14 @@ import psycopg
 import psycopg_pool
 
 from riverbed._errors import StoreError, StoreUnavailableError
-from riverbed._store.codec import RUN_COLUMNS, Codec
-from riverbed._store.fencing import HOLDS, holds, wrote
-from riverbed._store.records import (
+from riverbed._records import (
     RunRecord,
     RunStatus,
     StepCommit,
     check_transition,
 )
+from riverbed._store.codec import RUN_COLUMNS, Codec
+from riverbed._store.fencing import HOLDS, holds, wrote
 from riverbed._store.retry import new_token
 from riverbed._store.schema import (
     SCHEMA_VERSION,

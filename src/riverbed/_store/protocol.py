@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Protocol, runtime_checkable
 
-from riverbed._store.records import (
+from riverbed._records import (
     Checkpoint,
     DeadLetterRecord,
     Lease,

@@ -23,17 +23,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from riverbed._errors import DuplicateRunError, InternalError, RunNotFoundError
-from riverbed._store.codec import (
-    CHECKPOINT_COLUMNS,
-    DEAD_LETTER_COLUMNS,
-    HISTORY_COLUMNS,
-    RUN_COLUMNS,
-    STAGE_RUN_COLUMNS,
-    STEP_COLUMNS,
-    Codec,
-)
-from riverbed._store.fencing import HOLDS, Tx, fence, holds, lease_lost, record_transition, wrote
-from riverbed._store.records import (
+from riverbed._records import (
     Checkpoint,
     DeadLetterRecord,
     Lease,
@@ -45,6 +35,16 @@ from riverbed._store.records import (
     StepRecord,
     check_transition,
 )
+from riverbed._store.codec import (
+    CHECKPOINT_COLUMNS,
+    DEAD_LETTER_COLUMNS,
+    HISTORY_COLUMNS,
+    RUN_COLUMNS,
+    STAGE_RUN_COLUMNS,
+    STEP_COLUMNS,
+    Codec,
+)
+from riverbed._store.fencing import HOLDS, Tx, fence, holds, lease_lost, record_transition, wrote
 from riverbed._store.retry import new_token, retrying
 
 __all__ = ["SQLStore", "Tx"]

@@ -1,0 +1,33 @@
+"""Records and statuses: what a run is, as every layer sees it (see docs/architecture.md).
+
+They sit at the bottom: the model, the runners, the store and the interfaces all import
+them, and they import nothing of riverbed but its errors.
+"""
+
+from riverbed._records.records import (
+    Checkpoint,
+    DeadLetterRecord,
+    ErrorInfo,
+    Lease,
+    RunRecord,
+    RunTransition,
+    StageRun,
+    StepCommit,
+    StepRecord,
+)
+from riverbed._records.status import RunStatus, StageStatus, check_transition
+
+__all__ = [
+    "Checkpoint",
+    "DeadLetterRecord",
+    "ErrorInfo",
+    "Lease",
+    "RunRecord",
+    "RunStatus",
+    "RunTransition",
+    "StageRun",
+    "StageStatus",
+    "StepCommit",
+    "StepRecord",
+    "check_transition",
+]
