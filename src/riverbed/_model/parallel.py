@@ -5,7 +5,7 @@ Both are ``PROCESS`` stages, so the flow stays frozen data: a spec holds the set
 the user's function, serializes by import reference and is fingerprinted into the stage's
 version like any processor. Unlike other processors they await the user's calls (pools,
 coroutines, retries with backoff), which a synchronous ``Processor`` cannot: each runner
-executes them with its own code (``riverbed._runtime.local.parallel`` for the local one),
+executes them with its own code (``riverbed._runtime.chains.parallel`` for the local one),
 over the same run-owned state dict, so checkpoints include what is in flight or buffered.
 """
 

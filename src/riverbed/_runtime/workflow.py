@@ -87,7 +87,7 @@ from riverbed._runtime.result import StageCounters, StageError, StageStats, even
 from riverbed._store.protocol import Store
 
 if TYPE_CHECKING:
-    from riverbed._runtime.local.executor import ChainExecutor
+    from riverbed._runtime.chains.executor import ChainExecutor
 
 logger = logging.getLogger("riverbed")
 
@@ -332,7 +332,7 @@ class _Execution:
     ) -> None:
         # The local runner's modules load with the first workflow, not with ``import
         # riverbed`` (which stays light).
-        from riverbed._runtime.local.failures import FailureLog
+        from riverbed._runtime.failures import FailureLog
 
         self.flow = flow
         self.shape = shape
@@ -492,7 +492,7 @@ class _Execution:
     ) -> tuple[dict[str, list[Any]], StageRun, StageFailedError | None]:
         """Run one stage on its events; return its outputs per output port, its stage run,
         and the error that stopped it (policy STOP), if one did."""
-        from riverbed._runtime.local.executor import ChainExecutor
+        from riverbed._runtime.chains.executor import ChainExecutor
 
         stage = chain.head
         counters = StageCounters(stage.name, stage.kind.value)

@@ -28,37 +28,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from riverbed._runtime.clock import Clock
+from riverbed._runtime.parts import Part
 
 logger = logging.getLogger("riverbed")
 
 __all__ = ["Checkpointer", "Part"]
-
-
-@dataclass
-class Part:
-    """What one participant contributes to a checkpoint."""
-
-    positions: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Per source, per partition: where reading stood."""
-    states: dict[str, bytes] = field(default_factory=dict)
-    """Per stage: its pickled state (per-key dict, processor dict, prepared sink writes)."""
-    counters: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Per stage: its counters at the cut."""
-    finished: list[str] = field(default_factory=list)
-    """Chains that had emitted their end-of-stream output (folds' totals, processors'
-    ``finish``): restored, they must not emit it again."""
-    prepared: dict[str, Any] = field(default_factory=dict)
-    """Per transactional sink: the writes it prepared for this checkpoint (each belongs
-    to exactly one checkpoint)."""
-
-    def merge(self, other: Part) -> None:
-        """Add ``other``'s contributions to this one."""
-        for source, partitions in other.positions.items():
-            self.positions.setdefault(source, {}).update(partitions)
-        self.states.update(other.states)
-        self.counters.update(other.counters)
-        self.finished.extend(other.finished)
-        self.prepared.update(other.prepared)
 
 
 @dataclass

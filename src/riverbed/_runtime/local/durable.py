@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any
 from riverbed._errors import FlowVersionError, LeaseLostError, StageFailedError
 from riverbed._model.sinks import is_transactional_sink
 from riverbed._model.stages import Stage
+from riverbed._runtime.chains.executor import ChainExecutor
 from riverbed._runtime.local.channel import Barrier, Channel
-from riverbed._runtime.local.checkpoints import Checkpointer, Part
-from riverbed._runtime.local.executor import ChainExecutor
+from riverbed._runtime.local.checkpoints import Checkpointer
+from riverbed._runtime.parts import Part
 from riverbed._runtime.recording import (
     META_KEY,
     RestorePoint,
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from riverbed._model.flow import Flow
     from riverbed._model.plan import Plan
     from riverbed._runtime.clock import Clock
-    from riverbed._runtime.local.failures import FailureLog
+    from riverbed._runtime.failures import FailureLog
     from riverbed._runtime.result import StageCounters
 
 

@@ -39,12 +39,12 @@ from riverbed._model.policy import OnError
 from riverbed._model.sinks import Capture
 from riverbed._model.stages import Port, Stage, StageKind
 from riverbed._runtime.cache import StepCache
+from riverbed._runtime.chains.executor import ChainExecutor, Outputs
 from riverbed._runtime.clock import Clock, SystemClock
+from riverbed._runtime.failures import FailureLog
 from riverbed._runtime.local.channel import TICK, Barrier, Channel
 from riverbed._runtime.local.checkpoints import Checkpointer
 from riverbed._runtime.local.durable import DurableRun, Injector, writer_name
-from riverbed._runtime.local.executor import ChainExecutor, Outputs
-from riverbed._runtime.local.failures import FailureLog
 from riverbed._runtime.local.progress import LiveProgress, wants_progress
 from riverbed._runtime.observer import RunObserver
 from riverbed._runtime.options import DEFAULT, DEFAULT_CHECKPOINT_INTERVAL, Default, RunOptions

@@ -31,7 +31,7 @@ from riverbed._model.parallel import IN_FLIGHT_PER_WORKER, BatchMap, ParallelMap
 from riverbed._model.policy import OnError, Policy
 from riverbed._model.stages import Stage
 from riverbed._runtime.clock import Clock
-from riverbed._runtime.local.failures import FailureLog
+from riverbed._runtime.failures import FailureLog
 from riverbed._runtime.result import StageCounters, event_repr
 
 __all__ = ["LocalOperator", "local_operator"]
@@ -456,7 +456,7 @@ def local_operator(
     if isinstance(spec, ParallelMap):
         return ParallelMapRun(spec, calls, state, wake)
     if isinstance(spec, BatchMap):
-        from riverbed._runtime.local.batching import BatchMapRun
+        from riverbed._runtime.chains.batching import BatchMapRun
 
         return BatchMapRun(spec, calls, state, wake)
     return None

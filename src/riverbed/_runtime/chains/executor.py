@@ -25,9 +25,7 @@ from riverbed._model.process import Processor, dropped
 from riverbed._model.sinks import is_transactional_sink
 from riverbed._model.stages import Port, SinkMode, StageKind
 from riverbed._runtime.cache import StepCache
-from riverbed._runtime.clock import Clock
-from riverbed._runtime.local.checkpoints import Part
-from riverbed._runtime.local.codegen import (
+from riverbed._runtime.chains.codegen import (
     MISSING,
     Bail,
     CompiledChain,
@@ -36,8 +34,10 @@ from riverbed._runtime.local.codegen import (
     compile_chain,
     remainder_ports,
 )
-from riverbed._runtime.local.failures import FailureLog
-from riverbed._runtime.local.parallel import LocalOperator, local_operator
+from riverbed._runtime.chains.parallel import LocalOperator, local_operator
+from riverbed._runtime.clock import Clock
+from riverbed._runtime.failures import FailureLog
+from riverbed._runtime.parts import Part
 from riverbed._runtime.result import StageCounters, event_repr
 
 Outputs = dict[str, list[Any]]

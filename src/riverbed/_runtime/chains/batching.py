@@ -16,7 +16,7 @@ from typing import Any
 
 from riverbed._model import callables
 from riverbed._model.parallel import BatchMap
-from riverbed._runtime.local.parallel import Calls, Failed
+from riverbed._runtime.chains.parallel import Calls, Failed
 
 __all__ = ["BatchMapRun", "BatchResultError"]
 
