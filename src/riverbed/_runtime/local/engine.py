@@ -546,9 +546,7 @@ class LocalRun(DurableRun):
             if inject is not None:
                 await inject()
             try:
-                await self._step(
-                    chain, channels, chain.process_pulled(reader.pull(self.batch_size))
-                )
+                await self._step(chain, channels, chain.process(reader.pull(self.batch_size)))
             finally:  # count also a batch that a STOP ended half way
                 taken = chain.taken
                 reader.pulled(taken)
