@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 import riverbed as rb
-from riverbed._runtime.recording import crashed_if_dead
+from riverbed._runtime.restore import crashed_if_dead
 from riverbed._store.sqlite import SQLiteStore
 from riverbed._store.url import ENV_VAR
 from riverbed._stored import settle_if_dead

@@ -66,10 +66,9 @@ from riverbed._records import (
     StepRecord,
     check_transition,
 )
+from riverbed._run import Worker, arun, run
 from riverbed._runtime.observer import RunObserver
 from riverbed._runtime.result import DeadLetter, RunResult, StageError, StageStats
-from riverbed._runtime.worker import Worker
-from riverbed._runtime.workflow import WorkflowResult, arun, run
 from riverbed._store import Store, open_store
 
 __version__ = "0.1.0"
@@ -159,6 +158,10 @@ __all__ = [
     "run",
     "stable_hash",
 ]
+
+
+WorkflowResult = RunResult
+"""What ``rb.run`` returns: a ``RunResult`` (kept under this name for earlier code)."""
 
 
 def merge(*streams: Stream, name: str | None = None) -> Stream:

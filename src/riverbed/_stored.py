@@ -22,7 +22,7 @@ from typing import Any
 
 import riverbed as rb
 from riverbed._runtime.identity import process_gone
-from riverbed._runtime.recording import crashed_if_dead
+from riverbed._runtime.restore import crashed_if_dead
 from riverbed._targets import load_flow
 
 __all__ = [

@@ -152,18 +152,19 @@ def test_stop_fails_the_run() -> None:
 
 def test_buffer_is_kept_in_the_run_state() -> None:
     """The waiting events live in the stage's entry of the run's state dict."""
-    from riverbed._runtime.local.engine import LocalRun
+    from riverbed._runtime.stream import StreamRun
+    from tests.runtime.runs import execute, stream_run
 
     seen: list[Any] = []
-    run: LocalRun | None = None
+    run: StreamRun | None = None
 
     def peek(events: list[int]) -> list[int]:
         assert run is not None
         seen.append(list(run.states["bm"]["buffer"]))
         return events
 
-    run = LocalRun(_flow(peek, [1, 2, 3], max_size=5, max_wait=None), progress=False)
-    assert asyncio.run(run.execute()).ok
+    run = stream_run(_flow(peek, [1, 2, 3], max_size=5, max_wait=None))
+    assert asyncio.run(execute(run)) is None
     assert seen == [[1, 2, 3]]
     assert run.states["bm"]["buffer"] == []
 

@@ -934,7 +934,7 @@ def test_unknown_run_option_is_a_type_error() -> None:
 def test_stopped_run_does_not_emit_fold_totals() -> None:
     """A run stopped on request drains what is in flight, but its folds emit nothing: the
     stream was stopped, not ended, so partial totals are not passed off as final."""
-    from riverbed._runtime.local.engine import LocalRun
+    from tests.runtime.runs import execute, stream_run
 
     totals = Capture()
     seen = Capture()
@@ -942,16 +942,12 @@ def test_stopped_run_does_not_emit_fold_totals() -> None:
     keyed = flow.source(range(1000), name="src").key_by(lambda x: x % 2, name="parity")
     keyed.inspect(lambda _: None, name="look").sink(seen, name="seen")
     keyed.fold(int, operator.add, name="sum").sink(totals, name="totals")
-
-    async def main() -> rb.RunResult:
-        run = LocalRun(flow, progress=False, batch_size=10)
-        run.stopping = True  # as the first Ctrl-C does
-        return await run.execute()
-
-    result = asyncio.run(main())
-    assert result.status is rb.RunStatus.CANCELLED
-    assert result.outputs["totals"] == []
-    assert result.outputs["seen"] == []  # stopped before the first read
+    run = stream_run(flow, batch_size=10)
+    run.control.stop()  # as the first Ctrl-C does
+    assert asyncio.run(execute(run)) is None
+    assert run.control.status(None) is rb.RunStatus.CANCELLED
+    assert totals.items == []
+    assert seen.items == []  # stopped before the first read
 
 
 def test_ended_run_emits_fold_totals() -> None:

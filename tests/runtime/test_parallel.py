@@ -452,10 +452,11 @@ def test_cancelled_run_terminates_its_worker_processes() -> None:
 
 def test_events_in_flight_in_the_state_are_called_again() -> None:
     """Events a checkpoint held in flight (state["taken"]) are called first on resume."""
-    from riverbed._runtime.local.engine import LocalRun
+    from tests.runtime.runs import execute, stream_run
 
     flow = _flow(_square, [5, 6], workers=2)
-    run = LocalRun(flow, progress=False)
+    run = stream_run(flow)
     run.states["pm"]["taken"] = {7: 3, 8: 4}
-    assert asyncio.run(run.execute()).outputs["out"] == [9, 16, 25, 36]
+    assert asyncio.run(execute(run)) is None
+    assert flow.stage("out").fn.items == [9, 16, 25, 36]
     assert run.states["pm"]["taken"] == {}

@@ -1,4 +1,4 @@
-"""The live progress display of the local runner (riverbed._runtime.local.progress)."""
+"""The live progress display of the local runner (riverbed._runtime.progress)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import types
 import pytest
 from rich.console import Console
 
-from riverbed._runtime.local import progress
-from riverbed._runtime.local.progress import LiveProgress, wants_progress
+from riverbed._runtime import progress
+from riverbed._runtime.progress import LiveProgress, wants_progress
 from riverbed._runtime.result import StageCounters
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -250,7 +250,7 @@ def test_delay_must_be_non_negative() -> None:
 
 def test_importing_progress_does_not_import_rich() -> None:
     """rich is imported only when a display starts, keeping `import riverbed` light."""
-    code = "import sys, riverbed, riverbed._runtime.local.progress; print('rich' in sys.modules)"
+    code = "import sys, riverbed, riverbed._runtime.progress; print('rich' in sys.modules)"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
@@ -263,7 +263,7 @@ def test_a_display_never_stopped_gives_the_streams_back_at_exit() -> None:
     code = (
         "import sys\n"
         "from rich.console import Console\n"
-        "from riverbed._runtime.local.progress import LiveProgress\n"
+        "from riverbed._runtime.progress import LiveProgress\n"
         "from riverbed._runtime.result import StageCounters\n"
         "console = Console(file=sys.stderr, force_terminal=True, width=100)\n"
         "display = LiveProgress('orphan', [StageCounters('s', 'map')], delay=0, console=console)\n"

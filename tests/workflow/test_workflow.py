@@ -317,7 +317,7 @@ def test_a_run_alive_elsewhere_is_not_resumed(store: rb.Store) -> None:
     """A RUNNING run whose process is alive and lease current is refused, naming it."""
     from datetime import UTC, datetime, timedelta
 
-    from riverbed._runtime.recording import WORKER
+    from riverbed._runtime.identity import WORKER
 
     now = datetime.now(UTC)
     store.create_run(

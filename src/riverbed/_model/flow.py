@@ -25,7 +25,7 @@ from riverbed._model.sources import as_source, is_source
 from riverbed._model.stages import DEFAULT_PORT, Port, SinkMode, Stage, StageKind
 
 if TYPE_CHECKING:
-    from riverbed._runtime.options import RunOptions
+    from riverbed._runtime.config import RunOptions
     from riverbed._runtime.result import RunResult
 
 __all__ = ["Branch", "Flow", "KeyedStream", "Routes", "Stream"]
@@ -264,22 +264,20 @@ class Flow:
         A FAILED run raises ``RunFailedError`` (its ``.result`` holds everything) unless
         ``raise_on_failure=False``. Ctrl-C stops the sources and drains what is in flight
         (status CANCELLED, with each source's position); a second Ctrl-C stops at once.
-        Options (all keyword, all optional): ``batch_size`` (1000), ``progress`` (None:
-        live progress on a terminal only), ``clock``, ``concurrency`` (16 calls of an async
-        stage at once), ``channel_capacity`` (4 batches per writer of an edge),
-        ``raise_on_failure``, ``run_id``, ``max_errors`` (1000 kept in full), ``seed`` (retry
-        jitter).
+        Inside a running event loop (a notebook's), use ``await flow.arun(...)``.
         """
-        from riverbed._runtime.local.engine import run_flow
+        # The front door, above the runtime: a flow is data, and running it is the
+        # facade's to arrange (the one import of the model upwards; see architecture.md).
+        from riverbed._run import run_stream
 
-        return run_flow(self, **options)
+        return run_stream(self, **options)
 
     async def arun(self, **options: Unpack[RunOptions]) -> RunResult:
         """``run`` for code already inside an event loop (no Ctrl-C handling: cancel the
         task instead, which cancels the run)."""
-        from riverbed._runtime.local.engine import arun_flow
+        from riverbed._run import arun_stream
 
-        return await arun_flow(self, **options)
+        return await arun_stream(self, **options)
 
 
 class Stream(StreamOperators):
@@ -511,7 +509,7 @@ class Stream(StreamOperators):
 
     def output(self, *, name: str = "output") -> None:
         """End a workflow: the events reaching here are the run's output
-        (``WorkflowResult.output``, and ``outputs`` for all of them), stored with the run.
+        (``RunResult.output``, and ``outputs`` for all of them), stored with the run.
         See ``Flow.input``."""
         from riverbed._model.workflow import WorkflowOutput
 

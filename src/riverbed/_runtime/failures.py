@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import traceback
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,8 @@ class FailureLog:
         self.errors: list[StageError] = []
         self.dead_letters: list[DeadLetter] = []
         self.fatal: StageError | None = None
+        self.on_dead_letter: Callable[[DeadLetter], None] | None = None
+        """Told every dead letter as it is kept (a run's observers)."""
         self._logged: dict[str, int] = {}
 
     def record(
@@ -84,7 +87,7 @@ class FailureLog:
         if action is OnError.STOP and self.fatal is None:
             self.fatal = record
         if action is OnError.DEAD_LETTER:
-            self.dead_letters.append(
+            self._dead_letter(
                 DeadLetter(
                     stage=stage,
                     event=event,
@@ -97,6 +100,11 @@ class FailureLog:
             )
         self._log(record)
         return record
+
+    def _dead_letter(self, letter: DeadLetter) -> None:
+        self.dead_letters.append(letter)
+        if self.on_dead_letter is not None:
+            self.on_dead_letter(letter)
 
     def stop(
         self,

@@ -1,4 +1,5 @@
-"""What a run returns: its status, per-stage counters, dead letters, errors and outputs.
+"""What a run returns, stream or workflow: its status, per-stage counters, dead letters,
+errors and outputs (and a workflow's output and steps).
 
 Shared by every runner. Counters are collected in mutable ``StageCounters`` while the run
 goes, then frozen into ``StageStats`` in the ``RunResult``.
@@ -12,8 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-# The statuses belong to the stored run record; re-exported here for the runners.
-from riverbed._records import RunStatus
+from riverbed._records import RunStatus, StepRecord
 
 __all__ = ["DeadLetter", "RunResult", "RunStatus", "StageError", "StageStats"]
 
@@ -77,7 +77,14 @@ class DeadLetter:
 
 @dataclass(frozen=True)
 class RunResult:
-    """The outcome of one run of a flow."""
+    """The outcome of one run of a flow, stream or workflow.
+
+    >>> import riverbed as rb
+    >>> flow = rb.Flow("double")
+    >>> flow.input().map(lambda x: x * 2).output()
+    >>> rb.run(flow, 21, store=False).output
+    42
+    """
 
     run_id: str
     flow: str
@@ -95,6 +102,14 @@ class RunResult:
     """Why the run FAILED, if it did."""
     positions: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     """Per source, per partition: where reading stood when the run ended."""
+    output: Any = None
+    """A workflow's output: the first (usually the only) event that reached its
+    ``output()``, None if none did (every one is in ``outputs`` under the output stage's
+    name)."""
+    steps: tuple[StepRecord, ...] = ()
+    """A workflow's step records, replayed ones included, by ``seq``."""
+    replayed: tuple[str, ...] = ()
+    """A workflow's stages whose step was replayed from its record instead of called."""
 
     __module__ = "riverbed"
 
@@ -124,6 +139,9 @@ class RunResult:
             "errors": len(self.errors),
             "dead_letters": len(self.dead_letters),
             "error": dataclasses.asdict(self.error) if self.error is not None else None,
+            "output": event_repr(self.output) if self.steps or self.output is not None else None,
+            "steps": len(self.steps),
+            "replayed": list(self.replayed),
         }
 
     def summary(self) -> str:

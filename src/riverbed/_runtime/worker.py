@@ -16,6 +16,7 @@ last checkpoint, a workflow at its next step boundary) and goes back to the queu
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import signal
@@ -25,14 +26,16 @@ import traceback
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from types import FrameType
-from typing import Any
 
 from riverbed._errors import LeaseLostError, RiverbedError
 from riverbed._records import ErrorInfo, Lease, RunRecord, RunStatus
+from riverbed._runtime.config import DEFAULT, Default, RunConfig
+from riverbed._runtime.execute import execute_stream
+from riverbed._runtime.identity import WORKER
+from riverbed._runtime.lease import LEASE_SECONDS
 from riverbed._runtime.observer import RunObserver
-from riverbed._runtime.options import DEFAULT, Default
-from riverbed._runtime.recording import LEASE_SECONDS, WORKER, resolve_store
-from riverbed._runtime.workflow import run_claimed
+from riverbed._runtime.runner import Runner
+from riverbed._runtime.workflow import WorkflowRun, execute_workflow
 from riverbed._store.protocol import Store
 from riverbed._targets import load_flow
 
@@ -42,10 +45,8 @@ logger = logging.getLogger("riverbed")
 
 
 class Worker:
-    """Takes runs from a store's queue and runs them, one at a time.
-
-    >>> worker = Worker("sqlite:///.riverbed/riverbed.db", idle_exit=0)  # doctest: +SKIP
-    >>> worker.run()  # doctest: +SKIP
+    """Takes runs from ``store``'s queue and runs them, one at a time, on ``runner`` (the
+    local one by default). Public as ``riverbed.Worker``, which also takes a store URL.
 
     ``poll``: seconds between claims when the queue is empty; ``idle_exit``: stop after the
     queue has been empty that long (None: never); ``max_runs``: stop after that many runs;
@@ -53,20 +54,22 @@ class Worker:
     default, that of ``Flow.run``). SIGTERM and Ctrl-C stop it cleanly (see the module).
     """
 
-    __module__ = "riverbed"
-
     def __init__(
         self,
-        store: Store | str | None = None,
+        store: Store,
         *,
+        runner: Runner | None = None,
         poll: float = 1.0,
         idle_exit: float | None = None,
         max_runs: int | None = None,
         checkpoint_interval: float | Default | None = DEFAULT,
     ) -> None:
-        opened = resolve_store(store)
-        assert opened is not None
-        self.store = opened
+        self.store = store
+        if runner is None:
+            from riverbed._runtime.local.runner import LocalRunner  # loaded when used
+
+            runner = LocalRunner()
+        self.runner: Runner = runner
         self.name = WORKER
         self.poll = poll
         self.idle_exit = idle_exit
@@ -160,22 +163,24 @@ class Worker:
                 "runs started from Python can be resumed with flow.run(resume=...) only"
             )
         flow = load_flow(claimed.target, stored=True)  # a row's target: checked first
-        told = [_StopAfter(self)]
+        told = (_StopAfter(self),)
         if flow.is_workflow:
-            run_claimed(flow, self.store, claimed.run_id, told)
+            spec = WorkflowRun(
+                flow, resume=claimed.run_id, claimed=True, observers=told, blocking=True
+            )
+            asyncio.run(execute_workflow(spec, self.store, self.runner))
             return
-        options: dict[str, Any] = {
-            "store": self.store,
-            "claimed": claimed.run_id,
-            "progress": False,
-            "raise_on_failure": False,
-            "params": claimed.params,
-            "target": claimed.target,
-            "observers": told,
-        }
-        if not isinstance(self.checkpoint_interval, Default):
-            options["checkpoint_interval"] = self.checkpoint_interval
-        flow.run(**options)
+        config = RunConfig(
+            claimed=claimed.run_id,
+            progress=False,
+            raise_on_failure=False,
+            params=claimed.params,
+            target=claimed.target,
+            observers=told,
+            checkpoint_interval=self.checkpoint_interval,
+        )
+        run = execute_stream(flow, config, self.store, self.runner, handle_signals=True)
+        asyncio.run(run)
 
     def _fail(self, claimed: RunRecord, error: Exception) -> None:
         logger.error("worker %s: run %s failed to start: %s", self.name, claimed.run_id, error)

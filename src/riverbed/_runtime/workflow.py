@@ -1,23 +1,24 @@
-"""The workflow runner: ``rb.run(flow, input)`` runs a flow's stages one after the other on
-one input event, and records each stage's outputs in the store before the next starts.
+"""Workflows: a flow's stages run one after the other on one input event, each step's
+outputs recorded in the store before the next starts. Runner-neutral: each step runs
+through ``Runner.run_step`` (the local runner runs it in-process), and the run's record,
+lease and commits are its ``RunLifecycle``'s, as a stream's.
 
 A workflow is an ordinary flow that starts at ``flow.input()`` and ends at
-``stream.output()`` (see ``riverbed._model.workflow``). The runner is a small interpreter:
-it walks the stages in topological order, runs each through a one-stage ``ChainExecutor``
-(so retries, failure policies, timeouts, counters and the step cache mean exactly what
-they mean in streams), and commits a ``StepRecord`` of the stage's outputs per output port
-(pickled) with its stage run. A stage that receives no event (after a filter dropped it,
-or on a branch's other side) is not a step: nothing is called and nothing recorded.
+``stream.output()`` (see ``riverbed._model.workflow``). The walk takes the stages in
+topological order, runs each as a one-stage chain (so retries, failure policies,
+timeouts, counters and the step cache mean exactly what they mean in streams), and
+commits a ``StepRecord`` of the stage's outputs per output port (pickled) with its stage
+run. A stage that receives no event (after a filter dropped it, or on a branch's other
+side) is not a step: nothing is called and nothing recorded.
 
 Durability: the run's record (its input and target) is committed before its first step
 starts, so that a crash during step 1 leaves a run to resume; each step's record is
 committed (fsynced) before the next step starts, and the final status (with the pickled
 output) in the same transaction as the last step: a workflow of N steps costs N + 1
-commits. Concurrent workflows in one event loop share commits (group commit): commits
-asked for while one is in flight are written together in the next one, each workflow
-still waiting for its own to be durable. Every commit is fenced by the run's lease, which
-a thread renews (a step longer than the lease does not lose it); a run cancelled from
-outside (``riverbed runs cancel``) stops at the next step boundary.
+commits. Concurrent workflows in one event loop share commits (group commit). Every
+commit is fenced by the run's lease, renewed from a thread (a step longer than the lease
+does not lose it); a run cancelled from outside (``riverbed runs cancel``) stops at the
+next step boundary.
 
 Resuming a run (``resume=RUN``) replays its recorded steps from their records, without
 calling their functions, and goes on from the first unrecorded step; the function of a
@@ -32,68 +33,36 @@ import contextlib
 import dataclasses
 import logging
 import pickle
-import random
 import signal
 import threading
 import time
 import uuid
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from riverbed._errors import (
-    LeaseLostError,
-    RiverbedError,
-    RunNotResumableError,
-    StageFailedError,
-)
+from riverbed._errors import LeaseLostError, RiverbedError, RunNotResumableError, StageFailedError
 from riverbed._model.flow import Flow
-from riverbed._model.origin import origin_of
 from riverbed._model.plan import Chain, make_plan
-from riverbed._model.stages import Port, Stage, StageKind
+from riverbed._model.stages import Port, Stage
 from riverbed._model.workflow import is_workflow_output, workflow_ends
-from riverbed._records import (
-    DeadLetterRecord,
-    Lease,
-    RunRecord,
-    RunStatus,
-    StageRun,
-    StageStatus,
-    StepCommit,
-    StepRecord,
-)
+from riverbed._records import RunRecord, RunStatus, StageStatus, StepCommit, StepRecord
 from riverbed._runtime.cache import StepCache
 from riverbed._runtime.clock import SystemClock
-from riverbed._runtime.committer import committer
-from riverbed._runtime.lease import Keeping, keep
-from riverbed._runtime.observer import RunObserver
-from riverbed._runtime.recording import (
-    LEASE_SECONDS,
-    WORKER,
-    check_same_flow,
-    crashed_if_dead,
-    dead_letter_records,
-    error_info,
-    resolve_store,
-    take_back,
-)
-from riverbed._runtime.recording import (
-    stage_run as recorded_stage,
-)
-from riverbed._runtime.result import StageCounters, StageError, StageStats, event_repr
+from riverbed._runtime.failures import FailureLog
+from riverbed._runtime.lifecycle import RunLifecycle, error_info
+from riverbed._runtime.observer import Observers, RunObserver
+from riverbed._runtime.restore import check_same_flow, crashed_if_dead
+from riverbed._runtime.result import RunResult, StageCounters, StageStats, event_repr
+from riverbed._runtime.runner import Runner, Step
 from riverbed._store.protocol import Store
 
-if TYPE_CHECKING:
-    from riverbed._runtime.chains.executor import ChainExecutor
+__all__ = ["MISSING", "WorkflowRun", "execute_workflow"]
 
 logger = logging.getLogger("riverbed")
-
-__all__ = ["WorkflowResult", "arun", "run"]
-
-_STATEFUL = (StageKind.STATEFUL, StageKind.FOLD, StageKind.PROCESS)
 
 
 class _Missing:
@@ -104,41 +73,6 @@ class _Missing:
 
 
 MISSING: Any = _Missing()
-
-
-@dataclass(frozen=True)
-class WorkflowResult:
-    """The outcome of one workflow run (``rb.run`` / ``rb.arun``).
-
-    >>> import riverbed as rb
-    >>> flow = rb.Flow("double")
-    >>> flow.input().map(lambda x: x * 2).output()
-    >>> rb.run(flow, 21, store=False).output
-    42
-    """
-
-    run_id: str
-    flow: str
-    status: RunStatus
-    output: Any
-    """The first (usually the only) event that reached ``output()``; None if none did."""
-    outputs: tuple[Any, ...]
-    """Every event that reached ``output()``, in order."""
-    steps: tuple[StepRecord, ...]
-    """The run's step records, replayed ones included, by ``seq``."""
-    stages: Mapping[str, StageStats] = field(default_factory=dict)
-    """Counters of the stages this call ran (replayed steps ran in an earlier attempt)."""
-    replayed: tuple[str, ...] = ()
-    """Stages whose step was replayed from its record instead of being called."""
-    error: StageError | None = None
-    """Why the run FAILED, if it did."""
-
-    __module__ = "riverbed"
-
-    @property
-    def ok(self) -> bool:
-        """True if the run SUCCEEDED."""
-        return self.status is RunStatus.SUCCEEDED
 
 
 @dataclass(frozen=True)
@@ -156,7 +90,7 @@ class _Shape:
 _shapes: weakref.WeakKeyDictionary[Flow, _Shape] = weakref.WeakKeyDictionary()
 
 
-def _shape(flow: Flow) -> _Shape:
+def shape_of(flow: Flow) -> _Shape:
     """The workflow shape of ``flow`` (checked, planned without fusion); cached while the
     flow's stages stay the same objects."""
     stages = flow.stages
@@ -175,259 +109,166 @@ def _shape(flow: Flow) -> _Shape:
     return shape
 
 
-# -- the runner --------------------------------------------------------------------------------
+@dataclass
+class WorkflowRun:
+    """How one workflow run is to start: with ``input`` (new), or going on with run
+    ``resume`` (resumed, or ``claimed`` by a worker from the queue)."""
+
+    flow: Flow
+    input: Any = MISSING
+    run_id: str | None = None
+    resume: str | None = None
+    claimed: bool = False
+    """True for a run a worker claimed: interrupted, it goes back to the queue."""
+    target: str | None = None
+    rerun_of: str | None = None
+    observers: tuple[RunObserver, ...] = ()
+    blocking: bool = False
+    """True when the event loop runs nothing but this workflow (``rb.run``): commits are
+    made in the loop's thread, saving a hand-over per commit."""
 
 
-def run(
-    flow: Flow,
-    input: Any = MISSING,
-    *,
-    store: Store | str | bool | None = None,
-    run_id: str | None = None,
-    resume: str | None = None,
-    target: str | None = None,
-    rerun_of: str | None = None,
-    observers: Sequence[RunObserver] = (),
-) -> WorkflowResult:
-    """Run the workflow ``flow`` on ``input``, recording every step in ``store``; return
-    its result (a FAILED run is returned, not raised: see ``result.error``).
-
-    ``store``: a ``Store``, a store URL, None for the default store (RIVERBED_STORE, else
-    ``./.riverbed``), or False to record nothing (no durability; for tests and notebooks).
-    ``resume``: the id of a run that failed, crashed or was cancelled: its recorded steps
-    are replayed without calling their functions, and it goes on from the first
-    unrecorded one (its recorded input is used; ``input`` may be left out). Resuming a run
-    that succeeded returns its recorded result. ``target`` (``module:attr`` of the flow,
-    found by itself when the flow is a module's attribute) is recorded so that ``riverbed
-    runs resume``, ``riverbed runs recover`` and workers can load the flow again;
-    ``rerun_of`` records the run this new one re-runs; ``observers`` are told when the run
-    is recorded and when it ends (``RunObserver``).
-
-    >>> import riverbed as rb
-    >>> flow = rb.Flow("order")
-    >>> flow.input().map(str.strip).map(str.title).output()
-    >>> rb.run(flow, "  ada lovelace ", store=False).output
-    'Ada Lovelace'
-    """
-    if _loop_running():
-        raise RuntimeError(
-            "rb.run() was called inside a running event loop, which it cannot block: use "
-            "`await rb.arun(flow, input, ...)` there"
-        )
-    # Outside of any ``except`` block, so that no exception of riverbed's own becomes the
-    # context of the user's errors (and of their stored tracebacks).
-    return asyncio.run(
-        _arun(
-            flow,
-            input,
-            store,
-            run_id,
-            resume,
-            blocking=True,
-            target=target,
-            rerun_of=rerun_of,
-            observers=observers,
-        )
-    )
-
-
-def _loop_running() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
-
-
-async def arun(
-    flow: Flow,
-    input: Any = MISSING,
-    *,
-    store: Store | str | bool | None = None,
-    run_id: str | None = None,
-    resume: str | None = None,
-    target: str | None = None,
-    rerun_of: str | None = None,
-    observers: Sequence[RunObserver] = (),
-) -> WorkflowResult:
-    """``run`` for code inside an event loop. Many ``arun`` calls awaited at once on one
-    store share their commits (group commit).
-
-    >>> result = await rb.arun(flow, "order-17", store=store)  # doctest: +SKIP
-    """
-    return await _arun(
-        flow,
-        input,
-        store,
-        run_id,
-        resume,
-        blocking=False,
-        target=target,
-        rerun_of=rerun_of,
-        observers=observers,
-    )
-
-
-def run_claimed(
-    flow: Flow, store: Store, run_id: str, observers: Sequence[RunObserver] = ()
-) -> WorkflowResult:
-    """Run workflow run ``run_id``, which this process (a worker) claimed from the store's
-    queue: its record is RUNNING here already and holds its input; steps recorded by a
-    worker that died are replayed. SIGTERM or Ctrl-C stop it at the next step boundary
-    and put it back into the queue (its result then says SCHEDULED)."""
-
-    async def main() -> WorkflowResult:
-        return await _arun(
-            flow, MISSING, store, None, run_id, blocking=True, claimed=True, observers=observers
-        )
-
-    return asyncio.run(main())
-
-
-async def _arun(
-    flow: Flow,
-    input: Any,
-    store: Store | str | bool | None,
-    run_id: str | None,
-    resume: str | None,
-    *,
-    blocking: bool,
-    claimed: bool = False,
-    target: str | None = None,
-    rerun_of: str | None = None,
-    observers: Sequence[RunObserver] = (),
-) -> WorkflowResult:
+async def execute_workflow(spec: WorkflowRun, store: Store | None, runner: Runner) -> RunResult:
+    """Run the workflow ``spec`` describes with ``runner``, recorded in ``store`` (None:
+    nowhere); a FAILED run is returned, not raised (see ``result.error``)."""
+    flow = spec.flow
     if not isinstance(flow, Flow):
         raise TypeError(f"rb.run(flow, input) takes an rb.Flow first, got {flow!r:.80}")
-    shape = _shape(flow)
-    if input is MISSING and resume is None:
+    shape = shape_of(flow)
+    if spec.input is MISSING and spec.resume is None:
         raise TypeError(
             f"rb.run({flow.name!r}, ...) needs the workflow's input (or resume=RUN_ID to "
             "go on with a recorded run's input)"
         )
-    opened = resolve_store(store)
-    try:
-        if opened is None and resume is not None:
-            raise ValueError("resume= needs the store the run was recorded in: pass store=")
-        execution = _Execution(
-            flow, shape, opened, run_id or uuid.uuid4().hex[:16], blocking=blocking
-        )
-        execution.target, execution.rerun_of = target or origin_of(flow), rerun_of
-        execution.claimed = claimed
-        execution.observers = tuple(observers)
-        result = await execution.run(input, resume)
-        for observer in observers:
-            observer.ended(result)
-        return result
-    finally:
-        if opened is not None and opened is not store:
-            opened.close()
+    if store is None and spec.resume is not None:
+        raise ValueError("resume= needs the store the run was recorded in: pass store=")
+    execution = _Execution(spec, shape, store, runner)
+    result = await execution.run()
+    execution.observers.tell("ended", result)
+    return result
 
 
 class _Execution:
     """One attempt at one workflow run."""
 
-    def __init__(
-        self, flow: Flow, shape: _Shape, store: Store | None, run_id: str, *, blocking: bool
-    ) -> None:
-        # The local runner's modules load with the first workflow, not with ``import
-        # riverbed`` (which stays light).
-        from riverbed._runtime.failures import FailureLog
-
-        self.flow = flow
+    def __init__(self, spec: WorkflowRun, shape: _Shape, store: Store | None, runner: Runner):
+        self.spec = spec
+        self.flow = spec.flow
         self.shape = shape
         self.store = store
-        self.run_id = run_id
-        self.failures = FailureLog(flow.name, max_errors=1000)
+        self.runner = runner
+        self.run_id = spec.run_id or uuid.uuid4().hex[:16]
+        self.failures = FailureLog(self.flow.name, max_errors=1000)
         self.clock = SystemClock()
-        self.committer = committer(store, blocking=blocking) if store is not None else None
-        self.cache = StepCache(store, run_id) if store is not None else None
-        self.lease: Lease | None = None
-        """The lease the run's commits are made under, once its record is RUNNING here."""
-        self.keeper: Keeping | None = None
+        self.observers = Observers(spec.observers)
+        self.failures.on_dead_letter = lambda letter: self.observers.tell("dead_letter", letter)
+        self.lifecycle = (
+            RunLifecycle(store, self.flow, self.run_id, version=shape.version)
+            if store is not None
+            else None
+        )
+        self.cache = StepCache(store, self.run_id) if store is not None else None
         self.stop: str | None = None
         """Why the run must stop at the next step boundary: "cancelled" (the store says
         so) or "released" (this worker is shutting down)."""
+        self.started = datetime.now(UTC)
         self.steps: list[StepRecord] = []
         self.stats: dict[str, StageStats] = {}
         self.replayed: list[str] = []
-        self.dead_letters_saved = 0
-        self.target: str | None = None
-        """``module:attr`` of the flow, recorded for workers and ``riverbed runs``."""
-        self.rerun_of: str | None = None
-        self.claimed = False
-        """True for a run a worker claimed: interrupted, it goes back to the queue."""
-        self.observers: tuple[RunObserver, ...] = ()
 
-    async def run(self, input: Any, resume: str | None) -> WorkflowResult:
+    async def run(self) -> RunResult:
         recorded: dict[int, StepRecord] = {}
-        if resume is not None:
-            old = await self._take(resume, input)
+        input = self.spec.input
+        if self.spec.resume is not None:
+            old = await self._take(self.spec.resume, input)
             input = pickle.loads(old.input) if old.input is not None else None
-            self.steps = await asyncio.to_thread(self.store_of().steps, old.run_id)
+            self.steps = await asyncio.to_thread(self._store().steps, old.run_id)
             if old.status is RunStatus.SUCCEEDED:
                 outputs = pickle.loads(old.output) if old.output is not None else []
                 return self._result(RunStatus.SUCCEEDED, outputs)
             recorded = {step.seq: step for step in self.steps}
-        elif self.store is not None:
+        elif self.lifecycle is not None:
             await self._create(input)
-        if self.store is not None and self.observers:
-            record = await asyncio.to_thread(self.store.get_run, self.run_id)
-            for observer in self.observers:
-                observer.started(record)
-        self._keep_lease()
+        return await self._go(input, recorded)
+
+    async def _go(self, input: Any, recorded: dict[int, StepRecord]) -> RunResult:
+        if self.lifecycle is not None:
+            self.lifecycle.keep_lease(self._lost_lease, asyncio.get_running_loop())
         try:
             with _interrupts(self):
                 return await self._walk(input, recorded)
         except LeaseLostError as lost:
-            return self._lost(lost)
+            if lost.status is RunStatus.CANCELLED:
+                return self._result(RunStatus.CANCELLED, [])
+            raise  # taken over: another process runs it now
         except (asyncio.CancelledError, KeyboardInterrupt):
             await self._interrupted()
             raise
         finally:
-            if self.keeper is not None:
-                self.keeper.stop()
+            if self.lifecycle is not None:
+                self.lifecycle.stop_keeping()
 
-    def store_of(self) -> Store:
+    def _store(self) -> Store:
         assert self.store is not None
         return self.store
 
+    def _lifecycle(self) -> RunLifecycle:
+        assert self.lifecycle is not None
+        return self.lifecycle
+
+    def _lost_lease(self) -> None:
+        self.stop = self.stop or "cancelled"
+
     async def _take(self, run_id: str, input: Any) -> RunRecord:
         """The stored run ``run_id``, RUNNING under this process (resumed, or claimed)."""
-        store = self.store_of()
-        if self.claimed:  # RUNNING under this very worker, which claimed it
-            old = await asyncio.to_thread(store.get_run, run_id)
+        lifecycle = self._lifecycle()
+        if self.spec.claimed:  # RUNNING under this very worker, which claimed it
+            lifecycle.run_id = run_id
+            old = await asyncio.to_thread(lifecycle.claimed)
         else:
             old = await asyncio.to_thread(self._resumable, run_id, input)
-        self.run_id = old.run_id
-        if old.status is RunStatus.SUCCEEDED:
-            return old
-        if not self.claimed:
-            old = await asyncio.to_thread(take_back, store, old, self.shape.version)
-        self.lease = Lease.of(old)
+            if old.status is not RunStatus.SUCCEEDED:
+                old = await asyncio.to_thread(lifecycle.take_back, old)
+        self.run_id = lifecycle.run_id = old.run_id
+        self.cache = StepCache(self._store(), self.run_id)
+        if old.status is not RunStatus.SUCCEEDED:
+            self.observers.tell("started", old)
         return old
 
     async def _create(self, input: Any) -> None:
         """Record the run (input, target) before its first step (a group commit)."""
-        assert self.committer is not None
-        record = self._record(input)
-        await self.committer.commit(StepCommit(self.run_id, run=record))
-        self.lease = Lease.of(record)
+        lifecycle = self._lifecycle()
+        record = lifecycle.new_record(
+            input=self._pickle(input, "the input"),
+            input_repr=event_repr(input),
+            target=self.spec.target,
+            rerun_of=self.spec.rerun_of,
+        )
+        await lifecycle.create_grouped(record, blocking=self.spec.blocking)
+        self.observers.tell("started", record)
 
-    def _keep_lease(self) -> None:
-        if self.store is None or self.lease is None:
-            return
-        loop = asyncio.get_running_loop()
+    def _resumable(self, run_id: str, input: Any) -> RunRecord:
+        """The stored run ``run_id``, after checking that this flow may resume it now."""
+        store = self._store()
+        run = store.get_run(run_id)
+        check_same_flow(run, self.flow.name)
+        if input is not MISSING and run.input is not None and pickle.loads(run.input) != input:
+            raise ValueError(
+                f"run {run.run_id} was started with another input; leave input out to "
+                "resume it with its own (or start a new run for this input)"
+            )
+        if run.status is RunStatus.SCHEDULED:
+            raise RunNotResumableError(
+                f"run {run.run_id} is queued and has not started; a worker will run it",
+                run_id=run.run_id,
+            )
+        return crashed_if_dead(store, run)
 
-        def lost() -> None:
-            self.stop = self.stop or "cancelled"
+    # -- the walk ----------------------------------------------------------------------------
 
-        self.keeper = keep(self.store, self.lease, on_lost=lost, loop=loop)
-
-    async def _walk(self, input: Any, recorded: dict[int, StepRecord]) -> WorkflowResult:
+    async def _walk(self, input: Any, recorded: dict[int, StepRecord]) -> RunResult:
         pending: dict[Port, list[Any]] = {Port(self.shape.input.name): [input]}
-        steps = self.shape.steps
-        for seq, chain in enumerate(steps):
+        for seq, chain in enumerate(self.shape.steps):
             stage = chain.head
             step = recorded.get(seq)
             if step is not None:
@@ -462,17 +303,17 @@ class _Execution:
 
     async def _step(
         self, seq: int, chain: Chain, events: list[Any], pending: dict[Port, list[Any]]
-    ) -> WorkflowResult | None:
+    ) -> RunResult | None:
         """Run and commit step ``seq``; the run's result if it ended with it."""
         stage = chain.head
-        produced, stage_run, failure = await self._execute(chain, events)
+        produced, counters, failure, started = await self._execute(chain, events)
         data = b""
         try:
             if failure is None:
                 data = self._pickle(produced, f"stage {stage.name!r}'s outputs")
         except TypeError as error:  # the step cannot be recorded: it fails
             failure = self.failures.stop(stage.name, error, f"stage {stage.name!r}")
-            stage_run = dataclasses.replace(stage_run, status=StageStatus.FAILED)
+        stage_run = self._stage_run(stage, counters, failure, started)
         if failure is not None:
             await self._commit(StepCommit(self.run_id, stage_run=stage_run), failure)
             return self._result(RunStatus.FAILED, [])
@@ -483,59 +324,42 @@ class _Execution:
         record = StepRecord(self.run_id, seq, stage.name, data, datetime.now(UTC))
         self.steps.append(record)
         await self._commit(StepCommit(self.run_id, step=record, stage_run=stage_run), None, outputs)
+        self.observers.tell("checkpoint", seq)
         return self._result(RunStatus.SUCCEEDED, outputs) if outputs is not None else None
-
-    # -- one step -------------------------------------------------------------------------
 
     async def _execute(
         self, chain: Chain, events: list[Any]
-    ) -> tuple[dict[str, list[Any]], StageRun, StageFailedError | None]:
-        """Run one stage on its events; return its outputs per output port, its stage run,
-        and the error that stopped it (policy STOP), if one did."""
-        from riverbed._runtime.chains.executor import ChainExecutor
-
+    ) -> tuple[dict[str, list[Any]], StageCounters, StageFailedError | None, datetime]:
+        """Run one stage on its events through the runner; its outputs per output port,
+        its counters, the error that stopped it (policy STOP) if one did, when it began."""
         stage = chain.head
         counters = StageCounters(stage.name, stage.kind.value)
-        executor = ChainExecutor(
-            chain,
-            [counters],
-            [{} if stage.kind in _STATEFUL else None],
-            self.failures,
-            self.clock,
-            concurrency=stage.concurrency or 16,
-            # A seed from the process's generator: seeding each executor from the OS's
-            # randomness would cost a system call per step.
-            seed=random.getrandbits(64),
-            step_cache=self.cache,
-            compiled=False,
-        )
         started = datetime.now(UTC)
         begin = time.perf_counter()
         produced: dict[str, list[Any]] = {}
         failure: StageFailedError | None = None
+        step = Step(chain, events, counters, self.failures, self.clock, self.cache)
         try:
-            for outputs in (await executor.process(events), await executor.finish()):
-                for key, items in outputs.items():
-                    produced.setdefault(key, []).extend(items)
-            await executor.close()
+            produced = await self.runner.run_step(step)
         except StageFailedError as error:
             failure = error
-            await _close_quietly(executor)
         counters.seconds = time.perf_counter() - begin
         self.stats[stage.name] = counters.freeze()
-        by_port = {str(port): port.name for port in chain.exits}
-        named = {by_port[key]: items for key, items in produced.items() if key in by_port}
-        stage_run = recorded_stage(
-            self.run_id,
-            stage.name,
-            stage.kind.value,
-            counters.values(),
-            StageStatus.FAILED if failure is not None else StageStatus.SUCCEEDED,
-            started_at=started,
-            ended_at=datetime.now(UTC),
-            attempt=self.lease.attempt if self.lease is not None else 1,
+        return produced, counters, failure, started
+
+    def _stage_run(
+        self,
+        stage: Stage,
+        counters: StageCounters,
+        failure: StageFailedError | None,
+        started: datetime,
+    ) -> Any:
+        status = StageStatus.FAILED if failure is not None else StageStatus.SUCCEEDED
+        if self.lifecycle is None:
+            return None
+        return self.lifecycle.stage_run(
+            stage.name, counters.values(), status, started_at=started, ended_at=datetime.now(UTC)
         )
-        return named, stage_run, failure
 
     def _route(
         self, stage: Stage, produced: dict[str, list[Any]], pending: dict[Port, Any]
@@ -559,26 +383,6 @@ class _Execution:
                 "and its output are recorded in the store, so they must be picklable"
             ) from error
 
-    # -- the store ------------------------------------------------------------------------
-
-    def _record(self, input: Any) -> RunRecord:
-        """The run's record, created before its first step."""
-        now = datetime.now(UTC)
-        return RunRecord(
-            run_id=self.run_id,
-            flow=self.flow.name,
-            flow_version=self.shape.version,
-            status=RunStatus.RUNNING,
-            input=self._pickle(input, "the input"),
-            input_repr=event_repr(input),
-            created_at=now,
-            started_at=now,
-            worker=WORKER,
-            lease_until=now + timedelta(seconds=LEASE_SECONDS),
-            target=self.target,
-            rerun_of=self.rerun_of,
-        )
-
     async def _commit(
         self,
         commit: StepCommit,
@@ -587,7 +391,8 @@ class _Execution:
     ) -> None:
         """Commit one step under the run's lease, ending the run FAILED with ``failure``,
         or SUCCEEDED with ``outputs`` if given."""
-        if self.store is None or self.committer is None:
+        lifecycle = self.lifecycle
+        if lifecycle is None:
             return
         fields: dict[str, Any] = {}
         status = None
@@ -603,48 +408,17 @@ class _Execution:
             }
         if status is not None:
             fields["lease_until"] = None
-        letters = self._new_dead_letters()
-        if letters:  # rare: kept apart, so that StepCommit stays small
-            await asyncio.to_thread(self.store.add_dead_letters, letters, lease=self.lease)
-        await self.committer.commit(
-            dataclasses.replace(commit, status=status, fields=fields, lease=self.lease)
-        )
-
-    def _new_dead_letters(self) -> list[DeadLetterRecord]:
-        fresh = self.failures.dead_letters[self.dead_letters_saved :]
-        self.dead_letters_saved = len(self.failures.dead_letters)
-        return dead_letter_records(self.run_id, self.flow.name, fresh)
-
-    def _resumable(self, run_id: str, input: Any) -> RunRecord:
-        """The stored run ``run_id``, after checking that this flow may resume it now."""
-        store = self.store_of()
-        run = store.get_run(run_id)
-        check_same_flow(run, self.flow.name)
-        if input is not MISSING and run.input is not None and pickle.loads(run.input) != input:
-            raise ValueError(
-                f"run {run.run_id} was started with another input; leave input out to "
-                "resume it with its own (or start a new run for this input)"
-            )
-        if run.status is RunStatus.SCHEDULED:
-            raise RunNotResumableError(
-                f"run {run.run_id} is queued and has not started; a worker will run it",
-                run_id=run.run_id,
-            )
-        return crashed_if_dead(store, run)
+        if self.failures.dead_letters:  # rare: kept apart, so that StepCommit stays small
+            await asyncio.to_thread(lifecycle.save_letters, list(self.failures.dead_letters))
+        full = dataclasses.replace(commit, status=status, fields=fields, lease=lifecycle.lease)
+        await lifecycle.commit(full, blocking=self.spec.blocking)
 
     # -- how a run stops early -------------------------------------------------------------
 
-    def _lost(self, lost: LeaseLostError) -> WorkflowResult:
-        """A commit found the run no longer this process's: cancelled (the result says
-        so), or taken over (re-raised: another process runs it now)."""
-        if lost.status is RunStatus.CANCELLED:
-            return self._result(RunStatus.CANCELLED, [])
-        raise lost
-
-    async def _stopped(self) -> WorkflowResult:
+    async def _stopped(self) -> RunResult:
         """Stop at a step boundary: cancelled from outside (the store says so already),
         or this worker shutting down (the run goes back to the queue)."""
-        store, lease = self.store_of(), self.lease
+        store, lease = self._store(), self._lifecycle().lease
         assert lease is not None
         if self.stop == "released" and await asyncio.to_thread(store.release, lease):
             logger.warning("workflow run %s: back in the queue (the worker stops)", self.run_id)
@@ -662,33 +436,29 @@ class _Execution:
     async def _interrupted(self) -> None:
         """The run's task was cancelled (Ctrl-C): record it CANCELLED, or put it back into
         the queue if a worker claimed it, so that it is never left RUNNING."""
-        if self.store is None or self.lease is None:
+        lifecycle = self.lifecycle
+        if lifecycle is None or lifecycle.lease is None:
             return
-        store, lease = self.store, self.lease
         with contextlib.suppress(RiverbedError):
-            if self.claimed:
-                await asyncio.to_thread(store.release, lease)
-            else:
-                await asyncio.to_thread(
-                    store.transition,
-                    self.run_id,
-                    RunStatus.CANCELLED,
-                    lease=lease,
-                    ended_at=datetime.now(UTC),
-                    lease_until=None,
-                )
+            await asyncio.to_thread(lifecycle.interrupted, release=self.spec.claimed)
 
-    def _result(self, status: RunStatus, outputs: list[Any]) -> WorkflowResult:
-        return WorkflowResult(
+    def _result(self, status: RunStatus, outputs: list[Any]) -> RunResult:
+        output = self.shape.output
+        return RunResult(
             run_id=self.run_id,
             flow=self.flow.name,
+            flow_version=self.shape.version,
             status=status,
-            output=outputs[0] if outputs else None,
-            outputs=tuple(outputs),
-            steps=tuple(sorted(self.steps, key=lambda step: step.seq)),
+            started_at=self.started,
+            ended_at=datetime.now(UTC),
             stages=dict(self.stats),
-            replayed=tuple(self.replayed),
+            outputs={output.name: list(outputs)} if output is not None else {},
+            dead_letters=tuple(self.failures.dead_letters),
+            errors=tuple(self.failures.errors),
             error=self.failures.fatal if status is RunStatus.FAILED else None,
+            output=outputs[0] if outputs else None,
+            steps=tuple(sorted(self.steps, key=lambda step: step.seq)),
+            replayed=tuple(self.replayed),
         )
 
 
@@ -698,15 +468,14 @@ def _interrupts(execution: _Execution) -> Iterator[None]:
     it at the next step boundary and put it back into the queue. The handlers are
     Python's own, which run between two bytecodes even while a synchronous step keeps the
     event loop busy; observers are told (the worker stops after this run)."""
-    if not execution.claimed or threading.current_thread() is not threading.main_thread():
+    if not execution.spec.claimed or threading.current_thread() is not threading.main_thread():
         yield
         return
     outer = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
 
     def release(number: int, frame: FrameType | None) -> None:
         execution.stop = "released"
-        for observer in execution.observers:
-            observer.stopping(signal.Signals(number).name)
+        execution.observers.tell("stopping", signal.Signals(number).name)
 
     for number in outer:
         signal.signal(number, release)
@@ -715,12 +484,3 @@ def _interrupts(execution: _Execution) -> Iterator[None]:
     finally:
         for number, handler in outer.items():
             signal.signal(number, handler)
-
-
-async def _close_quietly(executor: ChainExecutor) -> None:
-    """Close a failed stage's sinks; the stage's own error is the one to report."""
-    with contextlib.suppress(StageFailedError):
-        await executor.close()
-
-
-run.__module__ = arun.__module__ = "riverbed"  # public as riverbed.run and riverbed.arun

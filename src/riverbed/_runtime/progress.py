@@ -1,8 +1,9 @@
-"""The live progress display of a local run: one line of counters per stage, on a terminal.
+"""The live progress display of a run: one line of counters per stage, on a terminal.
 
-The engine owns the timing: it builds a ``LiveProgress`` over its ``StageCounters`` when a
-run starts, calls ``refresh()`` about four times a second, and ``stop()`` once at the end
-(in a ``finally``: while the display shows, it holds ``sys.stdout`` and ``sys.stderr``).
+It is an observer of the run (``ProgressObserver``), told the live counters about four
+times a second and the end once; it builds a ``LiveProgress`` over the counters, calls its
+``refresh()``, and ``stop()`` when the run ends (while the display shows, it holds
+``sys.stdout`` and ``sys.stderr``).
 Nothing shows until ``delay`` seconds have passed, so short runs print nothing. Rich is
 imported only when the display starts, which keeps ``import riverbed`` light.
 
@@ -17,10 +18,11 @@ import atexit
 import sys
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
-from riverbed._runtime.result import StageCounters
+from riverbed._runtime.observer import RunObserver
+from riverbed._runtime.result import RunResult, StageCounters
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions
@@ -28,7 +30,7 @@ if TYPE_CHECKING:
     from rich.segment import Segment
     from rich.text import Text
 
-__all__ = ["LiveProgress", "wants_progress"]
+__all__ = ["LiveProgress", "ProgressObserver", "wants_progress"]
 
 # A refresh that follows the previous sample sooner than this (the final one from ``stop``)
 # keeps the events/s already shown rather than divide by a tiny interval.
@@ -62,6 +64,25 @@ def wants_progress(progress: bool | None, stream: TextIO | None = None) -> bool:
         return bool(isatty())
     except (ValueError, OSError):  # a closed or detached stream is no terminal
         return False
+
+
+class ProgressObserver(RunObserver):
+    """Shows a run's live progress (``LiveProgress``) from the counters it is told."""
+
+    counters_every = 0.25
+
+    def __init__(self, flow_name: str) -> None:
+        self.flow_name = flow_name
+        self.display: LiveProgress | None = None
+
+    def counters(self, stages: Mapping[str, StageCounters]) -> None:
+        if self.display is None:
+            self.display = LiveProgress(self.flow_name, list(stages.values()))
+        self.display.refresh()
+
+    def ended(self, result: RunResult) -> None:
+        if self.display is not None:
+            self.display.stop(result.status.value)
 
 
 class LiveProgress:

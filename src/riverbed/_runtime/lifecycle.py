@@ -1,0 +1,305 @@
+"""One run's life in the store, for streams and workflows alike, whatever the runner:
+recorded RUNNING under this process's lease (new, resumed, re-run or claimed from the
+queue), the lease kept, checkpoints or steps committed, dead letters and stage records
+saved, and the end recorded (or the run handed back to the queue). Every write is fenced
+by the run's lease (see ``Lease``): a process that lost its run changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import pickle
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from riverbed._errors import LeaseLostError
+from riverbed._records import (
+    Checkpoint,
+    DeadLetterRecord,
+    ErrorInfo,
+    Lease,
+    RunRecord,
+    RunStatus,
+    StageRun,
+    StageStatus,
+    StepCommit,
+)
+from riverbed._runtime.committer import committer
+from riverbed._runtime.identity import WORKER
+from riverbed._runtime.lease import LEASE_SECONDS, Keeping, keep
+from riverbed._runtime.restore import META_KEY, stage_versions, take_back
+from riverbed._runtime.result import COUNTS, event_repr
+from riverbed._store.protocol import Store
+
+if TYPE_CHECKING:
+    from riverbed._model.flow import Flow
+    from riverbed._runtime.result import DeadLetter, RunResult, StageError
+
+__all__ = ["RunLifecycle", "dead_letter_records", "error_info", "stage_run"]
+
+_ENDED_AS = {
+    RunStatus.SUCCEEDED: StageStatus.SUCCEEDED,
+    RunStatus.FAILED: StageStatus.FAILED,
+    RunStatus.CANCELLED: StageStatus.CANCELLED,
+    RunStatus.SCHEDULED: StageStatus.CANCELLED,
+}
+
+
+class RunLifecycle:
+    """Writes one run's record, checkpoints, steps and dead letters to the store."""
+
+    def __init__(self, store: Store, flow: Flow, run_id: str, *, version: str) -> None:
+        self.store = store
+        self.flow = flow
+        self.run_id = run_id
+        self.version = version
+        """The flow's version as recorded (a workflow's is its shape's)."""
+        self.versions = stage_versions(flow)
+        self.lease: Lease | None = None
+        """The lease this process writes the run under, once the run is RUNNING here."""
+        self._keeper: Keeping | None = None
+        self._letters_saved = 0
+
+    # -- how a run begins ---------------------------------------------------------------------
+
+    def create(self, record: RunRecord) -> RunRecord:
+        """Record a new run, RUNNING under this process."""
+        self.store.create_run(record)
+        return self._holding(record)
+
+    async def create_grouped(self, record: RunRecord, *, blocking: bool) -> RunRecord:
+        """Record a new run through the store's group committer (workflows: many at once
+        share a commit)."""
+        await committer(self.store, blocking=blocking).commit(StepCommit(record.run_id, run=record))
+        return self._holding(record)
+
+    def take_back(self, run: RunRecord) -> RunRecord:
+        """Make the stopped ``run`` RUNNING again here, as its next attempt (a resume)."""
+        return self._holding(take_back(self.store, run, self.version))
+
+    def claimed(self) -> RunRecord:
+        """The run this process claimed from the queue (already RUNNING here)."""
+        return self._holding(self.store.get_run(self.run_id))
+
+    def new_record(self, **fields: Any) -> RunRecord:
+        """A new run's record, RUNNING under this process, with ``fields``."""
+        now = datetime.now(UTC)
+        values: dict[str, Any] = {
+            "run_id": self.run_id,
+            "flow": self.flow.name,
+            "flow_version": self.version,
+            "status": RunStatus.RUNNING,
+            "created_at": now,
+            "started_at": now,
+            "worker": WORKER,
+            "lease_until": now + timedelta(seconds=LEASE_SECONDS),
+        }
+        return RunRecord(**{**values, **fields})
+
+    def _holding(self, record: RunRecord) -> RunRecord:
+        self.run_id = record.run_id
+        self.lease = Lease.of(record)
+        return record
+
+    # -- while it runs ------------------------------------------------------------------------
+
+    def keep_lease(self, on_lost: Callable[[], None], loop: asyncio.AbstractEventLoop) -> None:
+        """Renew the run's lease until ``stop_keeping``; ``on_lost`` on ``loop`` once the
+        store says the run is no longer this process's (cancelled, or taken over)."""
+        assert self.lease is not None
+        self._keeper = keep(self.store, self.lease, on_lost=on_lost, loop=loop)
+
+    def stop_keeping(self) -> None:
+        """Stop renewing the lease."""
+        if self._keeper is not None:
+            self._keeper.stop()
+
+    def checkpoint(
+        self,
+        checkpoint_id: int,
+        positions: dict[str, dict[str, Any]],
+        states: dict[str, bytes],
+        counters: Mapping[str, Mapping[str, Any]],
+        finished: Iterable[str],
+        dead_letters: list[DeadLetter],
+        *,
+        ended: bool = False,
+    ) -> None:
+        """Commit one checkpoint, with the stage runs at its cut and the dead letters
+        since the last one, in one transaction fenced by the run's lease."""
+        meta = {
+            "counters": {name: dict(values) for name, values in counters.items()},
+            "finished": sorted(set(finished)),
+            "stage_versions": self.versions,
+            "ended": ended,
+        }
+        checkpoint = Checkpoint(
+            run_id=self.run_id,
+            checkpoint_id=checkpoint_id,
+            flow_version=self.version,
+            positions=positions,
+            states={**states, META_KEY: json.dumps(meta).encode()},
+            created_at=datetime.now(UTC),
+        )
+        stage_runs = [
+            self.stage_run(name, values, StageStatus.RUNNING) for name, values in counters.items()
+        ]
+        letters = self.new_letters(dead_letters)
+        self.store.commit_checkpoint(checkpoint, stage_runs, letters, lease=self.lease)
+
+    async def commit(self, commit: StepCommit, *, blocking: bool) -> None:
+        """Commit a workflow's step (or its end) under the run's lease, grouped with the
+        commits of the other workflows of this event loop."""
+        await committer(self.store, blocking=blocking).commit(commit)
+
+    def save_letters(self, letters: list[DeadLetter]) -> None:
+        """Store the dead letters not stored yet, under the run's lease."""
+        fresh = self.new_letters(letters)
+        if fresh:
+            self.store.add_dead_letters(fresh, lease=self.lease)
+
+    def new_letters(self, letters: list[DeadLetter]) -> list[DeadLetterRecord]:
+        """The dead letters not saved yet, as records (each saved once)."""
+        fresh = letters[self._letters_saved :]
+        self._letters_saved = len(letters)
+        return dead_letter_records(self.run_id, self.flow.name, fresh)
+
+    def stage_run(
+        self, name: str, values: Mapping[str, Any], status: StageStatus, **times: Any
+    ) -> StageRun:
+        """Stage ``name``'s record in this attempt, from its counter ``values``."""
+        kind = self.flow.stage(name).kind.value
+        attempt = self.lease.attempt if self.lease is not None else 1
+        return stage_run(self.run_id, name, kind, values, status, attempt=attempt, **times)
+
+    # -- how it ends ------------------------------------------------------------------------
+
+    def finish(self, result: RunResult, *, release: bool = False) -> RunRecord:
+        """Record how a stream run ended (its stage runs, its last dead letters, its
+        status), or with ``release`` hand it back to the queue, resumable from its last
+        checkpoint. Returns the run as stored: CANCELLED if it was cancelled from outside
+        meanwhile. ``LeaseLostError`` if another process took the run over."""
+        self.stop_keeping()
+        lease = self.lease
+        assert lease is not None
+        try:
+            self._save_ending(result, lease)
+            if release:
+                self.store.release(lease)
+                return self.store.get_run(self.run_id)
+            return self.store.transition(
+                self.run_id,
+                result.status,
+                lease=lease,
+                ended_at=result.ended_at,
+                error=error_info(result.error),
+                lease_until=None,
+            )
+        except LeaseLostError as lost:
+            if lost.status is RunStatus.CANCELLED:
+                return self.store.get_run(self.run_id)  # cancelled: the record says so
+            raise
+
+    def interrupted(self, *, release: bool) -> RunRecord:
+        """The run stops without an end of its own (Ctrl-C, its task cancelled): back into
+        the queue with ``release`` (a worker's run), else CANCELLED."""
+        self.stop_keeping()
+        assert self.lease is not None
+        if release:
+            self.store.release(self.lease)
+        else:
+            self.store.transition(
+                self.run_id,
+                RunStatus.CANCELLED,
+                lease=self.lease,
+                ended_at=datetime.now(UTC),
+                lease_until=None,
+            )
+        return self.store.get_run(self.run_id)
+
+    def _save_ending(self, result: RunResult, lease: Lease) -> None:
+        status = _ENDED_AS[result.status]
+        failed_stage = result.error.stage if result.error is not None else None
+        stage_runs = []
+        for name, stats in result.stages.items():
+            own = status
+            if name == failed_stage:
+                own = StageStatus.FAILED
+            elif status is StageStatus.FAILED:
+                own = StageStatus.SUCCEEDED
+            values = {counter: getattr(stats, counter) for counter in COUNTS}
+            stage_runs.append(self.stage_run(name, values, own))
+        self.store.save_stage_runs(self.run_id, stage_runs, lease=lease)
+        self.save_letters(list(result.dead_letters))
+
+
+def dead_letter_records(
+    run_id: str, flow: str, letters: Iterable[DeadLetter]
+) -> list[DeadLetterRecord]:
+    """Dead letters of a run as the store keeps them: the event pickled (empty when it
+    cannot be: kept by its repr only, and then not replayable)."""
+    return [
+        DeadLetterRecord(
+            id=None,
+            run_id=run_id,
+            flow=flow,
+            stage=letter.stage,
+            event=_pickle_event(letter.event),
+            event_repr=event_repr(letter.event),
+            error_type=letter.error_type,
+            message=letter.message,
+            traceback=letter.traceback,
+            attempts=letter.attempts,
+            at=letter.at,
+            replayed_by=None,
+        )
+        for letter in letters
+    ]
+
+
+def stage_run(
+    run_id: str,
+    stage: str,
+    kind: str,
+    values: Mapping[str, Any],
+    status: StageStatus,
+    *,
+    started_at: datetime | None = None,
+    ended_at: datetime | None = None,
+    attempt: int = 1,
+) -> StageRun:
+    """A stage's record, in ``attempt``, from its counter ``values``
+    (``StageCounters.values()``)."""
+    counts = {name: values.get(name, 0) for name in COUNTS}
+    counts["seconds"] = values.get("seconds", 0.0)
+    return StageRun(
+        run_id=run_id,
+        stage=stage,
+        kind=kind,
+        status=status,
+        started_at=started_at,
+        ended_at=ended_at,
+        attempt=attempt,
+        **counts,
+    )
+
+
+def error_info(error: StageError | None) -> ErrorInfo | None:
+    """A run's stopping error as its record keeps it."""
+    if error is None:
+        return None
+    return ErrorInfo(
+        stage=error.stage,
+        error_type=error.error_type,
+        message=error.message,
+        traceback=error.traceback,
+    )
+
+
+def _pickle_event(event: Any) -> bytes:
+    try:
+        return pickle.dumps(event, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # kept by repr only; replay is then impossible, and says so
+        return b""

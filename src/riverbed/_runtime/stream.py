@@ -1,0 +1,209 @@
+"""One attempt of a stream run, as every runner sees it: the plan, the configuration, the
+live counters and state, where the sources stand, the failure log, how the run is asked
+to stop, and the commits every runner makes the same way (checkpoints through the run's
+lifecycle, transactional sinks' writes). A runner executes it (``Runner.run_stream``);
+``riverbed._runtime.execute`` records it from start to end.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from riverbed._errors import StageFailedError
+from riverbed._model.plan import Plan
+from riverbed._model.sinks import is_transactional_sink
+from riverbed._model.stages import StageKind
+from riverbed._records import RunStatus
+from riverbed._runtime.cache import StepCache
+from riverbed._runtime.clock import Clock
+from riverbed._runtime.config import RunConfig
+from riverbed._runtime.failures import FailureLog
+from riverbed._runtime.lifecycle import RunLifecycle
+from riverbed._runtime.observer import Observers
+from riverbed._runtime.parts import Part
+from riverbed._runtime.restore import Restored
+from riverbed._runtime.result import StageCounters
+
+if TYPE_CHECKING:
+    from riverbed._model.flow import Flow
+
+__all__ = ["Control", "StreamRun"]
+
+STATEFUL_KINDS = (StageKind.STATEFUL, StageKind.FOLD, StageKind.PROCESS)
+"""Stages whose memory (a dict per stage, held by the run) checkpoints snapshot."""
+
+
+@dataclass
+class Control:
+    """How a run is asked to stop, and how it is stopping. The runner registers what to
+    do (``on_stop``: stop the sources and drain; ``on_abort``: stop at once)."""
+
+    stopping: bool = False
+    """The sources stop; what is in flight drains (a clean stop)."""
+    aborted: bool = False
+    """Everything stops at once."""
+    releasing: bool = False
+    """The run goes back to the queue when it has stopped (a worker interrupted)."""
+    lost: bool = False
+    """The run's lease was lost (cancelled from outside, or taken over)."""
+    on_stop: list[Callable[[], None]] = field(default_factory=list)
+    on_abort: list[Callable[[], None]] = field(default_factory=list)
+
+    def stop(self) -> None:
+        """Stop the sources and let what is in flight drain."""
+        self.stopping = True
+        for hook in self.on_stop:
+            hook()
+
+    def abort(self) -> None:
+        """Stop everything at once."""
+        self.stopping = self.aborted = True
+        for hook in self.on_stop + self.on_abort:
+            hook()
+
+    def lose(self) -> None:
+        """The run is no longer this process's: stop at once, recording nothing more."""
+        if not self.lost:
+            self.lost = True
+            self.abort()
+
+    def status(self, error: BaseException | None) -> RunStatus:
+        """How the run ended, as this process saw it (the store may know better: a run
+        cancelled from outside meanwhile)."""
+        if self.lost:
+            return RunStatus.CANCELLED
+        if error is not None:
+            return RunStatus.FAILED
+        if self.stopping:
+            return RunStatus.SCHEDULED if self.releasing else RunStatus.CANCELLED
+        return RunStatus.SUCCEEDED
+
+
+class StreamRun:
+    """One attempt of a stream run (see the module docstring)."""
+
+    def __init__(
+        self,
+        flow: Flow,
+        plan: Plan,
+        config: RunConfig,
+        run_id: str,
+        clock: Clock,
+        observers: Observers,
+    ) -> None:
+        self.flow = flow
+        self.plan = plan
+        self.config = config
+        self.run_id = run_id
+        self.clock = clock
+        self.observers = observers
+        self.failures = FailureLog(flow.name, max_errors=config.max_errors)
+        self.failures.on_dead_letter = lambda letter: observers.tell("dead_letter", letter)
+        fused = {s.name: chain for chain in plan.chains for s in chain.stages}
+        self.counters = {
+            stage.name: StageCounters(
+                stage.name,
+                stage.kind.value,
+                tuple(s.name for s in fused[stage.name].stages if s.name != stage.name)
+                if stage.name in fused
+                else (),
+            )
+            for stage in flow.stages
+        }
+        self.states: dict[str, dict[Any, Any]] = {
+            stage.name: {} for stage in flow.stages if stage.kind in STATEFUL_KINDS
+        }
+        self.positions: dict[str, dict[str, Any]] = {}
+        """Per source, per partition: where reading stands (kept by the runner)."""
+        self.restored = Restored()
+        self.lifecycle: RunLifecycle | None = None
+        self.step_cache: StepCache | None = None
+        self.control = Control()
+        self.checkpoint_every = config.checkpoint_every
+        self.checkpoint_events = config.checkpoint_events
+
+    @property
+    def checkpointing(self) -> bool:
+        """True if the run takes checkpoints (it is recorded, with an interval or a
+        volume)."""
+        return self.lifecycle is not None and bool(self.checkpoint_every or self.checkpoint_events)
+
+    def restore(self, restored: Restored) -> None:
+        """Start from a checkpoint's content: states, positions, counters."""
+        self.restored = restored
+        for name, value in restored.states.items():
+            self.states[name].update(value)
+        for name, values in restored.counters.items():
+            if name in self.counters:
+                self.counters[name].restore(values)
+
+    # -- commits every runner makes the same way ------------------------------------------
+
+    async def commit_checkpoint(self, checkpoint_id: int, part: Part, *, ended: bool) -> None:
+        """Commit a gathered checkpoint to the store (transactional sinks' prepared writes
+        with it), then let those sinks commit their writes."""
+        lifecycle = self.lifecycle
+        assert lifecycle is not None
+        states = dict(part.states)
+        for name, prepared in part.prepared.items():
+            try:
+                states[name] = pickle.dumps(prepared, protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception as error:
+                note = f"its prepared writes could not be pickled at checkpoint {checkpoint_id}"
+                raise self.failures.stop(name, error, f"stage {name!r}", note=note) from error
+        # On this thread, blocking the loop for the commit (a few milliseconds, once per
+        # interval): handed to a worker thread, the commit needs the GIL back at every
+        # step from a loop that is busy running stages, and took seconds (measured).
+        lifecycle.checkpoint(
+            checkpoint_id,
+            part.positions,
+            states,
+            part.counters,
+            part.finished,
+            list(self.failures.dead_letters),
+            ended=ended,
+        )
+        self.observers.tell("checkpoint", checkpoint_id)
+        for name, prepared in part.prepared.items():
+            self.commit_sink(name, checkpoint_id, prepared)
+
+    def commit_sink(
+        self, name: str, checkpoint_id: int | str, prepared: Any, *, key: str | None = None
+    ) -> None:
+        """Sink ``name`` commits its writes of a checkpoint (or of the run's "end"), once
+        per ``key`` (by default this run's, this sink's and this checkpoint's)."""
+        key = key or f"{self.run_id}/{name}/{checkpoint_id}"
+        try:
+            self.flow.stage(name).fn.commit(key, prepared)  # on the loop's thread, as above
+        except Exception as error:
+            which = f"of checkpoint {checkpoint_id}"
+            if checkpoint_id == "end":
+                which = "at the end of the run"
+            note = f"its writes {which} could not be committed"
+            raise self.failures.stop(name, error, f"stage {name!r}", note=note) from error
+
+    def commit_restored(self) -> None:
+        """On resume: commit again what transactional sinks prepared for the checkpoint
+        resumed from (their commit is idempotent: it may have happened before the crash)."""
+        for name, (checkpoint_id, prepared, key) in self.restored.prepared.items():
+            self.commit_sink(name, checkpoint_id, prepared, key=key)
+
+    def commit_unchecked(self) -> BaseException | None:
+        """Without checkpoints, transactional sinks commit what they hold when the run
+        ends. Returns the error of a failed commit (the run then fails)."""
+        for stage in self.flow.stages:
+            if not is_transactional_sink(stage):
+                continue
+            try:
+                prepared = stage.fn.prepare()
+            except Exception as error:
+                note = "it could not prepare its writes at the end of the run"
+                return self.failures.stop(stage.name, error, f"stage {stage.name!r}", note=note)
+            try:
+                self.commit_sink(stage.name, "end", prepared)
+            except StageFailedError as failure:
+                return failure
+        return None
