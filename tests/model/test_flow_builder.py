@@ -570,3 +570,29 @@ def test_concurrency_on_an_async_or_timed_function_is_accepted() -> None:
     stream = flow.source([1]).map(fetch, concurrency=4)
     stream.map(str, concurrency=2, timeout=1.0).sink(print)
     assert [s.concurrency for s in flow.stages[1:3]] == [4, 2]
+
+
+def test_fold_and_stateful_accept_a_plain_starting_value():
+    flow = rb.Flow("plain-start")
+    keyed = flow.source([("a", 1), ("b", 2), ("a", 3)]).key_by(lambda e: e[0])
+    totals = keyed.fold(0, lambda acc, e: acc + e[1], name="totals")
+    lists = keyed.fold([], lambda acc, e: [*acc, e[1]], name="lists")
+    counts = keyed.stateful(lambda n, e: (n + 1, n + 1), initial=0, name="counts")
+    seen: dict[str, list] = {"totals": [], "lists": [], "counts": []}
+    totals.sink(seen["totals"].append)
+    lists.sink(seen["lists"].append)
+    counts.sink(seen["counts"].append)
+    flow.run()
+    assert sorted(seen["totals"]) == [("a", 4), ("b", 2)]
+    assert sorted(seen["lists"]) == [("a", [1, 3]), ("b", [2])]  # no list shared by keys
+    assert seen["counts"] == [("a", 1), ("b", 1), ("a", 2)]
+
+
+def test_a_plain_starting_value_is_part_of_the_stage_version():
+    def build(start: int) -> rb.Flow:
+        flow = rb.Flow("versioned")
+        flow.source([1]).key_by(flowlib.key_of).fold(start, flowlib.add, name="f").sink(print)
+        return flow
+
+    assert build(0).version != build(1).version
+    assert build(0).version == build(0).version

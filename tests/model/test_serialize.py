@@ -395,3 +395,11 @@ def test_partial_source_gets_a_message_about_the_partial() -> None:
         flow.to_json()
     assert "tests.model.flowlib.numbers" in str(caught.value)
     assert caught.value.stage == "nums"
+
+
+def test_a_plain_starting_value_round_trips_through_json():
+    flow = rb.Flow("plain-json")
+    flow.source(flowlib.NUMBERS).key_by(flowlib.key_of).fold(0, flowlib.add, name="f").sink(print)
+    again = rb.Flow.from_json(flow.to_json())
+    assert again.stage("f").initial() == 0
+    assert again.version == flow.version

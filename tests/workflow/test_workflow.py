@@ -57,7 +57,7 @@ def test_three_step_workflow_output_and_records(store: rb.Store) -> None:
     result = rb.run(chain("three", 3), 10, store=store)
     assert result.ok
     assert result.output == 13
-    assert result.outputs == (13,)
+    assert result.outputs == {"output": [13]}
     run = store.get_run(result.run_id)
     assert run.status is rb.RunStatus.SUCCEEDED
     assert pickle.loads(run.input) == 10
@@ -200,7 +200,7 @@ def test_skip_ends_the_workflow_without_output(store: rb.Store) -> None:
     result = rb.run(flow, 1, store=store)
     assert result.ok
     assert result.output is None
-    assert result.outputs == ()
+    assert result.outputs == {"output": []}
     assert not CALLS
     assert [s.stage for s in result.steps] == ["refuse"]
     assert store.get_run(result.run_id).status is rb.RunStatus.SUCCEEDED

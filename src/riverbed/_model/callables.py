@@ -6,12 +6,14 @@ Everything here works from the object alone; nothing is called.
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import inspect
 import os
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import CodeType
 from typing import Any
 
@@ -107,6 +109,26 @@ def is_async(fn: Any) -> bool:
     return call is not None and inspect.iscoroutinefunction(call)
 
 
+@dataclass(frozen=True)
+class StartingValue:
+    """A plain value given where a state factory is expected (``fold(0, add)``,
+    ``stateful(fn, initial=[])``): every key starts from its own deep copy, so a mutable
+    value is never shared between keys."""
+
+    value: Any
+
+    def __call__(self) -> Any:
+        return copy.deepcopy(self.value)
+
+
+def as_factory(initial: Any) -> Any:
+    """``initial`` as a zero-argument factory: callables (and ``None``) as they are, any
+    other value wrapped in ``StartingValue``."""
+    if initial is None or callable(initial):
+        return initial
+    return StartingValue(initial)
+
+
 def fingerprint(fn: Any) -> str:
     """A short digest of a callable's code: it changes when the function body changes.
 
@@ -114,7 +136,9 @@ def fingerprint(fn: Any) -> str:
     """
     digest = hashlib.sha256()
     target = unwrap(fn)
-    if inspect.isclass(target):
+    if isinstance(target, StartingValue):  # the value is the code: fold(0) is not fold(1)
+        digest.update(repr(target.value).encode())
+    elif inspect.isclass(target):
         digest.update(target.__qualname__.encode())
         for attr in sorted(vars(target)):
             value = vars(target)[attr]

@@ -603,7 +603,7 @@ class KeyedStream(Stream):
         fn_or_class: Any,
         method: Any = None,
         *,
-        initial: Callable[[], Any] | None = None,
+        initial: Any = None,
         name: str | None = None,
         **policy: Any,
     ) -> KeyedStream:
@@ -616,7 +616,8 @@ class KeyedStream(Stream):
           ``output = instance.add(value)``;
         - a function of ``(state, value)`` returning ``(state, output)``:
           ``stateful(count, initial=int)``; the state starts as ``initial()`` (or ``None``),
-          and a returned state of ``None`` forgets the key.
+          and a returned state of ``None`` forgets the key. ``initial`` may also be a
+          plain value (``initial=0``): each key starts from its own copy of it.
         """
         if inspect.isclass(fn_or_class):
             cls = fn_or_class
@@ -666,6 +667,7 @@ class KeyedStream(Stream):
                     "stateful(fn, initial=...) for the function form",
                     flow=self.flow.name,
                 )
+            initial = callables.as_factory(initial)
             stage = self._stage(
                 StageKind.STATEFUL, fn_or_class, name, policy, arity=2, initial=initial, keyed=True
             )
@@ -679,18 +681,21 @@ class KeyedStream(Stream):
 
     def fold(  # type: ignore[override]
         self,
-        initial: Callable[[], Any],
+        initial: Any,
         fn: Callable[[Any, Any], Any],
         *,
         running: bool = False,
         name: str | None = None,
         **policy: Any,
     ) -> KeyedStream:
-        """Per-key accumulator: ``acc = fn(acc, value)``, starting from ``initial()``.
+        """Per-key accumulator: ``acc = fn(acc, value)``, starting from ``initial()`` (a
+        factory such as ``int`` or ``list``) or from a copy of ``initial`` when it is a plain
+        value (``fold(0, add)``).
 
         Emits ``(key, acc)`` for every key when the stream ends, or after every event when
         ``running=True`` (use that on endless streams).
         """
+        initial = callables.as_factory(initial)
         stage = self._stage(
             StageKind.FOLD, fn, name, policy, arity=2, initial=initial, keyed=True, running=running
         )

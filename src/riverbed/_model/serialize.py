@@ -32,6 +32,8 @@ def _ref(flow: str, stage: Stage, field: str, value: Any) -> Any:
         return None
     if isinstance(value, WorkflowInput | WorkflowOutput):
         return {"workflow": "input" if isinstance(value, WorkflowInput) else "output"}
+    if isinstance(value, callables.StartingValue):
+        return {"value": _json_value(flow, stage, field, value.value)}
     if field == "fn" and stage.is_source:
         if isinstance(value, IterableSource) and isinstance(value.items, list | tuple | range):
             items = list(value.items)
@@ -68,6 +70,19 @@ def _ref(flow: str, stage: Stage, field: str, value: Any) -> Any:
     return {"ref": ref}
 
 
+def _json_value(flow: str, stage: Stage, field: str, value: Any) -> Any:
+    """``value`` itself when it is JSON-able, else a FlowSerializationError naming it."""
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        raise FlowSerializationError(
+            f"stage {stage.name!r}: its setting {field}={value!r:.60} is not JSON-able",
+            flow=flow,
+            stage=stage.name,
+        ) from None
+    return value
+
+
 def _spec_to_dict(flow: str, stage: Stage) -> dict[str, Any]:
     """A processor spec as ``{"spec": ref of its class, "fields": {...}}``; callable
     fields by import reference, the others as they are (they must be JSON-able)."""
@@ -78,15 +93,7 @@ def _spec_to_dict(flow: str, stage: Stage) -> dict[str, Any]:
         if callable(value):
             fields[field.name] = _ref(flow, stage, field.name, value)
             continue
-        try:
-            json.dumps(value)
-        except (TypeError, ValueError):
-            raise FlowSerializationError(
-                f"stage {stage.name!r}: its setting {field.name}={value!r:.60} is not JSON-able",
-                flow=flow,
-                stage=stage.name,
-            ) from None
-        fields[field.name] = {"value": value}
+        fields[field.name] = {"value": _json_value(flow, stage, field.name, value)}
     return {"spec": _ref(flow, stage, "spec", type(spec))["ref"], "fields": fields}
 
 
@@ -160,6 +167,8 @@ def _resolve(flow: str, stage: str, value: Any) -> Any:
         return WorkflowInput() if value["workflow"] == "input" else WorkflowOutput()
     if "items" in value:
         return IterableSource(value["items"])
+    if "value" in value:
+        return callables.StartingValue(value["value"])
     try:
         return callables.resolve_ref(value["ref"])
     except (ImportError, AttributeError) as error:
