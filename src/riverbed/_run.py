@@ -63,18 +63,22 @@ def _config(flow: Flow, options: dict[str, Any]) -> RunConfig:
     return config.but(**changes) if changes else config
 
 
-def run_stream(flow: Flow, **options: Unpack[RunOptions]) -> RunResult:
-    """``Flow.run``: run ``flow`` in a new event loop, with Ctrl-C handling."""
+def _refuse_inside_loop(call: str, instead: str) -> None:
+    """A clear error for a blocking run started inside a running event loop (a notebook's,
+    an async program's), which ``asyncio.run`` cannot serve."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        pass
-    else:
-        raise RuntimeError(
-            f"flow.run() was called inside a running event loop (a notebook's, an async "
-            f"program's), which it cannot block: use `await flow.arun(...)` there "
-            f"(flow {flow.name!r})"
-        )
+        return
+    raise RuntimeError(
+        f"{call} was called inside a running event loop (a notebook's, an async "
+        f"program's), which it cannot block: use `{instead}"
+    )
+
+
+def run_stream(flow: Flow, **options: Unpack[RunOptions]) -> RunResult:
+    """``Flow.run``: run ``flow`` in a new event loop, with Ctrl-C handling."""
+    _refuse_inside_loop("flow.run()", f"await flow.arun(...)` there (flow {flow.name!r})")
     config = _config(flow, dict(options))
     with opened(config.store) as store:
         main = execute_stream(flow, config, store, local_runner(), handle_signals=True)
@@ -120,15 +124,7 @@ def run(
     >>> rb.run(flow, "  ada lovelace ", store=False).output
     'Ada Lovelace'
     """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        pass
-    else:
-        raise RuntimeError(
-            "rb.run() was called inside a running event loop, which it cannot block: use "
-            "`await rb.arun(flow, input, ...)` there"
-        )
+    _refuse_inside_loop("rb.run()", "await rb.arun(flow, input, ...)` there")
     spec = WorkflowRun(
         flow, input, run_id, resume, False, target, rerun_of, tuple(observers), blocking=True
     )
