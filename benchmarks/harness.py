@@ -64,7 +64,7 @@ WORKLOADS: dict[str, Workload] = {
             "bytewax": bytewax_impl.bytewax_w1,
         },
         workloads.check_w1,
-        {"ratio_plain": 0.8, "ratio_bytewax": 1.5},
+        {"ratio_plain": 0.9, "ratio_bytewax": 1.5},
     ),
     "W1A": Workload(
         "W1A",
@@ -87,7 +87,7 @@ WORKLOADS: dict[str, Workload] = {
             "bytewax": bytewax_impl.bytewax_w2,
         },
         workloads.check_w2,
-        {"ratio_plain": 0.6, "ratio_bytewax": 3.0},
+        {"ratio_plain": 0.85, "ratio_bytewax": 3.0},
     ),
     "W4": Workload(
         "W4",

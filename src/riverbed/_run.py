@@ -9,15 +9,14 @@ runtime never opens a store by itself. A store opened here for a run is closed a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Unpack
 
 from riverbed._model.flow import Flow
 from riverbed._model.origin import origin_of
-from riverbed._runtime.config import RunConfig, RunOptions, options_doc
+from riverbed._runtime.config import RunConfig, RunOptions, options_doc, stream_only_options
 from riverbed._runtime.execute import execute_stream
-from riverbed._runtime.observer import RunObserver
 from riverbed._runtime.progress import ProgressObserver, wants_progress
 from riverbed._runtime.result import RunResult
 from riverbed._runtime.runner import Runner
@@ -92,31 +91,26 @@ async def arun_stream(flow: Flow, **options: Unpack[RunOptions]) -> RunResult:
         return await execute_stream(flow, config, store, local_runner())
 
 
-def run(
-    flow: Flow,
-    input: Any = MISSING,
-    *,
-    store: Store | str | bool | None = None,
-    run_id: str | None = None,
-    resume: str | None = None,
-    target: str | None = None,
-    rerun_of: str | None = None,
-    observers: Sequence[RunObserver] = (),
-) -> RunResult:
-    """Run the workflow ``flow`` on ``input``, recording every step in ``store``; return
-    its result (a FAILED run is returned, not raised: see ``result.error``; its output is
-    ``result.output``).
+def run(flow: Flow, input: Any = MISSING, **options: Unpack[RunOptions]) -> RunResult:
+    """Run ``flow`` once and return its result, whatever kind of flow it is: a workflow
+    (a flow that starts at ``flow.input()``) on ``input``, recording every step in the
+    store; a stream (no ``input``) as ``flow.run(**options)`` runs it. A FAILED workflow
+    run is returned, not raised (see ``result.error``); its output is ``result.output``.
+
+    Options are ``Flow.run``'s. A workflow takes ``store``, ``run_id``, ``resume``,
+    ``rerun_of``, ``target`` and ``observers``:
 
     ``store``: a ``Store``, a store URL, None for the default store (RIVERBED_STORE, else
     ``./.riverbed``), or False to record nothing (no durability; for tests and notebooks).
     ``resume``: the id of a run that failed, crashed or was cancelled: its recorded steps
     are replayed without calling their functions, and it goes on from the first
     unrecorded one (its recorded input is used; ``input`` may be left out). Resuming a run
-    that succeeded returns its recorded result. ``target`` (``module:attr`` of the flow,
-    found by itself when the flow is a module's attribute) is recorded so that ``riverbed
-    runs resume``, ``riverbed runs recover`` and workers can load the flow again;
-    ``rerun_of`` records the run this new one re-runs; ``observers`` are told when the run
-    is recorded and when it ends (``RunObserver``).
+    that succeeded returns its recorded result. ``rerun_of``: a new run on the input of
+    that run (``input`` left out), its steps called again (``cache=True`` steps are not).
+    ``target`` (``module:attr`` of the flow, found by itself when the flow is a module's
+    attribute) is recorded so that ``riverbed runs resume``, ``riverbed runs recover``
+    and workers can load the flow again; ``observers`` are told when the run is recorded
+    and when it ends (``RunObserver``).
 
     >>> import riverbed as rb
     >>> flow = rb.Flow("order")
@@ -124,31 +118,56 @@ def run(
     >>> rb.run(flow, "  ada lovelace ", store=False).output
     'Ada Lovelace'
     """
+    if _is_stream(flow, input):
+        return run_stream(flow, **options)
     _refuse_inside_loop("rb.run()", "await rb.arun(flow, input, ...)` there")
-    spec = WorkflowRun(
-        flow, input, run_id, resume, False, target, rerun_of, tuple(observers), blocking=True
-    )
-    return asyncio.run(_workflow(spec, store))
+    spec = _workflow_run(flow, input, dict(options), blocking=True)
+    return asyncio.run(_workflow(spec, options.get("store")))
 
 
-async def arun(
-    flow: Flow,
-    input: Any = MISSING,
-    *,
-    store: Store | str | bool | None = None,
-    run_id: str | None = None,
-    resume: str | None = None,
-    target: str | None = None,
-    rerun_of: str | None = None,
-    observers: Sequence[RunObserver] = (),
-) -> RunResult:
+async def arun(flow: Flow, input: Any = MISSING, **options: Unpack[RunOptions]) -> RunResult:
     """``run`` for code inside an event loop. Many ``arun`` calls awaited at once on one
     store share their commits (group commit).
 
     >>> result = await rb.arun(flow, "order-17", store=store)  # doctest: +SKIP
     """
-    spec = WorkflowRun(flow, input, run_id, resume, False, target, rerun_of, tuple(observers))
-    return await _workflow(spec, store)
+    if _is_stream(flow, input):
+        return await arun_stream(flow, **options)
+    spec = _workflow_run(flow, input, dict(options), blocking=False)
+    return await _workflow(spec, options.get("store"))
+
+
+def _is_stream(flow: Flow, input: Any) -> bool:
+    """True when ``rb.run(flow, input)`` runs a stream: no input, and no ``flow.input()``
+    (given an input, a flow that is not a workflow is refused by the workflow's checks,
+    which name its sources)."""
+    if not isinstance(flow, Flow):
+        raise TypeError(f"rb.run(flow, input) takes an rb.Flow first, got {flow!r:.80}")
+    return input is MISSING and not flow.is_workflow
+
+
+def _workflow_run(
+    flow: Flow, input: Any, options: dict[str, Any], *, blocking: bool
+) -> WorkflowRun:
+    """How a workflow run starts, from ``rb.run``'s options; options that only a stream
+    can take are refused, named."""
+    extra = stream_only_options(options)
+    if extra:
+        raise TypeError(
+            f"flow {flow.name!r} is a workflow, which takes no {', '.join(extra)}: those "
+            "options are for streams (a workflow records each step instead of checkpoints)"
+        )
+    config = RunConfig.of(options)
+    return WorkflowRun(
+        flow,
+        input,
+        run_id=config.run_id,
+        resume=config.resume,
+        target=config.target,
+        rerun_of=config.rerun_of,
+        observers=tuple(config.observers),
+        blocking=blocking,
+    )
 
 
 async def _workflow(spec: WorkflowRun, store: Store | str | bool | None) -> RunResult:
@@ -174,10 +193,20 @@ class Worker(_Worker):
 
     __module__ = "riverbed"
 
-    def __init__(self, store: Store | str | None = None, **options: Any) -> None:
+    def __init__(
+        self, store: Store | str | None = None, *, runner: Runner | None = None, **options: Any
+    ) -> None:
         if store is None or isinstance(store, str):
             store = open_store(store)
-        super().__init__(store, **options)
+        super().__init__(store, runner=runner or local_runner(), load_flow=_stored_flow, **options)
+
+
+def _stored_flow(target: str) -> Flow:
+    """The flow of a recorded run's target, checked as a stored target is (see
+    ``riverbed._targets``): loaded when a worker takes its run, not before."""
+    from riverbed._targets import load_flow
+
+    return load_flow(target, stored=True)
 
 
 for _public in (run, arun):

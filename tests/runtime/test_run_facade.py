@@ -54,3 +54,44 @@ def test_flow_arun_works_inside_the_loop():
         return await _stream().arun(store=False)
 
     assert asyncio.run(notebook_cell()).ok
+
+
+# -- rb.run: one entry for every kind of flow ----------------------------------------------
+
+
+def _workflow(name: str, calls: list[str]) -> rb.Flow:
+    def shout(text: str) -> str:
+        calls.append(text)
+        return text.upper()
+
+    flow = rb.Flow(name)
+    flow.input().map(shout, name="shout").output()
+    return flow
+
+
+def test_rb_run_runs_a_stream_given_no_input():
+    flow = rb.Flow("stream-by-rb-run")
+    seen: list[int] = []
+    flow.source([1, 2, 3]).map(lambda n: n * 2, name="double").sink(seen.append)
+    result = rb.run(flow, store=False, progress=False)
+    assert result.ok
+    assert seen == [2, 4, 6]
+    assert result.stages["double"].events_out == 3
+
+
+def test_rb_run_refuses_stream_options_for_a_workflow_naming_them():
+    with pytest.raises(TypeError, match=r"workflow, which takes no batch_size, seed"):
+        rb.run(_workflow("wf-options", []), "x", store=False, batch_size=10, seed=3)
+
+
+def test_a_workflow_rerun_of_a_run_uses_its_recorded_input(tmp_path):
+    store = f"sqlite:///{tmp_path}/runs.db"
+    calls: list[str] = []
+    flow = _workflow("wf-rerun", calls)
+    first = rb.run(flow, "ada", store=store)
+    again = rb.run(flow, store=store, rerun_of=first.run_id)
+    assert again.run_id != first.run_id
+    assert again.output == "ADA"
+    assert calls == ["ada", "ada"]  # called again: a re-run is not a replay
+    with rb.open_store(store) as opened:
+        assert opened.get_run(again.run_id).rerun_of == first.run_id

@@ -218,6 +218,23 @@ class RunConfig:
 
 OPTION_NAMES = tuple(f.name for f in dataclasses.fields(RunConfig))
 
+WORKFLOW_OPTIONS = frozenset(
+    {"store", "run_id", "resume", "rerun_of", "target", "claimed", "observers"}
+)
+"""The options that mean something for a workflow run: a workflow has no sources to
+batch, no checkpoints (each step is recorded) and no keyed state to rename."""
+
+
+def stream_only_options(options: Mapping[str, Any]) -> list[str]:
+    """The options in ``options`` that only a stream can take, given other than their
+    default (for a clear error when a workflow is given them)."""
+    defaults = {f.name: f.default for f in dataclasses.fields(RunConfig)}
+    return sorted(
+        name
+        for name, value in options.items()
+        if name not in WORKFLOW_OPTIONS and value != defaults.get(name, value)
+    )
+
 
 def options_doc() -> str:
     """The options as the docstrings of ``Flow.run`` and ``rb.run`` list them."""

@@ -33,12 +33,13 @@ from riverbed._runtime.restore import RestorePoint, rerun_point, restore_point, 
 from riverbed._runtime.result import RunResult
 from riverbed._runtime.runner import Runner
 from riverbed._runtime.stream import StreamRun
+from riverbed._runtime.workflow import WorkflowRun, execute_workflow
 from riverbed._store.protocol import Store
 
 if TYPE_CHECKING:
     from riverbed._model.flow import Flow
 
-__all__ = ["INTERRUPTS", "execute_stream"]
+__all__ = ["INTERRUPTS", "execute", "execute_stream"]
 
 logger = logging.getLogger("riverbed")
 
@@ -90,6 +91,34 @@ async def execute_stream(
     if result.status is RunStatus.FAILED and config.raise_on_failure:
         raise _failed(result, error)
     return result
+
+
+async def execute(
+    flow: Flow,
+    config: RunConfig,
+    store: Store | None,
+    runner: Runner,
+    *,
+    handle_signals: bool = False,
+) -> RunResult:
+    """Run ``flow``, stream or workflow alike, as ``config`` says: the one entry for a
+    run that goes on from a record (``resume``, ``rerun_of``, ``claimed``), so that a
+    worker or an interface never asks which kind of flow it holds. A workflow takes the
+    options that mean something for it (ids, target, observers; its input is the
+    recorded one) and records steps instead of checkpoints."""
+    if not flow.is_workflow:
+        return await execute_stream(flow, config, store, runner, handle_signals=handle_signals)
+    spec = WorkflowRun(
+        flow,
+        run_id=config.run_id,
+        resume=config.resume or config.claimed,
+        claimed=config.claimed is not None,
+        target=config.target,
+        rerun_of=config.rerun_of,
+        observers=tuple(config.observers),
+        blocking=handle_signals,
+    )
+    return await execute_workflow(spec, store, runner)
 
 
 def _begin(run: StreamRun, store: Store) -> None:

@@ -23,21 +23,20 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from types import FrameType
 
 from riverbed._errors import LeaseLostError, RiverbedError
+from riverbed._model.flow import Flow
 from riverbed._records import ErrorInfo, Lease, RunRecord, RunStatus
 from riverbed._runtime.config import DEFAULT, Default, RunConfig
-from riverbed._runtime.execute import execute_stream
+from riverbed._runtime.execute import execute
 from riverbed._runtime.identity import WORKER
 from riverbed._runtime.lease import LEASE_SECONDS
 from riverbed._runtime.observer import RunObserver
 from riverbed._runtime.runner import Runner
-from riverbed._runtime.workflow import WorkflowRun, execute_workflow
 from riverbed._store.protocol import Store
-from riverbed._targets import load_flow
 
 __all__ = ["Worker"]
 
@@ -45,8 +44,8 @@ logger = logging.getLogger("riverbed")
 
 
 class Worker:
-    """Takes runs from ``store``'s queue and runs them, one at a time, on ``runner`` (the
-    local one by default). Public as ``riverbed.Worker``, which also takes a store URL.
+    """Takes runs from ``store``'s queue and runs them, one at a time, on ``runner``.
+    Public as ``riverbed.Worker``, which also takes a store URL and picks the defaults.
 
     ``poll``: seconds between claims when the queue is empty; ``idle_exit``: stop after the
     queue has been empty that long (None: never); ``max_runs``: stop after that many runs;
@@ -58,18 +57,18 @@ class Worker:
         self,
         store: Store,
         *,
-        runner: Runner | None = None,
+        runner: Runner,
+        load_flow: Callable[[str], Flow],
         poll: float = 1.0,
         idle_exit: float | None = None,
         max_runs: int | None = None,
         checkpoint_interval: float | Default | None = DEFAULT,
     ) -> None:
         self.store = store
-        if runner is None:
-            from riverbed._runtime.local.runner import LocalRunner  # loaded when used
-
-            runner = LocalRunner()
-        self.runner: Runner = runner
+        self.runner = runner
+        self.load_flow = load_flow
+        """A run's flow from its recorded target (``module:attr``): given by the facade,
+        which knows how targets are found; the runtime does not import user code itself."""
         self.name = WORKER
         self.poll = poll
         self.idle_exit = idle_exit
@@ -162,25 +161,17 @@ class Worker:
                 f"run {claimed.run_id} has no target (module:attr) to load its flow from; "
                 "runs started from Python can be resumed with flow.run(resume=...) only"
             )
-        flow = load_flow(claimed.target, stored=True)  # a row's target: checked first
-        told = (_StopAfter(self),)
-        if flow.is_workflow:
-            spec = WorkflowRun(
-                flow, resume=claimed.run_id, claimed=True, observers=told, blocking=True
-            )
-            asyncio.run(execute_workflow(spec, self.store, self.runner))
-            return
+        flow = self.load_flow(claimed.target)
         config = RunConfig(
             claimed=claimed.run_id,
             progress=False,
             raise_on_failure=False,
             params=claimed.params,
             target=claimed.target,
-            observers=told,
+            observers=(_StopAfter(self),),
             checkpoint_interval=self.checkpoint_interval,
         )
-        run = execute_stream(flow, config, self.store, self.runner, handle_signals=True)
-        asyncio.run(run)
+        asyncio.run(execute(flow, config, self.store, self.runner, handle_signals=True))
 
     def _fail(self, claimed: RunRecord, error: Exception) -> None:
         logger.error("worker %s: run %s failed to start: %s", self.name, claimed.run_id, error)

@@ -135,6 +135,8 @@ async def execute_workflow(spec: WorkflowRun, store: Store | None, runner: Runne
     if not isinstance(flow, Flow):
         raise TypeError(f"rb.run(flow, input) takes an rb.Flow first, got {flow!r:.80}")
     shape = shape_of(flow)
+    if spec.input is MISSING and spec.resume is None and spec.rerun_of is not None:
+        spec.input = await asyncio.to_thread(_recorded_input, store, spec.rerun_of, flow)
     if spec.input is MISSING and spec.resume is None:
         raise TypeError(
             f"rb.run({flow.name!r}, ...) needs the workflow's input (or resume=RUN_ID to "
@@ -146,6 +148,16 @@ async def execute_workflow(spec: WorkflowRun, store: Store | None, runner: Runne
     result = await execution.run()
     execution.observers.tell("ended", result)
     return result
+
+
+def _recorded_input(store: Store | None, run_id: str, flow: Flow) -> Any:
+    """The input run ``run_id`` was started with: a re-run (``rerun_of=``) without an
+    input of its own runs on it again."""
+    if store is None:
+        raise ValueError("rerun_of= needs the store the run was recorded in: pass store=")
+    run = store.get_run(run_id)
+    check_same_flow(run, flow.name)
+    return pickle.loads(run.input) if run.input is not None else None
 
 
 class _Execution:
