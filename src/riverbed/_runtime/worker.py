@@ -37,7 +37,6 @@ from riverbed._runtime.observer import RunObserver
 from riverbed._runtime.runner import Runner
 from riverbed._runtime.workflow import WorkflowRun, execute_workflow
 from riverbed._store.protocol import Store
-from riverbed._targets import load_flow
 
 __all__ = ["Worker"]
 
@@ -164,6 +163,11 @@ class Worker:
                 f"run {claimed.run_id} has no target (module:attr) to load its flow from; "
                 "runs started from Python can be resumed with flow.run(resume=...) only"
             )
+        # Targets are found as the CLI finds them, through the public API: imported here,
+        # once riverbed is loaded (at module level it closed an import cycle through
+        # riverbed/__init__; docs/architecture.md).
+        from riverbed._targets import load_flow
+
         flow = load_flow(claimed.target, stored=True)  # a row's target: checked first
         told = (_StopAfter(self),)
         if flow.is_workflow:
