@@ -357,6 +357,28 @@ def test_no_source_file_points_outside_the_repository() -> None:
     assert found == PENDING_OUTSIDE_REFERENCES
 
 
+def _documented_layers(text: str) -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
+    """The rows of the layer table in ``text``: (name, modules, layers it may import)."""
+    rows: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = []
+    for name, modules, uses in re.findall(
+        r"^\| ([a-z ]+) \| (`riverbed.*) \| (.*) \|$", text, re.M
+    ):
+        if uses == "every layer below":
+            used = tuple(row[0] for row in rows)
+        elif uses.startswith("("):  # (nothing else of riverbed)
+            used = ()
+        else:
+            used = tuple(part.strip() for part in uses.split(","))
+        rows.append((name, tuple(re.findall(r"`(riverbed[\w.]*)`", modules)), used))
+    return rows
+
+
+def test_the_documented_table_is_the_tested_one() -> None:
+    """docs/architecture.md shows this table: the same layers, modules and uses."""
+    text = (SRC.parent / "docs" / "architecture.md").read_text()
+    assert _documented_layers(text) == [(layer.name, layer.modules, layer.uses) for layer in LAYERS]
+
+
 # -- the checker on made-up modules --------------------------------------------------------
 
 
