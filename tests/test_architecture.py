@@ -122,8 +122,8 @@ ALLOWED: dict[tuple[str, str, Kind], str] = {
     ),
 }
 
-# Modules that may import these only inside a function (DESIGN: importing riverbed never
-# imports Ray, an optional extra).
+# Libraries riverbed imports only inside functions: importing riverbed never imports Ray,
+# an optional extra (docs/architecture.md).
 LAZY_ONLY = ("ray",)
 
 # Source files that still name a document outside the repository; the rest point to
@@ -260,7 +260,8 @@ def cycles(imports: Iterable[Import]) -> list[list[str]]:
 
 
 def _strongly_connected(edges: dict[str, set[str]]) -> list[set[str]]:
-    """Tarjan's algorithm, iterative in spirit but small enough to recurse."""
+    """The strongly connected groups of ``edges`` (Tarjan's algorithm; recursive, as the
+    graph has a dozen nodes)."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
