@@ -140,8 +140,8 @@ class SessionProcessor:
             mark = t - self._delay
         sessions = self._sessions.get(key)
         if sessions is not None and len(sessions) == 1:
-            session = sessions[0]
-            if session[START] - self._gap < t < session[LAST] + self._gap:
+            session, gap = sessions[0], self._gap
+            if session[START] - gap < t < session[LAST] + gap:
                 return self._extend(key, value, t, mark, now, session)
         return self._join(key, value, t, mark, now, sessions)
 
