@@ -191,20 +191,19 @@ def test_state_method_by_name_that_is_not_callable() -> None:
     assert_names(caught.value, stage="stateful")
 
 
-def test_fold_initial_not_callable() -> None:
-    """``fold(0, add)`` (a value, not a factory) is a NotCallableError naming the stage."""
+def test_fold_initial_may_be_a_plain_value() -> None:
+    """``fold(0, add)`` (a value, not a factory) is taken as the start of every key: before
+    issue 10 it was a NotCallableError, the first thing new users tripped on."""
     _, keyed = keyed_flow()
-    with pytest.raises(rb.NotCallableError, match="initial must be callable") as caught:
-        keyed.fold(0, flowlib.add)  # type: ignore[arg-type]
-    assert_names(caught.value, stage="add")
+    folded = keyed.fold(0, flowlib.add)
+    assert folded.flow.stage("add").initial() == 0
 
 
-def test_stateful_initial_not_callable() -> None:
-    """``stateful(fn, initial=0)`` is a NotCallableError naming the stage."""
+def test_stateful_initial_may_be_a_plain_value() -> None:
+    """``stateful(fn, initial=0)``: every key starts from 0 (as ``fold(0, fn)``)."""
     _, keyed = keyed_flow()
-    with pytest.raises(rb.NotCallableError, match="initial must be callable") as caught:
-        keyed.stateful(flowlib.count, initial=0)  # type: ignore[arg-type]
-    assert_names(caught.value, stage="count")
+    counted = keyed.stateful(flowlib.count, initial=0)
+    assert counted.flow.stage("count").initial() == 0
 
 
 # -- wrong number of parameters ----------------------------------------------------------

@@ -620,64 +620,74 @@ class KeyedStream(Stream):
           plain value (``initial=0``): each key starts from its own copy of it.
         """
         if inspect.isclass(fn_or_class):
-            cls = fn_or_class
-            if method is None:
-                raise FlowDefinitionError(
-                    f"stateful({cls.__name__}) needs the method to call per event, e.g. "
-                    f"stateful({cls.__name__}, {cls.__name__}.update)",
-                    flow=self.flow.name,
-                )
-            if isinstance(method, str):
-                bound = getattr(cls, method, None)
-                if bound is None:
-                    raise FlowDefinitionError(
-                        f"stateful: class {cls.__qualname__} has no method {method!r}",
-                        flow=self.flow.name,
-                    )
-                method = bound
-            stage_name = self.flow._claim_name(
-                name if name is not None else _derived_name(method, StageKind.STATEFUL),
-                explicit=name is not None,
-            )
-            callables.check_arity(
-                cls, 0, stage=stage_name, role="the state class", flow=self.flow.name
-            )
-            callables.check_arity(
-                method,
-                2,
-                stage=stage_name,
-                role="the state method (self, value)",
-                flow=self.flow.name,
-            )
-            stage = Stage(
-                name=stage_name,
-                kind=StageKind.STATEFUL,
-                inputs=(self.port,),
-                fn=cls,
-                method=method,
-                keyed=True,
-                **_policy_fields(policy, stage_name, self.flow.name, method),
-            )
-            stream = self.flow._add(stage)
+            stage = self._state_class_stage(fn_or_class, method, name, policy)
         else:
-            if method is not None:
-                raise FlowDefinitionError(
-                    "stateful(fn, method): a method goes with a class, but "
-                    f"{callables.describe(fn_or_class)} is not a class; pass "
-                    "stateful(fn, initial=...) for the function form",
-                    flow=self.flow.name,
-                )
-            initial = callables.as_factory(initial)
-            stage = self._stage(
-                StageKind.STATEFUL, fn_or_class, name, policy, arity=2, initial=initial, keyed=True
-            )
-            if initial is not None:
-                callables.check_arity(
-                    initial, 0, stage=stage.name, role="initial", flow=self.flow.name
-                )
-            stream = self.flow._add(stage)
+            stage = self._state_function_stage(fn_or_class, method, initial, name, policy)
+        stream = self.flow._add(stage)
         assert isinstance(stream, KeyedStream)
         return stream
+
+    def _state_class_stage(
+        self, cls: type, method: Any, name: str | None, policy: Mapping[str, Any]
+    ) -> Stage:
+        """The stage of ``stateful(cls, method)``: one instance of ``cls`` per key."""
+        if method is None:
+            raise FlowDefinitionError(
+                f"stateful({cls.__name__}) needs the method to call per event, e.g. "
+                f"stateful({cls.__name__}, {cls.__name__}.update)",
+                flow=self.flow.name,
+            )
+        if isinstance(method, str):
+            bound = getattr(cls, method, None)
+            if bound is None:
+                raise FlowDefinitionError(
+                    f"stateful: class {cls.__qualname__} has no method {method!r}",
+                    flow=self.flow.name,
+                )
+            method = bound
+        stage_name = self.flow._claim_name(
+            name if name is not None else _derived_name(method, StageKind.STATEFUL),
+            explicit=name is not None,
+        )
+        flow = self.flow.name
+        callables.check_arity(cls, 0, stage=stage_name, role="the state class", flow=flow)
+        callables.check_arity(
+            method, 2, stage=stage_name, role="the state method (self, value)", flow=flow
+        )
+        return Stage(
+            name=stage_name,
+            kind=StageKind.STATEFUL,
+            inputs=(self.port,),
+            fn=cls,
+            method=method,
+            keyed=True,
+            **_policy_fields(policy, stage_name, flow, method),
+        )
+
+    def _state_function_stage(
+        self,
+        fn: Any,
+        method: Any,
+        initial: Any,
+        name: str | None,
+        policy: Mapping[str, Any],
+    ) -> Stage:
+        """The stage of ``stateful(fn, initial=...)``: ``(state, output) = fn(state,
+        value)``."""
+        initial = callables.as_factory(initial)
+        if method is not None:
+            raise FlowDefinitionError(
+                "stateful(fn, method): a method goes with a class, but "
+                f"{callables.describe(fn)} is not a class; pass "
+                "stateful(fn, initial=...) for the function form",
+                flow=self.flow.name,
+            )
+        stage = self._stage(
+            StageKind.STATEFUL, fn, name, policy, arity=2, initial=initial, keyed=True
+        )
+        if initial is not None:
+            callables.check_arity(initial, 0, stage=stage.name, role="initial", flow=self.flow.name)
+        return stage
 
     def fold(  # type: ignore[override]
         self,

@@ -120,6 +120,14 @@ def stage_to_dict(flow: str, stage: Stage) -> dict[str, Any]:
         if value is not None:
             data[field] = _ref(flow, stage, field, value)
     data["outputs"] = list(stage.outputs)
+    data.update(_settings_to_dict(stage))
+    return data
+
+
+def _settings_to_dict(stage: Stage) -> dict[str, Any]:
+    """The stage's flags, sink mode and policy settings: only those set (a document
+    leaves the defaults out)."""
+    data: dict[str, Any] = {}
     for field in ("keyed", "running"):
         if getattr(stage, field):
             data[field] = True

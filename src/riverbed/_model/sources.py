@@ -132,7 +132,7 @@ class _AsyncIteratorReader:
                 if len(self._buffer) >= self._limit:
                     self._room.clear()
                     await self._room.wait()
-        except Exception as error:  # handed to the reader's caller, never lost
+        except Exception as error:  # noqa: BLE001 - the user's iterator: handed to the reader
             self._error = error
         finally:
             self._done = True

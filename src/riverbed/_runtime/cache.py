@@ -68,7 +68,7 @@ def event_digest(event: Any) -> str | None:
             return "j" + hashlib.sha256(text.encode()).hexdigest()
     try:
         data = pickle.dumps(event, protocol=5)
-    except Exception:  # an unpicklable event (a lock, a socket...) is simply not cached
+    except Exception:  # noqa: BLE001 - any error of a user's __reduce__: then not cached
         return None
     return "p" + hashlib.sha256(data).hexdigest()
 
@@ -113,7 +113,7 @@ class StepCache:
         outputs = await compute()
         try:
             data = pickle.dumps(outputs, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception:  # outputs that cannot be stored are passed on, not cached
+        except Exception:  # noqa: BLE001 - unpicklable outputs are passed on, not cached
             return outputs
         await asyncio.to_thread(
             self.store.cache_put, stage.name, version, digest, data, self.run_id

@@ -77,7 +77,8 @@ class Committer:
         try:
             self.commits += 1
             await self._call([commit for commit, _ in batch])
-        except Exception as error:
+        # Whatever the store raised goes to the steps waiting on these commits, not lost.
+        except Exception as error:  # noqa: BLE001
             if len(batch) == 1:
                 _settle(batch[0][1], error)
                 return
@@ -87,7 +88,7 @@ class Committer:
                 try:
                     self.commits += 1
                     await self._call([commit])
-                except Exception as own:
+                except Exception as own:  # noqa: BLE001 - to that commit's step
                     _settle(done, own)
                 else:
                     _settle(done, None)

@@ -43,7 +43,7 @@ def user_traceback(error: BaseException) -> str:
 def _error_message(error: BaseException) -> str:
     try:
         return str(error)
-    except Exception as failure:  # a user's exception whose __str__ raises
+    except Exception as failure:  # noqa: BLE001 - a user's exception whose __str__ raises
         return f"<unprintable {type(error).__name__}: {type(failure).__name__}>"
 
 

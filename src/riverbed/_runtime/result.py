@@ -251,6 +251,6 @@ def event_repr(event: Any, limit: int = 500) -> str:
     may)."""
     try:
         text = repr(event)
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - a user's __repr__ raised
         text = f"<unprintable {type(event).__name__}: {type(error).__name__}>"
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -114,7 +114,9 @@ class Worker:
             self._execute(claimed)
         except LeaseLostError as lost:  # no longer this worker's: the store knows the rest
             logger.warning("worker %s: %s", self.name, lost)
-        except Exception as error:  # the flow could not even be loaded or started
+        # The user's module could not be imported or the flow not started, whatever it
+        # raised: the run is marked FAILED with that error and the worker goes on.
+        except Exception as error:  # noqa: BLE001
             self._fail(claimed, error)
         record = self.store.get_run(claimed.run_id)
         logger.info(

@@ -84,10 +84,7 @@ class BucketProcessor:
         The path of every event, written for speed (a window stage may see a million
         events a second): locals over attributes, no list unless something is emitted.
         """
-        if self._keyed:
-            key, value = event
-        else:
-            key, value = None, event
+        key, value = event if self._keyed else (None, event)
         getter = self._getter
         if getter is None:  # processing time
             t = now
@@ -105,22 +102,18 @@ class BucketProcessor:
         clock = self._clock
         if bucket is None and end <= clock[WM]:
             return self._late_event(key, value, t, [end])
-        due = None
-        if mark > clock[WM]:
-            ends = self._ends
-            if ends and ends[0] <= mark:  # the event's window ends after t: not among them
-                due = self._due(mark)  # user code (results) before the aggregator's
+        # User code: the results of the windows the mark closes (the event's own ends
+        # after t: not among them), then the aggregator.
+        ends = self._ends
+        due = self._due(mark) if mark > clock[WM] and ends and ends[0] <= mark else None
+        acc = _NEW if bucket is None else bucket.get(key, _NEW)
         try:
-            if bucket is None:
+            if acc is _NEW:
                 acc = self._start(value, f"{key!r}/{end!r}" if self._salted else "")
+            elif self._in_place:
+                self._add(acc, value)
             else:
-                acc = bucket.get(key, _NEW)
-                if acc is _NEW:
-                    acc = self._start(value, f"{key!r}/{end!r}" if self._salted else "")
-                elif self._in_place:
-                    self._add(acc, value)
-                else:
-                    acc = self._add(acc, value)
+                acc = self._add(acc, value)
         except BaseException:
             self._restore(due)
             raise
@@ -143,49 +136,23 @@ class BucketProcessor:
         """``process`` for an event in several (sliding) windows, the last one starting
         at ``start``; those already closed follow the late policy.
 
-        The event goes into each open window as the loop meets it (a second pass would
-        cost as much as the aggregator), and ``undo`` keeps what each held before, so that
-        a raising call of user code still leaves the state as it was."""
-        size, every, wm, low = self._size, self._every, self._clock[WM], t - self._size
-        open_, begin, add, salted = self._open, self._start, self._add, self._salted
-        in_place = self._in_place
-        undo: list[Any] = []
-        closed = []
-        first = start
+        User code first: the results of the windows the event's mark closes (none of its
+        own: they end after t; an event late for all its windows closes nothing), then
+        the aggregator, then late updates. The event goes into each open window as the
+        aggregator is called for it (a second pass would cost as much as the aggregator),
+        and ``undo`` keeps what each window held before, so that a raising call of user
+        code still leaves the state as it was."""
         ends = self._ends
-        # User code: the results of the windows the event's mark closes (none of its own:
-        # they end after t; an event late for all its windows closes nothing), then the
-        # aggregator, then late updates.
-        due = self._due(mark) if mark > wm and ends and ends[0] <= mark else []
+        due = self._due(mark) if mark > self._clock[WM] and ends and ends[0] <= mark else []
+        undo: list[Any] = []
         try:
-            while start > low:  # the windows holding t, newest first
-                end = start + size
-                start -= every
-                bucket = open_.get(end)
-                if bucket is None:
-                    if end <= wm:
-                        closed.append(end)
-                        continue
-                    acc = begin(value, f"{key!r}/{end!r}" if salted else "")
-                    open_[end] = {key: acc}
-                    heapq.heappush(self._ends, end)
-                    undo.append(_NO_BUCKET)
-                    continue
-                acc = bucket.get(key, _NEW)
-                if acc is _NEW:
-                    bucket[key] = begin(value, f"{key!r}/{end!r}" if salted else "")
-                elif in_place:
-                    add(acc, value)
-                else:
-                    bucket[key] = add(acc, value)
-                undo.append(acc)
-            closed.reverse()  # in time order: late updates, oldest window first
+            closed = self._add_to_open(key, value, t, start, undo)
             if not undo:
                 return self._late_event(key, value, t, closed)
             # Late for some of its windows only: those follow the late policy.
             late = self._late_updates(key, value, closed) if closed else []
         except BaseException:
-            self._undo(key, first, undo)
+            self._undo(key, start, undo)
             self._restore(due)
             raise
         if not (due or closed or self._tracked):  # most events: the state is kept already
@@ -197,9 +164,44 @@ class BucketProcessor:
             return None
         steps: list[_Step] = []
         if self._tracked:  # for early results, oldest window first
-            for end in reversed(self._window_ends(first, len(undo))):
+            open_ = self._open
+            for end in reversed(self._window_ends(start, len(undo))):
                 steps.append((end, open_[end], open_[end][key]))
         return self._keep(key, (t, mark, now), due, steps, late, len(closed), stored=True)
+
+    def _add_to_open(
+        self, key: Any, value: Any, t: float, start: float, undo: list[Any]
+    ) -> list[float]:
+        """Add the event to each of its windows that is open, from the one starting at
+        ``start`` back, appending to ``undo`` what each held before; return the ends of
+        its windows already closed, oldest first."""
+        size, every, wm, low = self._size, self._every, self._clock[WM], t - self._size
+        open_, begin, add, salted = self._open, self._start, self._add, self._salted
+        in_place = self._in_place
+        closed = []
+        while start > low:  # the windows holding t, newest first
+            end = start + size
+            start -= every
+            bucket = open_.get(end)
+            if bucket is None:
+                if end <= wm:
+                    closed.append(end)
+                    continue
+                acc = begin(value, f"{key!r}/{end!r}" if salted else "")
+                open_[end] = {key: acc}
+                heapq.heappush(self._ends, end)
+                undo.append(_NO_BUCKET)
+                continue
+            acc = bucket.get(key, _NEW)
+            if acc is _NEW:
+                bucket[key] = begin(value, f"{key!r}/{end!r}" if salted else "")
+            elif in_place:
+                add(acc, value)
+            else:
+                bucket[key] = add(acc, value)
+            undo.append(acc)
+        closed.reverse()  # in time order: late updates, oldest window first
+        return closed
 
     def _window_ends(self, start: float, count: int) -> list[float]:
         """The ends of ``count`` windows from the one starting at ``start`` back, newest

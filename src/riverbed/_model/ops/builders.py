@@ -59,6 +59,44 @@ def _seconds(value: Any, what: str, where: str, *, zero: bool = False) -> float:
     return float(value)
 
 
+def _late_fields(where: str, kind: str, late: Any, allowed_lateness: Any) -> dict[str, Any]:
+    """A window's ``late`` policy and ``allowed_lateness``, checked."""
+    if not isinstance(late, LatePolicy):
+        raise FlowDefinitionError(f"{where}: late must be an rb.LatePolicy, got {late!r}")
+    if allowed_lateness is not None and late is not LatePolicy.UPDATE:
+        raise FlowDefinitionError(
+            f"{where}: allowed_lateness keeps closed windows for late updates: it goes "
+            "with late=rb.LatePolicy.UPDATE"
+        )
+    if kind == "count" and late is not LatePolicy.DROP:
+        raise FlowDefinitionError(f"{where}: CountWindow has no late events; remove late=")
+    return {
+        "late": late.value,
+        "allowed_lateness": None
+        if allowed_lateness is None
+        else _seconds(allowed_lateness, "allowed_lateness", where, zero=True),
+    }
+
+
+def _early_fields(where: str, kind: str, early_every: Any, early_interval: Any) -> dict[str, Any]:
+    """A window's early results settings, ``early_every`` and ``early_interval``, checked."""
+    if early_interval is not None and kind in ("session", "count"):
+        raise FlowDefinitionError(
+            f"{where}: early_interval works with Tumbling and Sliding windows; for "
+            "sessions and count windows, use early_every=n"
+        )
+    if early_every is not None and (
+        isinstance(early_every, bool) or not isinstance(early_every, int) or early_every < 1
+    ):
+        raise FlowDefinitionError(f"{where}: early_every must be an int >= 1")
+    return {
+        "early_every": early_every,
+        "early_interval": None
+        if early_interval is None
+        else _seconds(early_interval, "early_interval", where),
+    }
+
+
 class StreamOperators:
     """Windows, joins, collecting and sampling: the methods ``Stream`` gets from here."""
 
@@ -138,34 +176,8 @@ class StreamOperators:
             raise FlowDefinitionError(
                 f"{where}: CountWindow counts events and needs no event_time; remove it"
             )
-        if not isinstance(late, LatePolicy):
-            raise FlowDefinitionError(f"{where}: late must be an rb.LatePolicy, got {late!r}")
-        if allowed_lateness is not None and late is not LatePolicy.UPDATE:
-            raise FlowDefinitionError(
-                f"{where}: allowed_lateness keeps closed windows for late updates: it goes "
-                "with late=rb.LatePolicy.UPDATE"
-            )
-        if fields["kind"] == "count" and late is not LatePolicy.DROP:
-            raise FlowDefinitionError(f"{where}: CountWindow has no late events; remove late=")
-        if early_interval is not None and fields["kind"] in ("session", "count"):
-            raise FlowDefinitionError(
-                f"{where}: early_interval works with Tumbling and Sliding windows; for "
-                "sessions and count windows, use early_every=n"
-            )
-        if early_every is not None and (
-            isinstance(early_every, bool) or not isinstance(early_every, int) or early_every < 1
-        ):
-            raise FlowDefinitionError(f"{where}: early_every must be an int >= 1")
-        fields.update(
-            late=late.value,
-            allowed_lateness=None
-            if allowed_lateness is None
-            else _seconds(allowed_lateness, "allowed_lateness", where, zero=True),
-            early_every=early_every,
-            early_interval=None
-            if early_interval is None
-            else _seconds(early_interval, "early_interval", where),
-        )
+        fields.update(_late_fields(where, fields["kind"], late, allowed_lateness))
+        fields.update(_early_fields(where, fields["kind"], early_every, early_interval))
         spec_class = KeyedWindowSpec if self._keyed else WindowSpec
         return self.process(spec_class(**fields), name=name, **policy)
 

@@ -127,39 +127,37 @@ class SessionProcessor:
         sessions the watermark closed.
 
         The path of every event, written for speed: an event that extends its key's only
-        session (most of them) costs its aggregator call, an append and a few compares."""
-        if self._keyed:
-            key, value = event
-        else:
-            key, value = None, event
+        session (most of them) goes to ``_extend``, the others to ``_join``."""
+        key, value = event if self._keyed else (None, event)
         getter = self._getter
-        clock = self._clock
         if getter is None:  # processing time
             t = now
-            mark = max(now, clock[WM])
+            mark = max(now, self._clock[WM])
         else:
             t = getter(value)
             if t.__class__ is not float or t - t != 0.0:  # not a finite float: check it
                 t = as_seconds(t, getter)
             mark = t - self._delay
         sessions = self._sessions.get(key)
-        if sessions is None or len(sessions) != 1:
-            return self._join(key, value, t, mark, now, sessions)
-        session = sessions[0]
-        gap = self._gap
-        if not session[START] - gap < t < session[LAST] + gap:
-            return self._join(key, value, t, mark, now, sessions)
+        if sessions is not None and len(sessions) == 1:
+            session, gap = sessions[0], self._gap
+            if session[START] - gap < t < session[LAST] + gap:
+                return self._extend(key, value, t, mark, now, session)
+        return self._join(key, value, t, mark, now, sessions)
+
+    def _extend(
+        self, key: Any, value: Any, t: float, mark: float, now: float, session: list[Any]
+    ) -> Iterable[Any] | None:
+        """``process`` for an event within ``gap`` of its key's only session: it costs its
+        aggregator call, an append and a few compares."""
         # User code first: the results of the sessions the mark closes (not this one: it
         # ends after t), then the aggregator; the state after.
+        clock, due = self._clock, self._due
         taken = own = None
-        due = self._due
         acc = session[ACC]
         try:
             if mark > clock[WM] and due and due[0][0] <= mark:
-                if due[0][1] == session[ENTRY]:  # its own entry (often): pushed again below
-                    own = heapq.heappop(due)
-                if due and due[0][0] <= mark:
-                    taken = self._take_due(mark)
+                taken, own = self._take_due_besides(mark, session)
             if self._in_place:
                 self._add(acc, value)
             else:
@@ -177,7 +175,7 @@ class SessionProcessor:
         elif t < session[START]:
             session[START] = t
         if own is not None:  # at its end now, so it comes due once per gap, not per event
-            heapq.heappush(due, (session[LAST] + gap, own[1], key))
+            heapq.heappush(due, (session[LAST] + self._gap, own[1], key))
         seq = self._seq
         seq[0] += 1
         session[VALUES].append(value)
@@ -188,6 +186,21 @@ class SessionProcessor:
         if every is not None and len(session[VALUES]) % every == 0:
             return [self._result(key, session, early=True)]
         return None
+
+    def _take_due_besides(
+        self, mark: float, session: list[Any]
+    ) -> tuple[_Due | None, tuple[float, int, Any] | None]:
+        """What ``_take_due`` finds at ``mark``, and ``session``'s own heap entry when it
+        came due (often): taken off, to be pushed again at the session's new end. User
+        code: on a raise, the heap is as it was."""
+        due = self._due
+        own = heapq.heappop(due) if due[0][1] == session[ENTRY] else None
+        try:
+            taken = self._take_due(mark) if due and due[0][0] <= mark else None
+        except BaseException:
+            self._restore(None, own)
+            raise
+        return taken, own
 
     def _join(
         self,

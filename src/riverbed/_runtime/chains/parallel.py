@@ -109,7 +109,7 @@ class Calls:
             if error is None:
                 try:
                     return await self._timed(call())
-                except Exception as failed:
+                except Exception as failed:  # noqa: BLE001 - the user's call: to its policy
                     error = failed
             self.counters.errors += 1
             if attempt >= retry.attempts or not retry.retryable(error):
@@ -324,7 +324,9 @@ class ParallelMapRun:
         failed there goes on alone under the policy (its first attempt made)."""
         try:
             outcomes = await _submit(self.pools.get(), _call_each, self.spec.fn, events)
-        except Exception as error:  # the chunk as a whole: a broken pool, a pickling error
+        # The chunk as a whole failed (a broken pool, a pickling error, whatever a user's
+        # object raises): each event goes on under the policy with that error.
+        except Exception as error:  # noqa: BLE001
             outcomes = [(False, error, "")] * len(events)
         outputs: list[list[Any]] = []
         for event, (ok, value, text) in zip(events, outcomes, strict=True):
@@ -407,7 +409,7 @@ def _call_each(fn: Callable[[Any], Any], events: list[Any]) -> list[tuple[bool, 
     for event in events:
         try:
             outcomes.append((True, fn(event), ""))
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - the user's function: sent back
             outcomes.append((False, error, "".join(traceback.format_exception(error))))
     return outcomes
 

@@ -126,7 +126,7 @@ class StageCalls:
         if error is None:
             try:
                 return await self.applied(index, event)
-            except Exception as first:
+            except Exception as first:  # noqa: BLE001 - the user's code: to its policy
                 error = first
         while True:
             counters.errors += 1
@@ -137,7 +137,7 @@ class StageCalls:
             attempt += 1
             try:
                 return await self.applied(index, event)
-            except Exception as again:
+            except Exception as again:  # noqa: BLE001 - the user's code: to its policy
                 error = again
         return self.give_up(index, event, error, attempt)
 
@@ -260,7 +260,7 @@ class StageCalls:
             try:
                 await self.call(index, target, events)
                 return
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001 - the user's sink: to its policy
                 counters.errors += 1
                 if attempt < policy.retry.attempts and policy.retry.retryable(error):
                     counters.retries += 1

@@ -217,7 +217,7 @@ class ProcessorLoop(_Plain):
                     if produced:
                         extend(produced)
                 return
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001 - the user's processor: to its policy
                 batch.bails[0] += 1
                 results = await self.calls.attempt(0, events[index], error)
                 if results is not None:
@@ -267,6 +267,6 @@ def _hashable_key(pair: Any) -> Any:
     try:
         key = pair[0]
         hash(key)
-    except Exception:
+    except Exception:  # noqa: BLE001 - a user's __getitem__ or __hash__ raised
         return None
     return (key,)  # wrapped, so that a key of None still orders its events
