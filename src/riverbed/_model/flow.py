@@ -19,6 +19,7 @@ from riverbed._model.origin import caller_module
 from riverbed._model.policy import OnError, Retry
 from riverbed._model.process import ProcessorSpec
 from riverbed._model.settings import CACHEABLE as _CACHEABLE
+from riverbed._model.settings import StageOptions
 from riverbed._model.settings import stage_settings as _policy_fields
 from riverbed._model.sinks import is_sink_object
 from riverbed._model.sources import as_source, is_source
@@ -300,30 +301,40 @@ class Stream(StreamOperators):
 
     # -- stateless operators --------------------------------------------------------------
 
-    def map(self, fn: Callable[[Any], Any], *, name: str | None = None, **policy: Any) -> Stream:
+    def map(
+        self, fn: Callable[[Any], Any], *, name: str | None = None, **policy: Unpack[StageOptions]
+    ) -> Stream:
         """One output per event: ``fn(event)``."""
         return self._then(StageKind.MAP, fn, name, policy, keyed=False)
 
     def flat_map(
-        self, fn: Callable[[Any], Iterable[Any]], *, name: str | None = None, **policy: Any
+        self,
+        fn: Callable[[Any], Iterable[Any]],
+        *,
+        name: str | None = None,
+        **policy: Unpack[StageOptions],
     ) -> Stream:
         """Zero or more outputs per event: every item of the iterable ``fn(event)``."""
         return self._then(StageKind.FLAT_MAP, fn, name, policy, keyed=False)
 
     def filter(
-        self, predicate: Callable[[Any], Any], *, name: str | None = None, **policy: Any
+        self,
+        predicate: Callable[[Any], Any],
+        *,
+        name: str | None = None,
+        **policy: Unpack[StageOptions],
     ) -> Stream:
         """Keep the events for which ``predicate(event)`` is true."""
         return self._then(StageKind.FILTER, predicate, name, policy, keyed=self._keyed)
 
     def inspect(
-        self, fn: Callable[[Any], Any], *, name: str | None = None, **policy: Any
+        self, fn: Callable[[Any], Any], *, name: str | None = None, **policy: Unpack[StageOptions]
     ) -> Stream:
         """Call ``fn(event)`` for its side effect (logging, metrics); events pass unchanged."""
         return self._then(StageKind.INSPECT, fn, name, policy, keyed=self._keyed)
 
     def key_by(
-        self, key: Callable[[Any], Any], *, name: str | None = None, **policy: Any
+        self, key: Callable[[Any], Any], *, name: str | None = None, **policy: Unpack[StageOptions]
     ) -> KeyedStream:
         """A keyed stream of ``(key(event), event)`` pairs, for ``stateful``, ``fold``...
 
@@ -355,7 +366,9 @@ class Stream(StreamOperators):
             stage=self.port.stage,
         )
 
-    def process(self, spec: Any, *, name: str | None = None, **policy: Any) -> Stream:
+    def process(
+        self, spec: Any, *, name: str | None = None, **policy: Unpack[StageOptions]
+    ) -> Stream:
         """Add a processor stage described by ``spec`` (a ``ProcessorSpec``): the way
         windows, joins, collecting and sampling are built. Returns a keyed stream when the
         processor emits ``(key, output)`` pairs."""
@@ -390,7 +403,7 @@ class Stream(StreamOperators):
         gap: str = "wait",
         max_buffered: int = 1000,
         name: str | None = None,
-        **policy: Any,
+        **policy: Unpack[StageOptions],
     ) -> Stream:
         """One output per event, ``fn(event)``, on ``workers`` workers at once: threads
         (``mode="thread"``, for blocking I/O), processes (``"process"``, for CPU-bound
@@ -417,7 +430,7 @@ class Stream(StreamOperators):
         max_size: int = 100,
         max_wait: float | None = 1.0,
         name: str | None = None,
-        **policy: Any,
+        **policy: Unpack[StageOptions],
     ) -> Stream:
         """Call ``fn(events)`` with a list of up to ``max_size`` events, or fewer once the
         first has waited ``max_wait`` seconds (the run's clock); it returns one output per
@@ -435,7 +448,11 @@ class Stream(StreamOperators):
     # -- shape ----------------------------------------------------------------------------
 
     def branch(
-        self, predicate: Callable[[Any], Any], *, name: str | None = None, **policy: Any
+        self,
+        predicate: Callable[[Any], Any],
+        *,
+        name: str | None = None,
+        **policy: Unpack[StageOptions],
     ) -> Branch:
         """Split in two by ``predicate``: ``.trues`` gets the events for which it is true,
         ``.falses`` the others. Both must be used (or use ``filter``)."""
@@ -452,7 +469,7 @@ class Stream(StreamOperators):
         outputs: Sequence[str],
         *,
         name: str | None = None,
-        **policy: Any,
+        **policy: Unpack[StageOptions],
     ) -> Routes:
         """Split into several named outputs: each event goes to the output whose name
         ``router(event)`` returns (a ``match`` statement reads well here). An unknown name
@@ -501,7 +518,7 @@ class Stream(StreamOperators):
 
     # -- sinks ----------------------------------------------------------------------------
 
-    def sink(self, target: Any, *, name: str | None = None, **policy: Any) -> None:
+    def sink(self, target: Any, *, name: str | None = None, **policy: Unpack[StageOptions]) -> None:
         """End the stream in ``target``: a callable called once per event, or a sink object
         with ``write_batch(events)`` (and optionally ``close()``)."""
         mode = SinkMode.OBJECT if is_sink_object(target) else SinkMode.EVENT
@@ -526,7 +543,11 @@ class Stream(StreamOperators):
         )
 
     def sink_batch(
-        self, target: Callable[[list[Any]], Any], *, name: str | None = None, **policy: Any
+        self,
+        target: Callable[[list[Any]], Any],
+        *,
+        name: str | None = None,
+        **policy: Unpack[StageOptions],
     ) -> None:
         """End the stream in ``target``, called once per batch with a list of events."""
         self._add_sink(target, SinkMode.BATCH, name, policy)
@@ -568,7 +589,7 @@ class Stream(StreamOperators):
         kind: StageKind,
         fn: Any,
         name: str | None,
-        policy: Mapping[str, Any],
+        policy: StageOptions,
         *,
         outputs: tuple[str, ...] = (DEFAULT_PORT,),
         arity: int = 1,
@@ -605,7 +626,7 @@ class KeyedStream(Stream):
         *,
         initial: Any = None,
         name: str | None = None,
-        **policy: Any,
+        **policy: Unpack[StageOptions],
     ) -> KeyedStream:
         """Keep per-key state and emit ``(key, output)``; an output of ``None`` emits nothing.
 
@@ -628,7 +649,7 @@ class KeyedStream(Stream):
         return stream
 
     def _state_class_stage(
-        self, cls: type, method: Any, name: str | None, policy: Mapping[str, Any]
+        self, cls: type, method: Any, name: str | None, policy: StageOptions
     ) -> Stage:
         """The stage of ``stateful(cls, method)``: one instance of ``cls`` per key."""
         if method is None:
@@ -670,7 +691,7 @@ class KeyedStream(Stream):
         method: Any,
         initial: Any,
         name: str | None,
-        policy: Mapping[str, Any],
+        policy: StageOptions,
     ) -> Stage:
         """The stage of ``stateful(fn, initial=...)``: ``(state, output) = fn(state,
         value)``."""
@@ -696,7 +717,7 @@ class KeyedStream(Stream):
         *,
         running: bool = False,
         name: str | None = None,
-        **policy: Any,
+        **policy: Unpack[StageOptions],
     ) -> KeyedStream:
         """Per-key accumulator: ``acc = fn(acc, value)``, starting from ``initial()`` (a
         factory such as ``int`` or ``list``) or from a copy of ``initial`` when it is a plain
@@ -720,7 +741,7 @@ class KeyedStream(Stream):
         *,
         running: bool = False,
         name: str | None = None,
-        **policy: Any,
+        **policy: Unpack[StageOptions],
     ) -> KeyedStream:
         """Per-key ``acc = fn(acc, value)``, the first value of a key being its start.
         Emits like ``fold``."""

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from riverbed._errors import FlowDefinitionError
 from riverbed._model import callables
 from riverbed._model.process import Processor, ProcessorSpec
-from riverbed._model.settings import stage_settings
+from riverbed._model.settings import StageOptions, stage_settings
 
 if TYPE_CHECKING:
     from riverbed._model.flow import Stream
@@ -170,7 +170,7 @@ def _is_int(value: Any) -> bool:
 
 
 def add_parallel_map(
-    stream: Stream, fn: Any, name: str | None, policy: dict[str, Any], **settings: Any
+    stream: Stream, fn: Any, name: str | None, policy: StageOptions, **settings: Any
 ) -> Stream:
     """The body of ``Stream.parallel_map``: check, then add the ``PROCESS`` stage."""
     _refuse_concurrency(policy, "parallel_map", fn)
@@ -181,7 +181,7 @@ def add_parallel_map(
 
 
 def add_batch_map(
-    stream: Stream, fn: Any, name: str | None, policy: dict[str, Any], **settings: Any
+    stream: Stream, fn: Any, name: str | None, policy: StageOptions, **settings: Any
 ) -> Stream:
     """The body of ``Stream.batch_map``: check, then add the ``PROCESS`` stage."""
     _refuse_concurrency(policy, "batch_map", fn)
@@ -191,7 +191,7 @@ def add_batch_map(
     return stream.process(spec, name=stage, **policy)
 
 
-def _refuse_concurrency(policy: dict[str, Any], operator: str, fn: Any) -> None:
+def _refuse_concurrency(policy: StageOptions, operator: str, fn: Any) -> None:
     """``concurrency=`` is refused: the operator's own setting bounds its calls."""
     if "concurrency" in policy and callable(fn):
         knob = "workers" if operator == "parallel_map" else "max_size"
@@ -201,7 +201,7 @@ def _refuse_concurrency(policy: dict[str, Any], operator: str, fn: Any) -> None:
         )
 
 
-def _check_policy(policy: dict[str, Any], stage: str, flow: str, fn: Any) -> None:
+def _check_policy(policy: StageOptions, stage: str, flow: str, fn: Any) -> None:
     """The failure settings, checked with messages naming the user's function (not the
     spec, which ``Stream.process`` would name)."""
     stage_settings(policy, stage, flow, fn)

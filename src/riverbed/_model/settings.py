@@ -5,16 +5,34 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypedDict
 
 from riverbed._errors import FlowDefinitionError
 from riverbed._model import callables
 from riverbed._model.policy import OnError, Retry
 from riverbed._model.stages import StageKind
 
-__all__ = ["CACHEABLE", "SETTINGS", "stage_settings"]
+__all__ = ["CACHEABLE", "SETTINGS", "StageOptions", "stage_settings"]
 
-SETTINGS = frozenset({"on_error", "retry", "timeout", "concurrency", "cache"})
+
+class StageOptions(TypedDict, total=False):
+    """The per-stage settings, as keywords of every builder method (``map``, ``sink``,
+    ``window``...), typed for type checkers and editors; checked at run time by
+    ``stage_settings`` for code that has neither."""
+
+    on_error: OnError
+    """What a failure of the stage's function does (default: the flow's ``on_error``)."""
+    retry: Retry
+    """How often, and how spaced, a failing call is tried again (default: the flow's)."""
+    timeout: float
+    """Seconds a call may take; a sync function with a timeout runs in a thread."""
+    concurrency: int
+    """Calls of an async function (or of a sync one with a timeout) in flight at once."""
+    cache: bool
+    """Memoize the stage's outputs in the store's step cache (pure operators only)."""
+
+
+SETTINGS = frozenset(StageOptions.__annotations__)
 
 # cache=True needs outputs that depend on the input event alone: no state, no side effect.
 CACHEABLE = frozenset(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from riverbed._errors import FlowDefinitionError
 from riverbed._model import callables
@@ -39,6 +39,7 @@ from riverbed._model.ops.windows import (
     WindowSpec,
     window_fields,
 )
+from riverbed._model.settings import StageOptions
 from riverbed._model.stages import StageKind
 
 if TYPE_CHECKING:
@@ -107,7 +108,9 @@ class StreamOperators:
         @property
         def _keyed(self) -> bool: ...
 
-        def process(self, spec: Any, *, name: str | None = None, **policy: Any) -> Stream: ...
+        def process(
+            self, spec: Any, *, name: str | None = None, **policy: Unpack[StageOptions]
+        ) -> Stream: ...
 
         def _needs_keys(self, operator: str, fn: Any) -> FlowDefinitionError: ...
 
@@ -150,7 +153,7 @@ class StreamOperators:
         early_every: int | None = None,
         early_interval: float | None = None,
         name: str | None = None,
-        **policy: Any,
+        **policy: Unpack[StageOptions],
     ) -> Stream:
         """Aggregate events in windows: per key on a ``KeyedStream`` (emits ``(key,
         (rb.Window(start, end), value))``), all together on a ``Stream`` (emits ``(window,
@@ -190,7 +193,7 @@ class StreamOperators:
         max_delay: float = 0.0,
         idle_timeout: float | None = None,
         name: str | None = None,
-        **policy: Any,
+        **policy: Unpack[StageOptions],
     ) -> KeyedStream:
         """Join this keyed stream with ``others`` by key, within each ``window``
         (``rb.Tumbling`` or ``rb.Session``): when a window closes, emit ``(key, row)`` per
@@ -220,7 +223,7 @@ class StreamOperators:
         *others: Stream,
         orphans: WaitForever | MaxPending | ExpireAfter = WaitForever(),  # noqa: B008 - frozen
         name: str | None = None,
-        **policy: Any,
+        **policy: Unpack[StageOptions],
     ) -> KeyedStream:
         """Meet this keyed stream and ``others`` by key: as soon as every input has a
         value for a key, emit ``(key, row)`` with the oldest value of each, in stream
@@ -255,7 +258,7 @@ class StreamOperators:
         operator: str,
         others: tuple[Stream, ...],
         name: str | None,
-        policy: dict[str, Any],
+        policy: StageOptions,
         spec_class: Any,
         **fields: Any,
     ) -> KeyedStream:
@@ -284,7 +287,7 @@ class StreamOperators:
         max_size: int | None = None,
         max_wait: float | None = None,
         name: str | None = None,
-        **policy: Any,
+        **policy: Unpack[StageOptions],
     ) -> Stream:
         """Batch events into lists of at most ``max_size``, flushed also when the oldest
         has waited ``max_wait`` seconds, and at the end of the stream. On a keyed stream,
@@ -305,7 +308,9 @@ class StreamOperators:
         spec_class = KeyedCollectSpec if self._keyed else CollectSpec
         return self.process(spec_class(max_size=max_size, max_wait=wait), name=name, **policy)
 
-    def group(self, *, until: str = "key_change", name: str | None = None, **policy: Any) -> Stream:
+    def group(
+        self, *, until: str = "key_change", name: str | None = None, **policy: Unpack[StageOptions]
+    ) -> Stream:
         """Per key lists of events: ``until="key_change"`` emits a key's group when an
         event of another key arrives (runs of one key), ``until="end"`` emits every
         key's group at the end of the stream. Emits ``(key, list)``.
@@ -324,7 +329,12 @@ class StreamOperators:
         return self.process(GroupSpec(until=until), name=name, **policy)
 
     def sample(
-        self, fraction: float, *, seed: int = 0, name: str | None = None, **policy: Any
+        self,
+        fraction: float,
+        *,
+        seed: int = 0,
+        name: str | None = None,
+        **policy: Unpack[StageOptions],
     ) -> Stream:
         """Keep each event with probability ``fraction`` (the same events for the same
         ``seed``, also across a resume).
@@ -341,7 +351,7 @@ class StreamOperators:
         return self.process(spec_class(fraction=float(fraction), seed=seed), name=name, **policy)
 
     def reservoir(
-        self, size: int, *, seed: int = 0, name: str | None = None, **policy: Any
+        self, size: int, *, seed: int = 0, name: str | None = None, **policy: Unpack[StageOptions]
     ) -> Stream:
         """A uniform random sample of at most ``size`` events, emitted as one list at
         the end of the stream (per key on a keyed stream: ``(key, list)``). For a sample
@@ -365,7 +375,7 @@ class StreamOperators:
         cache_size: int | None = 10_000,
         ttl: float | None = None,
         name: str | None = None,
-        **policy: Any,
+        **policy: Unpack[StageOptions],
     ) -> Stream:
         """Enrich each event from ``table`` (a dict) or a function of the lookup key
         (None for "not found"; its answers cached, LRU of ``cache_size``, each for ``ttl``
