@@ -10,7 +10,7 @@ from typing import Any, TypedDict
 from riverbed._errors import FlowDefinitionError
 from riverbed._model import callables
 from riverbed._model.policy import OnError, Retry
-from riverbed._model.stages import StageKind
+from riverbed._model.stages import CACHEABLE
 
 __all__ = ["CACHEABLE", "SETTINGS", "StageOptions", "stage_settings"]
 
@@ -33,18 +33,6 @@ class StageOptions(TypedDict, total=False):
 
 
 SETTINGS = frozenset(StageOptions.__annotations__)
-
-# cache=True needs outputs that depend on the input event alone: no state, no side effect.
-CACHEABLE = frozenset(
-    {
-        StageKind.MAP,
-        StageKind.FLAT_MAP,
-        StageKind.FILTER,
-        StageKind.KEY_BY,
-        StageKind.BRANCH,
-        StageKind.ROUTE,
-    }
-)
 
 
 def stage_settings(policy: Mapping[str, Any], stage: str, flow: str, fn: Any) -> dict[str, Any]:

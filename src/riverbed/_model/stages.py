@@ -7,7 +7,8 @@ failure policy. Runners read stages; nothing changes them after they are made.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from riverbed._model.policy import OnError, Retry
@@ -49,9 +50,40 @@ class StageKind(enum.Enum):
     __module__ = "riverbed"
 
 
-# Stages that emit exactly one event per input on the happy path: counting their inputs
-# counts their outputs, which lets fused loops skip a counter per event.
-ONE_TO_ONE = frozenset({StageKind.MAP, StageKind.INSPECT, StageKind.KEY_BY, StageKind.MERGE})
+@dataclass(frozen=True)
+class KindTraits:
+    """What the planner, the runners and the checks need to know of a stage kind, kept
+    in one table (``TRAITS``) rather than in sets scattered where each is used."""
+
+    one_to_one: bool = False
+    """Exactly one output per input on the happy path: counting its inputs counts its
+    outputs, which lets fused loops skip a counter per event."""
+    cacheable: bool = False
+    """``cache=True`` may memoize it: its outputs depend on the input event alone (no
+    state, no side effect)."""
+    per_key_state: bool = False
+    """It keeps state per key (a keyed stream's ``stateful``, ``fold``, ``reduce``)."""
+
+
+TRAITS: Mapping[StageKind, KindTraits] = {
+    StageKind.SOURCE: KindTraits(),
+    StageKind.MAP: KindTraits(one_to_one=True, cacheable=True),
+    StageKind.FLAT_MAP: KindTraits(cacheable=True),
+    StageKind.FILTER: KindTraits(cacheable=True),
+    StageKind.INSPECT: KindTraits(one_to_one=True),
+    StageKind.KEY_BY: KindTraits(one_to_one=True, cacheable=True),
+    StageKind.STATEFUL: KindTraits(per_key_state=True),
+    StageKind.FOLD: KindTraits(per_key_state=True),
+    StageKind.BRANCH: KindTraits(cacheable=True),
+    StageKind.ROUTE: KindTraits(cacheable=True),
+    StageKind.MERGE: KindTraits(one_to_one=True),
+    StageKind.PROCESS: KindTraits(),
+    StageKind.SINK: KindTraits(),
+}
+
+ONE_TO_ONE = frozenset(kind for kind, traits in TRAITS.items() if traits.one_to_one)
+CACHEABLE = frozenset(kind for kind, traits in TRAITS.items() if traits.cacheable)
+PER_KEY_STATE = frozenset(kind for kind, traits in TRAITS.items() if traits.per_key_state)
 
 
 class SinkMode(enum.Enum):
@@ -105,8 +137,6 @@ class Stage:
     on_error: OnError | None = None
     retry: Retry | None = None
     timeout: float | None = None
-    extra: tuple[tuple[str, Any], ...] = field(default=())
-    """Operator-specific settings as (name, value) pairs, for operators added later."""
     cache: bool = False
     """Memoize the stage's outputs in the store's step cache, by stage version and a digest
     of the input event: a re-run, or another run, never recomputes them."""

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from riverbed._model.plan import Chain
 from riverbed._model.process import Processor
-from riverbed._model.stages import StageKind
+from riverbed._model.stages import PER_KEY_STATE
 from riverbed._runtime.chains.codegen import Bail, CompiledChain, compile_chain
 from riverbed._runtime.chains.counting import Batch
 from riverbed._runtime.chains.parallel import LocalOperator
@@ -152,7 +152,7 @@ class ConcurrentCalls(_Plain):
         self.calls = calls
         self.concurrency = concurrency
         self.batch_sink = batch_sink
-        self.keyed_state = chain.head.kind in (StageKind.STATEFUL, StageKind.FOLD)
+        self.keyed_state = chain.head.kind in PER_KEY_STATE
 
     async def process(self, batch: Batch, events: Iterable[Any]) -> None:
         assert isinstance(events, list)
