@@ -126,8 +126,8 @@ def test_import_riverbed_loads_no_database_driver() -> None:
 
 @pytest.mark.parametrize(
     "path",
-    sorted((ROOT / "src" / "riverbed" / "_store").glob("*.py")),
-    ids=lambda path: path.name,
+    sorted((ROOT / "src" / "riverbed" / "_store").rglob("*.py")),
+    ids=lambda path: str(path.relative_to(ROOT / "src" / "riverbed" / "_store")),
 )
 def test_store_imports_no_runner_and_no_flow_builder(path: Path) -> None:
     """The store imports no runner and no flow builder (DESIGN.md §4)."""
