@@ -188,3 +188,22 @@ def test_riverbed_version_in_messages_is_current() -> None:
     from riverbed._store.schema import RIVERBED_VERSION
 
     assert rb.__version__ == RIVERBED_VERSION
+
+
+def test_the_version_is_declared_once() -> None:
+    """The installed package's version is the one riverbed declares (read from
+    ``riverbed/_version.py`` by the build), and no other file declares one."""
+    import importlib.metadata
+    import re
+    from pathlib import Path
+
+    assert importlib.metadata.version("riverbed") == rb.__version__
+    root = Path(__file__).resolve().parents[2]
+    pyproject = (root / "pyproject.toml").read_text()
+    assert re.search(r"(?m)^version\s*=", pyproject) is None
+    declared = [
+        path.relative_to(root).as_posix()
+        for path in (root / "src" / "riverbed").rglob("*.py")
+        if re.search(r"(?m)^__version__\s*=", path.read_text())
+    ]
+    assert declared == ["src/riverbed/_version.py"]
