@@ -3,7 +3,7 @@
 ``Store`` is composed of one protocol per concern, so that a caller that needs one
 concern can type against it alone:
 
-- ``RunStore``: runs (create, get, list, transition, update, history) and their
+- ``RunStore``: runs (create, get, list, transition, update, history, prune) and their
   stage runs;
 - ``CheckpointStore``: a stream run's checkpoints;
 - ``DeadLetterStore``: events that failed every retry;
@@ -24,6 +24,7 @@ Every status change is appended to the run's history (``history``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, runtime_checkable
 
@@ -90,6 +91,18 @@ class RunStore(Protocol):
     def stage_runs(self, run_id: str, *, attempt: int | None = None) -> list[StageRun]:
         """The run's stage runs of ``attempt``, or the latest record of each stage, in the
         order they were first saved."""
+
+    def prune(self, *, finished_before: datetime) -> int:
+        """Delete the runs that finished (SUCCEEDED, FAILED or CANCELLED) before
+        ``finished_before``, a timezone-aware datetime compared with their ``ended_at``
+        (``created_at`` for a run cancelled before it started), with everything stored
+        under them: history, stage runs, checkpoints, workflow steps and dead letters.
+        In one transaction; returns how many runs were deleted.
+
+        Never deleted: runs in another status (SCHEDULED, RUNNING, CRASHED), a finished
+        run that has dead letters not replayed yet (replaying needs it; it goes with
+        them once they are replayed), and the step cache (shared by every run of a stage:
+        ``cache_clear``). ``riverbed runs prune --older-than`` calls it."""
 
 
 @runtime_checkable

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from riverbed._errors import DuplicateRunError, InternalError
@@ -18,6 +19,7 @@ from riverbed._store.codec import HISTORY_COLUMNS, Codec
 from riverbed._store.fencing import Tx, lease_lost, wrote
 from riverbed._store.retry import new_token
 from riverbed._store.sql.core import MIN_PREFIX, SQLCore
+from riverbed._store.sql.prune import prune
 from riverbed._store.sql.statements import INSERT_RUN, RUNS, STAGE_RUNS, UPSERT_STAGE_RUN, where
 
 __all__ = ["SQLRuns", "create_runs", "insert_runs", "stage_run_rows"]
@@ -172,6 +174,11 @@ class SQLRuns:
             return tx.fetchall()
 
         return [self._core.codec.stage_run_out(row) for row in self._core.read(read)]
+
+    def prune(self, *, finished_before: datetime) -> int:
+        """Delete the runs that finished before ``finished_before``, with what they own
+        (see ``riverbed._store.sql.prune``); return how many."""
+        return prune(self._core, finished_before)
 
 
 def create_runs(core: SQLCore, runs: Sequence[RunRecord]) -> None:

@@ -10,6 +10,7 @@ round trips.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
@@ -106,6 +107,10 @@ class SQLStore:
     def stage_runs(self, run_id: str, *, attempt: int | None = None) -> list[StageRun]:
         """See ``RunStore.stage_runs``."""
         return self._runs.stage_runs(run_id, attempt=attempt)
+
+    def prune(self, *, finished_before: datetime) -> int:
+        """See ``RunStore.prune``."""
+        return self._runs.prune(finished_before=finished_before)
 
     # -- CheckpointStore --------------------------------------------------------------------
 
