@@ -1,35 +1,8 @@
-"""The SQLite store: one file, zero set-up, shared safely by the processes of one machine.
-
-Settings, and why:
-
-- ``journal_mode=WAL``: readers never block the writer nor the writer them, and a commit
-  appends to the log instead of rewriting pages.
-- ``synchronous=FULL``: every commit fsyncs the log, so a committed checkpoint or workflow
-  step survives power loss, as DESIGN.md §3 promises. ``NORMAL`` would survive a killed
-  process (kill -9) but could lose the last commits to a power cut; docs/store.md has the
-  measured cost of the difference.
-- ``busy_timeout`` (10 s): a process that finds the database locked by another waits for it
-  instead of failing at once.
-- Every write transaction starts with ``BEGIN IMMEDIATE``, which takes the database's write
-  lock up front: a read-then-write (a status transition, a claim) cannot interleave with
-  another process's, and no deadlock can arise from two readers upgrading at once.
-
-One connection serves all threads of a process, behind a lock: SQLite runs one writer at a
-time anyway, and the engine's calls are short.
-
-The file is created 0600 (SQLite gives its ``-wal`` and ``-shm`` files the same mode): runs
-hold pickles, and whoever can write them can run code in the processes that read them.
-A store opened ``read_only`` is opened with SQLite's ``mode=ro`` and never writes a byte;
-in a directory this process cannot write (where SQLite cannot create the ``-shm`` file a
-reader of a WAL database needs) it is read as ``immutable``, which is exact when no
-write-ahead log is waiting to be folded in, and only then is it used. A damaged file, a
-file that is no database, or a store this process may not write are ``StoreError``s naming
-the file and what to do.
-"""
+"""The connection to one SQLite file: its settings, opening it writable or read-only,
+its transactions, and its errors as the store's (see the package doc for why)."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -40,6 +13,7 @@ from typing import Any
 
 from riverbed._errors import StoreError, StoreUnavailableError
 from riverbed._store.codec import Codec
+from riverbed._store.fencing import Tx
 from riverbed._store.schema import (
     SCHEMA_VERSION,
     Dialect,
@@ -47,38 +21,9 @@ from riverbed._store.schema import (
     migrate,
     stored_version,
 )
-from riverbed._store.sql import SQLCore, SQLStore, Tx
+from riverbed._store.sqlite.files import advice, create_private
 
-__all__ = ["SQLiteDatabase", "SQLiteStore"]
-
-
-class SQLiteStore(SQLStore):
-    """A store in one SQLite file (see the module doc for its settings).
-
-    >>> import tempfile, pathlib
-    >>> with SQLiteStore(pathlib.Path(tempfile.mkdtemp()) / "runs.db") as store:
-    ...     store.list_runs()
-    []
-    """
-
-    def __init__(
-        self,
-        path: str | Path,
-        *,
-        busy_timeout: float = 10.0,
-        synchronous: str = "FULL",
-        schema_version: int = SCHEMA_VERSION,
-        read_only: bool = False,
-    ) -> None:
-        """Open (creating if needed) the database file at ``path`` (see ``SQLiteDatabase``)."""
-        database = SQLiteDatabase(
-            path,
-            busy_timeout=busy_timeout,
-            synchronous=synchronous,
-            schema_version=schema_version,
-            read_only=read_only,
-        )
-        super().__init__(SQLCore(database))
+__all__ = ["SQLiteDatabase"]
 
 
 class SQLiteDatabase:
@@ -133,7 +78,7 @@ class SQLiteDatabase:
         return conn
 
     def _open_writable(self, synchronous: str, schema_version: int) -> sqlite3.Connection:
-        _create_private(self.path, self.url)
+        create_private(self.path, self.url)
         self._conn = conn = self._connect(str(self.path))
         try:
             try:
@@ -265,58 +210,7 @@ class SQLiteDatabase:
         primary = code & 0xFF if code is not None else None
         if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in str(exc):
             return StoreUnavailableError(f"SQLite store {self.path}: {exc}", url=self.url)
-        advice = _advice(primary, self.path)
-        if advice is None:
+        meaning = advice(primary, self.path)
+        if meaning is None:
             return StoreError(f"SQLite store {self.path}: {exc}", url=self.url)
-        return StoreError(f"{advice} (SQLite says: {exc})", url=self.url)
-
-
-def _advice(code: int | None, path: Path) -> str | None:
-    """What an error with SQLite's primary result ``code`` means for the store at ``path``,
-    and what to do; None for errors that need no more than SQLite's own words."""
-    elsewhere = "point --store (or RIVERBED_STORE) at another file"
-    if code == sqlite3.SQLITE_NOTADB:
-        return (
-            f"{path} is not a SQLite database: it is some other file, or its header is "
-            f"overwritten. Check the path; {elsewhere}, or move the file away and riverbed "
-            "creates a new store there"
-        )
-    if code == sqlite3.SQLITE_CORRUPT:
-        return (
-            f"the SQLite store {path} is damaged (truncated or partly overwritten: a full "
-            "disk, an incomplete copy). Restore it from a backup, or save what is left with "
-            f"`sqlite3 {path} .recover | sqlite3 recovered.db` and use that file; or move "
-            f"it away and riverbed creates a new store there"
-        )
-    if code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM):
-        return (
-            f"the SQLite store {path} cannot be written by this process: the file or its "
-            f"directory {path.parent} is read-only for it (SQLite also writes {path.name}-wal "
-            f"and {path.name}-shm beside the file). Commands that only read (`riverbed runs "
-            "list`, `runs show`, `dead-letters list`) work on it; to run or change runs, "
-            f"give this user write access to both, or {elsewhere}"
-        )
-    if code == sqlite3.SQLITE_CANTOPEN:
-        return (
-            f"cannot open the SQLite store {path}: check that its directory {path.parent} "
-            f"exists and that this user may read it (and write it, to record runs), or "
-            f"{elsewhere}"
-        )
-    return None
-
-
-def _create_private(path: Path, url: str) -> None:
-    """Create the store's file, empty and readable by its owner only (0600), unless it
-    exists: SQLite would create it with the umask's mode, often world-readable."""
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return
-    except OSError as exc:
-        raise StoreError(
-            f"cannot create the SQLite store {path}: {exc.strerror}; check that its "
-            f"directory {path.parent} exists and this user may write it, or point --store "
-            "(or RIVERBED_STORE) at another file",
-            url=url,
-        ) from exc
-    os.close(descriptor)
+        return StoreError(f"{meaning} (SQLite says: {exc})", url=self.url)
