@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from riverbed._errors import StoreVersionError
+from riverbed._version import __version__
 
 __all__ = [
     "MIGRATIONS",
@@ -27,7 +28,8 @@ __all__ = [
     "stored_version",
 ]
 
-RIVERBED_VERSION = "0.1.0"  # kept equal to riverbed.__version__ by a test; named in errors
+RIVERBED_VERSION = __version__
+"""This riverbed's version, named in errors."""
 
 
 class Dialect(enum.Enum):

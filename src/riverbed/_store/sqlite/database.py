@@ -1,43 +1,19 @@
-"""The SQLite store: one file, zero set-up, shared safely by the processes of one machine.
-
-Settings, and why:
-
-- ``journal_mode=WAL``: readers never block the writer nor the writer them, and a commit
-  appends to the log instead of rewriting pages.
-- ``synchronous=FULL``: every commit fsyncs the log, so a committed checkpoint or workflow
-  step survives power loss, as DESIGN.md §3 promises. ``NORMAL`` would survive a killed
-  process (kill -9) but could lose the last commits to a power cut; docs/store.md has the
-  measured cost of the difference.
-- ``busy_timeout`` (10 s): a process that finds the database locked by another waits for it
-  instead of failing at once.
-- Every write transaction starts with ``BEGIN IMMEDIATE``, which takes the database's write
-  lock up front: a read-then-write (a status transition, a claim) cannot interleave with
-  another process's, and no deadlock can arise from two readers upgrading at once.
-
-One connection serves all threads of a process, behind a lock: SQLite runs one writer at a
-time anyway, and the engine's calls are short.
-
-The file is created 0600 (SQLite gives its ``-wal`` and ``-shm`` files the same mode): runs
-hold pickles, and whoever can write them can run code in the processes that read them.
-A store opened ``read_only`` is opened with SQLite's ``mode=ro`` and never writes a byte;
-in a directory this process cannot write (where SQLite cannot create the ``-shm`` file a
-reader of a WAL database needs) it is read as ``immutable``, which is exact when no
-write-ahead log is waiting to be folded in, and only then is it used. A damaged file, a
-file that is no database, or a store this process may not write are ``StoreError``s naming
-the file and what to do.
-"""
+"""The connection to one SQLite file: its settings, opening it writable or read-only,
+its transactions, and its errors as the store's (see the package doc for why)."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from riverbed._errors import StoreError, StoreUnavailableError
 from riverbed._store.codec import Codec
+from riverbed._store.fencing import Tx
 from riverbed._store.schema import (
     SCHEMA_VERSION,
     Dialect,
@@ -45,21 +21,19 @@ from riverbed._store.schema import (
     migrate,
     stored_version,
 )
-from riverbed._store.sql import SQLStore, Tx
+from riverbed._store.sqlite.files import advice, create_private
 
-__all__ = ["SQLiteStore"]
+__all__ = ["SQLiteDatabase"]
 
 
-class SQLiteStore(SQLStore):
-    """A store in one SQLite file (see the module doc for its settings).
+class SQLiteDatabase:
+    """The connection to one SQLite file, shared by the threads of a process behind a lock
+    (the ``Database`` of a ``SQLiteStore``)."""
 
-    >>> import tempfile, pathlib
-    >>> with SQLiteStore(pathlib.Path(tempfile.mkdtemp()) / "runs.db") as store:
-    ...     store.list_runs()
-    []
-    """
-
-    _integrity_errors = (sqlite3.IntegrityError,)
+    dialect = Dialect.SQLITE
+    for_update = ""  # BEGIN IMMEDIATE already excludes other writers
+    skip_locked = ""
+    integrity_errors: tuple[type[Exception], ...] = (sqlite3.IntegrityError,)
 
     def __init__(
         self,
@@ -78,7 +52,7 @@ class SQLiteStore(SQLStore):
         self.path = Path(path)
         self.url = f"sqlite:///{self.path}"
         self.read_only = read_only
-        self._codec = Codec(Dialect.SQLITE)
+        self._codec = Codec(Dialect.SQLITE)  # for the times of leases (this machine's clock)
         self._lock = threading.Lock()
         self._busy_timeout = busy_timeout
         if synchronous.upper() not in ("FULL", "NORMAL", "OFF", "EXTRA"):
@@ -104,7 +78,7 @@ class SQLiteStore(SQLStore):
         return conn
 
     def _open_writable(self, synchronous: str, schema_version: int) -> sqlite3.Connection:
-        _create_private(self.path, self.url)
+        create_private(self.path, self.url)
         self._conn = conn = self._connect(str(self.path))
         try:
             try:
@@ -112,7 +86,7 @@ class SQLiteStore(SQLStore):
                 conn.execute(f"PRAGMA synchronous = {synchronous}")
             except sqlite3.Error as exc:
                 raise self._error(exc) from exc
-            with self._write() as tx:
+            with self.write() as tx:
                 migrate(tx, Dialect.SQLITE, self.url, target=schema_version)
         except BaseException:
             conn.close()
@@ -123,7 +97,7 @@ class SQLiteStore(SQLStore):
         """A connection that cannot write; the store is created or upgraded first if it
         must be (by a writable opening, closed at once)."""
         if not self.path.exists():
-            SQLiteStore(self.path, busy_timeout=self._busy_timeout).close()
+            SQLiteDatabase(self.path, busy_timeout=self._busy_timeout).close()
         uri = self.path.resolve().as_uri() + "?mode=ro"
         self._conn = conn = self._connect(uri, uri=True)
         try:
@@ -147,7 +121,9 @@ class SQLiteStore(SQLStore):
         """Bring an older store's schema up to ``target`` (a writable opening), for a
         read-only opening that found version ``found``."""
         try:
-            SQLiteStore(self.path, busy_timeout=self._busy_timeout, schema_version=target).close()
+            SQLiteDatabase(
+                self.path, busy_timeout=self._busy_timeout, schema_version=target
+            ).close()
         except StoreUnavailableError:
             raise
         except StoreError as error:
@@ -181,8 +157,18 @@ class SQLiteStore(SQLStore):
         with self._lock:
             self._conn.close()
 
+    def now(self) -> tuple[str, tuple[Any, ...]]:
+        """This machine's clock, which only this machine's processes share."""
+        return "?", (self._codec.time_in(datetime.now(UTC), "now"),)
+
+    def lease_end(self, lease_seconds: float) -> tuple[str, tuple[Any, ...]]:
+        """Now + ``lease_seconds`` by this machine's clock."""
+        until = datetime.now(UTC) + timedelta(seconds=lease_seconds)
+        return "?", (self._codec.time_in(until, "lease_until"),)
+
     @contextmanager
-    def _write(self) -> Iterator[Tx]:
+    def write(self) -> Iterator[Tx]:
+        """A ``BEGIN IMMEDIATE`` transaction: it holds the database's write lock."""
         if self.read_only:
             raise StoreError(
                 f"the SQLite store {self.path} was opened read-only (open_store(url, "
@@ -205,7 +191,8 @@ class SQLiteStore(SQLStore):
                 cursor.close()
 
     @contextmanager
-    def _statement(self) -> Iterator[Tx]:
+    def statement(self) -> Iterator[Tx]:
+        """A cursor outside any transaction: each statement commits alone."""
         with self._lock:
             cursor = self._conn.cursor()
             try:
@@ -223,58 +210,7 @@ class SQLiteStore(SQLStore):
         primary = code & 0xFF if code is not None else None
         if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in str(exc):
             return StoreUnavailableError(f"SQLite store {self.path}: {exc}", url=self.url)
-        advice = _advice(primary, self.path)
-        if advice is None:
+        meaning = advice(primary, self.path)
+        if meaning is None:
             return StoreError(f"SQLite store {self.path}: {exc}", url=self.url)
-        return StoreError(f"{advice} (SQLite says: {exc})", url=self.url)
-
-
-def _advice(code: int | None, path: Path) -> str | None:
-    """What an error with SQLite's primary result ``code`` means for the store at ``path``,
-    and what to do; None for errors that need no more than SQLite's own words."""
-    elsewhere = "point --store (or RIVERBED_STORE) at another file"
-    if code == sqlite3.SQLITE_NOTADB:
-        return (
-            f"{path} is not a SQLite database: it is some other file, or its header is "
-            f"overwritten. Check the path; {elsewhere}, or move the file away and riverbed "
-            "creates a new store there"
-        )
-    if code == sqlite3.SQLITE_CORRUPT:
-        return (
-            f"the SQLite store {path} is damaged (truncated or partly overwritten: a full "
-            "disk, an incomplete copy). Restore it from a backup, or save what is left with "
-            f"`sqlite3 {path} .recover | sqlite3 recovered.db` and use that file; or move "
-            f"it away and riverbed creates a new store there"
-        )
-    if code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM):
-        return (
-            f"the SQLite store {path} cannot be written by this process: the file or its "
-            f"directory {path.parent} is read-only for it (SQLite also writes {path.name}-wal "
-            f"and {path.name}-shm beside the file). Commands that only read (`riverbed runs "
-            "list`, `runs show`, `dead-letters list`) work on it; to run or change runs, "
-            f"give this user write access to both, or {elsewhere}"
-        )
-    if code == sqlite3.SQLITE_CANTOPEN:
-        return (
-            f"cannot open the SQLite store {path}: check that its directory {path.parent} "
-            f"exists and that this user may read it (and write it, to record runs), or "
-            f"{elsewhere}"
-        )
-    return None
-
-
-def _create_private(path: Path, url: str) -> None:
-    """Create the store's file, empty and readable by its owner only (0600), unless it
-    exists: SQLite would create it with the umask's mode, often world-readable."""
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return
-    except OSError as exc:
-        raise StoreError(
-            f"cannot create the SQLite store {path}: {exc.strerror}; check that its "
-            f"directory {path.parent} exists and this user may write it, or point --store "
-            "(or RIVERBED_STORE) at another file",
-            url=url,
-        ) from exc
-    os.close(descriptor)
+        return StoreError(f"{meaning} (SQLite says: {exc})", url=self.url)
