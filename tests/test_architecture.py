@@ -64,7 +64,7 @@ class Layer:
 
 # Bottom to top. Within a layer, modules import each other freely (cycles aside).
 LAYERS = (
-    Layer("records", ("riverbed._errors", "riverbed._records"), ()),
+    Layer("records", ("riverbed._errors", "riverbed._records", "riverbed._version"), ()),
     Layer("model", ("riverbed._model",), ("records",)),
     Layer("store protocol", ("riverbed._store.protocol",), ("records",)),
     Layer("stores", ("riverbed._store",), ("records", "store protocol")),
@@ -122,10 +122,8 @@ ALLOWED: dict[tuple[str, str, Kind], str] = {
 # an optional extra (docs/architecture.md).
 LAZY_ONLY = ("ray",)
 
-# Source files that still name a document outside the repository; the rest point to
-# docs/architecture.md. TODO(redesign): owned by the store branch, fixed at merge.
+# Names of documents outside the repository: source files point to docs/ instead.
 OUTSIDE_DOCUMENTS = re.compile(r"DESIGN\.md|\.\./shared|/work/")
-PENDING_OUTSIDE_REFERENCES = {"riverbed/_store/protocol.py", "riverbed/_store/sqlite.py"}
 
 
 # -- the checker ---------------------------------------------------------------------------
@@ -351,7 +349,7 @@ def test_no_source_file_points_outside_the_repository() -> None:
         for path in SRC.rglob("*.py")
         if OUTSIDE_DOCUMENTS.search(path.read_text())
     }
-    assert found == PENDING_OUTSIDE_REFERENCES
+    assert found == set()
 
 
 def _documented_layers(text: str) -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:

@@ -10,7 +10,7 @@ concern can type against it alone:
 - ``StepStore``: a durable workflow's steps and the step cache;
 - ``RunQueue``: scheduled runs, their claims and leases, and workflow commits.
 
-Runners depend on these protocols only, never on a concrete store (DESIGN.md §4). Every
+Runners depend on these protocols only, never on a concrete store (docs/architecture.md). Every
 method is synchronous and thread-safe: the engine calls them from worker threads
 (``asyncio.to_thread``). Pickled things (events, states, outputs) cross it as ``bytes``.
 

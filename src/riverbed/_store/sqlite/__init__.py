@@ -5,7 +5,7 @@ Settings, and why:
 - ``journal_mode=WAL``: readers never block the writer nor the writer them, and a commit
   appends to the log instead of rewriting pages.
 - ``synchronous=FULL``: every commit fsyncs the log, so a committed checkpoint or workflow
-  step survives power loss, as DESIGN.md §3 promises. ``NORMAL`` would survive a killed
+  step survives power loss, as docs/durability.md promises. ``NORMAL`` would survive a killed
   process (kill -9) but could lose the last commits to a power cut; docs/store.md has the
   measured cost of the difference.
 - ``busy_timeout`` (10 s): a process that finds the database locked by another waits for it
