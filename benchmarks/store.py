@@ -1,6 +1,6 @@
 """``python -m benchmarks.store``: the store's hot paths, on SQLite and PostgreSQL.
 
-- ``record_step``: median and p99 microseconds per call, sequential, each call durably
+- ``commit_steps`` of one step: median and p99 microseconds per call, sequential, each call durably
   committed (SQLite with ``synchronous=FULL`` and, for comparison, ``NORMAL``).
 - The same with durability off (SQLite ``synchronous=OFF``, PostgreSQL
   ``synchronous_commit=off``): not a setting to use, but it separates the store's own cost
@@ -46,7 +46,8 @@ def _run(run_id: str) -> rb.RunRecord:
 
 
 def record_step_latency(store: rb.Store, calls: int) -> dict[str, float]:
-    """Microseconds per ``record_step`` (step + stage run), sequential."""
+    """Microseconds per step committed (``commit_steps`` of a step and its stage run),
+    sequential."""
     run_id = uuid.uuid4().hex
     store.create_run(_run(run_id))
     output = b"x" * 200
@@ -55,7 +56,7 @@ def record_step_latency(store: rb.Store, calls: int) -> dict[str, float]:
         step = rb.StepRecord(run_id, seq, "step", output, datetime.now(UTC))
         stage_run = rb.StageRun(run_id, "step", "map", rb.StageStatus.RUNNING, seq + 1, seq + 1)
         start = time.perf_counter()
-        store.record_step(step, stage_run)
+        store.commit_steps([rb.StepCommit(run_id, step=step, stage_run=stage_run)])
         timings.append((time.perf_counter() - start) * 1e6)
     timings.sort()
     return {

@@ -110,7 +110,7 @@ class PostgresTable:
         marker is there already (this checkpoint's rows were committed before a crash).
         Retried through a server restart or a network cut: the marker makes a retry of a
         commit that went through a no-op."""
-        import psycopg
+        psycopg = _psycopg()
 
         from riverbed._store.retry import retrying
         from riverbed._store.url import redact
@@ -123,7 +123,7 @@ class PostgresTable:
         )
 
     def _commit(self, key: str, prepared: list[tuple[Any, ...]]) -> None:
-        import psycopg
+        psycopg = _psycopg()
 
         with psycopg.connect(self.url) as conn:
             if not self._ready:
@@ -144,3 +144,16 @@ class PostgresTable:
                 if prepared:
                     with conn.cursor() as cursor:
                         cursor.executemany(self._sql, prepared)
+
+
+def _psycopg() -> Any:
+    """The psycopg module, or an ImportError that says how to install it (it comes with
+    the PostgreSQL extra, not with riverbed itself)."""
+    try:
+        import psycopg
+    except ImportError as missing:
+        raise ImportError(
+            "PostgresTable needs psycopg, which comes with riverbed's PostgreSQL extra: "
+            "pip install 'riverbed[postgres]'"
+        ) from missing
+    return psycopg
