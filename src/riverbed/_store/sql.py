@@ -35,6 +35,7 @@ from riverbed._records import (
     StepRecord,
     check_transition,
 )
+from riverbed._store.checkpoint_keys import KeysMoved, read_keyed, state_rows, write_keyed
 from riverbed._store.codec import (
     CHECKPOINT_COLUMNS,
     DEAD_LETTER_COLUMNS,
@@ -364,11 +365,12 @@ class SQLStore(abc.ABC):
         by ``lease``."""
         run_id = checkpoint.run_id
         head = self._codec.checkpoint_in(checkpoint)
-        states = [(run_id, checkpoint.checkpoint_id, s, b) for s, b in checkpoint.states.items()]
+        states = state_rows(checkpoint)
         stage_rows = self._stage_run_rows(run_id, stage_runs)
         letter_rows = [self._codec.dead_letter_in(letter) for letter in dead_letters]
 
         def write(tx: Tx) -> None:
+            write_keyed(tx, checkpoint)
             tx.execute(
                 f"INSERT INTO riverbed_checkpoints ({_CHECKPOINTS}) "
                 f"VALUES ({_marks(len(CHECKPOINT_COLUMNS))})",
@@ -376,8 +378,8 @@ class SQLStore(abc.ABC):
             )
             if states:
                 tx.executemany(
-                    "INSERT INTO riverbed_checkpoint_states (run_id, checkpoint_id, stage, state) "
-                    "VALUES (?, ?, ?, ?)",
+                    "INSERT INTO riverbed_checkpoint_states "
+                    "(run_id, checkpoint_id, stage, state, keyed) VALUES (?, ?, ?, ?, ?)",
                     states,
                 )
             if stage_rows:
@@ -404,12 +406,15 @@ class SQLStore(abc.ABC):
 
     def latest_checkpoint(self, run_id: str) -> Checkpoint | None:
         """The run's newest checkpoint, or None if it has none."""
-        # One statement, so that it reads one consistent cut even without a transaction.
+        # One statement for the checkpoint and its whole states, so that it reads one
+        # consistent cut even without a transaction; the keyed stages' rows in a second,
+        # read again if a newer checkpoint was committed in between (``KeysMoved``).
         columns = ", ".join(f"c.{column}" for column in CHECKPOINT_COLUMNS)
+        width = len(CHECKPOINT_COLUMNS)
 
-        def read(tx: Tx) -> list[Any]:
+        def read(tx: Tx) -> Checkpoint | None:
             tx.execute(
-                f"SELECT {columns}, s.stage, s.state FROM riverbed_checkpoints c "
+                f"SELECT {columns}, s.stage, s.state, s.keyed FROM riverbed_checkpoints c "
                 "LEFT JOIN riverbed_checkpoint_states s "
                 "ON s.run_id = c.run_id AND s.checkpoint_id = c.checkpoint_id "
                 "WHERE c.run_id = ? AND c.checkpoint_id = "
@@ -417,14 +422,23 @@ class SQLStore(abc.ABC):
                 "ORDER BY s.stage",
                 (run_id, run_id),
             )
-            return tx.fetchall()
+            rows = tx.fetchall()
+            if not rows:
+                return None
+            stages = [row[width:] for row in rows if row[width] is not None]
+            whole = [(stage, state) for stage, state, keyed in stages if not keyed]
+            checkpoint = self._codec.checkpoint_out(rows[0][:width], whole)
+            names = [stage for stage, _, keyed in stages if keyed]
+            if not names:
+                return checkpoint
+            keyed = read_keyed(tx, run_id, checkpoint.checkpoint_id, names)
+            return dataclasses.replace(checkpoint, keyed=keyed, complete=frozenset(keyed))
 
-        rows = self._read(read)
-        if not rows:
-            return None
-        width = len(CHECKPOINT_COLUMNS)
-        states = [row[width:] for row in rows if row[width] is not None]
-        return self._codec.checkpoint_out(rows[0][:width], states)
+        while True:
+            try:
+                return self._read(read)
+            except KeysMoved:
+                continue
 
     # -- dead letters -------------------------------------------------------------------------
 

@@ -73,6 +73,7 @@ class Coordinator:
         so that a crash before its record is updated, or a resume of a stopped run, goes on
         from exactly here."""
         checkpointer = self.checkpointer
+        checkpointer.close()
         await checkpointer.drain()
         part = checkpointer.final()
         checkpoint_id = checkpointer.due + 1
