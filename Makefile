@@ -44,7 +44,7 @@ soak: $(STAMP)  ## 200 SIGKILLs of a durable run on SQLite, then on PostgreSQL (
 
 lock:  ## re-pin requirements.lock from pyproject.toml in a clean venv
 	rm -rf /tmp/riverbed-lock && $(PYTHON) -m venv /tmp/riverbed-lock
-	/tmp/riverbed-lock/bin/pip install --quiet -e '.[dev]'
+	/tmp/riverbed-lock/bin/pip install --quiet -e '.[dev,postgres]'
 	/tmp/riverbed-lock/bin/pip freeze --exclude-editable | grep -v '^riverbed' > requirements.lock
 
 clean:

@@ -70,8 +70,7 @@ from riverbed._run import Worker, arun, run
 from riverbed._runtime.observer import RunObserver
 from riverbed._runtime.result import DeadLetter, RunResult, StageError, StageStats
 from riverbed._store import Store, open_store
-
-__version__ = "0.1.0"
+from riverbed._version import __version__  # declared there only
 
 __all__ = [
     "Branch",

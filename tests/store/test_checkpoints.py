@@ -108,7 +108,7 @@ def _kept(store: rb.Store, run_id: str) -> dict[str, list[int]]:
     from riverbed._store.sql import SQLStore
 
     assert isinstance(store, SQLStore)
-    with store._statement() as tx:
+    with store.core.database.statement() as tx:
         tx.execute(
             "SELECT checkpoint_id FROM riverbed_checkpoints WHERE run_id = ? ORDER BY 1",
             (run_id,),

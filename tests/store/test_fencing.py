@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 import riverbed as rb
-from riverbed._store.sql import Tx
-from riverbed._store.sqlite import SQLiteStore
+from riverbed._store.sql import SQLCore, SQLStore, Tx
+from riverbed._store.sqlite import SQLiteDatabase, SQLiteStore
 from tests.services import require_postgres
 from tests.store.conftest import NOW, make_letter, make_run, make_stage_run, schema_url
 
@@ -142,15 +142,15 @@ def test_every_status_change_is_in_the_history(store: rb.Store) -> None:
     assert [s.events_in for s in store.stage_runs(run.run_id)] == [9]
 
 
-class _FlakySQLiteStore(SQLiteStore):
-    """A real SQLite store whose connection "drops" once: the next write transaction
+class _FlakySQLiteDatabase(SQLiteDatabase):
+    """A real SQLite database whose connection "drops" once: the next write transaction
     commits, then its acknowledgement is lost (as when a server restarts mid-commit)."""
 
     drop_after_commit = False
 
     @contextmanager
-    def _write(self) -> Iterator[Tx]:
-        with super()._write() as tx:
+    def write(self) -> Iterator[Tx]:
+        with super().write() as tx:
             yield tx
         if self.drop_after_commit:
             self.drop_after_commit = False
@@ -160,19 +160,20 @@ class _FlakySQLiteStore(SQLiteStore):
 def test_a_retried_write_whose_commit_went_through_applies_once(tmp_path: Path) -> None:
     """A write retried after a lost acknowledgement recognizes its own commit: the
     checkpoint, the transition and the step are stored once, and the calls succeed."""
-    with _FlakySQLiteStore(tmp_path / "store.db") as store:
+    flaky = _FlakySQLiteDatabase(tmp_path / "store.db")
+    with SQLStore(SQLCore(flaky)) as store:
         run = make_run(worker="w1")
         store.create_run(run)
         lease = rb.Lease.of(run)
         letter = make_letter(run.run_id)
-        store.drop_after_commit = True
+        flaky.drop_after_commit = True
         store.commit_checkpoint(_checkpoint(run.run_id), dead_letters=[letter], lease=lease)
         assert len(store.dead_letters(run_id=run.run_id)) == 1
-        store.drop_after_commit = True
+        flaky.drop_after_commit = True
         step = rb.StepRecord(run.run_id, 0, "s0", b"out", NOW)
         store.commit_steps([rb.StepCommit(run.run_id, step=step, lease=lease)])
         assert store.steps(run.run_id) == [step]
-        store.drop_after_commit = True
+        flaky.drop_after_commit = True
         ended = store.transition(run.run_id, S.SUCCEEDED, lease=lease)
         assert ended.status is S.SUCCEEDED
         assert [t.status for t in store.history(run.run_id)] == [S.RUNNING, S.SUCCEEDED]
@@ -182,11 +183,13 @@ def test_a_store_that_stays_away_fails_with_its_name(tmp_path: Path) -> None:
     """Past its retry time, a call fails with StoreUnavailableError naming the store."""
     path = tmp_path / "store.db"
     with SQLiteStore(path) as store:
-        store.retry_seconds = 0.3
+        store.core.retry_seconds = 0.3
         locker = sqlite3.connect(path, isolation_level=None)
         try:
             locker.execute("BEGIN EXCLUSIVE")
-            store._conn.execute("PRAGMA busy_timeout = 10")
+            database = store.core.database
+            assert isinstance(database, SQLiteDatabase)
+            database._conn.execute("PRAGMA busy_timeout = 10")
             with pytest.raises(rb.StoreUnavailableError) as caught:
                 store.create_run(make_run())
         finally:
@@ -218,9 +221,12 @@ def test_postgres_group_commits_take_their_one_statement(postgres_store: rb.Stor
     """PostgreSQL applies every shape of group commit in its one statement (the general
     path would give the same records, only slower: this pins the fast one)."""
     from riverbed._store.postgres import PostgresStore
+    from riverbed._store.postgres.queue import PostgresQueue
 
     store = postgres_store
     assert isinstance(store, PostgresStore)
+    queue = store._queue
+    assert isinstance(queue, PostgresQueue)
     created = make_run(worker="w1")
     ended, failed = make_run(worker="w1"), make_run(worker="w1")
     store.create_run(ended)
@@ -245,7 +251,7 @@ def test_postgres_group_commits_take_their_one_statement(postgres_store: rb.Stor
         ],
     ]
     for commits in shapes:
-        assert store._commit_fast(commits), commits
+        assert queue.commit_fast(commits), commits
     assert store.get_run(ended.run_id).status is S.SUCCEEDED
     assert [t.status for t in store.history(failed.run_id)] == [S.RUNNING, S.FAILED]
     assert store.history(failed.run_id)[1].error == error

@@ -41,7 +41,7 @@ def _open(url: str, schema_version: int = SCHEMA_VERSION) -> SQLStore:
 
 
 def _query(store: SQLStore, sql: str, *params: object) -> list[tuple[object, ...]]:
-    with store._statement() as tx:
+    with store.core.database.statement() as tx:
         tx.execute(sql, params)
         return [tuple(row) for row in tx.fetchall()]
 
@@ -91,8 +91,8 @@ def test_version_1_store_is_migrated(store_url: str) -> None:
     with _open(store_url, schema_version=1) as old:
         assert _version(old) == 1
         assert "riverbed_steps" not in _tables(old)
-        created = old._codec.time_in(NOW, "created_at")
-        with old._write() as tx:
+        created = old.core.codec.time_in(NOW, "created_at")
+        with old.core.database.write() as tx:
             tx.execute(
                 "INSERT INTO riverbed_runs (run_id, flow, flow_version, status, params, "
                 "created_at, attempt) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -116,8 +116,8 @@ def test_version_2_store_keeps_its_stage_runs_and_gets_a_history(store_url: str)
     """Migrating a version-2 store keeps its stage runs (filed under their run's attempt,
     nothing dropped yet) and starts each run's history at its current status."""
     with _open(store_url, schema_version=2) as old:
-        created = old._codec.time_in(NOW, "created_at")
-        with old._write() as tx:
+        created = old.core.codec.time_in(NOW, "created_at")
+        with old.core.database.write() as tx:
             tx.execute(
                 "INSERT INTO riverbed_runs (run_id, flow, flow_version, status, params, "
                 "created_at, attempt, worker) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -140,7 +140,7 @@ def test_version_2_store_keeps_its_stage_runs_and_gets_a_history(store_url: str)
 
 def test_newer_store_is_refused(store_url: str) -> None:
     """A store with a newer schema is refused with StoreVersionError and the fix."""
-    with _open(store_url) as store, store._write() as tx:
+    with _open(store_url) as store, store.core.database.write() as tx:
         tx.execute(
             "UPDATE riverbed_meta SET value = ? WHERE key = 'schema_version'",
             (str(SCHEMA_VERSION + 1),),
@@ -189,3 +189,22 @@ def test_riverbed_version_in_messages_is_current() -> None:
     from riverbed._store.schema import RIVERBED_VERSION
 
     assert rb.__version__ == RIVERBED_VERSION
+
+
+def test_the_version_is_declared_once() -> None:
+    """The installed package's version is the one riverbed declares (read from
+    ``riverbed/_version.py`` by the build), and no other file declares one."""
+    import importlib.metadata
+    import re
+    from pathlib import Path
+
+    assert importlib.metadata.version("riverbed") == rb.__version__
+    root = Path(__file__).resolve().parents[2]
+    pyproject = (root / "pyproject.toml").read_text()
+    assert re.search(r"(?m)^version\s*=", pyproject) is None
+    declared = [
+        path.relative_to(root).as_posix()
+        for path in (root / "src" / "riverbed").rglob("*.py")
+        if re.search(r"(?m)^__version__\s*=", path.read_text())
+    ]
+    assert declared == ["src/riverbed/_version.py"]

@@ -124,10 +124,54 @@ def test_import_riverbed_loads_no_database_driver() -> None:
     assert done.stdout.strip() == "[]"
 
 
+_WITHOUT_PSYCOPG = """
+import sys
+
+class Missing:
+    # Finds no psycopg, as in an environment where riverbed[postgres] is not installed.
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in ("psycopg", "psycopg_pool", "psycopg_binary", "psycopg_c"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, Missing())
+for module in [m for m in sys.modules if m.startswith("psycopg")]:
+    del sys.modules[module]
+import riverbed as rb
+
+with rb.open_store(sys.argv[2]) as store:
+    print("sqlite:", store.list_runs())
+try:
+    rb.open_store(sys.argv[1])
+except rb.StoreError as error:
+    print(type(error).__name__ + ":", error)
+"""
+
+
+def test_postgresql_without_the_extra_names_the_extra(tmp_path: Path) -> None:
+    """Without psycopg installed, a PostgreSQL URL is a StoreError that says to install
+    riverbed[postgres] (password hidden), and SQLite stores work as ever."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    url = "postgresql://app:hunter2@127.0.0.1:1/runs"
+    done = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_PSYCOPG, url, f"sqlite:///{tmp_path}/runs.db"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    lines = done.stdout.splitlines()
+    assert lines[0] == "sqlite: []"
+    assert lines[1].startswith("StoreError: ")
+    assert "postgresql://app:***@127.0.0.1:1/runs" in lines[1]
+    assert "pip install 'riverbed[postgres]'" in lines[1]
+    assert "hunter2" not in done.stdout + done.stderr
+
+
 @pytest.mark.parametrize(
     "path",
-    sorted((ROOT / "src" / "riverbed" / "_store").glob("*.py")),
-    ids=lambda path: path.name,
+    sorted((ROOT / "src" / "riverbed" / "_store").rglob("*.py")),
+    ids=lambda path: str(path.relative_to(ROOT / "src" / "riverbed" / "_store")),
 )
 def test_store_imports_no_runner_and_no_flow_builder(path: Path) -> None:
     """The store imports no runner and no flow builder (DESIGN.md §4)."""

@@ -1,6 +1,16 @@
-"""The store protocol: what runners, the CLI and the dashboard may ask of a store.
+"""The store protocols: what runners, the CLI and the dashboard may ask of a store.
 
-Runners depend on this protocol only, never on a concrete store (DESIGN.md §4). Every
+``Store`` is composed of one protocol per concern, so that a caller that needs one
+concern can type against it alone:
+
+- ``RunStore``: runs (create, get, list, transition, update, history, prune) and their
+  stage runs;
+- ``CheckpointStore``: a stream run's checkpoints;
+- ``DeadLetterStore``: events that failed every retry;
+- ``StepStore``: a durable workflow's steps and the step cache;
+- ``RunQueue``: scheduled runs, their claims and leases, and workflow commits.
+
+Runners depend on these protocols only, never on a concrete store (DESIGN.md §4). Every
 method is synchronous and thread-safe: the engine calls them from worker threads
 (``asyncio.to_thread``). Pickled things (events, states, outputs) cross it as ``bytes``.
 
@@ -14,6 +24,7 @@ Every status change is appended to the run's history (``history``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, runtime_checkable
 
@@ -29,35 +40,12 @@ from riverbed._records import (
     StepRecord,
 )
 
-__all__ = ["Store"]
+__all__ = ["CheckpointStore", "DeadLetterStore", "RunQueue", "RunStore", "StepStore", "Store"]
 
 
 @runtime_checkable
-class Store(Protocol):
-    """Where runs, stage runs, checkpoints, dead letters, the step cache, workflow steps and
-    the run queue are kept. Open one with ``riverbed.open_store(url)``.
-
-    SQLite (one machine) and PostgreSQL (many) implement it and pass one test suite.
-    """
-
-    url: str
-    """Where the store is, without any password."""
-
-    def close(self) -> None:
-        """Release the store's connections. The store cannot be used afterwards."""
-
-    def __enter__(self) -> Store:
-        """The store itself; it is closed when the ``with`` block ends."""
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Close the store."""
-
-    # -- runs -------------------------------------------------------------------------------
+class RunStore(Protocol):
+    """Runs, their history and their stage runs."""
 
     def create_run(self, run: RunRecord) -> None:
         """Store a new run. ``DuplicateRunError`` if a run with its id exists."""
@@ -94,8 +82,6 @@ class Store(Protocol):
         """Every status the run went through, oldest first: its creation, each attempt's
         start, end, crash or release, with the worker and (for FAILED) the error."""
 
-    # -- stage runs -------------------------------------------------------------------------
-
     def save_stage_runs(
         self, run_id: str, stage_runs: Sequence[StageRun], *, lease: Lease | None = None
     ) -> None:
@@ -106,7 +92,22 @@ class Store(Protocol):
         """The run's stage runs of ``attempt``, or the latest record of each stage, in the
         order they were first saved."""
 
-    # -- checkpoints ------------------------------------------------------------------------
+    def prune(self, *, finished_before: datetime) -> int:
+        """Delete the runs that finished (SUCCEEDED, FAILED or CANCELLED) before
+        ``finished_before``, a timezone-aware datetime compared with their ``ended_at``
+        (``created_at`` for a run cancelled before it started), with everything stored
+        under them: history, stage runs, checkpoints, workflow steps and dead letters.
+        In one transaction; returns how many runs were deleted.
+
+        Never deleted: runs in another status (SCHEDULED, RUNNING, CRASHED), a finished
+        run that has dead letters not replayed yet (replaying needs it; it goes with
+        them once they are replayed), and the step cache (shared by every run of a stage:
+        ``cache_clear``). ``riverbed runs prune --older-than`` calls it."""
+
+
+@runtime_checkable
+class CheckpointStore(Protocol):
+    """A stream run's checkpoints: the consistent cuts it resumes from."""
 
     def commit_checkpoint(
         self,
@@ -123,7 +124,10 @@ class Store(Protocol):
     def latest_checkpoint(self, run_id: str) -> Checkpoint | None:
         """The run's newest checkpoint, or None."""
 
-    # -- dead letters ------------------------------------------------------------------------
+
+@runtime_checkable
+class DeadLetterStore(Protocol):
+    """Events that failed every retry, kept to be looked at and replayed."""
 
     def add_dead_letters(
         self, letters: Sequence[DeadLetterRecord], *, lease: Lease | None = None
@@ -146,7 +150,13 @@ class Store(Protocol):
     def mark_replayed(self, ids: Sequence[int], by_run: str) -> None:
         """Record that the run ``by_run`` replayed the dead letters ``ids``."""
 
-    # -- step cache ----------------------------------------------------------------------------
+
+@runtime_checkable
+class StepStore(Protocol):
+    """A durable workflow's completed steps, and the step cache shared by every run."""
+
+    def steps(self, run_id: str) -> list[StepRecord]:
+        """The run's completed steps, by ``seq``."""
 
     def cache_get(self, stage: str, stage_version: str, digest: str) -> bytes | None:
         """The cached outputs of ``stage`` at ``stage_version`` for the input whose digest is
@@ -161,12 +171,10 @@ class Store(Protocol):
     def cache_clear(self, stage: str | None = None) -> int:
         """Forget the cached outputs of ``stage``, or of every stage; return how many."""
 
-    # -- workflow steps ------------------------------------------------------------------------
 
-    def steps(self, run_id: str) -> list[StepRecord]:
-        """The run's completed steps, by ``seq``."""
-
-    # -- queue -----------------------------------------------------------------------------------
+@runtime_checkable
+class RunQueue(Protocol):
+    """Scheduled runs, the workers' claims and leases on them, and workflow commits."""
 
     def enqueue(self, run: RunRecord) -> None:
         """Store ``run`` with status SCHEDULED (whatever its ``status``), for a worker to
@@ -189,8 +197,6 @@ class Store(Protocol):
         ``claim`` resumes it from its last checkpoint or step (a worker shutting down
         cleanly). False if the lease did not hold it."""
 
-    # -- workflow commits (added after the rest; see StepCommit) -----------------------------
-
     def commit_steps(self, commits: Sequence[StepCommit]) -> None:
         """Apply every commit, in order, in ONE transaction, durably committed when this
         returns: runs created, steps recorded, a final status set with the last step, and
@@ -199,6 +205,33 @@ class Store(Protocol):
         lease lost: ``LeaseLostError``; a step already recorded: ``StoreError``; an illegal
         transition: ``InvalidTransitionError``; a run id taken: ``DuplicateRunError``)
         rolls every commit of the call back."""
+
+
+@runtime_checkable
+class Store(RunStore, CheckpointStore, DeadLetterStore, StepStore, RunQueue, Protocol):
+    """Where runs, stage runs, checkpoints, dead letters, the step cache, workflow steps and
+    the run queue are kept: every concern's protocol in one object. Open one with
+    ``riverbed.open_store(url)``.
+
+    SQLite (one machine) and PostgreSQL (many) implement it and pass one test suite.
+    """
+
+    url: str
+    """Where the store is, without any password."""
+
+    def close(self) -> None:
+        """Release the store's connections. The store cannot be used afterwards."""
+
+    def __enter__(self) -> Store:
+        """The store itself; it is closed when the ``with`` block ends."""
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close the store."""
 
 
 Store.__module__ = "riverbed"  # public as riverbed.Store; set here, as a body attribute

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from riverbed._errors import StoreVersionError
+from riverbed._version import __version__
 
 __all__ = [
     "MIGRATIONS",
@@ -27,7 +28,8 @@ __all__ = [
     "stored_version",
 ]
 
-RIVERBED_VERSION = "0.1.0"  # kept equal to riverbed.__version__ by a test; named in errors
+RIVERBED_VERSION = __version__
+"""This riverbed's version, named in errors."""
 
 
 class Dialect(enum.Enum):
@@ -241,7 +243,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "incremental checkpoints: keyed stages' state in one row per key",
         (
             # One row per key, overwritten in place by the checkpoint that changes it
-            # (see riverbed._store.checkpoint_keys); state NULL: the key was removed.
+            # (see riverbed._store.sql.checkpoint_keys); state NULL: the key was removed.
             """CREATE TABLE riverbed_checkpoint_keys (
                 run_id TEXT NOT NULL,
                 stage TEXT NOT NULL,

@@ -34,7 +34,9 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from riverbed._errors import StoreError, StoreUnavailableError
 from riverbed._store.codec import Codec
@@ -45,9 +47,9 @@ from riverbed._store.schema import (
     migrate,
     stored_version,
 )
-from riverbed._store.sql import SQLStore, Tx
+from riverbed._store.sql import SQLCore, SQLStore, Tx
 
-__all__ = ["SQLiteStore"]
+__all__ = ["SQLiteDatabase", "SQLiteStore"]
 
 
 class SQLiteStore(SQLStore):
@@ -59,7 +61,34 @@ class SQLiteStore(SQLStore):
     []
     """
 
-    _integrity_errors = (sqlite3.IntegrityError,)
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        busy_timeout: float = 10.0,
+        synchronous: str = "FULL",
+        schema_version: int = SCHEMA_VERSION,
+        read_only: bool = False,
+    ) -> None:
+        """Open (creating if needed) the database file at ``path`` (see ``SQLiteDatabase``)."""
+        database = SQLiteDatabase(
+            path,
+            busy_timeout=busy_timeout,
+            synchronous=synchronous,
+            schema_version=schema_version,
+            read_only=read_only,
+        )
+        super().__init__(SQLCore(database))
+
+
+class SQLiteDatabase:
+    """The connection to one SQLite file, shared by the threads of a process behind a lock
+    (the ``Database`` of a ``SQLiteStore``)."""
+
+    dialect = Dialect.SQLITE
+    for_update = ""  # BEGIN IMMEDIATE already excludes other writers
+    skip_locked = ""
+    integrity_errors: tuple[type[Exception], ...] = (sqlite3.IntegrityError,)
 
     def __init__(
         self,
@@ -78,7 +107,7 @@ class SQLiteStore(SQLStore):
         self.path = Path(path)
         self.url = f"sqlite:///{self.path}"
         self.read_only = read_only
-        self._codec = Codec(Dialect.SQLITE)
+        self._codec = Codec(Dialect.SQLITE)  # for the times of leases (this machine's clock)
         self._lock = threading.Lock()
         self._busy_timeout = busy_timeout
         if synchronous.upper() not in ("FULL", "NORMAL", "OFF", "EXTRA"):
@@ -112,7 +141,7 @@ class SQLiteStore(SQLStore):
                 conn.execute(f"PRAGMA synchronous = {synchronous}")
             except sqlite3.Error as exc:
                 raise self._error(exc) from exc
-            with self._write() as tx:
+            with self.write() as tx:
                 migrate(tx, Dialect.SQLITE, self.url, target=schema_version)
         except BaseException:
             conn.close()
@@ -123,7 +152,7 @@ class SQLiteStore(SQLStore):
         """A connection that cannot write; the store is created or upgraded first if it
         must be (by a writable opening, closed at once)."""
         if not self.path.exists():
-            SQLiteStore(self.path, busy_timeout=self._busy_timeout).close()
+            SQLiteDatabase(self.path, busy_timeout=self._busy_timeout).close()
         uri = self.path.resolve().as_uri() + "?mode=ro"
         self._conn = conn = self._connect(uri, uri=True)
         try:
@@ -147,7 +176,9 @@ class SQLiteStore(SQLStore):
         """Bring an older store's schema up to ``target`` (a writable opening), for a
         read-only opening that found version ``found``."""
         try:
-            SQLiteStore(self.path, busy_timeout=self._busy_timeout, schema_version=target).close()
+            SQLiteDatabase(
+                self.path, busy_timeout=self._busy_timeout, schema_version=target
+            ).close()
         except StoreUnavailableError:
             raise
         except StoreError as error:
@@ -181,8 +212,18 @@ class SQLiteStore(SQLStore):
         with self._lock:
             self._conn.close()
 
+    def now(self) -> tuple[str, tuple[Any, ...]]:
+        """This machine's clock, which only this machine's processes share."""
+        return "?", (self._codec.time_in(datetime.now(UTC), "now"),)
+
+    def lease_end(self, lease_seconds: float) -> tuple[str, tuple[Any, ...]]:
+        """Now + ``lease_seconds`` by this machine's clock."""
+        until = datetime.now(UTC) + timedelta(seconds=lease_seconds)
+        return "?", (self._codec.time_in(until, "lease_until"),)
+
     @contextmanager
-    def _write(self) -> Iterator[Tx]:
+    def write(self) -> Iterator[Tx]:
+        """A ``BEGIN IMMEDIATE`` transaction: it holds the database's write lock."""
         if self.read_only:
             raise StoreError(
                 f"the SQLite store {self.path} was opened read-only (open_store(url, "
@@ -205,7 +246,8 @@ class SQLiteStore(SQLStore):
                 cursor.close()
 
     @contextmanager
-    def _statement(self) -> Iterator[Tx]:
+    def statement(self) -> Iterator[Tx]:
+        """A cursor outside any transaction: each statement commits alone."""
         with self._lock:
             cursor = self._conn.cursor()
             try:

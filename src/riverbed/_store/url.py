@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from riverbed._errors import StoreError
 
 if TYPE_CHECKING:
+    from riverbed._store.postgres import PostgresStore
     from riverbed._store.protocol import Store
 
 __all__ = [
@@ -87,10 +88,7 @@ def open_store(url: str | None = None, *, read_only: bool = False) -> Store:
         _make_directory(path.parent, url)
         return SQLiteStore(path, read_only=read_only)
     if url.startswith(("postgresql://", "postgres://")):
-        # psycopg is imported only now: ``import riverbed`` stays light.
-        from riverbed._store.postgres import PostgresStore
-
-        return PostgresStore(url, read_only=read_only)
+        return _postgres_store(url)(url, read_only=read_only)
     raise _unknown_scheme(url)
 
 
@@ -105,6 +103,24 @@ def check_url(url: str) -> None:
         sqlite_path(url)
     elif not url.startswith(SCHEMES):
         raise _unknown_scheme(url)
+
+
+def _postgres_store(url: str) -> type[PostgresStore]:
+    """The PostgreSQL store's class, imported only now (``import riverbed`` stays light);
+    a ``StoreError`` naming the extra that installs psycopg if it is missing."""
+    try:
+        from riverbed._store.postgres import PostgresStore
+    except ImportError as exc:
+        # Only psycopg's absence (or its libpq's: no name) is the user's to fix by installing.
+        if exc.name is not None and not exc.name.startswith("psycopg"):
+            raise
+        raise StoreError(
+            f"cannot open the PostgreSQL store at {redact(url)}: riverbed talks to PostgreSQL "
+            f"through psycopg, which is not installed ({exc}); install riverbed with its "
+            "PostgreSQL extra: pip install 'riverbed[postgres]'",
+            url=redact(url),
+        ) from exc
+    return PostgresStore
 
 
 def _unknown_scheme(url: str) -> StoreError:

@@ -1,59 +1,28 @@
-"""The PostgreSQL store: shared by many workers on many machines.
-
-- A ``psycopg_pool.ConnectionPool`` (1 to 8 connections) serves the engine's threads.
-  Connections are in autocommit mode: a lone statement is its own transaction (one round
-  trip, e.g. a workflow's step), and multi-statement writes open one explicitly.
-  Connection-level errors (``OperationalError``: the server restarting, the network cut, a
-  pooled connection the server dropped) are ``StoreUnavailableError``s, which every call
-  retries on a fresh connection (``retry``): a restart costs a reconnect, not the run.
-- Statements are prepared on first use (``prepare_threshold=0``): the store runs the same
-  few statements over and over.
-- A status transition reads the run ``FOR UPDATE``: two concurrent transitions of one run
-  are serialized, and the second sees the first's result.
-- ``claim`` selects ``FOR UPDATE SKIP LOCKED``, so that workers pass over rows that others
-  are claiming instead of waiting for them or taking them too, and compares leases with the
-  database's clock (``clock_timestamp()``), since the workers' machines' clocks differ.
-  It is one statement, its history entries written by the same statement.
-- Migrations run under a transaction-scoped advisory lock keyed by the schema, so two
-  processes starting at once migrate once.
-
-psycopg is imported by this module only, which ``open_store`` loads on demand: ``import
-riverbed`` stays light.
-"""
+"""The run queue on PostgreSQL: a claim in one statement, and a group commit of workflow
+steps in one statement (one round trip, one implicit transaction, one fsync), however many
+workflows it carries. Where the one statement fails, the portable queue's general path
+applies the commits again and raises the precise error."""
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 import psycopg_pool
 
-from riverbed._errors import StoreError, StoreUnavailableError
-from riverbed._records import (
-    RunRecord,
-    RunStatus,
-    StepCommit,
-    check_transition,
-)
+from riverbed._records import RunRecord, RunStatus, StepCommit, check_transition
 from riverbed._store.codec import RUN_COLUMNS, Codec
-from riverbed._store.fencing import HOLDS, holds, wrote
+from riverbed._store.fencing import HOLDS, Tx, holds, wrote
+from riverbed._store.postgres.database import TRANSIENT, PgTx, PostgresDatabase, pg
 from riverbed._store.retry import new_token
-from riverbed._store.schema import (
-    SCHEMA_VERSION,
-    Dialect,
-    check_not_newer,
-    migrate,
-    stored_version,
-)
-from riverbed._store.sql import INSERT_RUN, INSERT_STEP, UPSERT_STAGE_RUN, SQLStore, Tx
-from riverbed._store.url import redact
+from riverbed._store.sql import SQLCore, SQLQueue
+from riverbed._store.sql.runs import stage_run_rows
+from riverbed._store.sql.statements import INSERT_RUN, INSERT_STEP, UPSERT_STAGE_RUN
 
-__all__ = ["PostgresStore"]
+__all__ = ["PostgresQueue"]
 
 # One statement per claim: lock the oldest matching row (skipping rows other workers hold),
 # take it, and append its history (CRASHED first for a lease that expired, then RUNNING).
@@ -81,153 +50,19 @@ _CLAIM_EXPIRED = _CLAIM.format(
     crashed="SELECT run_id, attempt, 'crashed' AS status, clock_timestamp() AS at, worker, "
     "1 AS o FROM next UNION ALL ",
 )
-POOL_WAIT = 2.0
-"""Seconds a call waits for a pooled connection before it counts as a transient failure."""
-
-_MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(hashtext('riverbed_migrate:' || current_schema()))"
 
 
-@functools.lru_cache(maxsize=256)
-def _pg(sql: str) -> str:
-    """A statement written with ``?`` placeholders, in psycopg's ``%s`` style."""
-    return sql.replace("?", "%s")
+class PostgresQueue(SQLQueue):
+    """The ``RunQueue`` methods, claiming and committing in one statement each."""
 
+    def __init__(self, core: SQLCore, database: PostgresDatabase) -> None:
+        """The queue kept through ``core``, whose database is ``database``."""
+        super().__init__(core)
+        self._database = database
 
-class _PgTx:
-    """A psycopg cursor that takes ``?`` placeholders."""
-
-    __slots__ = ("_cursor",)
-
-    def __init__(self, cursor: psycopg.Cursor[Any]) -> None:
-        self._cursor = cursor
-
-    def execute(self, sql: str, params: Sequence[Any] = (), /) -> object:
-        return self._cursor.execute(_pg(sql), params)
-
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]], /) -> object:
-        self._cursor.executemany(_pg(sql), rows)
-        return None
-
-    def fetchone(self) -> Any:
-        return self._cursor.fetchone()
-
-    def fetchall(self) -> list[Any]:
-        return self._cursor.fetchall()
-
-    @property
-    def rowcount(self) -> int:
-        return self._cursor.rowcount
-
-
-class PostgresStore(SQLStore):
-    """A store in a PostgreSQL database (see the module doc for how it is used).
-
-    ``url`` is a libpq URI: ``postgresql://user:password@host:5432/dbname``, optionally with
-    ``?options=-c%20search_path%3Dmyschema`` to keep riverbed's tables in their own schema.
-    """
-
-    _for_update = " FOR UPDATE"
-    _skip_locked = " FOR UPDATE SKIP LOCKED"
-    _integrity_errors = (psycopg.errors.UniqueViolation,)
-
-    def __init__(
-        self,
-        url: str,
-        *,
-        min_size: int = 1,
-        max_size: int = 8,
-        connect_timeout: float = 10.0,
-        schema_version: int = SCHEMA_VERSION,
-        read_only: bool = False,
-    ) -> None:
-        """Connect, bring the schema up to date, then open the pool. ``schema_version`` stops
-        migrations early, for tests of upgrades. ``read_only``: every session is read-only
-        (``default_transaction_read_only``), and the schema is only checked, unless it must
-        be created or upgraded."""
-        self.url = redact(url)
-        self.read_only = read_only
-        self._codec = Codec(Dialect.POSTGRESQL)
-        # The first connection is made by hand: its error (refused, bad password, no such
-        # database) says more than a pool's timeout would.
-        try:
-            timeout = max(1, round(connect_timeout))
-            with psycopg.connect(url, connect_timeout=timeout) as conn, conn.transaction():
-                tx = _PgTx(conn.cursor())
-                found = stored_version(tx, Dialect.POSTGRESQL) if read_only else 0
-                check_not_newer(found, self.url)
-                if not read_only or found < schema_version:
-                    tx.execute(_MIGRATION_LOCK)
-                    migrate(tx, Dialect.POSTGRESQL, self.url, target=schema_version)
-        except psycopg.Error as exc:
-            # Refused, unreachable, out of connections: the server is away, not the URL
-            # wrong (the caller cannot tell a down server from a mistyped host).
-            error = StoreUnavailableError if isinstance(exc, _TRANSIENT) else StoreError
-            raise error(
-                f"cannot open the PostgreSQL store at {self.url}: {_one_line(exc)}", url=self.url
-            ) from exc
-        self._pool = psycopg_pool.ConnectionPool(
-            url,
-            min_size=min_size,
-            max_size=max_size,
-            kwargs={"autocommit": True, "prepare_threshold": 0},
-            configure=_read_only_session if read_only else None,
-            # No check as a connection is handed out: it would cost a round trip per call
-            # (4 of the 8 of a 3-step workflow). A connection the server dropped (a
-            # restart) fails its first statement with an OperationalError instead, before
-            # anything reached the server; the pool discards it and the call is retried
-            # on another (every write recognizes its own earlier commit: see ``retry``).
-            # Short: a call that cannot get a connection is retried with backoff (see
-            # ``retry``), which is what bounds how long a run waits for its store.
-            timeout=min(connect_timeout, POOL_WAIT),
-            open=True,
-            name="riverbed-store",
-        )
-
-    def close(self) -> None:
-        """Close the pool's connections. The store cannot be used afterwards."""
-        self._pool.close()
-
-    @contextmanager
-    def _write(self) -> Iterator[Tx]:
-        if self.read_only:
-            raise StoreError(
-                f"the PostgreSQL store {self.url} was opened read-only (open_store(url, "
-                "read_only=True)), so it cannot be written; open it without read_only",
-                url=self.url,
-            )
-        try:
-            with self._pool.connection() as conn, conn.transaction():
-                yield _PgTx(conn.cursor())
-        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
-            raise self._error(exc) from exc
-
-    @contextmanager
-    def _statement(self) -> Iterator[Tx]:
-        # Autocommit: each statement is a transaction of its own (a consistent snapshot for
-        # a read), without BEGIN/COMMIT round trips.
-        try:
-            with self._pool.connection() as conn:
-                yield _PgTx(conn.cursor())
-        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
-            raise self._error(exc) from exc
-
-    def _error(self, exc: Exception) -> StoreError:
-        """A driver error as the store's: connection-level ones (the server restarting or
-        unreachable, the pool out of connections) and serialization failures are
-        ``StoreUnavailableError``, which every call retries; the rest are ``StoreError``."""
-        if isinstance(exc, _TRANSIENT):  # retried; the retry's own error names the store
-            return StoreUnavailableError(_one_line(exc) or type(exc).__name__, url=self.url)
-        return StoreError(f"PostgreSQL store {self.url}: {_one_line(exc)}", url=self.url)
-
-    def _clock(self) -> tuple[str, tuple[Any, ...]]:
-        return "clock_timestamp()", ()
-
-    def _lease_end(self, lease_seconds: float) -> tuple[str, tuple[Any, ...]]:
-        return "clock_timestamp() + make_interval(secs => ?)", (float(lease_seconds),)
-
-    def _claim(self, tx: Tx, worker: str, lease_seconds: float, token: str) -> Any:
+    def claim_in(self, tx: Tx, worker: str, lease_seconds: float, token: str) -> Any:
         """Take the oldest SCHEDULED run, else a RUNNING one whose lease expired, for
-        ``worker`` (see ``Store.claim``): one statement each."""
+        ``worker`` (see ``RunQueue.claim``): one statement each."""
         lease = float(lease_seconds)
         tx.execute(_CLAIM_SCHEDULED, (worker, lease, token))
         row = tx.fetchone()
@@ -239,8 +74,6 @@ class PostgresStore(SQLStore):
             row = tx.fetchone()
         return row
 
-    # -- workflow commits ---------------------------------------------------------------------
-
     def commit_steps(self, commits: Sequence[StepCommit]) -> None:
         """Apply the commits in ONE statement (one round trip, one implicit transaction,
         one fsync), however many workflows they come from: data-modifying CTEs insert the
@@ -251,24 +84,25 @@ class PostgresStore(SQLStore):
         transaction, which raises the precise error (LeaseLostError,
         InvalidTransitionError, DuplicateRunError, RunNotFoundError, StoreError for a step
         recorded twice)."""
-        if commits and not self._commit_fast(commits):
+        if commits and not self.commit_fast(commits):
             super().commit_steps(commits)
 
-    def _commit_fast(self, commits: Sequence[StepCommit]) -> bool:
+    def commit_fast(self, commits: Sequence[StepCommit]) -> bool:
         """Apply ``commits`` in their one statement, retried through transient errors;
         False if the statement failed (nothing of it kept) or the commits need the
         general path (one run twice in a group)."""
         try:
-            sql, params = _commit_statement(self, commits)
+            sql, params = _commit_statement(self._core.codec, commits)
         except _NeedsGeneralPathError:
             return False
         token = new_token()
         params = [token if value is _TOKEN else value for value in params]
+        database = self._database
 
         def attempt(retry: bool) -> bool:
             try:
-                with self._pool.connection() as conn:
-                    if retry and wrote(_PgTx(conn.cursor()), commits[0].run_id, token):
+                with database.connection() as conn:
+                    if retry and wrote(PgTx(conn.cursor()), commits[0].run_id, token):
                         return True
                     # A lone workflow's shapes of statement repeat: prepared, they are
                     # parsed and planned once per connection. A group's shape rarely
@@ -276,32 +110,14 @@ class PostgresStore(SQLStore):
                     conn.execute(sql, params, prepare=len(commits) == 1)
                 return True
             except psycopg.Error as exc:
-                if isinstance(exc, _TRANSIENT):
-                    raise self._error(exc) from exc
+                if isinstance(exc, TRANSIENT):
+                    raise database.error(exc) from exc
                 return False  # the general path fails the same way, with the precise error
             except psycopg_pool.PoolTimeout as exc:
-                raise self._error(exc) from exc
+                raise database.error(exc) from exc
 
-        return self._retrying(attempt)
+        return self._core.retrying(attempt)
 
-
-def _one_line(exc: Exception) -> str:
-    """A driver error's message on one line: libpq's span several (a hint, a detail)."""
-    return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-
-
-def _read_only_session(conn: psycopg.Connection[Any]) -> None:
-    """Make every transaction of a pooled connection read-only (a read-only store)."""
-    conn.execute("SET default_transaction_read_only = on")
-
-
-_TRANSIENT = (
-    psycopg.OperationalError,
-    psycopg.errors.SerializationFailure,
-    psycopg.errors.DeadlockDetected,
-    psycopg_pool.PoolTimeout,
-)
-"""Errors that waiting (and reconnecting) may cure."""
 
 _TOKEN = object()
 """Stands for the write token among a statement's parameters until it is known."""
@@ -311,10 +127,9 @@ class _NeedsGeneralPathError(Exception):
     """The commits need the general path (e.g. one run twice in a group)."""
 
 
-def _commit_statement(store: PostgresStore, commits: Sequence[StepCommit]) -> tuple[str, list[Any]]:
-    """The one statement of ``PostgresStore.commit_steps`` and its parameters (the write
+def _commit_statement(codec: Codec, commits: Sequence[StepCommit]) -> tuple[str, list[Any]]:
+    """The one statement of ``PostgresQueue.commit_steps`` and its parameters (the write
     token as ``_TOKEN``)."""
-    codec = store._codec
     seen: set[str] = set()
     runs: list[tuple[Any, ...]] = []
     entries: list[tuple[Any, ...]] = []
@@ -337,7 +152,7 @@ def _commit_statement(store: PostgresStore, commits: Sequence[StepCommit]) -> tu
         row
         for commit in commits
         if commit.stage_run is not None
-        for row in store._stage_run_rows(commit.run_id, [commit.stage_run])
+        for row in stage_run_rows(codec, commit.run_id, [commit.stage_run])
     ]
     if stage_rows:
         statement.insert("g", UPSERT_STAGE_RUN, stage_rows)
@@ -447,4 +262,4 @@ class _Statement:
             final = f"SELECT 1 / (CASE WHEN {counted} = {len(self.checks)} THEN 1 ELSE 0 END)"
         else:
             final = "SELECT 1"
-        return _pg(f"WITH {', '.join(self.parts)} {final}" if self.parts else final)
+        return pg(f"WITH {', '.join(self.parts)} {final}" if self.parts else final)
