@@ -34,7 +34,8 @@ PACE_SECONDS = 0.004
 CHECKPOINT_EVENTS = 1_500
 CHUNK = 3
 COLD = 5_000
-HOT = 50
+HOT = 47
+"""Prime, so that at any cut some hot keys are mid-chunk and others removed."""
 CHUNK_KEYS = 1_000
 """The chunks' keys count from here (the W2 keys are 0 to KEYS - 1)."""
 

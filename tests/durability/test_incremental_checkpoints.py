@@ -1,16 +1,22 @@
 """Incremental checkpoints: a checkpoint writes the keys whose state changed since the
 run's previous one (removed keys as markers), the store keeps one row per key, and a
-resumed, re-run or renamed run starts from exactly the state it had. On both stores."""
+resumed (also after SIGKILL), re-run or renamed run starts from exactly the state it had.
+On both stores."""
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import riverbed as rb
 from riverbed.testing import Capture
+from tests.durability import crash_flow
+from tests.durability.processes import child_env, python
 
 KEYS = 10_000
 
@@ -264,3 +270,40 @@ def test_processing_goes_on_while_a_checkpoint_commits(store: rb.Store) -> None:
     assert result.ok
     assert slow.waited == [True]
     assert all(thread is not threading.main_thread() for thread in slow.threads)
+
+
+def _removals_checkpointed(store: rb.Store, run_id: str) -> bool:
+    """True once the run's newest checkpoint has rows of changed keys and of removed ones
+    in its chunk stage (not only the stage written whole)."""
+    try:
+        checkpoint = store.latest_checkpoint(run_id)
+    except rb.RiverbedError:  # the run is not recorded yet
+        return False
+    rows = checkpoint.keyed.get("chunk", {}) if checkpoint is not None else {}
+    states = [state for key, state in rows.items() if key]
+    return None in states and any(state is not None for state in states)
+
+
+def test_a_run_killed_after_incremental_checkpoints_resumes_exactly(
+    store_url: str, tmp_path: Path
+) -> None:
+    """SIGKILL once the crash flow's checkpoints hold changed keys and removal markers,
+    then a resume: every key's result equals an uninterrupted run's."""
+    results = str(tmp_path / "results.db")
+    run_id = uuid.uuid4().hex[:16]
+    args = ("-m", "tests.durability.crash_flow", store_url, results, run_id)
+    child = python(*args, env=child_env())
+    try:
+        with rb.open_store(store_url) as store:
+            deadline = time.monotonic() + 60
+            while not _removals_checkpointed(store, run_id):
+                assert child.poll() is None, child.communicate()[1][-2000:]
+                assert time.monotonic() < deadline, "no checkpoint with removed keys in 60 s"
+                time.sleep(0.02)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.communicate()
+    resumed = python(*args, env=child_env())  # the same command resumes the run
+    _, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, err[-2000:]
+    assert crash_flow.read_results(results) == crash_flow.expected()

@@ -10,6 +10,8 @@ names its keyed stages in ``riverbed_checkpoint_states`` (``keyed = 1``, no stat
 stage the run no longer keeps per key (renamed, changed) loses its rows in that commit.
 
 Reading a checkpoint back reads every row of its keyed stages in one query, oldest first.
+Only the newest checkpoint reads back whole: the one kept before it (``KEEP_CHECKPOINTS``)
+keeps its head and whole states, but its keys' rows were overwritten since.
 """
 
 from __future__ import annotations
