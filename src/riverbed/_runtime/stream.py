@@ -185,7 +185,7 @@ class StreamRun:
         per ``key`` (by default this run's, this sink's and this checkpoint's)."""
         key = key or f"{self.run_id}/{name}/{checkpoint_id}"
         try:
-            self.flow.stage(name).fn.commit(key, prepared)  # on the loop's thread, as above
+            self.flow.stage(name).fn.commit(key, prepared)  # on the loop's thread
         except Exception as error:
             which = f"of checkpoint {checkpoint_id}"
             if checkpoint_id == "end":

@@ -10,13 +10,17 @@ its part at a consistent cut:
   inline, that chain's state at the same moment); it then puts barrier ``n`` on its
   channels, behind the batches it wrote before;
 - a chain, when barrier ``n`` has arrived from every writer of its channel (the channel
-  aligns them): the pickled state of its stages and their counters; it then passes the
-  barrier on to the chains downstream.
+  aligns them): the pickled state of its stages (of a stage kept per key, the keys changed
+  since the last checkpoint) and their counters; it then passes the barrier on to the
+  chains downstream.
 
-A participant that has ended contributes what it held when it ended. When every part is
-in, the checkpoint is committed to the store in one transaction (positions, states,
-counters, the dead letters since the last one); only then is the next one triggered. After
-the commit, transactional sinks are told to commit what they prepared for it.
+A participant that has ended contributes what it held when it ended (the keys it changed
+go with the next checkpoint only: the store keeps them). When every part is in, the
+checkpoint is committed to the store in one transaction (positions, states, counters, the
+dead letters since the last one), in another thread while the participants go on; only
+then is the next one triggered. After the commit, transactional sinks are told to commit
+what they prepared for it. The run's last checkpoint stops the triggering (``close``); a
+run that ends otherwise lets a commit in flight finish (``settle``).
 """
 
 from __future__ import annotations
