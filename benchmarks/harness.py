@@ -26,6 +26,7 @@ from . import (
     durability,
     parallel,
     riverbed_impl,
+    w2c_keys,
     w3,
     w5,
     workloads,
@@ -115,6 +116,7 @@ ALL_WORKLOADS = (
     "W5",
     "W6",
     "W2C",
+    "W2C-KEYS",
     "W7",
     "PARALLEL",
 )
@@ -250,6 +252,8 @@ def run(
             records.append(backpressure.run_w6(w6_seconds, log))
         elif workload_id == "W2C":
             records.append(durability.run_w2c(events, repeats, log))
+        elif workload_id == "W2C-KEYS":
+            records.append(w2c_keys.run_w2c_keys(events, log))
         elif workload_id == "W7":
             records.append(durability.run_w7(events, log))
         elif workload_id == "PARALLEL":

@@ -1,10 +1,17 @@
-"""The flow the crash harness kills: W2 of the benchmarks, smaller and paced.
+"""The flow the crash harness kills: W2 of the benchmarks, smaller and paced, beside a
+branch whose keys' state is removed as often as it is written.
 
 ``python -m tests.durability.crash_flow STORE RESULTS RUN_ID`` runs it (or resumes run
 RUN_ID if the store has it) with checkpoints every ``CHECKPOINT_EVENTS`` events. Per-key
 running counts and sums go to an SQLite table in RESULTS by upsert: the sink is
 at-least-once, and replayed events write the same values again, so the table's final
 content is exact exactly when the state is (no event lost, none counted twice).
+
+The second branch groups the values of each of its keys in chunks of ``CHUNK``: a chunk's
+last value emits the chunk's sum and removes the key's state. Its keys are ``COLD`` keys
+that get one value each, then ``HOT`` keys that get the rest, so that its checkpoints
+write a few changed keys and removed ones among many unchanged (per key, not whole). Per
+hot key, the count of chunks and the sum of their sums go to the same table.
 """
 
 from __future__ import annotations
@@ -25,6 +32,12 @@ PACE_EVERY = 500
 PACE_SECONDS = 0.004
 """A pause every PACE_EVERY events, so that a run lasts long enough to be killed mid-way."""
 CHECKPOINT_EVENTS = 1_500
+CHUNK = 3
+COLD = 5_000
+HOT = 47
+"""Prime, so that at any cut some hot keys are mid-chunk and others removed."""
+CHUNK_KEYS = 1_000
+"""The chunks' keys count from here (the W2 keys are 0 to KEYS - 1)."""
 
 
 def events() -> Iterator[dict[str, Any]]:
@@ -54,12 +67,50 @@ class RunningSum:
         return (self.count, self.total)
 
 
+def chunk_key(event: dict[str, Any]) -> int:
+    """The chunks' key of an event: one of COLD keys for the first COLD events, then one
+    of HOT."""
+    i: int = event["id"]
+    return CHUNK_KEYS + (i if i < COLD else COLD + i % HOT)
+
+
+def chunk(values: list[float] | None, event: dict[str, Any]) -> tuple[Any, float | None]:
+    """Per key, values in chunks of CHUNK: the last one emits the chunk's sum and removes
+    the key's state."""
+    values = [*(values or []), event["value"]]
+    if len(values) == CHUNK:
+        return None, sum(values)
+    return values, None
+
+
+class ChunkTally:
+    """Per chunk key: how many chunks, and the sum of their sums."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.total = 0.0
+
+    def add(self, chunk_sum: float) -> tuple[int, float]:
+        """Count one chunk; emit the running (count, total)."""
+        self.count += 1
+        self.total += chunk_sum
+        return (self.count, self.total)
+
+
 def expected() -> dict[int, tuple[int, float]]:
     """What an uninterrupted run leaves in the results table (computed in plain Python)."""
     sums: dict[int, tuple[int, float]] = {}
+    chunks: dict[int, list[float]] = {}
     for i in range(EVENTS):
         count, total = sums.get(i % KEYS, (0, 0.0))
         sums[i % KEYS] = (count + 1, total + float(i % 97))
+        key = chunk_key({"id": i})
+        values = chunks.setdefault(key, [])
+        values.append(float(i % 97))
+        if len(values) == CHUNK:
+            count, total = sums.get(key, (0, 0.0))
+            sums[key] = (count + 1, total + sum(values))
+            del chunks[key]
     return sums
 
 
@@ -123,8 +174,10 @@ def _sink(results: str) -> Any:
 def build(results: str) -> rb.Flow:
     """The flow, writing into the results at ``results`` (see ``_sink``)."""
     flow = rb.Flow("crash-w2")
-    keyed = flow.source(events, name="events").key_by(get_key)
-    keyed.stateful(RunningSum, RunningSum.add).map(flatten).sink(_sink(results), name="results")
+    read = flow.source(events, name="events")
+    sums = read.key_by(get_key).stateful(RunningSum, RunningSum.add)
+    chunks = read.key_by(chunk_key).stateful(chunk).stateful(ChunkTally, ChunkTally.add)
+    sums.merge(chunks).map(flatten).sink(_sink(results), name="results")
     return flow
 
 

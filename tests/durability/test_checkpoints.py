@@ -4,6 +4,7 @@ and when a resume is refused."""
 from __future__ import annotations
 
 import pickle
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -191,17 +192,31 @@ def test_transactional_sink_commits_every_event_once(
         assert len(ledger.committed) > 1
 
 
+MANY = 5_000_000
+
+
+def many() -> Iterator[int]:
+    """MANY numbers, made as they are read."""
+    yield from range(MANY)
+
+
+def a_million() -> Iterator[int]:
+    """A million numbers, made as they are read."""
+    yield from range(1_000_000)
+
+
 def test_checkpoints_keep_up_with_a_busy_loop(store: rb.Store) -> None:
-    """Checkpoints are committed while a fused loop keeps the thread busy (a commit handed
-    to another thread once waited seconds for the GIL, so a run made one or none)."""
+    """Checkpoints are committed in another thread while a fused loop keeps the event
+    loop's thread busy, each in milliseconds (a thread waiting its turn for the GIL at
+    every statement once took seconds, so a run made one or none)."""
     flow = rb.Flow("busy")
-    flow.source(list(range(200_000)), name="numbers").key_by(tens).fold(int, add).sink(
+    flow.source(a_million, name="numbers").key_by(tens).fold(int, add).sink(
         Capture(), name="totals"
     )
     result = _run(flow, store, checkpoint_events=20_000)
     checkpoint = store.latest_checkpoint(result.run_id)
     assert checkpoint is not None
-    assert checkpoint.checkpoint_id >= 4
+    assert checkpoint.checkpoint_id >= 10
 
 
 class _FailingCheckpoints:
@@ -227,13 +242,13 @@ def test_a_failed_checkpoint_commit_stops_the_run(store: rb.Store) -> None:
     checkpoint, instead of going on without checkpoints."""
     failing = _FailingCheckpoints(store)
     flow = rb.Flow("unlucky")
-    flow.source(list(range(200_000)), name="numbers").key_by(tens).fold(int, add).sink(
-        Capture(), name="totals"
-    )
+    # Long enough that the run is still reading when the failure comes back from the
+    # thread the commit runs in (the first commit may take a while on a loaded machine).
+    flow.source(many, name="numbers").key_by(tens).fold(int, add).sink(Capture(), name="totals")
     result = _run(flow, failing, checkpoint_events=20_000)  # type: ignore[arg-type]
     assert result.status is rb.RunStatus.FAILED
     assert result.error is not None
     assert result.error.stage == "<checkpoint>"
     assert "disk full" in result.error.message
-    assert result.stages["numbers"].events_out < 200_000  # it stopped, it did not go on
+    assert result.stages["numbers"].events_out < MANY  # it stopped, it did not go on
     assert store.get_run(result.run_id).status is rb.RunStatus.FAILED

@@ -33,7 +33,8 @@ def _finished(store: rb.Store, status: rb.RunStatus = S.SUCCEEDED, **fields: Any
 def _with_everything(store: rb.Store, run_id: str) -> None:
     """Give a run a row in every table that holds a run's records."""
     store.save_stage_runs(run_id, [make_stage_run(run_id)])
-    checkpoint = rb.Checkpoint(run_id, 1, "v1", {"src": {"0": 1}}, {"parse": b"state"}, NOW)
+    keyed = {"parse": {b"key": b"state"}}  # a stage kept per key: a row in each table
+    checkpoint = rb.Checkpoint(run_id, 1, "v1", {"src": {"0": 1}}, {}, NOW, keyed=keyed)
     store.commit_checkpoint(checkpoint)
     step = rb.StepRecord(run_id, 0, "parse", b"out", NOW)
     store.commit_steps([rb.StepCommit(run_id, step=step)])
@@ -50,6 +51,7 @@ def _rows(store: rb.Store, run_id: str) -> dict[str, int]:
         "riverbed_stage_runs",
         "riverbed_checkpoints",
         "riverbed_checkpoint_states",
+        "riverbed_checkpoint_keys",
         "riverbed_steps",
         "riverbed_dead_letters",
     )

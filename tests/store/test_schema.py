@@ -25,6 +25,7 @@ TABLES = {
     "riverbed_stage_runs",
     "riverbed_checkpoints",
     "riverbed_checkpoint_states",
+    "riverbed_checkpoint_keys",
     "riverbed_dead_letters",
     "riverbed_step_cache",
     "riverbed_steps",

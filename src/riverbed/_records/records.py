@@ -153,7 +153,9 @@ class Checkpoint:
     """A consistent cut of a run: where every source stood and every stage's state.
 
     ``checkpoint_id`` counts 1, 2, 3... per run. ``positions`` is per source, per partition,
-    and JSON-able; ``states`` is per stage, serialized by the caller."""
+    and JSON-able; ``states`` is per stage, serialized by the caller. A stage whose state
+    is a dict of per-key states is in ``keyed`` instead: one row per key, so that a
+    checkpoint writes only the keys whose state changed since the run's previous one."""
 
     run_id: str
     checkpoint_id: int
@@ -161,6 +163,16 @@ class Checkpoint:
     positions: dict[str, dict[str, Any]]
     states: dict[str, bytes]
     created_at: datetime
+    keyed: dict[str, dict[bytes, bytes | None]] = field(default_factory=dict)
+    """Per stage whose state is kept per key: each key's serialized state, by serialized
+    key; None marks a key whose state was removed, and the empty key holds a whole state
+    (a serialized dict) that the other rows change. Committed: the keys that changed since
+    the run's previous checkpoint (every stage it keeps per key is named, with no rows if
+    none changed). Read back: every row the stage has, oldest first (applied in order,
+    they give the state)."""
+    complete: frozenset[str] = frozenset()
+    """Stages of ``keyed`` whose rows are the whole state, not only what changed: committed,
+    they replace every row the stage had; read back, every keyed stage is complete."""
 
     __module__ = "riverbed"
 

@@ -29,6 +29,8 @@ from riverbed._records import (
 from riverbed._runtime.committer import committer
 from riverbed._runtime.identity import WORKER
 from riverbed._runtime.lease import LEASE_SECONDS, Keeping, keep
+from riverbed._runtime.offloop import off_loop
+from riverbed._runtime.parts import Part
 from riverbed._runtime.restore import META_KEY, stage_versions, take_back
 from riverbed._runtime.result import COUNTS, event_repr
 from riverbed._store.protocol import Store
@@ -116,38 +118,51 @@ class RunLifecycle:
         if self._keeper is not None:
             self._keeper.stop()
 
-    def checkpoint(
+    async def checkpoint(
         self,
         checkpoint_id: int,
-        positions: dict[str, dict[str, Any]],
+        part: Part,
         states: dict[str, bytes],
-        counters: Mapping[str, Mapping[str, Any]],
-        finished: Iterable[str],
         dead_letters: list[DeadLetter],
         *,
         ended: bool = False,
     ) -> None:
-        """Commit one checkpoint, with the stage runs at its cut and the dead letters
-        since the last one, in one transaction fenced by the run's lease."""
+        """Commit one checkpoint (``part``, with ``states`` for the stages kept whole),
+        with the stage runs at its cut and the dead letters since the last one, in one
+        transaction fenced by the run's lease. The records are made here; the store
+        writes them in another thread, while the event loop goes on."""
+        checkpoint = self._checkpoint(checkpoint_id, part, states, ended=ended)
+        stage_runs = [
+            self.stage_run(name, values, StageStatus.RUNNING)
+            for name, values in part.counters.items()
+        ]
+        letters = self.new_letters(dead_letters)
+        await off_loop(
+            self.store.commit_checkpoint, checkpoint, stage_runs, letters, lease=self.lease
+        )
+
+    def _checkpoint(
+        self, checkpoint_id: int, part: Part, states: dict[str, bytes], *, ended: bool
+    ) -> Checkpoint:
+        """The record of checkpoint ``checkpoint_id``, its own data kept under
+        ``META_KEY``."""
+        counters, finished = part.counters, part.finished
         meta = {
             "counters": {name: dict(values) for name, values in counters.items()},
             "finished": sorted(set(finished)),
             "stage_versions": self.versions,
             "ended": ended,
         }
-        checkpoint = Checkpoint(
+        return Checkpoint(
             run_id=self.run_id,
             checkpoint_id=checkpoint_id,
             flow_version=self.version,
-            positions=positions,
+            positions=part.positions,
             states={**states, META_KEY: json.dumps(meta).encode()},
             created_at=datetime.now(UTC),
+            keyed=part.keyed,
+            complete=frozenset(part.complete),
         )
-        stage_runs = [
-            self.stage_run(name, values, StageStatus.RUNNING) for name, values in counters.items()
-        ]
-        letters = self.new_letters(dead_letters)
-        self.store.commit_checkpoint(checkpoint, stage_runs, letters, lease=self.lease)
 
     async def commit(self, commit: StepCommit, *, blocking: bool) -> None:
         """Commit a workflow's step (or its end) under the run's lease, grouped with the

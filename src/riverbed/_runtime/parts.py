@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from riverbed._runtime.keyed import Rows
+
 __all__ = ["Part"]
 
 
@@ -17,7 +19,13 @@ class Part:
     positions: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Per source, per partition: where reading stood."""
     states: dict[str, bytes] = field(default_factory=dict)
-    """Per stage: its pickled state (per-key dict, processor dict, prepared sink writes)."""
+    """Per stage kept whole: its pickled state (a processor's or operator's dict)."""
+    keyed: dict[str, Rows] = field(default_factory=dict)
+    """Per stage kept per key: the rows of the keys changed since the last checkpoint
+    (see ``riverbed._runtime.keyed``); every such stage is named, with no rows if none
+    changed."""
+    complete: set[str] = field(default_factory=set)
+    """Stages of ``keyed`` whose rows are their whole state."""
     counters: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Per stage: its counters at the cut."""
     finished: list[str] = field(default_factory=list)
@@ -32,6 +40,16 @@ class Part:
         for source, partitions in other.positions.items():
             self.positions.setdefault(source, {}).update(partitions)
         self.states.update(other.states)
+        self.keyed.update(other.keyed)
+        self.complete |= other.complete
         self.counters.update(other.counters)
         self.finished.extend(other.finished)
         self.prepared.update(other.prepared)
+
+    def taken(self) -> None:
+        """A checkpoint took this part of a participant that has ended, and the part
+        stands for it in the later ones too: what belongs to one checkpoint only (the
+        rows of changed keys, prepared writes) is not given again."""
+        self.keyed = {name: {} for name in self.keyed}
+        self.complete = set()
+        self.prepared = {}

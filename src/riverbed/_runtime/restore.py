@@ -23,6 +23,7 @@ from riverbed._model.serialize import stage_version
 from riverbed._model.sinks import is_transactional_sink
 from riverbed._records import Checkpoint, Lease, RunRecord, RunStatus
 from riverbed._runtime.identity import WORKER, process_gone
+from riverbed._runtime.keyed import apply_rows
 from riverbed._runtime.lease import LEASE_SECONDS
 from riverbed._store.protocol import Store
 
@@ -60,16 +61,21 @@ class RestorePoint:
 
     run: RunRecord
     checkpoint: Checkpoint | None
+    rerun: bool = False
+    """True: a new run starts from ``run``'s checkpoint (a re-run), which is not its own."""
 
     def states(self) -> dict[str, Any]:
-        """Per stage, the unpickled state of the checkpoint."""
+        """Per stage, the unpickled state of the checkpoint (kept whole or per key)."""
         if self.checkpoint is None:
             return {}
-        return {
+        states = {
             name: pickle.loads(data)
             for name, data in self.checkpoint.states.items()
             if name != META_KEY
         }
+        for name, rows in self.checkpoint.keyed.items():
+            states[name] = apply_rows({}, rows)
+        return states
 
     @property
     def meta(self) -> Mapping[str, Any]:
@@ -181,7 +187,7 @@ def rerun_point(store: Store, run_id: str, flow: Flow, *, compatible: bool) -> R
     re-run is a new run; the old one stays as it ended)."""
     run = store.get_run(run_id)
     check_same_flow(run, flow.name)
-    return RestorePoint(run, _checked(store, run, flow, compatible=compatible))
+    return RestorePoint(run, _checked(store, run, flow, compatible=compatible), rerun=True)
 
 
 def _checked(store: Store, run: RunRecord, flow: Flow, *, compatible: bool) -> Checkpoint | None:
@@ -224,6 +230,10 @@ class Restored:
     prepared: dict[str, tuple[int, Any, str]] = field(default_factory=dict)
     """Per transactional sink: (checkpoint id, its prepared writes, the key they were
     committed under), to commit again (idempotent: it may have happened before)."""
+    rewrite: set[str] = field(default_factory=set)
+    """Stages whose state the run's first checkpoint must write whole if it keeps them
+    per key: their state did not come from this run's rows under this name (a re-run, a
+    renamed stage, a stage kept whole before)."""
     ended: bool = False
     """True if the run had drained when the checkpoint was taken: nothing is left to do."""
     last_id: int = 0
@@ -253,6 +263,8 @@ def restored(
             out.prepared[name] = (checkpoint.checkpoint_id, value, key)
         else:
             out.states[name] = value
+            if restore.rerun or old != name or old not in checkpoint.keyed:
+                out.rewrite.add(name)
     out.positions = {new[source]: dict(parts) for source, parts in checkpoint.positions.items()}
     for old, values in restore.meta.get("counters", {}).items():
         out.counters[renamed.get(old, old)] = values
@@ -272,7 +284,8 @@ def _new_names(
     _check_renamed(restore, flow, renamed)
     keeps_state = stateful | {s.name for s in flow.stages if is_transactional_sink(s)}
     sources = {s.name for s in flow.stages if s.is_source}
-    held = [(name, keeps_state) for name in checkpoint.states if name != META_KEY]
+    stages = [*checkpoint.states, *checkpoint.keyed]
+    held = [(name, keeps_state) for name in stages if name != META_KEY]
     held += [(name, sources) for name in checkpoint.positions]
     new: dict[str, str] = {}
     left = []
@@ -299,7 +312,12 @@ def _check_renamed(restore: RestorePoint, flow: Flow, renamed: Mapping[str, str]
     """``renamed`` maps stages the checkpoint knows to stages this flow has."""
     checkpoint = restore.checkpoint
     assert checkpoint is not None
-    known = {*restore.meta.get("counters", {}), *checkpoint.states, *checkpoint.positions}
+    known = {
+        *restore.meta.get("counters", {}),
+        *checkpoint.states,
+        *checkpoint.keyed,
+        *checkpoint.positions,
+    }
     known.discard(META_KEY)
     stages = {stage.name for stage in flow.stages}
     for old, new in renamed.items():

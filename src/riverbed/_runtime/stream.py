@@ -21,6 +21,7 @@ from riverbed._runtime.cache import StepCache
 from riverbed._runtime.clock import Clock
 from riverbed._runtime.config import RunConfig
 from riverbed._runtime.failures import FailureLog
+from riverbed._runtime.keyed import KEYED_KINDS, ChangedKeys
 from riverbed._runtime.lifecycle import RunLifecycle
 from riverbed._runtime.observer import Observers
 from riverbed._runtime.parts import Part
@@ -116,6 +117,8 @@ class StreamRun:
         self.states: dict[str, dict[Any, Any]] = {
             stage.name: {} for stage in flow.stages if stage.kind in STATEFUL_KINDS
         }
+        self.changes: dict[str, ChangedKeys] = {}
+        """Per stage kept per key, its changed keys (see ``changed_keys``)."""
         self.positions: dict[str, dict[str, Any]] = {}
         """Per source, per partition: where reading stands (kept by the runner)."""
         self.restored = Restored()
@@ -130,6 +133,18 @@ class StreamRun:
         """True if the run takes checkpoints (it is recorded, with an interval or a
         volume)."""
         return self.lifecycle is not None and bool(self.checkpoint_every or self.checkpoint_events)
+
+    def changed_keys(self, name: str) -> ChangedKeys | None:
+        """Stage ``name``'s changed keys, to hand to its chain, if the run takes checkpoints
+        and keeps the stage's state per key (see ``riverbed._runtime.keyed``); else None:
+        nothing is tracked."""
+        if not self.checkpointing or self.flow.stage(name).kind not in KEYED_KINDS:
+            return None
+        changed = self.changes.get(name)
+        if changed is None:
+            complete = name in self.restored.rewrite
+            changed = self.changes[name] = ChangedKeys(self.states[name], complete=complete)
+        return changed
 
     def restore(self, restored: Restored) -> None:
         """Start from a checkpoint's content: states, positions, counters."""
@@ -154,17 +169,10 @@ class StreamRun:
             except Exception as error:
                 note = f"its prepared writes could not be pickled at checkpoint {checkpoint_id}"
                 raise self.failures.stop(name, error, f"stage {name!r}", note=note) from error
-        # On this thread, blocking the loop for the commit (a few milliseconds, once per
-        # interval): handed to a worker thread, the commit needs the GIL back at every
-        # step from a loop that is busy running stages, and took seconds (measured).
-        lifecycle.checkpoint(
-            checkpoint_id,
-            part.positions,
-            states,
-            part.counters,
-            part.finished,
-            list(self.failures.dead_letters),
-            ended=ended,
+        # The store writes it in another thread while the loop goes on (see ``off_loop``);
+        # the next checkpoint is not triggered before this one is committed.
+        await lifecycle.checkpoint(
+            checkpoint_id, part, states, list(self.failures.dead_letters), ended=ended
         )
         self.observers.tell("checkpoint", checkpoint_id)
         for name, prepared in part.prepared.items():
@@ -177,7 +185,7 @@ class StreamRun:
         per ``key`` (by default this run's, this sink's and this checkpoint's)."""
         key = key or f"{self.run_id}/{name}/{checkpoint_id}"
         try:
-            self.flow.stage(name).fn.commit(key, prepared)  # on the loop's thread, as above
+            self.flow.stage(name).fn.commit(key, prepared)  # on the loop's thread
         except Exception as error:
             which = f"of checkpoint {checkpoint_id}"
             if checkpoint_id == "end":

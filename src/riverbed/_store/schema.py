@@ -238,6 +238,24 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE riverbed_stage_runs_v3 RENAME TO riverbed_stage_runs",
         ),
     ),
+    Migration(
+        4,
+        "incremental checkpoints: keyed stages' state in one row per key",
+        (
+            # One row per key, overwritten in place by the checkpoint that changes it
+            # (see riverbed._store.sql.checkpoint_keys); state NULL: the key was removed.
+            """CREATE TABLE riverbed_checkpoint_keys (
+                run_id TEXT NOT NULL,
+                stage TEXT NOT NULL,
+                key {blob} NOT NULL,
+                checkpoint_id INTEGER NOT NULL,
+                state {blob},
+                PRIMARY KEY (run_id, stage, key)
+            )""",
+            # 1: the stage is kept per key at this checkpoint (its state is the rows).
+            "ALTER TABLE riverbed_checkpoint_states ADD COLUMN keyed INTEGER NOT NULL DEFAULT 0",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

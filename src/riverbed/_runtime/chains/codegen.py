@@ -19,12 +19,12 @@ by the loop (``explicit_edges``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from riverbed._model.plan import Chain, is_batch_sink
-from riverbed._model.stages import ONE_TO_ONE, Port, StageKind
+from riverbed._model.stages import ONE_TO_ONE, Port, Stage, StageKind
 
 
 class Bail(Exception):  # noqa: N818 - not an error: a hand-over to the slow path
@@ -130,18 +130,52 @@ _HEAD = Port("<head>", "<in>")
 """The pseudo-edge into the head: counted by the loop when its input is a lazy iterator."""
 
 
+Mark = Callable[[Any], None]
+"""What a keyed stage's writes call with the key whose state they changed (``set.add`` of
+the stage's changed keys, when the run takes checkpoints)."""
+
+
+@dataclass(frozen=True)
+class _Site:
+    """Where one stage's code goes: the stage, its indentation, the iterators of the
+    flat_maps around it, and its event (in ``x``, or the names of a key/value ``pair``)."""
+
+    index: int
+    stage: Stage
+    depth: int
+    pending: tuple[str, ...]
+    pair: tuple[str, str] | None
+
+    @property
+    def out(self) -> Port:
+        """The stage's (first) output port."""
+        return Port(self.stage.name, self.stage.outputs[0])
+
+    @property
+    def value(self) -> str:
+        """The expression of the stage's input event."""
+        return "x" if self.pair is None else f"({self.pair[0]}, {self.pair[1]})"
+
+
+_Next = tuple[int, tuple[str, ...]]
+"""What a stage's code leaves to ``follow``: the event in ``x`` goes on through the stage's
+output at this depth, inside these flat_map iterators. None: the stage's code did it."""
+
+
 class _Generator:
     def __init__(
         self,
         chain: Chain,
         states: list[dict[Any, Any] | None],
         processors: dict[int, Any],
+        marks: Sequence[Mark | None],
         *,
         count_head: bool,
     ) -> None:
         self.chain = chain
         self.states = states
         self.processors = processors
+        self.marks = marks
         self.explicit = (*explicit_edges(chain), *((_HEAD,) if count_head else ()))
         self.counter = {port: f"c{number}" for number, port in enumerate(self.explicit)}
         self.counts = "(" + "".join(f"{self.counter[p]}, " for p in self.explicit) + ")"
@@ -170,7 +204,7 @@ class _Generator:
         self.stage(0, 2, (), None)
         body = self.lines[body_start:]
         self.lines = self.lines[:body_start]
-        bound = [f"{name}={name}" for name in sorted(self.names) if name[0] in "FMISO"]
+        bound = [f"{name}={name}" for name in sorted(self.names) if name[0] in "DFMISO"]
         params = ["it0", *self.lists.values(), "NOW", *bound]
         self.line(0, f"def fast({', '.join(params)}):")
         for port in self.explicit:
@@ -225,129 +259,193 @@ class _Generator:
     def stage(
         self, index: int, depth: int, pending: tuple[str, ...], pair: tuple[str, str] | None
     ) -> None:
+        """Code for stage ``index`` and, through ``follow``, for everything after it."""
         stage = self.chain.stages[index]
-        kind = stage.kind
-        out = Port(stage.name, stage.outputs[0]) if stage.outputs else None
         self.names[f"F{index}"] = stage.fn
-        value = "x" if pair is None else f"({pair[0]}, {pair[1]})"
-        waiting = "".join(f"{p}, " for p in pending)
-        bail = f"raise Bail({index}, {value}, e, ({waiting}), {self.counts})"
-
-        def guarded(code: str, at: int = depth) -> None:
-            self.line(at, "try:")
-            for text in code.split("\n"):
-                self.line(at + 1, text)
-            self.line(at, "except Exception as e:")
-            self.line(at + 1, bail)
-
         if is_batch_sink(stage):  # only as a head: links into batch sinks append directly
             self.line(depth, f"{self.appender(Port(stage.name, '<in>'), stage.name)}(x)")
             return
+        emit = _EMITTERS.get(stage.kind)
+        if emit is None:  # pragma: no cover - plan only fuses the kinds below
+            raise AssertionError(f"cannot fuse {stage.kind}")
+        going_on = emit(self, _Site(index, stage, depth, pending, pair))
+        if going_on is not None:
+            self.follow(Port(stage.name, stage.outputs[0]), *going_on, None)
 
-        if kind in _PAIR_TAKERS:
-            if pair is None:
-                self.line(depth, f"k{index}, v{index} = x")
-                key, val = f"k{index}", f"v{index}"
-            else:
-                key, val = pair
-            self.names[f"S{index}"] = self.states[index]
-            self.names[f"I{index}"] = stage.initial
-        if kind is StageKind.MAP:
-            assert out is not None
-            into = self.list_after(out)
-            if into is not None:  # straight into a list: append what the call returns
-                guarded(f"{into}(F{index}(x))")
-                return
-            guarded(f"x = F{index}(x)")
-        elif kind is StageKind.FILTER:
-            guarded(f"if not F{index}(x): continue")
-        elif kind is StageKind.INSPECT:
-            guarded(f"F{index}(x)")
-        elif kind is StageKind.KEY_BY:
-            guarded(f"k{index} = F{index}(x)")
-            assert out is not None
-            self.follow(out, depth, pending, (f"k{index}", "x"))
-            return
-        elif kind is StageKind.MERGE:
-            pass
-        elif kind is StageKind.FLAT_MAP or kind is StageKind.PROCESS:
-            if kind is StageKind.PROCESS:  # a processor without timers: process(event, now)
-                self.names[f"F{index}"] = self.processors[index].process
-                # Most events make a window emit nothing (None): no list, no loop for them.
-                guarded(
-                    f"ys = F{index}(x, NOW)\n"
-                    "if ys is not None and type(ys) is not list: ys = list(ys)"
-                )
-                self.line(depth, "if not ys:")
-                self.line(depth + 1, "continue")
-            else:
-                guarded(f"ys = F{index}(x)\nys = ys if type(ys) is list else list(ys)")
-            assert out is not None
-            into = self.list_after(out)
-            if into is not None:  # straight into a list: all the outputs in one call
-                self.extenders.add(into)
-                self.line(depth, f"ext_{into}(ys)")
-                return
-            self.line(depth, f"it{index} = iter(ys)")
-            self.line(depth, f"for x in it{index}:")
-            pending = (*pending, f"({index}, it{index})")
-            depth += 1
-        elif kind is StageKind.STATEFUL:
-            # The state lookup is guarded too: an unhashable key is the stage's error.
-            lookup = f"st = S{index}.get({key}, MISSING)\n"
-            if stage.method is not None:
-                self.names[f"M{index}"] = stage.method
-                guarded(
-                    f"{lookup}if st is MISSING: st = S{index}[{key}] = F{index}()\n"
-                    f"r = M{index}(st, {val})"
-                )
-            else:
-                start = f"I{index}()" if stage.initial is not None else "None"
-                guarded(
-                    f"{lookup}r = F{index}({start} if st is MISSING else st, {val})\n"
-                    "if type(r) is not tuple or len(r) != 2: "
-                    "raise StageResultError(StageResultError.MESSAGE % (r,))"
-                )
-                self.line(depth, "st, r = r")
-                self.line(depth, "if st is None:")
-                self.line(depth + 1, f"S{index}.pop({key}, None)")
-                self.line(depth, "else:")
-                self.line(depth + 1, f"S{index}[{key}] = st")
-            self.line(depth, "if r is None:")
+    def guarded(self, site: _Site, code: str) -> None:
+        """``code`` in a ``try`` whose failure hands the event to the slow path (``Bail``)."""
+        waiting = "".join(f"{p}, " for p in site.pending)
+        self.line(site.depth, "try:")
+        for text in code.split("\n"):
+            self.line(site.depth + 1, text)
+        self.line(site.depth, "except Exception as e:")
+        self.line(
+            site.depth + 1,
+            f"raise Bail({site.index}, {site.value}, e, ({waiting}), {self.counts})",
+        )
+
+    def key_and_value(self, site: _Site) -> tuple[str, str]:
+        """A keyed stage's key and value names (unpacked from ``x`` if not a pair yet);
+        its state, initial state and mark are bound as S, I and D."""
+        index = site.index
+        self.names[f"S{index}"] = self.states[index]
+        self.names[f"I{index}"] = site.stage.initial
+        mark = self.marks[index] if index < len(self.marks) else None
+        if mark is not None:
+            self.names[f"D{index}"] = mark
+        if site.pair is not None:
+            return site.pair
+        self.line(site.depth, f"k{index}, v{index} = x")
+        return f"k{index}", f"v{index}"
+
+    def marked(self, site: _Site, key: str) -> str:
+        """The call that marks ``key`` changed, as a line of code ('' without checkpoints)."""
+        return f"D{site.index}({key})" if f"D{site.index}" in self.names else ""
+
+    # -- the code of each kind of stage ----------------------------------------------------
+
+    def map(self, site: _Site) -> _Next | None:
+        into = self.list_after(site.out)
+        if into is not None:  # straight into a list: append what the call returns
+            self.guarded(site, f"{into}(F{site.index}(x))")
+            return None
+        self.guarded(site, f"x = F{site.index}(x)")
+        return site.depth, site.pending
+
+    def filter(self, site: _Site) -> _Next | None:
+        self.guarded(site, f"if not F{site.index}(x): continue")
+        return site.depth, site.pending
+
+    def inspect(self, site: _Site) -> _Next | None:
+        self.guarded(site, f"F{site.index}(x)")
+        return site.depth, site.pending
+
+    def merge(self, site: _Site) -> _Next | None:
+        return site.depth, site.pending
+
+    def sink(self, site: _Site) -> _Next | None:
+        self.guarded(site, f"F{site.index}(x)")
+        return None
+
+    def key_by(self, site: _Site) -> _Next | None:
+        self.guarded(site, f"k{site.index} = F{site.index}(x)")
+        self.follow(site.out, site.depth, site.pending, (f"k{site.index}", "x"))
+        return None
+
+    def flat_map(self, site: _Site) -> _Next | None:
+        index, depth = site.index, site.depth
+        if site.stage.kind is StageKind.PROCESS:  # a processor without timers
+            self.names[f"F{index}"] = self.processors[index].process
+            # Most events make a window emit nothing (None): no list, no loop for them.
+            self.guarded(
+                site,
+                f"ys = F{index}(x, NOW)\nif ys is not None and type(ys) is not list: ys = list(ys)",
+            )
+            self.line(depth, "if not ys:")
             self.line(depth + 1, "continue")
-            self.line(depth, f"x = ({key}, r)")
-        elif kind is StageKind.FOLD:
-            lookup = f"acc = S{index}.get({key}, MISSING)\n"
-            if stage.initial is not None:
-                guarded(f"{lookup}acc = F{index}(I{index}() if acc is MISSING else acc, {val})")
-            else:  # reduce: a key's first value is its start
-                guarded(f"{lookup}acc = {val} if acc is MISSING else F{index}(acc, {val})")
-            self.line(depth, f"S{index}[{key}] = acc")
-            if not stage.running:
-                self.line(depth, "continue")
-                return
-            self.line(depth, f"x = ({key}, acc)")
-        elif kind is StageKind.BRANCH:
-            guarded(f"keep = F{index}(x)")
-            self.line(depth, "if keep:")
-            self.follow(Port(stage.name, "true"), depth + 1, pending, None)
+        else:
+            self.guarded(site, f"ys = F{index}(x)\nys = ys if type(ys) is list else list(ys)")
+        into = self.list_after(site.out)
+        if into is not None:  # straight into a list: all the outputs in one call
+            self.extenders.add(into)
+            self.line(depth, f"ext_{into}(ys)")
+            return None
+        self.line(depth, f"it{index} = iter(ys)")
+        self.line(depth, f"for x in it{index}:")
+        return depth + 1, (*site.pending, f"({index}, it{index})")
+
+    def stateful(self, site: _Site) -> _Next | None:
+        index, depth, stage = site.index, site.depth, site.stage
+        key, val = self.key_and_value(site)
+        mark = self.marked(site, key)
+        # The state lookup is guarded too: an unhashable key is the stage's error.
+        lookup = f"st = S{index}.get({key}, MISSING)\n"
+        if stage.method is not None:
+            self.names[f"M{index}"] = stage.method
+            # Marked before the call: the method changes the state in place, even when
+            # it then raises.
+            self.guarded(
+                site,
+                f"{lookup}if st is MISSING: st = S{index}[{key}] = F{index}()\n"
+                + (f"{mark}\n" if mark else "")
+                + f"r = M{index}(st, {val})",
+            )
+        else:
+            start = f"I{index}()" if stage.initial is not None else "None"
+            self.guarded(
+                site,
+                f"{lookup}r = F{index}({start} if st is MISSING else st, {val})\n"
+                "if type(r) is not tuple or len(r) != 2: "
+                "raise StageResultError(StageResultError.MESSAGE % (r,))",
+            )
+            self.line(depth, "st, r = r")
+            self.line(depth, "if st is None:")
+            self.line(depth + 1, f"S{index}.pop({key}, None)")
             self.line(depth, "else:")
-            self.follow(Port(stage.name, "false"), depth + 1, pending, None)
-            return
-        elif kind is StageKind.ROUTE:
-            self.names[f"O{index}"] = stage.outputs
-            guarded(f"r = F{index}(x)\nif r not in O{index}: raise UnknownRouteError(r, O{index})")
-            for number, name in enumerate(stage.outputs):
-                self.line(depth, f"{'if' if number == 0 else 'elif'} r == {name!r}:")
-                self.follow(Port(stage.name, name), depth + 1, pending, None)
-            return
-        elif kind is StageKind.SINK:
-            guarded(f"F{index}(x)")
-            return
-        else:  # pragma: no cover - plan only fuses the kinds above
-            raise AssertionError(f"cannot fuse {kind}")
-        assert out is not None
-        self.follow(out, depth, pending, None)
+            self.line(depth + 1, f"S{index}[{key}] = st")
+            if mark:
+                self.line(depth, mark)
+        self.line(depth, "if r is None:")
+        self.line(depth + 1, "continue")
+        self.line(depth, f"x = ({key}, r)")
+        return depth, site.pending
+
+    def fold(self, site: _Site) -> _Next | None:
+        index, depth = site.index, site.depth
+        key, val = self.key_and_value(site)
+        lookup = f"acc = S{index}.get({key}, MISSING)\n"
+        if site.stage.initial is not None:
+            self.guarded(
+                site, f"{lookup}acc = F{index}(I{index}() if acc is MISSING else acc, {val})"
+            )
+        else:  # reduce: a key's first value is its start
+            self.guarded(site, f"{lookup}acc = {val} if acc is MISSING else F{index}(acc, {val})")
+        self.line(depth, f"S{index}[{key}] = acc")
+        mark = self.marked(site, key)
+        if mark:
+            self.line(depth, mark)
+        if not site.stage.running:
+            self.line(depth, "continue")
+            return None
+        self.line(depth, f"x = ({key}, acc)")
+        return depth, site.pending
+
+    def branch(self, site: _Site) -> _Next | None:
+        name, depth = site.stage.name, site.depth
+        self.guarded(site, f"keep = F{site.index}(x)")
+        self.line(depth, "if keep:")
+        self.follow(Port(name, "true"), depth + 1, site.pending, None)
+        self.line(depth, "else:")
+        self.follow(Port(name, "false"), depth + 1, site.pending, None)
+        return None
+
+    def route(self, site: _Site) -> _Next | None:
+        index, stage = site.index, site.stage
+        self.names[f"O{index}"] = stage.outputs
+        self.guarded(
+            site, f"r = F{index}(x)\nif r not in O{index}: raise UnknownRouteError(r, O{index})"
+        )
+        for number, name in enumerate(stage.outputs):
+            self.line(site.depth, f"{'if' if number == 0 else 'elif'} r == {name!r}:")
+            self.follow(Port(stage.name, name), site.depth + 1, site.pending, None)
+        return None
+
+
+_EMITTERS: dict[StageKind, Callable[[_Generator, _Site], _Next | None]] = {
+    StageKind.MAP: _Generator.map,
+    StageKind.FILTER: _Generator.filter,
+    StageKind.INSPECT: _Generator.inspect,
+    StageKind.KEY_BY: _Generator.key_by,
+    StageKind.MERGE: _Generator.merge,
+    StageKind.FLAT_MAP: _Generator.flat_map,
+    StageKind.PROCESS: _Generator.flat_map,  # a processor without timers, like a flat_map
+    StageKind.STATEFUL: _Generator.stateful,
+    StageKind.FOLD: _Generator.fold,
+    StageKind.BRANCH: _Generator.branch,
+    StageKind.ROUTE: _Generator.route,
+    StageKind.SINK: _Generator.sink,
+}
+"""The code of each kind of stage the plan fuses."""
 
 
 def compile_chain(
@@ -356,13 +454,17 @@ def compile_chain(
     processors: dict[int, Any] | None = None,
     *,
     count_head: bool = False,
+    marks: Sequence[Mark | None] = (),
 ) -> CompiledChain:
     """Generate the fast loop of ``chain``. ``states[i]`` is stage i's per-key state dict;
-    ``processors[i]`` the processor of a ``PROCESS`` stage i.
+    ``processors[i]`` the processor of a ``PROCESS`` stage i; ``marks[i]``, if given, is
+    called with each key whose state stage i wrote or removed (a run that takes
+    checkpoints; without, the loop has no such call at all).
 
     The function takes the batch iterator, then one append function per list it fills
     (``CompiledChain.lists``), then the processing time ``NOW`` for processors, and returns
     the explicit edge counts (and, with ``count_head``, the number of events it took: for
     lazy iterators, which have no length).
     """
-    return _Generator(chain, states, processors or {}, count_head=count_head).generate()
+    generator = _Generator(chain, states, processors or {}, marks, count_head=count_head)
+    return generator.generate()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import inspect
 import pickle
 import random
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from riverbed._errors import StageFailedError
@@ -29,6 +29,7 @@ from riverbed._runtime.chains.strategies import (
 )
 from riverbed._runtime.clock import Clock
 from riverbed._runtime.failures import FailureLog
+from riverbed._runtime.keyed import ChangedKeys
 from riverbed._runtime.parts import Part
 from riverbed._runtime.result import StageCounters
 
@@ -51,11 +52,15 @@ class ChainExecutor:
         finished: bool = False,
         step_cache: StepCache | None = None,
         compiled: bool = True,
+        changes: Sequence[ChangedKeys | None] = (),
     ) -> None:
         self.chain = chain
         self.stages = chain.stages
         self.counters = counters
         self.states = states
+        self.changes = list(changes) or [None] * len(chain.stages)
+        """Per stage kept per key in checkpoints: its changed keys (None: the stage is
+        kept whole, or the run takes no checkpoints)."""
         self.failures = failures
         self.finished = finished
         """True once the chain emitted its end-of-stream output (also in an earlier
@@ -73,6 +78,7 @@ class ChainExecutor:
             random.Random(seed),
             self.processors,
             step_cache,
+            [None if changed is None else changed.mark for changed in self.changes],
         )
         self.strategy = self._strategy(compiled, chain.head.concurrency or concurrency)
         explicit = self.strategy.explicit if isinstance(self.strategy, FusedLoop) else ()
@@ -177,14 +183,22 @@ class ChainExecutor:
         return lists
 
     def snapshot(self, checkpoint_id: int) -> Part:
-        """The chain's part of checkpoint ``checkpoint_id``, taken between two batches: each
-        stage's state pickled, its counters, transactional sinks' prepared writes. A stage
-        whose state cannot be pickled, or whose ``prepare`` fails, stops the run, named."""
+        """The chain's part of checkpoint ``checkpoint_id``, taken between two batches: the
+        keys changed since the last one of each stage kept per key, the state of each
+        stage kept whole, pickled; the counters; transactional sinks' prepared writes. A
+        stage whose state cannot be pickled, or whose ``prepare`` fails, stops the run,
+        named."""
         part = Part()
         for index, stage in enumerate(self.stages):
             state = self.states[index]
+            changed = self.changes[index]
             try:
-                if state is not None:
+                if changed is not None:
+                    rows, complete = changed.take()
+                    part.keyed[stage.name] = rows
+                    if complete:
+                        part.complete.add(stage.name)
+                elif state is not None:
                     part.states[stage.name] = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
                 elif is_transactional_sink(stage):
                     part.prepared[stage.name] = stage.fn.prepare()

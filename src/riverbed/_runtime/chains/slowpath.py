@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from riverbed._errors import StageTimeoutError
@@ -19,7 +19,13 @@ from riverbed._model.policy import OnError
 from riverbed._model.process import Processor
 from riverbed._model.stages import Port, SinkMode, Stage, StageKind
 from riverbed._runtime.cache import StepCache
-from riverbed._runtime.chains.codegen import MISSING, Bail, StageResultError, UnknownRouteError
+from riverbed._runtime.chains.codegen import (
+    MISSING,
+    Bail,
+    Mark,
+    StageResultError,
+    UnknownRouteError,
+)
 from riverbed._runtime.chains.counting import Batch, sink_key
 from riverbed._runtime.clock import Clock
 from riverbed._runtime.failures import FailureLog
@@ -56,6 +62,7 @@ class StageCalls:
         rng: random.Random,
         processors: dict[int, Processor],
         step_cache: StepCache | None,
+        marks: Sequence[Mark | None] = (),
     ) -> None:
         self.chain = chain
         self.stages = chain.stages
@@ -69,6 +76,9 @@ class StageCalls:
         """The processors of the chain's ``PROCESS`` stages, by stage index."""
         self.step_cache = step_cache
         """Where ``cache=True`` stages look their outputs up (None: they are not cached)."""
+        self.marks = [marks[i] if i < len(marks) else None for i in range(len(self.stages))]
+        """Per stage: what its writes of a key's state call with the key (see
+        ``codegen.compile_chain``), or None."""
         self.ports = [[Port(s.name, name) for name in s.outputs] for s in self.stages]
         self.is_async = [
             s.kind is not StageKind.PROCESS
@@ -213,9 +223,12 @@ class StageCalls:
         assert state is not None
         key, value = x
         current = state.get(key, MISSING)
+        mark = self.marks[index]
         if stage.method is not None:
             if current is MISSING:
                 current = state[key] = stage.fn()
+            if mark is not None:  # before the call: it changes the state in place
+                mark(key)
             output = await self.call(index, stage.method, current, value)
         else:
             if current is MISSING:
@@ -228,6 +241,8 @@ class StageCalls:
                 state.pop(key, None)
             else:
                 state[key] = current
+            if mark is not None:
+                mark(key)
         return [] if output is None else [(key, output)]
 
     async def _apply_fold(self, index: int, x: Any) -> list[Any]:
@@ -243,6 +258,9 @@ class StageCalls:
         else:
             acc = value if acc is MISSING else await self.call(index, stage.fn, acc, value)
         state[key] = acc
+        mark = self.marks[index]
+        if mark is not None:
+            mark(key)
         return [(key, acc)] if stage.running else []
 
     # -- batch sinks and timers ---------------------------------------------------------------

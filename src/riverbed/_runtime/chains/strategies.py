@@ -99,7 +99,7 @@ class FusedLoop(_Plain):
         self.states = states
         self.processors = processors
         self.calls = calls
-        self.compiled = compile_chain(chain, states, processors)
+        self.compiled = compile_chain(chain, states, processors, marks=calls.marks)
         self._pulled: CompiledChain | None = None  # made on first use
 
     @property
@@ -112,7 +112,9 @@ class FusedLoop(_Plain):
             await self._loop(batch, events, self.compiled)
             return
         if self._pulled is None:  # a source's lazy iterator: the loop counts what it takes
-            self._pulled = compile_chain(self.chain, self.states, self.processors, count_head=True)
+            self._pulled = compile_chain(
+                self.chain, self.states, self.processors, count_head=True, marks=self.calls.marks
+            )
         await self._loop(batch, events, self._pulled)
 
     async def _loop(self, batch: Batch, events: Iterable[Any], compiled: CompiledChain) -> None:

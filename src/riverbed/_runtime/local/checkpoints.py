@@ -10,13 +10,17 @@ its part at a consistent cut:
   inline, that chain's state at the same moment); it then puts barrier ``n`` on its
   channels, behind the batches it wrote before;
 - a chain, when barrier ``n`` has arrived from every writer of its channel (the channel
-  aligns them): the pickled state of its stages and their counters; it then passes the
-  barrier on to the chains downstream.
+  aligns them): the pickled state of its stages (of a stage kept per key, the keys changed
+  since the last checkpoint) and their counters; it then passes the barrier on to the
+  chains downstream.
 
-A participant that has ended contributes what it held when it ended. When every part is
-in, the checkpoint is committed to the store in one transaction (positions, states,
-counters, the dead letters since the last one); only then is the next one triggered. After
-the commit, transactional sinks are told to commit what they prepared for it.
+A participant that has ended contributes what it held when it ended (the keys it changed
+go with the next checkpoint only: the store keeps them). When every part is in, the
+checkpoint is committed to the store in one transaction (positions, states, counters, the
+dead letters since the last one), in another thread while the participants go on; only
+then is the next one triggered. After the commit, transactional sinks are told to commit
+what they prepared for it. The run's last checkpoint stops the triggering (``close``); a
+run that ends otherwise lets a commit in flight finish (``settle``).
 """
 
 from __future__ import annotations
@@ -69,6 +73,8 @@ class Checkpointer:
         self._ended: dict[str, Part] = {}
         self._committing: asyncio.Task[None] | None = None
         self._triggered: asyncio.Future[None] | None = None
+        self.closed = False
+        """Set by ``close``: no checkpoint is triggered any more."""
         self.failed: Callable[[int, BaseException], BaseException] | None = None
         """Set by the runner: makes the error that stops the run when a commit failed."""
         self.error: BaseException | None = None
@@ -85,15 +91,16 @@ class Checkpointer:
             self.trigger()
 
     def trigger(self) -> None:
-        """Start checkpoint ``due + 1``, unless one is still being taken or committed."""
-        if self._pending is not None:
+        """Start checkpoint ``due + 1``, unless one is still being taken or committed, or
+        the run is taking its last one (``close``)."""
+        if self._pending is not None or self.closed:
             return
         self.due += 1
         self._pending = _Pending(self.due, set(self.participants))
         self._wake()
         for name, part in list(self._ended.items()):
             self._add(name, part)
-            part.prepared.clear()  # committed with this checkpoint, not again
+            part.taken()  # its changed keys and prepared writes go with this one only
 
     def triggered(self) -> asyncio.Future[None]:
         """A future done at the next trigger, or when a commit failed: what a source
@@ -148,7 +155,7 @@ class Checkpointer:
         self._ended[name] = part
         if self._pending is not None and name in self._pending.waiting:
             self._add(name, part)
-            part.prepared = {}  # the pending checkpoint took them
+            part.taken()  # the pending checkpoint took its changes
 
     def _add(self, name: str, part: Part) -> None:
         pending = self._pending
@@ -171,6 +178,11 @@ class Checkpointer:
         self.committed = pending.checkpoint_id
         self._pending = None
 
+    def close(self) -> None:
+        """Trigger no more checkpoints: the run takes its last one itself (its commit, off
+        the loop, must not meet a timed one under the same id)."""
+        self.closed = True
+
     def check(self) -> None:
         """Raise the error of a failed commit, if one failed."""
         if self.error is not None:
@@ -181,6 +193,14 @@ class Checkpointer:
         if self._committing is not None:
             await asyncio.wait([self._committing])
             self.check()
+
+    async def settle(self) -> None:
+        """The run ends without a last checkpoint (it failed, or stopped at once): trigger
+        no more, and let a commit in flight end, so that a cut taken before the end is kept
+        (a failure of that commit is logged; the run's own error stands)."""
+        self.close()
+        if self._committing is not None:
+            await asyncio.wait([self._committing])
 
     def final(self) -> Part:
         """Every participant's part at its end: the cut of a run that has drained."""

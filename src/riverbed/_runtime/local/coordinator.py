@@ -5,6 +5,7 @@ gathers the parts, and the run commits them (``StreamRun.commit_checkpoint``). S
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Awaitable, Callable, Sequence
 
 from riverbed._errors import LeaseLostError, StageFailedError
@@ -73,6 +74,7 @@ class Coordinator:
         so that a crash before its record is updated, or a resume of a stopped run, goes on
         from exactly here."""
         checkpointer = self.checkpointer
+        checkpointer.close()
         await checkpointer.drain()
         part = checkpointer.final()
         checkpoint_id = checkpointer.due + 1
@@ -132,9 +134,12 @@ class Coordinator:
             await channels[name].barrier(Barrier(checkpoint_id), executor.chain.name)
 
     def source_part(self, source: str, partition: str) -> Part:
-        """A source partition's part: its position and the source's counters."""
+        """A source partition's part: its position and the source's counters. The position
+        is copied at the cut: a reader may change the object it returned as it reads on,
+        while the commit (in another thread) has yet to write it."""
+        position = copy.deepcopy(self.run.positions[source].get(partition))
         return Part(
-            positions={source: {partition: self.run.positions[source].get(partition)}},
+            positions={source: {partition: position}},
             counters={source: self.run.counters[source].values()},
         )
 

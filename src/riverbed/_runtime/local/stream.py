@@ -43,6 +43,7 @@ class LocalStream:
                 seed=run.config.seed,
                 finished=chain.name in run.restored.finished,
                 step_cache=run.step_cache,
+                changes=[run.changed_keys(s.name) for s in chain.stages],
             )
             for chain in self.plan.chains
         ]
@@ -92,6 +93,8 @@ class LocalStream:
         finally:
             if helper is not None:
                 helper.cancel()
+            if self.coordinator is not None:  # a commit in flight ends before the run does
+                await self.coordinator.checkpointer.settle()
             error = await self._wind_down(error)
         return error
 

@@ -1,15 +1,17 @@
 """A stream run's checkpoints, in SQL both databases share: a head row per checkpoint
 (positions, flow version) and one row per stage state, so that a large state is stored as
-its own bytes instead of copied into a combined blob."""
+its own bytes instead of copied into a combined blob; the stages kept per key have their
+rows in ``riverbed_checkpoint_keys`` (see ``checkpoint_keys``)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
-from typing import Any
 
 from riverbed._records import Checkpoint, DeadLetterRecord, Lease, StageRun
 from riverbed._store.codec import CHECKPOINT_COLUMNS
 from riverbed._store.fencing import Tx
+from riverbed._store.sql.checkpoint_keys import KeysMoved, read_keyed, state_rows, write_keyed
 from riverbed._store.sql.core import SQLCore
 from riverbed._store.sql.runs import stage_run_rows
 from riverbed._store.sql.statements import CHECKPOINTS, INSERT_DEAD_LETTER, UPSERT_STAGE_RUN, marks
@@ -24,8 +26,8 @@ INSERT_CHECKPOINT = (
     f"INSERT INTO riverbed_checkpoints ({CHECKPOINTS}) VALUES ({marks(len(CHECKPOINT_COLUMNS))})"
 )
 INSERT_STATE = (
-    "INSERT INTO riverbed_checkpoint_states (run_id, checkpoint_id, stage, state) "
-    "VALUES (?, ?, ?, ?)"
+    "INSERT INTO riverbed_checkpoint_states (run_id, checkpoint_id, stage, state, keyed) "
+    "VALUES (?, ?, ?, ?, ?)"
 )
 
 
@@ -49,11 +51,12 @@ class SQLCheckpoints:
         codec = self._core.codec
         run_id = checkpoint.run_id
         head = codec.checkpoint_in(checkpoint)
-        states = [(run_id, checkpoint.checkpoint_id, s, b) for s, b in checkpoint.states.items()]
+        states = state_rows(checkpoint)
         stage_rows = stage_run_rows(codec, run_id, stage_runs)
         letter_rows = [codec.dead_letter_in(letter) for letter in dead_letters]
 
         def write(tx: Tx) -> None:
+            write_keyed(tx, checkpoint)
             tx.execute(INSERT_CHECKPOINT, head)
             if states:
                 tx.executemany(INSERT_STATE, states)
@@ -67,27 +70,38 @@ class SQLCheckpoints:
 
     def latest_checkpoint(self, run_id: str) -> Checkpoint | None:
         """The run's newest checkpoint, or None if it has none."""
-        # One statement, so that it reads one consistent cut even without a transaction.
+        while True:
+            try:
+                return self._core.read(lambda tx: self._latest(tx, run_id))
+            except KeysMoved:  # a newer checkpoint came in between: read that one
+                continue
+
+    def _latest(self, tx: Tx, run_id: str) -> Checkpoint | None:
+        """The newest checkpoint: its head and whole states in one statement, so that it
+        reads one consistent cut even without a transaction; its keyed stages' rows in a
+        second (``read_keyed`` raises ``KeysMoved`` if they are no longer its)."""
         columns = ", ".join(f"c.{column}" for column in CHECKPOINT_COLUMNS)
-
-        def read(tx: Tx) -> list[Any]:
-            tx.execute(
-                f"SELECT {columns}, s.stage, s.state FROM riverbed_checkpoints c "
-                "LEFT JOIN riverbed_checkpoint_states s "
-                "ON s.run_id = c.run_id AND s.checkpoint_id = c.checkpoint_id "
-                "WHERE c.run_id = ? AND c.checkpoint_id = "
-                "(SELECT max(checkpoint_id) FROM riverbed_checkpoints WHERE run_id = ?) "
-                "ORDER BY s.stage",
-                (run_id, run_id),
-            )
-            return tx.fetchall()
-
-        rows = self._core.read(read)
+        width = len(CHECKPOINT_COLUMNS)
+        tx.execute(
+            f"SELECT {columns}, s.stage, s.state, s.keyed FROM riverbed_checkpoints c "
+            "LEFT JOIN riverbed_checkpoint_states s "
+            "ON s.run_id = c.run_id AND s.checkpoint_id = c.checkpoint_id "
+            "WHERE c.run_id = ? AND c.checkpoint_id = "
+            "(SELECT max(checkpoint_id) FROM riverbed_checkpoints WHERE run_id = ?) "
+            "ORDER BY s.stage",
+            (run_id, run_id),
+        )
+        rows = tx.fetchall()
         if not rows:
             return None
-        width = len(CHECKPOINT_COLUMNS)
-        states = [row[width:] for row in rows if row[width] is not None]
-        return self._core.codec.checkpoint_out(rows[0][:width], states)
+        stages = [row[width:] for row in rows if row[width] is not None]
+        whole = [(stage, state) for stage, state, keyed in stages if not keyed]
+        checkpoint = self._core.codec.checkpoint_out(rows[0][:width], whole)
+        names = [stage for stage, _, keyed in stages if keyed]
+        if not names:
+            return checkpoint
+        keyed = read_keyed(tx, run_id, checkpoint.checkpoint_id, names)
+        return dataclasses.replace(checkpoint, keyed=keyed, complete=frozenset(keyed))
 
 
 def _drop_older(tx: Tx, run_id: str) -> None:

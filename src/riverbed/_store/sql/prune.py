@@ -36,6 +36,7 @@ OWNED = (
     "riverbed_run_history",
     "riverbed_stage_runs",
     "riverbed_checkpoint_states",
+    "riverbed_checkpoint_keys",
     "riverbed_checkpoints",
     "riverbed_steps",
     "riverbed_dead_letters",
