@@ -62,7 +62,10 @@ class KindTraits:
     """``cache=True`` may memoize it: its outputs depend on the input event alone (no
     state, no side effect)."""
     per_key_state: bool = False
-    """It keeps state per key (a keyed stream's ``stateful``, ``fold``, ``reduce``)."""
+    """It keeps state per key (a keyed stream's ``stateful``, ``fold``, ``reduce``) and
+    takes ``(key, value)`` pairs."""
+    keeps_state: bool = False
+    """It has state a checkpoint saves (per key, or a processor's own)."""
 
 
 TRAITS: Mapping[StageKind, KindTraits] = {
@@ -72,18 +75,19 @@ TRAITS: Mapping[StageKind, KindTraits] = {
     StageKind.FILTER: KindTraits(cacheable=True),
     StageKind.INSPECT: KindTraits(one_to_one=True),
     StageKind.KEY_BY: KindTraits(one_to_one=True, cacheable=True),
-    StageKind.STATEFUL: KindTraits(per_key_state=True),
-    StageKind.FOLD: KindTraits(per_key_state=True),
+    StageKind.STATEFUL: KindTraits(per_key_state=True, keeps_state=True),
+    StageKind.FOLD: KindTraits(per_key_state=True, keeps_state=True),
     StageKind.BRANCH: KindTraits(cacheable=True),
     StageKind.ROUTE: KindTraits(cacheable=True),
     StageKind.MERGE: KindTraits(one_to_one=True),
-    StageKind.PROCESS: KindTraits(),
+    StageKind.PROCESS: KindTraits(keeps_state=True),
     StageKind.SINK: KindTraits(),
 }
 
 ONE_TO_ONE = frozenset(kind for kind, traits in TRAITS.items() if traits.one_to_one)
 CACHEABLE = frozenset(kind for kind, traits in TRAITS.items() if traits.cacheable)
 PER_KEY_STATE = frozenset(kind for kind, traits in TRAITS.items() if traits.per_key_state)
+KEEPS_STATE = frozenset(kind for kind, traits in TRAITS.items() if traits.keeps_state)
 
 
 class SinkMode(enum.Enum):

@@ -18,11 +18,11 @@ from __future__ import annotations
 import pickle
 from typing import Any
 
-from riverbed._model.stages import StageKind
+from riverbed._model.stages import PER_KEY_STATE
 
 __all__ = ["KEYED_KINDS", "WHOLE", "ChangedKeys", "Rows", "apply_rows"]
 
-KEYED_KINDS = frozenset({StageKind.STATEFUL, StageKind.FOLD})
+KEYED_KINDS = PER_KEY_STATE
 """Stage kinds whose state checkpoints write per key (``fold`` includes ``reduce``)."""
 
 Rows = dict[bytes, bytes | None]

@@ -316,5 +316,7 @@ def error_info(error: StageError | None) -> ErrorInfo | None:
 def _pickle_event(event: Any) -> bytes:
     try:
         return pickle.dumps(event, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception:  # kept by repr only; replay is then impossible, and says so
+    # A user's object whose pickling raises anything: kept by repr only; replay is then
+    # impossible, and says so.
+    except Exception:  # noqa: BLE001
         return b""

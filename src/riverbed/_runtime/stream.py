@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from riverbed._errors import StageFailedError
 from riverbed._model.plan import Plan
 from riverbed._model.sinks import is_transactional_sink
-from riverbed._model.stages import StageKind
+from riverbed._model.stages import KEEPS_STATE
 from riverbed._records import RunStatus
 from riverbed._runtime.cache import StepCache
 from riverbed._runtime.clock import Clock
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Control", "StreamRun"]
 
-STATEFUL_KINDS = (StageKind.STATEFUL, StageKind.FOLD, StageKind.PROCESS)
 """Stages whose memory (a dict per stage, held by the run) checkpoints snapshot."""
 
 
@@ -115,7 +114,7 @@ class StreamRun:
             for stage in flow.stages
         }
         self.states: dict[str, dict[Any, Any]] = {
-            stage.name: {} for stage in flow.stages if stage.kind in STATEFUL_KINDS
+            stage.name: {} for stage in flow.stages if stage.kind in KEEPS_STATE
         }
         self.changes: dict[str, ChangedKeys] = {}
         """Per stage kept per key, its changed keys (see ``changed_keys``)."""
@@ -207,7 +206,7 @@ class StreamRun:
                 continue
             try:
                 prepared = stage.fn.prepare()
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001 - a user's prepare(): fails the run, named
                 note = "it could not prepare its writes at the end of the run"
                 return self.failures.stop(stage.name, error, f"stage {stage.name!r}", note=note)
             try:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from riverbed._model.plan import Chain, is_batch_sink
-from riverbed._model.stages import ONE_TO_ONE, Port, Stage, StageKind
+from riverbed._model.stages import ONE_TO_ONE, PER_KEY_STATE, Port, Stage, StageKind
 
 
 class Bail(Exception):  # noqa: N818 - not an error: a hand-over to the slow path
@@ -62,8 +62,6 @@ class UnknownRouteError(LookupError):
 
 
 MISSING: Any = object()
-
-_PAIR_TAKERS = (StageKind.STATEFUL, StageKind.FOLD)
 
 
 def list_key(chain: Chain, port: Port) -> str:
@@ -234,7 +232,7 @@ class _Generator:
         if target is not None and not is_batch_sink(self.chain.stages[target]):
             if port in self.counter:
                 self.line(depth, f"{self.counter[port]} += 1")
-            if pair is not None and self.chain.stages[target].kind not in _PAIR_TAKERS:
+            if pair is not None and self.chain.stages[target].kind not in PER_KEY_STATE:
                 self.line(depth, f"x = ({pair[0]}, {pair[1]})")
                 pair = None
             self.stage(target, depth, pending, pair)

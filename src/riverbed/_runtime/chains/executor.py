@@ -232,7 +232,7 @@ class ChainExecutor:
                 result = close()
                 if inspect.isawaitable(result):
                     await result
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001 - a user's close(): fails the run, named
                 self.counters[index].errors += 1
                 what = f"sink {stage.name!r} failed to close"
                 failed = failed or self.failures.stop(stage.name, error, what)

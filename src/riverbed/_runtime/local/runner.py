@@ -7,15 +7,13 @@ import random
 from typing import Any
 
 from riverbed._errors import StageFailedError
-from riverbed._model.stages import StageKind
+from riverbed._model.stages import KEEPS_STATE
 from riverbed._runtime.chains.executor import ChainExecutor
 from riverbed._runtime.local.stream import LocalStream
 from riverbed._runtime.runner import Step
 from riverbed._runtime.stream import StreamRun
 
 __all__ = ["LocalRunner"]
-
-_STATEFUL = (StageKind.STATEFUL, StageKind.FOLD, StageKind.PROCESS)
 
 
 class LocalRunner:
@@ -33,7 +31,7 @@ class LocalRunner:
         executor = ChainExecutor(
             chain,
             [step.counters],
-            [{} if stage.kind in _STATEFUL else None],
+            [{} if stage.kind in KEEPS_STATE else None],
             step.failures,
             step.clock,
             concurrency=stage.concurrency or 16,
