@@ -66,7 +66,8 @@ from riverbed._records import (
     StepRecord,
     check_transition,
 )
-from riverbed._run import Worker, arun, run
+from riverbed._liveness import crashed_if_dead, interruption
+from riverbed._run import Worker, arun, run, store_url
 from riverbed._runtime.observer import RunObserver
 from riverbed._runtime.result import DeadLetter, RunResult, StageError, StageStats
 from riverbed._store import Store, open_store
@@ -153,10 +154,13 @@ __all__ = [
     "__version__",
     "arun",
     "check_transition",
+    "crashed_if_dead",
+    "interruption",
     "merge",
     "open_store",
     "run",
     "stable_hash",
+    "store_url",
 ]
 
 
