@@ -111,6 +111,7 @@ class Worker:
             claimed.flow,
             claimed.attempt,
         )
+        started = time.monotonic()
         try:
             self._execute(claimed)
         except LeaseLostError as lost:  # no longer this worker's: the store knows the rest
@@ -119,7 +120,12 @@ class Worker:
             self._fail(claimed, error)
         record = self.store.get_run(claimed.run_id)
         logger.info(
-            "worker %s: run %s %s", self.name, record.run_id, _ended(record, Lease.of(claimed))
+            "worker %s: run %s of flow %r %s (%.2fs)",
+            self.name,
+            record.run_id,
+            record.flow,
+            _ended(record, Lease.of(claimed)),
+            time.monotonic() - started,
         )
         self.done.append(record)
         return record
@@ -162,7 +168,8 @@ class Worker:
                 f"run {claimed.run_id} has no target (module:attr) to load its flow from; "
                 "runs started from Python can be resumed with flow.run(resume=...) only"
             )
-        flow = load_flow(claimed.target, stored=True)  # a row's target: checked first
+        # A row's target is checked first; a function gets the run's params as keywords.
+        flow = load_flow(claimed.target, stored=True, params=claimed.params)
         told = (_StopAfter(self),)
         if flow.is_workflow:
             spec = WorkflowRun(
