@@ -5,7 +5,6 @@ for workers (``--queue``)."""
 from __future__ import annotations
 
 import enum
-from collections import Counter
 from dataclasses import dataclass
 from typing import Annotated, Any, NoReturn
 
@@ -15,7 +14,13 @@ import riverbed as rb
 from riverbed._cli import options as opt
 from riverbed._cli.again import again
 from riverbed._cli.exits import ExitCode, command, message
-from riverbed._cli.render import emit_json, json_stdout, result_json, result_text
+from riverbed._cli.render import (
+    emit_json,
+    json_stdout,
+    recovery_json,
+    recovery_summary,
+    result_text,
+)
 from riverbed._cli.store import open_store
 from riverbed._cli.stored import is_replay
 
@@ -56,16 +61,8 @@ class Recovery:
         return self.action is not Action.REFUSED
 
     def to_dict(self) -> dict[str, Any]:
-        """The recovery as JSON-able data (the result of a resumed run as ``--json`` of
-        ``runs resume`` prints it)."""
-        return {
-            "run_id": self.record.run_id,
-            "flow": self.record.flow,
-            "action": self.action.value,
-            "status": self.result.status.value if self.result else None,
-            "message": self.message or None,
-            "result": result_json(self.result) if self.result else None,
-        }
+        """The recovery as JSON-able data (``render.recovery_json``)."""
+        return recovery_json(self.record, self.action.value, self.message, self.result)
 
 
 def _interrupted(store: rb.Store) -> list[rb.RunRecord]:
@@ -141,11 +138,8 @@ def recover_runs(
 def _report(done: list[Recovery], as_json: bool) -> NoReturn:
     if as_json:
         emit_json([recovery.to_dict() for recovery in done])
-    elif not done:
-        typer.echo("No interrupted runs.")
     else:
-        counts = Counter(recovery.action.value for recovery in done)
-        typer.echo("recovered: " + ", ".join(f"{n} {action}" for action, n in counts.items()))
+        typer.echo(recovery_summary([recovery.action.value for recovery in done]))
     if any(r.result and r.result.status is rb.RunStatus.CANCELLED for r in done):
         raise typer.Exit(ExitCode.CANCELLED)
     raise typer.Exit(ExitCode.OK if all(recovery.ok for recovery in done) else ExitCode.FAILED)

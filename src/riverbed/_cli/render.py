@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +32,8 @@ __all__ = [
     "history_lines",
     "json_stdout",
     "letter_line",
+    "recovery_json",
+    "recovery_summary",
     "result_json",
     "result_text",
     "run_json",
@@ -241,6 +244,32 @@ def result_text(result: rb.RunResult) -> str:
     if result.error is not None:
         lines += failure_lines(result.run_id, result.error.traceback)
     return "\n".join(lines)
+
+
+# -- recoveries (runs recover) -------------------------------------------------------------
+
+
+def recovery_json(
+    run: rb.RunRecord, action: str, message: str, result: rb.RunResult | None
+) -> dict[str, Any]:
+    """What ``runs recover`` did with one run, as JSON: the action, its message, and the
+    result of a run it resumed (as ``runs resume --json`` prints it)."""
+    return {
+        "run_id": run.run_id,
+        "flow": run.flow,
+        "action": action,
+        "status": result.status.value if result else None,
+        "message": message or None,
+        "result": result_json(result) if result else None,
+    }
+
+
+def recovery_summary(actions: Sequence[str]) -> str:
+    """The last line of ``runs recover``: how many runs it resumed, queued, left..."""
+    if not actions:
+        return "No interrupted runs."
+    counts = Counter(actions)
+    return "recovered: " + ", ".join(f"{n} {action}" for action, n in counts.items())
 
 
 # -- dead letters ---------------------------------------------------------------------------
