@@ -345,3 +345,24 @@ def test_every_exit_code_is_in_the_one_enum() -> None:
         found = vars(importlib.import_module(module.name)).values()
         enums |= {c for c in found if isinstance(c, type) and issubclass(c, enum.IntEnum)}
     assert enums == {ExitCode}
+
+
+# -- help and usage errors read as plain text ------------------------------------------------
+
+
+def test_help_is_plain_text_wrapped_to_the_terminal() -> None:
+    """`--help` at 80 columns rewraps the command's paragraphs (no sentence cut into a
+    line of its own, no boxes), and lists the options one per line."""
+    shown = runner.invoke(app, ["run", "--help"], env={"COLUMNS": "80"}).stdout
+    assert "╭" not in shown
+    assert "--checkpoint-interval <float>" in shown
+    lines = [line.strip() for line in shown.splitlines()]
+    assert "runs" not in lines  # the docstring's own line breaks are not kept
+
+
+def test_a_usage_error_is_plain_text() -> None:
+    """A missing argument is said in plain lines ending with `Error: ...`, exit 2."""
+    result = runner.invoke(app, ["run"], env={"COLUMNS": "80"})
+    assert result.exit_code == 2
+    assert "╭" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "Error: Missing argument 'TARGET'."

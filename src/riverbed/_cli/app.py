@@ -33,11 +33,15 @@ class GraphFormat(enum.StrEnum):
     """The flow serialized (``Flow.to_json``), callables by import reference."""
 
 
+# rich_markup_mode=None: plain help (click's), paragraphs rewrapped to the terminal, and
+# usage errors as plain lines. Rich's boxes kept the docstrings' own line breaks and cut
+# sentences at 80 columns.
 app = typer.Typer(
     name="riverbed",
     help="Run and inspect riverbed flows. TARGET is module:attr or path/to/file.py:attr.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,
     pretty_exceptions_show_locals=False,  # locals of user code may hold secrets
 )
 
@@ -86,7 +90,9 @@ def version() -> None:
 
 
 runs_app = typer.Typer(
-    help="Stored runs: list, show, resume, re-run, cancel, recover, prune.", no_args_is_help=True
+    help="Stored runs: list, show, resume, re-run, cancel, recover, prune.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 for name, function in (
     ("list", list_runs),
@@ -99,7 +105,9 @@ for name, function in (
 ):
     runs_app.command(name)(function)
 
-letters_app = typer.Typer(help="Dead letters: list them, replay them.", no_args_is_help=True)
+letters_app = typer.Typer(
+    help="Dead letters: list them, replay them.", no_args_is_help=True, rich_markup_mode=None
+)
 letters_app.command("list")(list_letters)
 letters_app.command("replay")(replay_letters)
 
