@@ -137,6 +137,8 @@ def test_a_syntax_error_in_the_flow_file_is_one_line(tmp_path: Path, store_url: 
     path.write_text('import riverbed as rb\nflow = rb.Flow("x"\n')
     done = riverbed("run", f"{path}:flow", "--store", store_url)
     assert_one_line_error(done.stderr, done.returncode, 2, "SyntaxError", "edge_broken.py", "2")
+    here = riverbed("run", "edge_broken.py:flow", "--store", store_url, cwd=tmp_path)
+    assert here.stderr == "Error: SyntaxError: '(' was never closed (edge_broken.py, line 2)\n"
     graphed = invoke("graph", f"{path}:flow")
     assert_one_line_error(graphed.stderr, graphed.exit_code, 2, "SyntaxError")
 

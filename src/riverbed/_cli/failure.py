@@ -9,7 +9,7 @@ from pathlib import Path
 
 import riverbed as rb
 
-__all__ = ["failure_lines", "user_frame"]
+__all__ = ["failure_lines", "shown_path", "user_frame"]
 
 _FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<function>.+)$', re.M)
 
@@ -47,7 +47,7 @@ def _in_library(file: str, roots: tuple[str, ...]) -> bool:
     return any(resolved.is_relative_to(root) for root in roots)
 
 
-def _shown_path(file: str) -> str:
+def shown_path(file: str) -> str:
     """``file`` relative to the current directory when it is under it."""
     try:
         return str(Path(file).resolve().relative_to(Path.cwd().resolve()))
@@ -62,7 +62,7 @@ def failure_lines(run_id: str, traceback: str, indent: str = "  ") -> list[str]:
     frame = user_frame(traceback)
     if frame is not None:
         file, line, function = frame
-        lines.append(f"{indent}at {_shown_path(file)}:{line} in {function}")
+        lines.append(f"{indent}at {shown_path(file)}:{line} in {function}")
     lines.append(
         f"{indent}full traceback: riverbed runs show {run_id} (or the error in --json output)"
     )

@@ -11,6 +11,7 @@ import typer
 
 import riverbed as rb
 from riverbed._cli.exits import ExitCode, fail
+from riverbed._cli.failure import shown_path
 from riverbed._targets import as_flow, find_target
 
 __all__ = ["load"]
@@ -22,7 +23,8 @@ def load(target: str, params: Mapping[str, Any] | None = None) -> rb.Flow:
     try:
         found = find_target(target)
     except SyntaxError as error:  # the user's file does not parse: where, in one line
-        fail(f"{type(error).__name__}: {error}", ExitCode.USAGE)
+        where = f" ({shown_path(error.filename)}, line {error.lineno})" if error.filename else ""
+        fail(f"{type(error).__name__}: {error.msg}{where}", ExitCode.USAGE)
     if params and isinstance(found, rb.Flow):
         names = ", ".join(params)
         typer.echo(
