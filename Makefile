@@ -19,6 +19,7 @@ $(VENV)/.bench: $(STAMP) requirements-bench.lock
 
 demo: $(STAMP)  ## install, then run the demo flow (temperature monitor)
 	$(PY) examples/temperature_monitor.py
+	@echo "The riverbed command is in $(VENV)/bin: run '. .venv/bin/activate' (then 'riverbed --help'), or call $(VENV)/bin/riverbed."
 
 test: $(STAMP)  ## the whole test suite
 	$(PY) -m pytest

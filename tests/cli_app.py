@@ -77,3 +77,12 @@ endless = rb.Flow("cli-endless")
 endless.source(forever).map(double).sink(keep)
 
 number = 42
+
+
+def shout(x: int) -> None:
+    """A sink that prints, as a newcomer's first flow does."""
+    print(f"got {x}")
+
+
+printing = rb.Flow("cli-printing")
+printing.source(numbers).map(double).sink(shout)

@@ -138,3 +138,20 @@ opaque = rb.Flow("opaque")
 opaque.source([Opaque(1), Opaque(2)], name="things").map(
     refuse, on_error=rb.OnError.DEAD_LETTER
 ).sink(keep, name="keep")
+
+
+# -- run parameters: `riverbed schedule -p NAME=VALUE` ------------------------------------
+
+TAKEN: list[int] = []
+"""What ``up_to``'s sink received."""
+
+
+def take(x: int) -> None:
+    TAKEN.append(x)
+
+
+def up_to(limit: int, step: int = 1) -> rb.Flow:
+    """A factory taking the run's parameters: the numbers below ``limit``, by ``step``."""
+    flow = rb.Flow("up-to")
+    flow.source(list(range(0, limit, step)), name="numbers").sink(take, name="take")
+    return flow

@@ -76,7 +76,7 @@ LAYERS = (
     ),
     Layer(
         "facade",
-        ("riverbed", "riverbed._run"),
+        ("riverbed", "riverbed._run", "riverbed._liveness"),
         ("records", "model", "store protocol", "stores", "runtime", "runners"),
     ),
     Layer(
@@ -84,9 +84,7 @@ LAYERS = (
         (
             "riverbed.__main__",
             "riverbed.cli",
-            "riverbed._cli_records",
-            "riverbed._cli_runs",
-            "riverbed._stored",
+            "riverbed._cli",
             "riverbed._targets",
             "riverbed.connectors",
             "riverbed.testing",

@@ -15,8 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 import riverbed as rb
-from riverbed._cli_runs import exit_code
-from riverbed.cli import app
+from riverbed.cli import app, exit_code
 from tests import cli_runs_app
 
 runner = CliRunner()
@@ -77,7 +76,7 @@ def test_failed_run_resumes_after_the_fix(store_url: str, monkeypatch: pytest.Mo
     """A failed run resumed from its checkpoint after the 'fix' succeeds, same run id."""
     monkeypatch.setattr(cli_runs_app, "BROKEN", True)
     failed, run_id = _run(
-        store_url, "tests.cli_runs_app:fragile_flow", "--checkpoint-every", "0.001"
+        store_url, "tests.cli_runs_app:fragile_flow", "--checkpoint-interval", "0.001"
     )
     assert failed.exit_code == 1
     monkeypatch.setattr(cli_runs_app, "BROKEN", False)
@@ -327,7 +326,7 @@ def test_runs_show_lists_history_and_each_attempt(
     """A run that failed then was resumed shows every status change (attempt, worker,
     time, the failure's error) and each attempt's stage records, in text and JSON."""
     monkeypatch.setattr(cli_runs_app, "BROKEN", True)
-    _, run_id = _run(store_url, "tests.cli_runs_app:fragile_flow", "--checkpoint-every", "0.001")
+    _, run_id = _run(store_url, "tests.cli_runs_app:fragile_flow", "--checkpoint-interval", "0.001")
     monkeypatch.setattr(cli_runs_app, "BROKEN", False)
     assert invoke("runs", "resume", run_id, "--store", store_url).exit_code == 0
     data = json.loads(invoke("runs", "show", run_id, "--store", store_url, "--json").stdout)

@@ -23,7 +23,6 @@ import riverbed as rb
 from riverbed._runtime.restore import crashed_if_dead
 from riverbed._store.sqlite import SQLiteStore
 from riverbed._store.url import ENV_VAR
-from riverbed._stored import settle_if_dead
 from riverbed._targets import check_stored_target
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -384,7 +383,7 @@ def test_lease_lost_exits_1_with_its_message(url: str) -> None:
     while it was cut off) stops without changing the run, and exits 1 with the
     LeaseLostError's message on one line, no traceback."""
     run = plant(url, status=rb.RunStatus.CANCELLED)
-    child = spawn("runs", "resume", run.run_id, "--store", url, "--checkpoint-every", "0.05")
+    child = spawn("runs", "resume", run.run_id, "--store", url, "--checkpoint-interval", "0.05")
     try:
         mine = _wait_for("the resume", lambda: _running_here(url, run.run_id, 2))
         with rb.open_store(url) as store:  # what a takeover after an expired lease does
@@ -435,13 +434,13 @@ def test_resume_and_recover_settle_a_dead_run_only_while_its_lease_holds(url: st
     run = plant(url, status=rb.RunStatus.RUNNING, worker=dead_worker(), lease_until=later)
     with rb.open_store(url) as store:
         stale = store.get_run(run.run_id)
-        assert settle_if_dead(store, stale).status is rb.RunStatus.CRASHED
-        assert settle_if_dead(store, stale).status is rb.RunStatus.CRASHED  # settled already
+        assert rb.crashed_if_dead(store, stale).status is rb.RunStatus.CRASHED
+        assert rb.crashed_if_dead(store, stale).status is rb.RunStatus.CRASHED  # settled already
         store.transition(
             run.run_id, rb.RunStatus.RUNNING, worker="winner:1:r0", attempt=2, lease_until=later
         )
         with pytest.raises(rb.RunNotResumableError, match="winner:1:r0"):
-            settle_if_dead(store, stale)
+            rb.crashed_if_dead(store, stale)
         assert store.get_run(run.run_id).status is rb.RunStatus.RUNNING
 
 
@@ -468,7 +467,7 @@ def test_a_resume_that_read_the_run_before_another_took_it_is_refused(url: str) 
 def _killed_run(url: str, target: str = "tests.cli_runs_app:slow") -> str:
     """Start `riverbed run TARGET`, let it checkpoint, kill -9 it; its run id."""
     child = spawn(
-        "run", target, "--store", url, "--no-progress", "--checkpoint-every", "0.05",
+        "run", target, "--store", url, "--no-progress", "--checkpoint-interval", "0.05",
         "--batch-size", "1",
     )  # fmt: skip
     try:

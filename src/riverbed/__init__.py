@@ -34,6 +34,7 @@ from riverbed._errors import (
     StoreVersionError,
     TargetError,
 )
+from riverbed._liveness import crashed_if_dead, interruption
 from riverbed._model.flow import Branch, Flow, KeyedStream, Routes, Stream
 from riverbed._model.keys import stable_hash
 from riverbed._model.ops.aggregate import Collect, Count, Fold, Max, Min, Reduce, Reservoir
@@ -66,7 +67,7 @@ from riverbed._records import (
     StepRecord,
     check_transition,
 )
-from riverbed._run import Worker, arun, run
+from riverbed._run import Worker, arun, run, store_url
 from riverbed._runtime.observer import RunObserver
 from riverbed._runtime.result import DeadLetter, RunResult, StageError, StageStats
 from riverbed._store import Store, open_store
@@ -152,10 +153,13 @@ __all__ = [
     "__version__",
     "arun",
     "check_transition",
+    "crashed_if_dead",
+    "interruption",
     "merge",
     "open_store",
     "run",
     "stable_hash",
+    "store_url",
 ]
 
 

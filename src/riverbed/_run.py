@@ -9,7 +9,7 @@ runtime never opens a store by itself. A store opened here for a run is closed a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Unpack
 
@@ -23,8 +23,9 @@ from riverbed._runtime.runner import Runner
 from riverbed._runtime.worker import Worker as _Worker
 from riverbed._runtime.workflow import MISSING, WorkflowRun, execute_workflow
 from riverbed._store import Store, open_store
+from riverbed._store.url import check_url, resolve_url
 
-__all__ = ["Worker", "arun", "arun_stream", "run", "run_stream"]
+__all__ = ["Worker", "arun", "arun_stream", "run", "run_stream", "store_url"]
 
 
 def local_runner() -> Runner:
@@ -48,6 +49,22 @@ def opened(store: Store | str | bool | None) -> Iterator[Store | None]:
             yield own
         return
     yield store
+
+
+def store_url(url: str | None = None) -> str:
+    """The URL of the store that ``open_store(url)`` opens: ``url``, else
+    ``$RIVERBED_STORE``, else ``sqlite:///.riverbed/riverbed.db``; checked without opening
+    anything. A URL that names no store (an unknown scheme, a SQLite URL without a file)
+    raises the ``StoreError`` that ``open_store`` would: the mistake of whoever wrote it,
+    told apart from a store that fails to open.
+
+    >>> import riverbed as rb
+    >>> rb.store_url("sqlite:///runs.db")
+    'sqlite:///runs.db'
+    """
+    resolved = resolve_url(url)
+    check_url(resolved)
+    return resolved
 
 
 def _config(flow: Flow, options: dict[str, Any]) -> RunConfig:
@@ -201,16 +218,17 @@ class Worker(_Worker):
         super().__init__(store, runner=runner or local_runner(), load_flow=_stored_flow, **options)
 
 
-def _stored_flow(target: str) -> Flow:
+def _stored_flow(target: str, params: Mapping[str, Any]) -> Flow:
     """The flow of a recorded run's target, checked as a stored target is (see
-    ``riverbed._targets``): loaded when a worker takes its run, not before."""
+    ``riverbed._targets``; a function target is called with the run's ``params``): loaded
+    when a worker takes its run, not before."""
     from riverbed._targets import load_flow
 
-    return load_flow(target, stored=True)
+    return load_flow(target, stored=True, params=params)
 
 
-for _public in (run, arun):
-    _public.__module__ = "riverbed"  # public as riverbed.run and riverbed.arun
+for _public in (run, arun, store_url):
+    _public.__module__ = "riverbed"  # public as riverbed.run, riverbed.arun, ...
 
 # ``Flow.run``'s options, listed in its docstring from ``RunConfig`` (declared once).
 Flow.run.__doc__ = f"{Flow.run.__doc__}\n        Options (keywords):\n\n" + "\n".join(

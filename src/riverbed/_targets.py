@@ -14,13 +14,21 @@ import inspect
 import os
 import reprlib
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any, NoReturn
 
 import riverbed as rb
 
-__all__ = ["ROOTS_VAR", "check_stored_target", "load_flow", "target_roots"]
+__all__ = [
+    "ROOTS_VAR",
+    "as_flow",
+    "check_stored_target",
+    "find_target",
+    "load_flow",
+    "target_roots",
+]
 
 _FORMS = "write TARGET as module:attr or path/to/file.py:attr, e.g. app:flow"
 
@@ -29,28 +37,39 @@ ROOTS_VAR = "RIVERBED_TARGET_ROOTS"
 target may load a ``.py`` file."""
 
 
-def load_flow(target: str, *, stored: bool = False) -> rb.Flow:
+def load_flow(
+    target: str, *, stored: bool = False, params: Mapping[str, Any] | None = None
+) -> rb.Flow:
     """The flow that ``target`` names, found the way ``riverbed run`` finds it.
 
     ``target`` is ``module:attr`` or ``path/to/file.py:attr``. ``attr`` (dotted for a
-    nested attribute) is a ``riverbed.Flow`` or a function of no arguments returning one::
+    nested attribute) is a ``riverbed.Flow``, or a function returning one, called with
+    ``params`` as keyword arguments (a run's parameters: ``riverbed schedule -p day=3``)::
 
-        load_flow("app:flow")                    # the Flow `flow` in app.py
-        load_flow("pipelines.daily:make_flow")   # calls make_flow()
-        load_flow("jobs/etl.py:flows.nightly")   # a file, then an attribute of an attribute
+        load_flow("app:flow")                          # the Flow `flow` in app.py
+        load_flow("pipelines.daily:make_flow")         # calls make_flow()
+        load_flow("jobs/etl.py:flows.nightly")         # a file, then an attribute of one
+        load_flow("app:make_flow", params={"day": 3})  # calls make_flow(day=3)
 
-    The current directory goes on ``sys.path`` first (as uvicorn does). A file is imported
-    under its own name with its directory first on ``sys.path``, as ``python file.py``
-    would see its neighbours, so its functions keep importable names.
+    A Flow takes no parameters: given some, they are only recorded with its runs (the CLI
+    says so). The current directory goes on ``sys.path`` first (as uvicorn does). A file
+    is imported under its own name with its directory first on ``sys.path``, as ``python
+    file.py`` would see its neighbours, so its functions keep importable names.
 
     Raises ``rb.TargetError`` (one line: what is wrong, what to write) when the target does not
-    lead to a flow; errors raised by the module's own code, e.g. a ``FlowDefinitionError``
-    while it builds its flow, propagate unchanged.
+    lead to a flow, or its function does not take ``params``; errors raised by the module's
+    own code, e.g. a ``FlowDefinitionError`` while it builds its flow, propagate unchanged.
 
     ``stored=True`` for a target read from the store rather than typed by the user (a
     worker's claimed run, ``riverbed runs resume`` without a TARGET, ``runs recover``):
     it is refused unless ``check_stored_target`` accepts it.
     """
+    return as_flow(find_target(target, stored=stored), target, params or {})
+
+
+def find_target(target: str, *, stored: bool = False) -> Any:
+    """What ``target`` names, imported (a Flow, a function returning one, or anything
+    else, which ``as_flow`` refuses); see ``load_flow``."""
     if stored:
         check_stored_target(target)
     location, colon, attr = target.rpartition(":")
@@ -74,7 +93,7 @@ def load_flow(target: str, *, stored: bool = False) -> rb.Flow:
             raise rb.TargetError(
                 f"module {module.__name__!r} has no attribute {attr!r}{_flows_in(module, location)}"
             ) from None
-    return _as_flow(found, target)
+    return found
 
 
 def check_stored_target(target: str) -> None:
@@ -135,25 +154,41 @@ def _names_a_file(location: str) -> bool:
     return location.endswith(".py") or "/" in location or os.sep in location
 
 
-def _as_flow(found: Any, target: str) -> rb.Flow:
-    """``found`` if it is a Flow, else what it returns when called with no arguments."""
+def as_flow(found: Any, target: str, params: Mapping[str, Any]) -> rb.Flow:
+    """``found`` if it is a Flow, else what it returns when called with ``params`` as
+    keyword arguments."""
     if isinstance(found, rb.Flow):
         return found
-    fix = "point TARGET at a Flow or at a function of no arguments that returns one"
+    fix = "point TARGET at a Flow or at a function that returns one"
     if not callable(found):
         raise rb.TargetError(f"{target!r} is {_shown(found)}, not a riverbed.Flow; {fix}")
     try:
-        inspect.signature(found).bind()
-    except TypeError:
-        raise rb.TargetError(f"{target!r} is a callable that needs arguments; {fix}") from None
+        inspect.signature(found).bind(**params)
+    except TypeError as error:
+        raise rb.TargetError(_unfit(target, params, error)) from None
     except ValueError:  # no signature to read (some builtins): let the call decide
         pass
-    made = found()
+    made = found(**params)
     if not isinstance(made, rb.Flow):
         raise rb.TargetError(
             f"{target!r} returned {_shown(made)}, not a riverbed.Flow; make it return the Flow"
         )
     return made
+
+
+def _unfit(target: str, params: Mapping[str, Any], error: TypeError) -> str:
+    """Why the function ``target`` cannot be called with ``params``, and the fix."""
+    if not params:
+        return (
+            f"{target!r} is a callable that needs arguments ({error}); give them as run "
+            "parameters (-p NAME=VALUE), or point TARGET at a Flow or at a function of no "
+            "arguments that returns one"
+        )
+    given = ", ".join(f"{name}={value!r}" for name, value in params.items())
+    return (
+        f"{target!r} cannot be called with the run's parameters {given}: {error}; "
+        "give the parameters its signature takes (-p NAME=VALUE)"
+    )
 
 
 def _import_module(name: str, target: str) -> ModuleType:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from riverbed._records import json
 from riverbed._records.status import RunStatus, StageStatus
 
 __all__ = [
@@ -38,6 +39,10 @@ class ErrorInfo:
     traceback: str
 
     __module__ = "riverbed"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The error as JSON-able data (``type``, not ``error_type``, as the CLI prints it)."""
+        return json.error_json(self)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,6 +85,11 @@ class RunRecord:
 
     __module__ = "riverbed"
 
+    def to_dict(self) -> dict[str, Any]:
+        """The run as JSON-able data: input and output by their readable copy or size,
+        never unpickled."""
+        return json.run_json(self)
+
 
 @dataclass(frozen=True)
 class Lease:
@@ -121,6 +131,10 @@ class RunTransition:
 
     __module__ = "riverbed"
 
+    def to_dict(self) -> dict[str, Any]:
+        """The history entry as JSON-able data."""
+        return json.transition_json(self)
+
 
 @dataclass(frozen=True)
 class StageRun:
@@ -146,6 +160,10 @@ class StageRun:
     """The run's attempt this record belongs to; each attempt keeps its own."""
 
     __module__ = "riverbed"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stage run as JSON-able data."""
+        return json.stage_run_json(self)
 
 
 @dataclass(frozen=True)
@@ -176,6 +194,11 @@ class Checkpoint:
 
     __module__ = "riverbed"
 
+    def to_dict(self) -> dict[str, Any]:
+        """The checkpoint's number, time and positions as JSON-able data (not its
+        states)."""
+        return json.checkpoint_json(self)
+
 
 @dataclass(frozen=True)
 class DeadLetterRecord:
@@ -199,6 +222,16 @@ class DeadLetterRecord:
     """The run that replayed it, once replayed."""
 
     __module__ = "riverbed"
+
+    @property
+    def replayable(self) -> bool:
+        """False for a letter whose event could not be pickled when it was stored: it is
+        kept by its repr only, and cannot be fed to a stage again."""
+        return bool(self.event)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The dead letter as JSON-able data: its event by its repr, never unpickled."""
+        return json.dead_letter_json(self)
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,13 @@ goes, then frozen into ``StageStats`` in the ``RunResult``.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from riverbed._records import RunStatus, StepRecord
+from riverbed._records.json import fields, iso
 
 __all__ = ["DeadLetter", "RunResult", "RunStatus", "StageError", "StageStats"]
 
@@ -125,20 +125,21 @@ class RunResult:
 
     def to_dict(self) -> dict[str, Any]:
         """The result as JSON-able data: status, times, counters, the error in full and
-        the number of dead letters (their events may not be JSON-able)."""
+        the number of dead letters (their events may not be JSON-able). Written with the
+        conversions of the records' JSON (``riverbed._records.json``)."""
         return {
             "run_id": self.run_id,
             "flow": self.flow,
             "flow_version": self.flow_version,
             "status": self.status.value,
-            "started_at": self.started_at.isoformat(),
-            "ended_at": self.ended_at.isoformat(),
+            "started_at": iso(self.started_at),
+            "ended_at": iso(self.ended_at),
             "duration": self.duration,
-            "stages": {name: dataclasses.asdict(stats) for name, stats in self.stages.items()},
+            "stages": {name: fields(stats) for name, stats in self.stages.items()},
             "positions": {name: dict(parts) for name, parts in self.positions.items()},
             "errors": len(self.errors),
             "dead_letters": len(self.dead_letters),
-            "error": dataclasses.asdict(self.error) if self.error is not None else None,
+            "error": fields(self.error) if self.error is not None else None,
             "output": event_repr(self.output) if self.steps or self.output is not None else None,
             "steps": len(self.steps),
             "replayed": list(self.replayed),

@@ -23,9 +23,10 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from types import FrameType
+from typing import Any
 
 from riverbed._errors import LeaseLostError, RiverbedError
 from riverbed._model.flow import Flow
@@ -58,7 +59,7 @@ class Worker:
         store: Store,
         *,
         runner: Runner,
-        load_flow: Callable[[str], Flow],
+        load_flow: Callable[[str, Mapping[str, Any]], Flow],
         poll: float = 1.0,
         idle_exit: float | None = None,
         max_runs: int | None = None,
@@ -110,6 +111,7 @@ class Worker:
             claimed.flow,
             claimed.attempt,
         )
+        started = time.monotonic()
         try:
             self._execute(claimed)
         except LeaseLostError as lost:  # no longer this worker's: the store knows the rest
@@ -120,7 +122,12 @@ class Worker:
             self._fail(claimed, error)
         record = self.store.get_run(claimed.run_id)
         logger.info(
-            "worker %s: run %s %s", self.name, record.run_id, _ended(record, Lease.of(claimed))
+            "worker %s: run %s of flow %r %s (%.2fs)",
+            self.name,
+            record.run_id,
+            record.flow,
+            _ended(record, Lease.of(claimed)),
+            time.monotonic() - started,
         )
         self.done.append(record)
         return record
@@ -163,7 +170,9 @@ class Worker:
                 f"run {claimed.run_id} has no target (module:attr) to load its flow from; "
                 "runs started from Python can be resumed with flow.run(resume=...) only"
             )
-        flow = self.load_flow(claimed.target)
+        # The facade's loader checks a row's target first; a function target gets the
+        # run's params as keywords.
+        flow = self.load_flow(claimed.target, claimed.params)
         config = RunConfig(
             claimed=claimed.run_id,
             progress=False,

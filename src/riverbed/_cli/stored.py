@@ -1,6 +1,5 @@
-"""Stored runs as the commands of ``riverbed runs`` and ``riverbed dead-letters`` see them:
-which flow a stored run runs, whether a RUNNING run is still alive, and what makes a run a
-replay of dead letters.
+"""Stored runs as ``riverbed runs`` and ``riverbed dead-letters`` run them again: which flow
+a stored run runs, and what makes a run a replay of dead letters.
 
 A replay run is recorded with ``params`` ``{"replay_of": RUN, "stage": STAGE, "letters":
 [ids]}`` and no target of its own: its flow is the flow of RUN cut at STAGE and fed the
@@ -17,23 +16,18 @@ from __future__ import annotations
 
 import pickle
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import riverbed as rb
-from riverbed._runtime.identity import process_gone
-from riverbed._runtime.restore import crashed_if_dead
 from riverbed._targets import load_flow
 
 __all__ = [
     "REPLAY_OF",
     "StoredFlow",
     "flow_of_run",
-    "interruption",
     "is_replay",
+    "mark_if_replayed",
     "replay_params",
-    "replayable",
-    "settle_if_dead",
 ]
 
 REPLAY_OF = "replay_of"
@@ -70,25 +64,21 @@ def replay_params(origin: str, stage: str, letters: list[rb.DeadLetterRecord]) -
     return {REPLAY_OF: origin, _STAGE: stage, _LETTERS: [letter.id for letter in letters]}
 
 
-def replayable(letter: rb.DeadLetterRecord) -> bool:
-    """False for a letter whose event could not be pickled when it was stored: it is kept
-    by its repr only, and cannot be fed to a stage again."""
-    return bool(letter.event)
-
-
 def flow_of_run(store: rb.Store, run: rb.RunRecord, target: str | None = None) -> StoredFlow:
     """The flow that runs ``run`` again: loaded from ``target`` if the user gave one, else
-    from the run's stored target (checked: ``check_stored_target``); for a replay run, that
-    flow cut at the replayed stage and fed the replayed letters' events."""
+    from the run's stored target (checked: ``check_stored_target``), a function called
+    with the run's params; for a replay run, that flow (with its origin's params) cut at
+    the replayed stage and fed the replayed letters' events."""
     given = target is not None
-    found = target if given else _stored_target(store, run)
+    origin = _origin(store, run)
+    found = target if given else origin.target
     if found is None:
         raise rb.TargetError(
             f"run {run.run_id} recorded no target to load its flow from (it was started "
             "from Python): resume it from Python (flow.run(resume=...) or rb.run(flow, "
             "resume=...)), or give the target: riverbed runs resume RUN module:attr"
         )
-    flow = load_flow(found, stored=not given)
+    flow = load_flow(found, stored=not given, params=origin.params)
     if not is_replay(run):
         return StoredFlow(flow, found)
     letters = _replayed_letters(store, run)
@@ -97,16 +87,17 @@ def flow_of_run(store: rb.Store, run: rb.RunRecord, target: str | None = None) -
     return StoredFlow(replay, found, tuple(letter.id for letter in letters if letter.id))
 
 
-def _stored_target(store: rb.Store, run: rb.RunRecord) -> str | None:
-    """The run's target; a replay's is its origin's (a replay of a replay: followed on)."""
+def _origin(store: rb.Store, run: rb.RunRecord) -> rb.RunRecord:
+    """The run whose target and params build ``run``'s flow: itself, or for a replay its
+    origin's (a replay of a replay: followed on, to a run with a target)."""
     seen = {run.run_id}
     while run.target is None and is_replay(run):
         origin = run.params[REPLAY_OF]
         if origin in seen:
-            return None
+            break
         seen.add(origin)
         run = store.get_run(origin)
-    return run.target
+    return run
 
 
 def _replayed_letters(store: rb.Store, run: rb.RunRecord) -> list[rb.DeadLetterRecord]:
@@ -125,7 +116,7 @@ def _replayed_letters(store: rb.Store, run: rb.RunRecord) -> list[rb.DeadLetterR
             "are no longer stored; there is nothing to replay again",
             run_id=run.run_id,
         )
-    return [letter for letter in chosen if replayable(letter)]
+    return [letter for letter in chosen if letter.replayable]
 
 
 def mark_if_replayed(
@@ -135,49 +126,3 @@ def mark_if_replayed(
     failed leaves them pending: resume it, or replay them again)."""
     if stored.letters and status is rb.RunStatus.SUCCEEDED:
         store.mark_replayed(list(stored.letters), run_id)
-
-
-def interruption(run: rb.RunRecord, now: datetime | None = None) -> str | None:
-    """Why a RUNNING run is running no more, read from its record alone (nothing is
-    written): "lease expired HH:MM:SS" or "process gone" (it ran on this machine and its
-    process has ended); None if it may still be running, or is not RUNNING."""
-    if run.status is not rb.RunStatus.RUNNING:
-        return None
-    now = now or datetime.now(UTC)
-    if run.lease_until is None:
-        return "no lease"
-    if run.lease_until < now:
-        return f"lease expired {run.lease_until.astimezone(UTC):%H:%M:%S}"
-    if process_gone(run.worker):
-        return "process gone"
-    return None
-
-
-def settle_if_dead(store: rb.Store, run: rb.RunRecord) -> rb.RunRecord:
-    """``run`` as read a moment ago: if it is RUNNING in a process that is gone (its lease
-    expired, or its process on this machine ended), recorded CRASHED, only while it is
-    still held by that process (the transition is fenced by the lease that was read), and
-    returned so. Of two processes that read it before either settled it, the second
-    neither takes the run from the first nor records the first's fresh attempt CRASHED:
-    it is refused (``RunNotResumableError``, saying who has it). A run still running
-    somewhere is refused the same way; other statuses come back as they are."""
-    if run.status is not rb.RunStatus.RUNNING:
-        return run
-    if interruption(run) is None:
-        return crashed_if_dead(store, run)  # alive: refused, saying where it runs
-    lease = rb.Lease(run.run_id, run.worker, run.attempt) if run.worker else None
-    try:
-        return store.transition(
-            run.run_id, rb.RunStatus.CRASHED, lease=lease, ended_at=datetime.now(UTC)
-        )
-    except (rb.LeaseLostError, rb.InvalidTransitionError):  # another process was first
-        now = store.get_run(run.run_id)
-        if now.status is rb.RunStatus.CRASHED:
-            return now
-        if now.status is rb.RunStatus.RUNNING:
-            why = f"another process ({now.worker}) resumed it just now (attempt {now.attempt})"
-        else:
-            why = f"it is {now.status.value} now"
-        raise rb.RunNotResumableError(
-            f"run {run.run_id} cannot be resumed: {why}", run_id=run.run_id
-        ) from None

@@ -1,0 +1,150 @@
+"""The run queue from a shell: ``riverbed schedule`` puts a run of a flow into the store's
+queue; ``riverbed worker`` takes runs from it and runs them, logging one line on stderr
+per run it takes and per run it finishes (``-v``: more)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import pickle
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+
+import riverbed as rb
+from riverbed._cli import options as opt
+from riverbed._cli.again import new_run_id
+from riverbed._cli.exits import ExitCode, command, fail
+from riverbed._cli.failure import failure_lines
+from riverbed._cli.render import emit_json, run_json, stage_lines
+from riverbed._cli.store import open_store
+from riverbed._cli.targets import load
+
+__all__ = ["schedule", "worker"]
+
+
+def _readable(value: object, limit: int = 500) -> str:
+    """A scheduled run's input as ``runs show`` shows it: its repr, cut to ``limit``
+    characters, made now so that nobody unpickles the input to look at it."""
+    text = repr(value)  # a value parsed from JSON: its repr cannot fail
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@command
+def schedule(
+    target: opt.Target,
+    store: opt.StoreOption = None,
+    params: opt.Params = None,
+    input_json: Annotated[
+        str | None, typer.Option("--input", help="The run's input, as JSON.", show_default=False)
+    ] = None,
+    as_json: opt.JsonOption = False,
+) -> None:
+    """Put a run of a flow into the store's queue for a worker to run; print its id.
+
+    Parameters (-p NAME=VALUE) are recorded with the run; when TARGET is a function, the
+    worker calls it with them as keyword arguments to build the flow (checked here)."""
+    parsed = opt.parameters(params)
+    given, value = opt.json_input(input_json)
+    flow = load(target, parsed)
+    run_id = new_run_id()
+    record = rb.RunRecord(
+        run_id=run_id,
+        flow=flow.name,
+        flow_version=flow.version,
+        status=rb.RunStatus.SCHEDULED,
+        params=parsed,
+        input=pickle.dumps(value) if given else None,
+        input_repr=_readable(value) if given else None,
+        target=target,
+        created_at=datetime.now(UTC),
+    )
+    with open_store(store) as opened:
+        opened.enqueue(record)
+        if as_json:
+            emit_json(run_json(opened.get_run(run_id)))
+            return
+    typer.echo(run_id)
+
+
+class _Verbose(rb.Worker):
+    """A worker that, after each run, logs the run's stage counters and, for a failure,
+    where it failed (``riverbed worker -v``)."""
+
+    def run_one(self) -> rb.RunRecord | None:
+        """Claim one run, run it, then log its details."""
+        record = super().run_one()
+        if record is not None:
+            lines = stage_lines(self.store.stage_runs(record.run_id), "    ")
+            if record.error is not None:
+                lines += failure_lines(record.run_id, record.error.traceback, "    ")
+            _log.info("run %s:\n%s", record.run_id, "\n".join(lines))
+        return record
+
+
+_log = logging.getLogger("riverbed")
+
+
+@contextlib.contextmanager
+def _log_to_stderr(verbose: bool) -> Iterator[None]:
+    """While the worker runs, riverbed's log goes to stderr, each record with its time:
+    INFO (the runs it takes and finishes) and up; with ``verbose``, DEBUG too."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    level = _log.level
+    _log.addHandler(handler)
+    _log.setLevel(logging.DEBUG if verbose else logging.INFO)
+    try:
+        yield
+    finally:  # the CLI runs in tests too: leave the logger as it was found
+        _log.removeHandler(handler)
+        _log.setLevel(level)
+
+
+Poll = Annotated[float, typer.Option(help="Seconds between claims when idle (> 0).")]
+Verbose = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Log more: each run's stage counters.")
+]
+
+
+@command
+def worker(
+    store: opt.StoreOption = None,
+    once: Annotated[bool, typer.Option("--once", help="Run at most one run, then exit.")] = False,
+    max_runs: Annotated[
+        int | None,
+        typer.Option(min=1, help="Exit after this many runs.", show_default=False),
+    ] = None,
+    idle_exit: Annotated[
+        float | None,
+        typer.Option(help="Exit after the queue was empty this many seconds.", show_default=False),
+    ] = None,
+    poll: Poll = 1.0,
+    checkpoint_interval: opt.CheckpointInterval = None,
+    checkpoint_every: opt.DeprecatedCheckpointEvery = None,
+    verbose: Verbose = False,
+) -> None:
+    """Claim runs from the store's queue and run them, one at a time, until stopped. Logs
+    one line on stderr per run it takes and per run it finishes (-v: more). SIGTERM or
+    Ctrl-C put the run it holds back into the queue, then it exits."""
+    opt.positive_seconds("--poll", poll)
+    if idle_exit is not None and not idle_exit >= 0:
+        fail(f"--idle-exit must be a number of seconds >= 0, got {idle_exit:g}", ExitCode.USAGE)
+    options = opt.checkpoint_options(checkpoint_interval, checkpoint_every)
+    kind = _Verbose if verbose else rb.Worker
+    with open_store(store) as opened, _log_to_stderr(verbose):
+        runner = kind(
+            opened,
+            poll=poll,
+            idle_exit=0 if once else idle_exit,
+            max_runs=1 if once else max_runs,
+            **options,
+        )
+        try:
+            count = runner.run()
+        except KeyboardInterrupt:
+            count = len(runner.done)
+    typer.echo(f"worker {runner.name}: {count} run(s)")
