@@ -70,6 +70,10 @@ class Checkpointer:
         self.committed = last_id
         self._events = 0
         self._pending: _Pending | None = None
+        self._owed = False
+        """A checkpoint came due while the previous one was still being taken or
+        committed: it is triggered as soon as that one is committed, not at the next tick
+        or count (which would halve the checkpoints of a run whose commits are slow)."""
         self._ended: dict[str, Part] = {}
         self._committing: asyncio.Task[None] | None = None
         self._triggered: asyncio.Future[None] | None = None
@@ -86,15 +90,19 @@ class Checkpointer:
         if self.every_events is None:
             return
         self._events += events
-        if self._events >= self.every_events and self._pending is None:
+        if self._events >= self.every_events:
             self._events = 0
             self.trigger()
 
     def trigger(self) -> None:
         """Start checkpoint ``due + 1``, unless one is still being taken or committed, or
         the run is taking its last one (``close``)."""
-        if self._pending is not None or self.closed:
+        if self.closed:
             return
+        if self._pending is not None:
+            self._owed = True
+            return
+        self._owed = False
         self.due += 1
         self._pending = _Pending(self.due, set(self.participants))
         self._wake()
@@ -177,6 +185,8 @@ class Checkpointer:
             return
         self.committed = pending.checkpoint_id
         self._pending = None
+        if self._owed:
+            self.trigger()
 
     def close(self) -> None:
         """Trigger no more checkpoints: the run takes its last one itself (its commit, off
