@@ -222,6 +222,36 @@ def test_checkpoints_keep_up_with_a_busy_loop(store: rb.Store) -> None:
     assert checkpoint.checkpoint_id >= 3
 
 
+def ten_million() -> Iterator[int]:
+    """Ten million numbers, made as they are read: seconds of a fused loop."""
+    yield from range(10_000_000)
+
+
+def test_timed_checkpoints_commit_while_a_fused_loop_runs(store: rb.Store) -> None:
+    """A checkpoint due every quarter second is committed within about that, beside a
+    fused loop that never waits (a commit's thread once got the GIL back only when the
+    run ended: on PostgreSQL, a run of seconds committed its first checkpoint at its end,
+    so a crash lost all of it)."""
+    flow = rb.Flow("busy-timed")
+    flow.source(ten_million, name="numbers").key_by(tens).fold(int, add).sink(
+        Capture(), name="totals"
+    )
+    result = flow.run(
+        store=store,
+        checkpoint_interval=0.25,
+        batch_size=1000,
+        progress=False,
+        raise_on_failure=False,
+    )
+    assert result.ok
+    seconds = result.duration
+    checkpoint = store.latest_checkpoint(result.run_id)
+    assert checkpoint is not None
+    # At least one per second of the run (four are due): starved, a run made two (the
+    # first, committed at the end, and the last).
+    assert checkpoint.checkpoint_id >= max(3, int(seconds))
+
+
 class _FailingCheckpoints:
     """A real store whose second checkpoint commit fails (a fault injected for the test);
     everything else goes to the store it wraps."""

@@ -16,10 +16,11 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["SWITCH_SECONDS", "off_loop"]
+__all__ = ["SWITCH_SECONDS", "let_commits_run", "off_loop"]
 
 T = TypeVar("T")
 
@@ -37,6 +38,11 @@ class _PromptSwitches:
         self._active = 0
         self._saved = 0.0
 
+    @property
+    def active(self) -> bool:
+        """True while a commit is in flight."""
+        return self._active > 0
+
     def __enter__(self) -> None:
         with self._lock:
             if self._active == 0:
@@ -52,6 +58,16 @@ class _PromptSwitches:
 
 
 _PROMPT = _PromptSwitches()
+
+
+def let_commits_run() -> None:
+    """Called by a runner between two batches: while a commit is in flight, give up the
+    GIL for a moment, so that the committing thread runs now. The switch interval alone
+    did not do it beside a fused loop: a commit due one second into a run of several was
+    committed when the run ended (measured on SQLite and PostgreSQL; with this, in
+    milliseconds). Costs nothing while no commit is in flight."""
+    if _PROMPT.active:
+        time.sleep(0)
 
 
 async def off_loop(write: Callable[..., T], *args: Any, **kwargs: Any) -> T:

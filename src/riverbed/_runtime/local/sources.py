@@ -19,6 +19,7 @@ from riverbed._runtime.chains.counting import Outputs
 from riverbed._runtime.chains.executor import ChainExecutor
 from riverbed._runtime.local.channel import Channel
 from riverbed._runtime.local.coordinator import Coordinator, Injector, writer_name
+from riverbed._runtime.offloop import let_commits_run
 from riverbed._runtime.stream import StreamRun
 
 __all__ = ["POLL_INTERVAL", "PartitionLoop"]
@@ -98,12 +99,14 @@ class PartitionLoop:
                 taken = await self._pulled(reader, size)
                 if taken < size:
                     break
+                let_commits_run()
                 await asyncio.sleep(0)  # no channel to wait on: let the other tasks run
                 continue
             read = await self._read(reader, size)
             if read is None:
                 break
             if read:
+                let_commits_run()
                 await asyncio.sleep(0)  # a synchronous read with room downstream never
                 # suspends this task: let the other partitions run
 
