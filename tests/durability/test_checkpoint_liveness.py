@@ -15,9 +15,8 @@ from riverbed.testing import TestClock
 class QuietAndBusy:
     """Partition "quiet" waits (an awaited read, as a socket's would) until every busy
     partition has ended; each busy one reads at least ``batches`` batches of 1 as fast as
-    it can, and on until ``enough()`` (at most a thousand times as many: a checkpoint's
-    commit to PostgreSQL from its thread beside such a loop has taken up to a second),
-    noting how far reading runs ahead of the sink (``lag``, in events)."""
+    it can, and on until ``enough()`` (at most a hundred times as many), noting how far
+    reading runs ahead of the sink (``lag``, in events)."""
 
     def __init__(self, busy: int, batches: int) -> None:
         self.busy = [f"busy{i}" for i in range(busy)]
@@ -71,7 +70,7 @@ class BusyReader:
     def read(self, max_events: int) -> list[Any] | None:
         owner = self.owner
         more = self.read_so_far < owner.batches or not owner.enough()
-        if not more or self.read_so_far >= 1000 * owner.batches:
+        if not more or self.read_so_far >= 100 * owner.batches:
             owner.ended += 1
             if owner.ended == len(owner.busy):
                 owner.all_ended().set()

@@ -216,10 +216,7 @@ def test_checkpoints_keep_up_with_a_busy_loop(store: rb.Store) -> None:
     result = _run(flow, store, checkpoint_events=20_000)
     checkpoint = store.latest_checkpoint(result.run_id)
     assert checkpoint is not None
-    # Each checkpoint waits for the previous commit (the barrier), so how many a run makes
-    # is bounded by how long commits take beside the loop: a handful on PostgreSQL, more
-    # on SQLite. The starvation this guards against made one or none.
-    assert checkpoint.checkpoint_id >= 3
+    assert checkpoint.checkpoint_id >= 10  # 50 are due; starved commits made one or two
 
 
 def ten_million() -> Iterator[int]:
