@@ -173,7 +173,7 @@ class _FailingFinalCheckpoint:
         self._store = store
 
     def commit_checkpoint(self, checkpoint: rb.Checkpoint, *args: Any, **kwargs: Any) -> None:
-        if b'"ended": true' in checkpoint.states["riverbed:meta"]:
+        if checkpoint.ended:
             raise rb.StoreError("disk full (injected)")
         self._store.commit_checkpoint(checkpoint, *args, **kwargs)
 

@@ -225,3 +225,28 @@ def test_surrogates_in_diagnostic_text_are_escaped(store: rb.Store, run_id: str)
     assert store.transition(run_id, rb.RunStatus.FAILED, error=error).error == rb.ErrorInfo(
         "parse", "OSError", "open('\\udcff.txt') failed", "open('\\udcff.txt') failed"
     )
+
+
+def test_a_checkpoints_own_data_are_fields_that_round_trip(store: rb.Store, run_id: str) -> None:
+    """Counters, finished chains, stage versions and the drained mark are the record's
+    fields, stored and read back as given; they never appear among the stages' states."""
+    checkpoint = dataclasses.replace(
+        _checkpoint(run_id, 1, fold=b"state"),
+        counters={"fold": {"events_in": 7, "seconds": 0.5}},
+        finished=("fold",),
+        stage_versions={"fold": "abc", "lines": "def"},
+        ended=True,
+    )
+    store.commit_checkpoint(checkpoint)
+    back = store.latest_checkpoint(run_id)
+    assert back == checkpoint
+    assert set(back.states) == {"fold"}
+
+
+def test_a_checkpoint_without_own_data_reads_back_with_the_defaults(
+    store: rb.Store, run_id: str
+) -> None:
+    store.commit_checkpoint(_checkpoint(run_id, 1, fold=b"state"))
+    back = store.latest_checkpoint(run_id)
+    assert back is not None
+    assert (back.counters, back.finished, back.stage_versions, back.ended) == ({}, (), {}, False)

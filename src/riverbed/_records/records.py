@@ -191,6 +191,16 @@ class Checkpoint:
     complete: frozenset[str] = frozenset()
     """Stages of ``keyed`` whose rows are the whole state, not only what changed: committed,
     they replace every row the stage had; read back, every keyed stage is complete."""
+    counters: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per stage: its counters at the cut (a resumed run counts on from them)."""
+    finished: tuple[str, ...] = ()
+    """Chains that had emitted their end-of-stream output (folds' totals, processors'
+    ``finish``): restored, they do not emit it again."""
+    stage_versions: dict[str, str] = field(default_factory=dict)
+    """Per stage: its version when the checkpoint was taken (a compatible resume checks
+    which stages changed)."""
+    ended: bool = False
+    """True for the last checkpoint of a run that had drained every source."""
 
     __module__ = "riverbed"
 

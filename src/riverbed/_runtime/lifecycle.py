@@ -8,7 +8,6 @@ by the run's lease (see ``Lease``): a process that lost its run changes nothing.
 from __future__ import annotations
 
 import asyncio
-import json
 import pickle
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -31,7 +30,7 @@ from riverbed._runtime.identity import WORKER
 from riverbed._runtime.lease import LEASE_SECONDS, Keeping, keep
 from riverbed._runtime.offloop import off_loop
 from riverbed._runtime.parts import Part
-from riverbed._runtime.restore import META_KEY, stage_versions, take_back
+from riverbed._runtime.restore import stage_versions, take_back
 from riverbed._runtime.result import COUNTS, event_repr
 from riverbed._store.protocol import Store
 
@@ -144,24 +143,20 @@ class RunLifecycle:
     def _checkpoint(
         self, checkpoint_id: int, part: Part, states: dict[str, bytes], *, ended: bool
     ) -> Checkpoint:
-        """The record of checkpoint ``checkpoint_id``, its own data kept under
-        ``META_KEY``."""
-        counters, finished = part.counters, part.finished
-        meta = {
-            "counters": {name: dict(values) for name, values in counters.items()},
-            "finished": sorted(set(finished)),
-            "stage_versions": self.versions,
-            "ended": ended,
-        }
+        """The record of checkpoint ``checkpoint_id``."""
         return Checkpoint(
             run_id=self.run_id,
             checkpoint_id=checkpoint_id,
             flow_version=self.version,
             positions=part.positions,
-            states={**states, META_KEY: json.dumps(meta).encode()},
+            states=states,
             created_at=datetime.now(UTC),
             keyed=part.keyed,
             complete=frozenset(part.complete),
+            counters={name: dict(values) for name, values in part.counters.items()},
+            finished=tuple(sorted(set(part.finished))),
+            stage_versions=dict(self.versions),
+            ended=ended,
         )
 
     async def commit(self, commit: StepCommit, *, blocking: bool) -> None:

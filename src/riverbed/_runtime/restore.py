@@ -6,7 +6,6 @@ included). Shared by every runner and by streams and workflows alike."""
 
 from __future__ import annotations
 
-import json
 import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,22 +30,15 @@ if TYPE_CHECKING:
     from riverbed._model.flow import Flow
 
 __all__ = [
-    "META_KEY",
     "RestorePoint",
     "Restored",
     "check_same_flow",
-    "checkpoint_meta",
     "crashed_if_dead",
     "rerun_point",
     "restore_point",
     "restored",
     "take_back",
 ]
-
-META_KEY = "riverbed:meta"
-"""The entry of ``Checkpoint.states`` that holds the checkpoint's own data (counters,
-finished chains, stage versions, whether the run had drained), as JSON. A stage name
-cannot contain ':', so it never collides with a stage's state."""
 
 
 def stage_versions(flow: Flow) -> dict[str, str]:
@@ -68,26 +60,10 @@ class RestorePoint:
         """Per stage, the unpickled state of the checkpoint (kept whole or per key)."""
         if self.checkpoint is None:
             return {}
-        states = {
-            name: pickle.loads(data)
-            for name, data in self.checkpoint.states.items()
-            if name != META_KEY
-        }
+        states = {name: pickle.loads(data) for name, data in self.checkpoint.states.items()}
         for name, rows in self.checkpoint.keyed.items():
             states[name] = apply_rows({}, rows)
         return states
-
-    @property
-    def meta(self) -> Mapping[str, Any]:
-        """Counters, finished chains and stage versions kept with the checkpoint."""
-        return checkpoint_meta(self.checkpoint)
-
-
-def checkpoint_meta(checkpoint: Checkpoint | None) -> dict[str, Any]:
-    """The data a checkpoint keeps about itself (see ``META_KEY``)."""
-    if checkpoint is None or META_KEY not in checkpoint.states:
-        return {}
-    return json.loads(checkpoint.states[META_KEY])  # type: ignore[no-any-return]
 
 
 def restore_point(
@@ -194,7 +170,7 @@ def _checked(store: Store, run: RunRecord, flow: Flow, *, compatible: bool) -> C
     """The run's last checkpoint, if the flow's version still fits it."""
     checkpoint = store.latest_checkpoint(run.run_id)
     if checkpoint is not None and checkpoint.flow_version != flow.version and not compatible:
-        changed = changed_stages(checkpoint_meta(checkpoint).get("stage_versions", {}), flow)
+        changed = changed_stages(checkpoint.stage_versions, flow)
         raise FlowVersionError(
             f"run {run.run_id} was checkpointed by flow {flow.name!r} version "
             f"{checkpoint.flow_version}, but the flow is now version {flow.version}: "
@@ -253,7 +229,7 @@ def restored(
     checkpoint = restore.checkpoint
     new = _new_names(restore, flow, stateful, renamed)
     transactional = {s.name for s in flow.stages if is_transactional_sink(s)}
-    out = Restored(ended=bool(restore.meta.get("ended")), last_id=checkpoint.checkpoint_id)
+    out = Restored(ended=checkpoint.ended, last_id=checkpoint.checkpoint_id)
     for old, value in restore.states().items():
         name = new[old]
         if name in transactional:
@@ -266,9 +242,9 @@ def restored(
             if restore.rerun or old != name or old not in checkpoint.keyed:
                 out.rewrite.add(name)
     out.positions = {new[source]: dict(parts) for source, parts in checkpoint.positions.items()}
-    for old, values in restore.meta.get("counters", {}).items():
+    for old, values in checkpoint.counters.items():
         out.counters[renamed.get(old, old)] = values
-    out.finished = {renamed.get(name, name) for name in restore.meta.get("finished", ())}
+    out.finished = {renamed.get(name, name) for name in checkpoint.finished}
     return out
 
 
@@ -285,7 +261,7 @@ def _new_names(
     keeps_state = stateful | {s.name for s in flow.stages if is_transactional_sink(s)}
     sources = {s.name for s in flow.stages if s.is_source}
     stages = [*checkpoint.states, *checkpoint.keyed]
-    held = [(name, keeps_state) for name in stages if name != META_KEY]
+    held = [(name, keeps_state) for name in stages]
     held += [(name, sources) for name in checkpoint.positions]
     new: dict[str, str] = {}
     left = []
@@ -313,12 +289,11 @@ def _check_renamed(restore: RestorePoint, flow: Flow, renamed: Mapping[str, str]
     checkpoint = restore.checkpoint
     assert checkpoint is not None
     known = {
-        *restore.meta.get("counters", {}),
+        *checkpoint.counters,
         *checkpoint.states,
         *checkpoint.keyed,
         *checkpoint.positions,
     }
-    known.discard(META_KEY)
     stages = {stage.name for stage in flow.stages}
     for old, new in renamed.items():
         if old not in known:

@@ -28,6 +28,10 @@ STAGE_RUN_COLUMNS = tuple(f.name for f in dataclasses.fields(StageRun))
 DEAD_LETTER_COLUMNS = tuple(f.name for f in dataclasses.fields(DeadLetterRecord))
 STEP_COLUMNS = tuple(f.name for f in dataclasses.fields(StepRecord))
 CHECKPOINT_COLUMNS = ("run_id", "checkpoint_id", "flow_version", "positions", "created_at")
+
+META_STAGE = "riverbed:meta"
+"""The row of ``riverbed_checkpoint_states`` that holds a checkpoint's own data as JSON (see
+``Codec.checkpoint_meta_in``). A stage name cannot contain ':', so it never collides."""
 HISTORY_COLUMNS = tuple(f.name for f in dataclasses.fields(RunTransition))
 
 _RUN_TIMES = frozenset({"created_at", "started_at", "ended_at", "lease_until"})
@@ -216,15 +220,34 @@ class Codec:
             self.time_in(checkpoint.created_at, "Checkpoint.created_at"),
         )
 
+    def checkpoint_meta_in(self, checkpoint: Checkpoint) -> bytes:
+        """The checkpoint's own data (counters, finished chains, stage versions, whether
+        the run had drained) as the state of the ``META_STAGE`` row."""
+        meta = {
+            "counters": checkpoint.counters,
+            "finished": sorted(checkpoint.finished),
+            "stage_versions": checkpoint.stage_versions,
+            "ended": checkpoint.ended,
+        }
+        return json.dumps(meta).encode()
+
     def checkpoint_out(self, row: tuple[Any, ...], states: list[tuple[Any, ...]]) -> Checkpoint:
-        """A row of ``CHECKPOINT_COLUMNS`` and its (stage, state) rows as a Checkpoint."""
+        """A row of ``CHECKPOINT_COLUMNS`` and its (stage, state) rows as a Checkpoint, the
+        ``META_STAGE`` row read into its fields."""
+        whole = {stage: _bytes(state) for stage, state in states}
+        meta_row = whole.pop(META_STAGE, None)
+        meta = json.loads(meta_row) if meta_row is not None else {}
         return Checkpoint(
             row[0],
             row[1],
             row[2],
             self.json_out(row[3]),
-            {stage: _bytes(state) for stage, state in states},
+            whole,
             self.time_out(row[4]),  # type: ignore[arg-type]
+            counters=meta.get("counters", {}),
+            finished=tuple(meta.get("finished", ())),
+            stage_versions=meta.get("stage_versions", {}),
+            ended=bool(meta.get("ended", False)),
         )
 
 

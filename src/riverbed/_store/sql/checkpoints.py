@@ -9,7 +9,7 @@ import dataclasses
 from collections.abc import Sequence
 
 from riverbed._records import Checkpoint, DeadLetterRecord, Lease, StageRun
-from riverbed._store.codec import CHECKPOINT_COLUMNS
+from riverbed._store.codec import CHECKPOINT_COLUMNS, META_STAGE
 from riverbed._store.fencing import Tx
 from riverbed._store.sql.checkpoint_keys import KeysMoved, read_keyed, state_rows, write_keyed
 from riverbed._store.sql.core import SQLCore
@@ -51,7 +51,14 @@ class SQLCheckpoints:
         codec = self._core.codec
         run_id = checkpoint.run_id
         head = codec.checkpoint_in(checkpoint)
-        states = state_rows(checkpoint)
+        meta = (
+            run_id,
+            checkpoint.checkpoint_id,
+            META_STAGE,
+            codec.checkpoint_meta_in(checkpoint),
+            0,
+        )
+        states = [*state_rows(checkpoint), meta]
         stage_rows = stage_run_rows(codec, run_id, stage_runs)
         letter_rows = [codec.dead_letter_in(letter) for letter in dead_letters]
 
