@@ -104,7 +104,9 @@ def test_only_the_newest_two_checkpoints_are_kept(store: rb.Store, run_id: str) 
 
 
 def _kept(store: rb.Store, run_id: str) -> dict[str, list[int]]:
-    """The checkpoint ids stored for ``run_id``, read under the store's API."""
+    """The checkpoint ids stored for ``run_id``, read under the store's API: of their
+    heads, and of their stages' states (each checkpoint's own row of metadata aside)."""
+    from riverbed._store.codec import META_STAGE
     from riverbed._store.sql import SQLStore
 
     assert isinstance(store, SQLStore)
@@ -115,8 +117,9 @@ def _kept(store: rb.Store, run_id: str) -> dict[str, list[int]]:
         )
         checkpoints = [row[0] for row in tx.fetchall()]
         tx.execute(
-            "SELECT checkpoint_id FROM riverbed_checkpoint_states WHERE run_id = ? ORDER BY 1",
-            (run_id,),
+            "SELECT checkpoint_id FROM riverbed_checkpoint_states WHERE run_id = ? AND stage <> ? "
+            "ORDER BY 1",
+            (run_id, META_STAGE),
         )
         states = [row[0] for row in tx.fetchall()]
     return {"checkpoints": checkpoints, "states": states}
