@@ -13,6 +13,12 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
+# The optional extras (Ray, connectors' clients, the HTTP service) that the whole suite
+# tests: pinned in their own lock file, installed by `make test`, not by `make demo`.
+$(VENV)/.extras: $(STAMP) requirements-extras.lock
+	$(PY) -m pip install --quiet -r requirements-extras.lock
+	touch $(VENV)/.extras
+
 $(VENV)/.bench: $(STAMP) requirements-bench.lock
 	$(PY) -m pip install --quiet -r requirements-bench.lock
 	touch $(VENV)/.bench
@@ -21,7 +27,7 @@ demo: $(STAMP)  ## install, then run the demo flow (temperature monitor)
 	$(PY) examples/temperature_monitor.py
 	@echo "The riverbed command is in $(VENV)/bin: run '. .venv/bin/activate' (then 'riverbed --help'), or call $(VENV)/bin/riverbed."
 
-test: $(STAMP)  ## the whole test suite
+test: $(VENV)/.extras  ## the whole test suite (installs the optional extras it tests)
 	$(PY) -m pytest
 
 lint: $(STAMP)
@@ -43,10 +49,15 @@ soak: $(STAMP)  ## 200 SIGKILLs of a durable run on SQLite, then on PostgreSQL (
 	$(PY) -m tests.durability.crash_harness --kills 200 --store sqlite:///$$(mktemp -d)/soak.db
 	$(PY) -m tests.durability.crash_harness --kills 200 --store $${RIVERBED_TEST_POSTGRES:-postgresql://postgres@127.0.0.1:5432/test}
 
-lock:  ## re-pin requirements.lock from pyproject.toml in a clean venv
+EXTRAS := ray
+
+lock:  ## re-pin requirements.lock and requirements-extras.lock from pyproject.toml in clean venvs
 	rm -rf /tmp/riverbed-lock && $(PYTHON) -m venv /tmp/riverbed-lock
 	/tmp/riverbed-lock/bin/pip install --quiet -e '.[dev,postgres]'
 	/tmp/riverbed-lock/bin/pip freeze --exclude-editable | grep -v '^riverbed' > requirements.lock
+	/tmp/riverbed-lock/bin/pip install --quiet -c requirements.lock -e '.[dev,postgres,$(EXTRAS)]'
+	/tmp/riverbed-lock/bin/pip freeze --exclude-editable | grep -v '^riverbed' \
+		| grep -vxFf requirements.lock > requirements-extras.lock
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
