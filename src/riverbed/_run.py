@@ -97,7 +97,8 @@ def run_stream(flow: Flow, **options: Unpack[RunOptions]) -> RunResult:
     _refuse_inside_loop("flow.run()", f"await flow.arun(...)` there (flow {flow.name!r})")
     config = _config(flow, dict(options))
     with opened(config.store) as store:
-        main = execute_stream(flow, config, store, local_runner(), handle_signals=True)
+        runner = config.runner or local_runner()
+        main = execute_stream(flow, config, store, runner, handle_signals=True)
         return asyncio.run(main)
 
 
@@ -105,7 +106,7 @@ async def arun_stream(flow: Flow, **options: Unpack[RunOptions]) -> RunResult:
     """``Flow.arun``: run ``flow`` on the running event loop."""
     config = _config(flow, dict(options))
     with opened(config.store) as store:
-        return await execute_stream(flow, config, store, local_runner())
+        return await execute_stream(flow, config, store, config.runner or local_runner())
 
 
 def run(flow: Flow, input: Any = MISSING, **options: Unpack[RunOptions]) -> RunResult:
@@ -139,7 +140,7 @@ def run(flow: Flow, input: Any = MISSING, **options: Unpack[RunOptions]) -> RunR
         return run_stream(flow, **options)
     _refuse_inside_loop("rb.run()", "await rb.arun(flow, input, ...)` there")
     spec = _workflow_run(flow, input, dict(options), blocking=True)
-    return asyncio.run(_workflow(spec, options.get("store")))
+    return asyncio.run(_workflow(spec, options.get("store"), options.get("runner")))
 
 
 async def arun(flow: Flow, input: Any = MISSING, **options: Unpack[RunOptions]) -> RunResult:
@@ -151,7 +152,7 @@ async def arun(flow: Flow, input: Any = MISSING, **options: Unpack[RunOptions]) 
     if _is_stream(flow, input):
         return await arun_stream(flow, **options)
     spec = _workflow_run(flow, input, dict(options), blocking=False)
-    return await _workflow(spec, options.get("store"))
+    return await _workflow(spec, options.get("store"), options.get("runner"))
 
 
 def _is_stream(flow: Flow, input: Any) -> bool:
@@ -187,11 +188,13 @@ def _workflow_run(
     )
 
 
-async def _workflow(spec: WorkflowRun, store: Store | str | bool | None) -> RunResult:
+async def _workflow(
+    spec: WorkflowRun, store: Store | str | bool | None, runner: Runner | None
+) -> RunResult:
     if spec.target is None and isinstance(spec.flow, Flow):
         spec.target = origin_of(spec.flow)
     with opened(store) as resolved:
-        return await execute_workflow(spec, resolved, local_runner())
+        return await execute_workflow(spec, resolved, runner or local_runner())
 
 
 class Worker(_Worker):

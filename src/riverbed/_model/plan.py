@@ -12,7 +12,7 @@ the same plan; a distributed runner adds partitions and exchanges on top of it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from riverbed._model import callables, graph
@@ -104,10 +104,13 @@ def make_plan(
     on_error: OnError | None = None,
     retry: Retry | None = None,
     fuse: bool = True,
+    exchange_before: Callable[[Stage], bool] | None = None,
 ) -> Plan:
     """Validate the stages and group them into chains (see the module docstring).
     ``fuse=False`` makes every stage a chain of its own: the workflow runner runs and
-    records one stage at a time."""
+    records one stage at a time. ``exchange_before``: true for a stage whose input a
+    runner moves between processes (a distributed runner partitions a keyed stage's input
+    by key): such a stage starts a chain of its own."""
     graph.validate(flow, stages)
     readers = graph.consumers(stages)
     order = graph.topological_order(flow, stages)
@@ -116,7 +119,8 @@ def make_plan(
     for stage in order:
         if stage.is_source:
             continue
-        home = _fusable_into(stage, chain_of, members, readers) if fuse else None
+        exchanged = exchange_before is not None and exchange_before(stage)
+        home = _fusable_into(stage, chain_of, members, readers) if fuse and not exchanged else None
         if home is None:
             home = len(members)
             members.append([])

@@ -16,6 +16,7 @@ from riverbed._runtime.clock import Clock
 
 if TYPE_CHECKING:
     from riverbed._runtime.observer import RunObserver
+    from riverbed._runtime.runner import Runner
     from riverbed._store.protocol import Store
 
 __all__ = [
@@ -162,6 +163,14 @@ class RunConfig:
         default=(),
         metadata=_doc("told what the run does (``RunObserver``)", "()"),
     )
+    runner: Runner | None = field(
+        default=None,
+        metadata=_doc(
+            "what executes the run: None for this process (the local runner), or "
+            "``rb.RayRunner(...)`` for a Ray cluster",
+            "None",
+        ),
+    )
 
     def __post_init__(self) -> None:
         for name, minimum in (("batch_size", 1), ("concurrency", 1), ("channel_capacity", 1)):
@@ -219,7 +228,7 @@ class RunConfig:
 OPTION_NAMES = tuple(f.name for f in dataclasses.fields(RunConfig))
 
 WORKFLOW_OPTIONS = frozenset(
-    {"store", "run_id", "resume", "rerun_of", "target", "claimed", "observers"}
+    {"store", "run_id", "resume", "rerun_of", "target", "claimed", "observers", "runner"}
 )
 """The options that mean something for a workflow run: a workflow has no sources to
 batch, no checkpoints (each step is recorded) and no keyed state to rename."""
@@ -270,6 +279,7 @@ class RunOptions(TypedDict, total=False):
     target: str
     claimed: str
     observers: Sequence[RunObserver]
+    runner: Runner | None
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:

@@ -58,7 +58,13 @@ async def execute_stream(
     """Run stream ``flow`` with ``runner``, recorded in ``store`` (None: nowhere), and
     return its result (see the module docstring). ``handle_signals``: Ctrl-C and SIGTERM
     stop it cleanly (in the main thread only)."""
-    plan = make_plan(flow.name, flow.stages, on_error=flow.on_error, retry=flow.retry)
+    plan = make_plan(
+        flow.name,
+        flow.stages,
+        on_error=flow.on_error,
+        retry=flow.retry,
+        exchange_before=runner.exchange_before,
+    )
     observers = Observers(config.observers)
     run = StreamRun(
         flow,
@@ -127,6 +133,7 @@ def _begin(run: StreamRun, store: Store) -> None:
     config, flow = run.config, run.flow
     point, mode = _restore_point(run, store)
     run.restore(restored(point, flow, set(run.states), config.renamed))
+    run.start_point = point
     if point is not None and mode != "rerun":
         run.run_id = point.run.run_id
     lifecycle = RunLifecycle(store, flow, run.run_id, version=flow.version)

@@ -101,6 +101,25 @@ class FailureLog:
         self._log(record)
         return record
 
+    def adopt(
+        self, errors: list[StageError], letters: list[DeadLetter], fatal: StageError | None
+    ) -> None:
+        """Keep failures recorded (and logged) by another process of the same run: a
+        distributed runner's workers send theirs to the driver."""
+        room = self.max_errors - len(self.errors)
+        self.errors.extend(errors[: max(room, 0)])
+        for letter in letters:
+            self._dead_letter(letter)
+        if fatal is not None and self.fatal is None:
+            self.fatal = fatal
+
+    def forget_since(self, errors: int, letters: int) -> None:
+        """Drop the failures kept after the first ``errors`` errors and ``letters`` dead
+        letters: a run rolled back to a checkpoint meets their events again."""
+        del self.errors[errors:]
+        del self.dead_letters[letters:]
+        self.fatal = None
+
     def _dead_letter(self, letter: DeadLetter) -> None:
         self.dead_letters.append(letter)
         if self.on_dead_letter is not None:

@@ -62,17 +62,23 @@ class ChangedKeys:
         stage's rows for this run, or rows it must forget)."""
         self.written = 0
         """Rows written key by key since the stage was last written whole."""
+        self.forced: bool | None = None
+        """Set by a runner that decides for several holders of one stage's keys (the
+        Ray runner's actors): True, the next checkpoint writes this state whole; False,
+        key by key; None, ``take`` decides by itself."""
 
     def take(self) -> tuple[Rows, bool]:
         """The rows of the next checkpoint, serialized now (at its cut), and whether they
         are the whole state; the changed keys start again from none. A state that cannot
         be pickled raises (written key by key, with a note naming its key)."""
         state, changed = self.state, len(self.keys)
-        whole = (
-            self.complete
-            or changed > WHOLE_FRACTION * len(state)
-            or self.written + changed > len(state) + REWRITE_SLACK
-        )
+        whole = self.forced
+        if whole is None:
+            whole = (
+                self.complete
+                or changed > WHOLE_FRACTION * len(state)
+                or self.written + changed > len(state) + REWRITE_SLACK
+            )
         if whole:
             rows: Rows = {WHOLE: pickle.dumps(state, protocol=_PROTOCOL)}
             self.complete = False

@@ -170,6 +170,19 @@ class RunLifecycle:
         if fresh:
             self.store.add_dead_letters(fresh, lease=self.lease)
 
+    def forget_letters_since(self, saved: int) -> None:
+        """The run rolled back to a checkpoint that held ``saved`` dead letters: those kept
+        after it are made again, and saved again, as the run goes on."""
+        self._letters_saved = min(self._letters_saved, saved)
+
+    def latest_checkpoint(self) -> Checkpoint | None:
+        """The run's newest committed checkpoint."""
+        return self.store.latest_checkpoint(self.run_id)
+
+    def record(self) -> RunRecord:
+        """The run's record as stored."""
+        return self.store.get_run(self.run_id)
+
     def new_letters(self, letters: list[DeadLetter]) -> list[DeadLetterRecord]:
         """The dead letters not saved yet, as records (each saved once)."""
         fresh = letters[self._letters_saved :]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from riverbed._model.plan import Chain
+from riverbed._model.stages import Stage
 from riverbed._runtime.cache import StepCache
 from riverbed._runtime.clock import Clock
 from riverbed._runtime.failures import FailureLog
@@ -40,6 +41,12 @@ class Runner(Protocol):
 
     name: str
     """What the run record says ran it, e.g. ``"local"``."""
+
+    def exchange_before(self, stage: Stage) -> bool:
+        """True if the runner moves the events that reach ``stage`` between processes
+        (so the plan starts a chain there, see ``make_plan``); the local runner never
+        does."""
+        ...
 
     async def run_stream(self, run: StreamRun) -> BaseException | None:
         """Execute ``run`` until its sources end or it is stopped (``run.control``);

@@ -25,8 +25,8 @@ from riverbed._runtime.keyed import KEYED_KINDS, ChangedKeys
 from riverbed._runtime.lifecycle import RunLifecycle
 from riverbed._runtime.observer import Observers
 from riverbed._runtime.parts import Part
-from riverbed._runtime.restore import Restored
-from riverbed._runtime.result import StageCounters
+from riverbed._runtime.restore import Restored, RestorePoint, restored
+from riverbed._runtime.result import COUNTS, StageCounters
 
 if TYPE_CHECKING:
     from riverbed._model.flow import Flow
@@ -121,6 +121,10 @@ class StreamRun:
         self.positions: dict[str, dict[str, Any]] = {}
         """Per source, per partition: where reading stands (kept by the runner)."""
         self.restored = Restored()
+        self.start_point: RestorePoint | None = None
+        """The checkpoint the run started from (None: the beginning)."""
+        self.committed_failures = (0, 0)
+        """Errors and dead letters kept when the last checkpoint committed."""
         self.lifecycle: RunLifecycle | None = None
         self.step_cache: StepCache | None = None
         self.control = Control()
@@ -154,6 +158,33 @@ class StreamRun:
             if name in self.counters:
                 self.counters[name].restore(values)
 
+    def rollback(self) -> None:
+        """Go back to the last checkpoint committed (or to where the run started): a
+        distributed runner lost a worker and runs on from there. States, positions and
+        counters become the checkpoint's; the failures kept since are forgotten and the
+        writes transactional sinks prepared since are dropped (their events come again)."""
+        lifecycle = self.lifecycle
+        assert lifecycle is not None
+        latest = lifecycle.latest_checkpoint()
+        point = self.start_point
+        renamed = self.config.renamed
+        if latest is not None:
+            point, renamed = RestorePoint(lifecycle.record(), latest), {}
+        fresh = restored(point, self.flow, set(self.states), renamed)
+        for state in self.states.values():
+            state.clear()
+        for counters in self.counters.values():
+            counters.restore(dict.fromkeys(COUNTS, 0))
+        self.positions.clear()
+        self.changes.clear()
+        errors, letters = self.committed_failures
+        self.failures.forget_since(errors, letters)
+        lifecycle.forget_letters_since(letters)
+        for stage in self.flow.stages:
+            if is_transactional_sink(stage):
+                stage.fn.prepare()  # what it holds belongs to no checkpoint: dropped
+        self.restore(fresh)
+
     # -- commits every runner makes the same way ------------------------------------------
 
     async def commit_checkpoint(self, checkpoint_id: int, part: Part, *, ended: bool) -> None:
@@ -170,9 +201,11 @@ class StreamRun:
                 raise self.failures.stop(name, error, f"stage {name!r}", note=note) from error
         # The store writes it in another thread while the loop goes on (see ``off_loop``);
         # the next checkpoint is not triggered before this one is committed.
+        kept = (len(self.failures.errors), len(self.failures.dead_letters))
         await lifecycle.checkpoint(
             checkpoint_id, part, states, list(self.failures.dead_letters), ended=ended
         )
+        self.committed_failures = kept
         self.observers.tell("checkpoint", checkpoint_id)
         for name, prepared in part.prepared.items():
             self.commit_sink(name, checkpoint_id, prepared)

@@ -7,7 +7,7 @@ import random
 from typing import Any
 
 from riverbed._errors import StageFailedError
-from riverbed._model.stages import KEEPS_STATE
+from riverbed._model.stages import KEEPS_STATE, Stage
 from riverbed._runtime.chains.executor import ChainExecutor
 from riverbed._runtime.local.stream import LocalStream
 from riverbed._runtime.runner import Step
@@ -21,6 +21,10 @@ class LocalRunner:
     ``LocalStream``); a workflow's steps one after the other, each in the loop."""
 
     name = "local"
+
+    def exchange_before(self, stage: Stage) -> bool:
+        """Never: every chain runs in this process."""
+        return False
 
     async def run_stream(self, run: StreamRun) -> BaseException | None:
         return await LocalStream(run).execute()

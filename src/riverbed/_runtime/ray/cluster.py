@@ -1,0 +1,37 @@
+"""Joining a Ray cluster, or starting a local Ray instance: the one module that imports
+``ray`` first, with a clear error when the extra is not installed."""
+
+from __future__ import annotations
+
+import logging
+from types import ModuleType
+from typing import Any
+
+__all__ = ["connect", "ray_module"]
+
+logger = logging.getLogger("riverbed")
+
+
+def ray_module() -> ModuleType:
+    """The ``ray`` package, or an ``ImportError`` that says which extra to install."""
+    try:
+        import ray
+    except ImportError as error:
+        raise ImportError(
+            "the Ray runner needs the ray package, which is not installed: install "
+            "riverbed's ray extra (pip install 'riverbed[ray]')"
+        ) from error
+    return ray
+
+
+def connect(address: str | None, init_options: dict[str, Any]) -> ModuleType:
+    """Ray, connected: to the instance this process already joined, else to the cluster
+    at ``address`` (``"auto"``, ``"ray://host:10001"``, ``"host:port"``), else to a new
+    local instance that uses every core of this machine (``address`` None)."""
+    ray = ray_module()
+    if ray.is_initialized():
+        return ray
+    options = {"include_dashboard": False, "log_to_driver": True, **init_options}
+    logger.info("joining Ray at %s", address or "a new local instance")
+    ray.init(address=address, **options)
+    return ray
