@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+from typing import Any
 
 import pytest
 
@@ -41,3 +42,13 @@ def require_postgres() -> str:
     if problem is not None:
         unavailable(problem)
     return POSTGRES_URL
+
+
+def require_ray() -> Any:
+    """The ``ray`` module; skips (or fails) the test if riverbed's ray extra is missing."""
+    try:
+        import ray
+    except ImportError as exc:
+        unavailable(f"ray is not installed (pip install 'riverbed[ray]'): {exc}")
+        raise  # unreachable: unavailable() skips or fails
+    return ray

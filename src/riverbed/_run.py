@@ -9,6 +9,7 @@ runtime never opens a store by itself. A store opened here for a run is closed a
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Unpack
@@ -17,6 +18,7 @@ from riverbed._model.flow import Flow
 from riverbed._model.origin import origin_of
 from riverbed._runtime.config import RunConfig, RunOptions, options_doc, stream_only_options
 from riverbed._runtime.execute import execute_stream
+from riverbed._runtime.ray.runner import RayRunner
 from riverbed._runtime.progress import ProgressObserver, wants_progress
 from riverbed._runtime.result import RunResult
 from riverbed._runtime.runner import Runner
@@ -34,6 +36,23 @@ def local_runner() -> Runner:
     from riverbed._runtime.local.runner import LocalRunner
 
     return LocalRunner()
+
+
+RUNNERS = ("local", "ray")
+"""The names ``RIVERBED_RUNNER`` (and the CLI's ``--runner``) take."""
+
+
+def default_runner(name: str | None = None) -> Runner:
+    """The runner named ``name``, else by ``$RIVERBED_RUNNER``, else the local runner:
+    ``ray`` is a ``RayRunner`` joining ``$RIVERBED_RAY_ADDRESS`` (unset: a local Ray
+    instance, or the one this process joined)."""
+    chosen = name or os.environ.get("RIVERBED_RUNNER") or "local"
+    if chosen == "local":
+        return local_runner()
+    if chosen == "ray":
+        return RayRunner(os.environ.get("RIVERBED_RAY_ADDRESS") or None)
+    source = "the runner" if name else "RIVERBED_RUNNER"
+    raise ValueError(f"{source} must be one of {', '.join(RUNNERS)}, got {chosen!r}")
 
 
 @contextmanager
@@ -97,7 +116,7 @@ def run_stream(flow: Flow, **options: Unpack[RunOptions]) -> RunResult:
     _refuse_inside_loop("flow.run()", f"await flow.arun(...)` there (flow {flow.name!r})")
     config = _config(flow, dict(options))
     with opened(config.store) as store:
-        runner = config.runner or local_runner()
+        runner = config.runner or default_runner()
         main = execute_stream(flow, config, store, runner, handle_signals=True)
         return asyncio.run(main)
 
@@ -106,7 +125,7 @@ async def arun_stream(flow: Flow, **options: Unpack[RunOptions]) -> RunResult:
     """``Flow.arun``: run ``flow`` on the running event loop."""
     config = _config(flow, dict(options))
     with opened(config.store) as store:
-        return await execute_stream(flow, config, store, config.runner or local_runner())
+        return await execute_stream(flow, config, store, config.runner or default_runner())
 
 
 def run(flow: Flow, input: Any = MISSING, **options: Unpack[RunOptions]) -> RunResult:
@@ -194,7 +213,7 @@ async def _workflow(
     if spec.target is None and isinstance(spec.flow, Flow):
         spec.target = origin_of(spec.flow)
     with opened(store) as resolved:
-        return await execute_workflow(spec, resolved, runner or local_runner())
+        return await execute_workflow(spec, resolved, runner or default_runner())
 
 
 class Worker(_Worker):
@@ -218,7 +237,9 @@ class Worker(_Worker):
     ) -> None:
         if store is None or isinstance(store, str):
             store = open_store(store)
-        super().__init__(store, runner=runner or local_runner(), load_flow=_stored_flow, **options)
+        super().__init__(
+            store, runner=runner or default_runner(), load_flow=_stored_flow, **options
+        )
 
 
 def _stored_flow(target: str, params: Mapping[str, Any]) -> Flow:

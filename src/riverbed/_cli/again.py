@@ -42,7 +42,7 @@ def again(
         record = rb.crashed_if_dead(store, record)
     stored = flow_of_run(store, record, target)
     if stored.flow.is_workflow:
-        result = _workflow_again(store, record, stored, new_id)
+        result = _workflow_again(store, record, stored, new_id, options.get("runner"))
     else:
         if new_id is None:
             options["resume"] = record.run_id
@@ -61,12 +61,16 @@ def again(
 
 
 def _workflow_again(
-    store: rb.Store, record: rb.RunRecord, stored: StoredFlow, new_id: str | None
+    store: rb.Store,
+    record: rb.RunRecord,
+    stored: StoredFlow,
+    new_id: str | None,
+    runner: rb.RayRunner | None,
 ) -> rb.RunResult:
     """A workflow run resumed (its recorded steps are replayed), or re-run as a new run on
     the same input (``cache=True`` steps are not recomputed)."""
     if new_id is None:
-        return rb.run(stored.flow, store=store, resume=record.run_id)
+        return rb.run(stored.flow, store=store, resume=record.run_id, runner=runner)
     given = pickle.loads(record.input) if record.input is not None else None
     return rb.run(
         stored.flow,
@@ -75,6 +79,7 @@ def _workflow_again(
         run_id=new_id,
         target=stored.target,
         rerun_of=record.run_id,
+        runner=runner,
     )
 
 
@@ -95,12 +100,17 @@ def resume_run(
     rename: opt.Rename = None,
     checkpoint_interval: opt.CheckpointInterval = None,
     checkpoint_every: opt.DeprecatedCheckpointEvery = None,
+    runner: opt.RunnerName = None,
+    address: opt.RayAddress = None,
+    parallelism: opt.Parallelism = None,
     as_json: opt.JsonOption = False,
 ) -> None:
-    """Resume a crashed, failed or cancelled run from its last checkpoint (same run id)."""
+    """Resume a crashed, failed or cancelled run from its last checkpoint (same run id),
+    here or on Ray (--runner ray)."""
     options: dict[str, Any] = {
         "compatible": compatible,
         **opt.checkpoint_options(checkpoint_interval, checkpoint_every),
+        **opt.runner_options(runner, address, parallelism),
     }
     if rename:
         options["renamed"] = opt.renamed(rename)
@@ -126,11 +136,18 @@ def rerun(
     compatible: opt.Compatible = False,
     rename: opt.Rename = None,
     from_start: FromStart = False,
+    runner: opt.RunnerName = None,
+    address: opt.RayAddress = None,
+    parallelism: opt.Parallelism = None,
     as_json: opt.JsonOption = False,
 ) -> None:
-    """Run a flow again as a new run, from the last checkpoint of RUN (or from the start)."""
+    """Run a flow again as a new run, from the last checkpoint of RUN (or from the start),
+    here or on Ray (--runner ray)."""
     new_id = new_run_id()
-    options: dict[str, Any] = {"compatible": compatible}
+    options: dict[str, Any] = {
+        "compatible": compatible,
+        **opt.runner_options(runner, address, parallelism),
+    }
     if from_start and rename:
         fail(
             "--rename says where a checkpoint's state goes: not with --from-start",

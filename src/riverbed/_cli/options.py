@@ -5,12 +5,14 @@ value that does not parse is one ``Error:`` line and exit 2, saying what to writ
 from __future__ import annotations
 
 import json
+import os
 import re
 from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
 
+import riverbed as rb
 from riverbed._cli.exits import ExitCode, fail
 
 __all__ = [
@@ -20,8 +22,11 @@ __all__ = [
     "JsonOption",
     "MaybeTarget",
     "Params",
+    "Parallelism",
+    "RayAddress",
     "Rename",
     "RunArg",
+    "RunnerName",
     "StoreOption",
     "Target",
     "checkpoint_options",
@@ -30,6 +35,7 @@ __all__ = [
     "parameters",
     "positive_seconds",
     "renamed",
+    "runner_options",
 ]
 
 StoreOption = Annotated[
@@ -88,6 +94,33 @@ CheckpointInterval = Annotated[
         show_default=False,
     ),
 ]
+RunnerName = Annotated[
+    str | None,
+    typer.Option(
+        "--runner",
+        help="What executes the runs: local (this process) or ray (a Ray cluster; "
+        "pip install 'riverbed[ray]'). Default: $RIVERBED_RUNNER, else local.",
+        show_default=False,
+    ),
+]
+RayAddress = Annotated[
+    str | None,
+    typer.Option(
+        "--address",
+        help="With --runner ray: the cluster to join (auto, ray://HOST:10001); default: a "
+        "new local Ray instance using every core.",
+        show_default=False,
+    ),
+]
+Parallelism = Annotated[
+    int | None,
+    typer.Option(
+        "--parallelism",
+        min=1,
+        help="With --runner ray: actors per stage (default: the cluster's CPUs).",
+        show_default=False,
+    ),
+]
 DeprecatedCheckpointEvery = Annotated[
     float | None,
     typer.Option("--checkpoint-every", hidden=True, show_default=False),
@@ -127,6 +160,20 @@ def positive_seconds(option: str, value: float | None) -> float | None:
     if value is not None and not value > 0:  # `not >` also refuses NaN
         fail(f"{option} must be a number of seconds > 0, got {value:g}", ExitCode.USAGE)
     return value
+
+
+def runner_options(name: str | None, address: str | None, parallelism: int | None) -> dict[str, Any]:
+    """``--runner``, ``--address`` and ``--parallelism`` as the ``runner`` option of a
+    run (none: the default runner, ``$RIVERBED_RUNNER`` else local)."""
+    chosen = name or os.environ.get("RIVERBED_RUNNER") or "local"
+    if chosen not in ("local", "ray"):
+        fail(f"--runner takes local or ray, got {chosen!r}", ExitCode.USAGE)
+    if chosen == "local":
+        if address is not None or parallelism is not None:
+            fail("--address and --parallelism go with --runner ray", ExitCode.USAGE)
+        return {} if name is None else {"runner": None}
+    address = address or os.environ.get("RIVERBED_RAY_ADDRESS") or None
+    return {"runner": rb.RayRunner(address, parallelism=parallelism)}
 
 
 def checkpoint_options(interval: float | None, every: float | None) -> dict[str, Any]:

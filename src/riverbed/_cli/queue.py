@@ -125,26 +125,32 @@ def worker(
     poll: Poll = 1.0,
     checkpoint_interval: opt.CheckpointInterval = None,
     checkpoint_every: opt.DeprecatedCheckpointEvery = None,
+    runner: opt.RunnerName = None,
+    address: opt.RayAddress = None,
+    parallelism: opt.Parallelism = None,
     verbose: Verbose = False,
 ) -> None:
     """Claim runs from the store's queue and run them, one at a time, until stopped. Logs
     one line on stderr per run it takes and per run it finishes (-v: more). SIGTERM or
-    Ctrl-C put the run it holds back into the queue, then it exits."""
+    Ctrl-C put the run it holds back into the queue, then it exits. With --runner ray,
+    the runs it takes execute on a Ray cluster."""
     opt.positive_seconds("--poll", poll)
     if idle_exit is not None and not idle_exit >= 0:
         fail(f"--idle-exit must be a number of seconds >= 0, got {idle_exit:g}", ExitCode.USAGE)
     options = opt.checkpoint_options(checkpoint_interval, checkpoint_every)
+    chosen = opt.runner_options(runner, address, parallelism)
     kind = _Verbose if verbose else rb.Worker
     with open_store(store) as opened, _log_to_stderr(verbose):
-        runner = kind(
+        taker = kind(
             opened,
+            runner=chosen.get("runner"),
             poll=poll,
             idle_exit=0 if once else idle_exit,
             max_runs=1 if once else max_runs,
             **options,
         )
         try:
-            count = runner.run()
+            count = taker.run()
         except KeyboardInterrupt:
-            count = len(runner.done)
-    typer.echo(f"worker {runner.name}: {count} run(s)")
+            count = len(taker.done)
+    typer.echo(f"worker {taker.name}: {count} run(s)")

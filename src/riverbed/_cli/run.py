@@ -1,5 +1,5 @@
-"""``riverbed run TARGET``: run a flow here, on the local engine, recorded in the store;
-a workflow with ``--input JSON``."""
+"""``riverbed run TARGET``: run a flow, here or on Ray (``--runner ray``), recorded in the
+store; a workflow with ``--input JSON``."""
 
 from __future__ import annotations
 
@@ -57,9 +57,13 @@ def run(
     input_json: InputJson = None,
     batch_size: BatchSize = None,
     progress: Progress = None,
+    runner: opt.RunnerName = None,
+    address: opt.RayAddress = None,
+    parallelism: opt.Parallelism = None,
     as_json: opt.JsonOption = False,
 ) -> None:
-    """Run a flow on the local engine until its sources end, then print its summary.
+    """Run a flow until its sources end, then print its summary: in this process, or on a
+    Ray cluster with --runner ray.
 
     Prints ``run ID`` once the run is recorded in the store (so that ``riverbed runs
     resume ID`` finds it from then on). Exits 0 if the run SUCCEEDED, 1 if it FAILED or
@@ -72,6 +76,7 @@ def run(
     }
     if batch_size is not None:
         options["batch_size"] = batch_size
+    chosen = opt.runner_options(runner, address, parallelism)
     given, value = opt.json_input(input_json)
     parsed = opt.parameters(params)
     announce: list[rb.RunObserver] = [] if as_json else [Announce()]
@@ -82,12 +87,19 @@ def run(
         raise typer.Exit(ExitCode.CANCELLED) from None
     with json_stdout(as_json):
         if given:
-            result = rb.run(flow, value, store=store, target=target, observers=announce)
+            result = rb.run(
+                flow, value, store=store, target=target, observers=announce, **chosen
+            )
         else:
             if parsed:
                 options["params"] = parsed
             result = flow.run(
-                raise_on_failure=False, store=store, target=target, observers=announce, **options
+                raise_on_failure=False,
+                store=store,
+                target=target,
+                observers=announce,
+                **options,
+                **chosen,
             )
     _report(result, as_json, workflow=given)
 

@@ -20,7 +20,7 @@ import time
 from collections.abc import Coroutine
 from typing import Any
 
-from riverbed._errors import StageFailedError
+from riverbed._errors import SourceError, StageFailedError
 from riverbed._model.stages import Port, Stage
 from riverbed._runtime.chains.executor import ChainExecutor
 from riverbed._runtime.parts import Part
@@ -270,14 +270,25 @@ class Attempt:
         """Close every chain's sinks and operators (the actors', then the driver's);
         return the first failure."""
         error: BaseException | None = None
-        for lane in self.lanes.values():
+        for name, lane in self.lanes.items():
             replies = await asyncio.gather(
                 *(actor.close.remote() for actor in lane.actors), return_exceptions=True
             )
-            for reply in replies:
-                if isinstance(reply, Reply) and reply.failed is not None:
+            for index, reply in enumerate(replies):
+                if not isinstance(reply, Reply):
+                    continue
+                # Answered after every call sent before it: the counters of batches
+                # whose answers a failure left untaken are in.
+                self.counted[name][index] = reply.counters
+                self._count(name)
+                if reply.failed is not None:
                     self.run.failures.adopt(reply.errors, reply.dead_letters, reply.fatal)
                     error = error or StageFailedError(reply.failed, stage=lane.name, attempts=1)
+        return await self.close_local() or error
+
+    async def close_local(self) -> BaseException | None:
+        """Close the sinks of the chains that run in the driver; the first failure."""
+        error: BaseException | None = None
         for executor in self.local.values():
             try:
                 await executor.close()
@@ -330,6 +341,11 @@ class Attempt:
                 batch = await self._await_read(batch)
             if batch is None:
                 break
+            if type(batch) is not list:
+                raise SourceError(
+                    f"source {source.name!r}: read() returned {type(batch).__name__}; "
+                    "it must return a list of events, [] for none yet, or None at end"
+                )
             if not batch:
                 await run.clock.sleep(POLL_INTERVAL)
                 continue
@@ -408,6 +424,7 @@ class Attempt:
             finally:
                 for wait in waits:
                     wait.cancel()
+                await asyncio.gather(*waits, return_exceptions=True)
             self.due.clear()
             if interval:
                 next_at = loop.time() + interval

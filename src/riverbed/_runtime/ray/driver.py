@@ -90,15 +90,15 @@ class RayStream:
         except StageFailedError as failure:
             error = failure
         except ActorLost:
-            attempt.cancel()
-            await attempt.cancelled()
-            attempt.kill()
+            await self._discard(attempt)
+            raise
+        except asyncio.CancelledError:  # the run's task was cancelled: its sinks close
+            await self._discard(attempt)
+            await asyncio.shield(attempt.close_local())
             raise
         except Exception:  # a lost lease at the last checkpoint is no failure of the run
             if not self.run.control.lost:
-                attempt.cancel()
-                await attempt.cancelled()
-                attempt.kill()
+                await self._discard(attempt)
                 raise
         attempt.cancel()
         await attempt.cancelled()
@@ -113,6 +113,12 @@ class RayStream:
         if error is None and not self.run.control.lost:
             error = closed
         return error
+
+    async def _discard(self, attempt: Attempt) -> None:
+        """Stop an attempt that cannot end cleanly: its tasks, then its actors."""
+        attempt.cancel()
+        await asyncio.shield(attempt.cancelled())
+        attempt.kill()
 
     def _may_roll_back(self, lost: ActorLost) -> bool:
         """Roll the run back to its last checkpoint, if it takes them (and has not lost
