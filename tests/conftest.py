@@ -20,6 +20,13 @@ RAY_CPUS = 4
 """CPUs of the suite's one Ray instance (more than this machine's cores: actors wait on
 I/O and on the driver as much as they compute)."""
 
+RAY_PARALLELISM = 2
+"""Actors per stage in the suite's Ray runs: enough to split keys and balance batches."""
+
+RAY_WARM_ACTORS = 8
+"""Actors started with the instance, in parallel, for the suite's runs to load their
+chains into (starting one per run would cost a second each)."""
+
 
 @pytest.fixture(scope="session")
 def ray_instance() -> Iterator[Any]:
@@ -27,6 +34,11 @@ def ray_instance() -> Iterator[Any]:
     ray = require_ray()
     if not ray.is_initialized():
         ray.init(num_cpus=RAY_CPUS, include_dashboard=False, log_to_driver=False)
+        from riverbed._runtime.ray.pool import POOL
+
+        actors = POOL.take(ray, {}, RAY_WARM_ACTORS)
+        ray.get([actor.where.remote() for actor in actors])
+        POOL.give_back(ray, {}, actors)
     yield ray
     ray.shutdown()
 
@@ -49,5 +61,6 @@ def on_runner(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     name: str = request.param
     if name == "ray":
         request.getfixturevalue("ray_instance")
+        monkeypatch.setenv("RIVERBED_RAY_PARALLELISM", str(RAY_PARALLELISM))
     monkeypatch.setenv("RIVERBED_RUNNER", name)
     return name

@@ -45,12 +45,17 @@ RUNNERS = ("local", "ray")
 def default_runner(name: str | None = None) -> Runner:
     """The runner named ``name``, else by ``$RIVERBED_RUNNER``, else the local runner:
     ``ray`` is a ``RayRunner`` joining ``$RIVERBED_RAY_ADDRESS`` (unset: a local Ray
-    instance, or the one this process joined)."""
+    instance, or the one this process joined) with ``$RIVERBED_RAY_PARALLELISM`` actors
+    per stage (unset: the cluster's CPUs)."""
     chosen = name or os.environ.get("RIVERBED_RUNNER") or "local"
     if chosen == "local":
         return local_runner()
     if chosen == "ray":
-        return RayRunner(os.environ.get("RIVERBED_RAY_ADDRESS") or None)
+        parallelism = os.environ.get("RIVERBED_RAY_PARALLELISM")
+        return RayRunner(
+            os.environ.get("RIVERBED_RAY_ADDRESS") or None,
+            parallelism=int(parallelism) if parallelism else None,
+        )
     source = "the runner" if name else "RIVERBED_RUNNER"
     raise ValueError(f"{source} must be one of {', '.join(RUNNERS)}, got {chosen!r}")
 

@@ -10,6 +10,9 @@ import pytest
 
 import riverbed as rb
 from riverbed.testing import Capture, Pause, TestClock, TestSource, run_flow
+from tests import runners
+
+pytestmark = pytest.mark.usefixtures("on_runner")
 
 
 class Recorder:
@@ -34,6 +37,7 @@ def _flow(fn: Any, source: Any, **options: Any) -> rb.Flow:
     return flow
 
 
+@runners.shared_objects
 def test_calls_with_max_size_events_and_the_rest_at_the_end() -> None:
     """Full lists of max_size are called as they fill; the remainder when the input ends."""
     fn = Recorder()
@@ -42,6 +46,7 @@ def test_calls_with_max_size_events_and_the_rest_at_the_end() -> None:
     assert fn.calls == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9]]
 
 
+@runners.shared_objects
 def test_what_waits_at_end_of_stream_is_called() -> None:
     """With no size or time reached, the buffered events are called when the input ends."""
     fn = Recorder()
@@ -49,6 +54,7 @@ def test_what_waits_at_end_of_stream_is_called() -> None:
     assert fn.calls == [[1, 2, 3]]
 
 
+@runners.test_clock
 def test_calls_after_max_wait_on_the_run_clock() -> None:
     """A partial list is called once its first event has waited max_wait clock seconds."""
     clock = TestClock(auto_advance=False)
@@ -113,6 +119,7 @@ class FailingCalls:
         return [x * 10 for x in events]
 
 
+@runners.test_clock
 def test_failed_call_is_retried_as_a_whole() -> None:
     """retry=: the whole list is called again after a failure, and succeeds."""
     fn = FailingCalls(2)

@@ -8,8 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import riverbed as rb
 from riverbed.testing import Capture
+
+pytestmark = pytest.mark.usefixtures("on_runner")
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -14,6 +14,7 @@ import pytest
 
 import riverbed as rb
 from riverbed.testing import Capture, TestClock
+from tests import runners
 
 pytestmark = pytest.mark.usefixtures("on_runner")
 
@@ -70,7 +71,7 @@ def test_empty_source_succeeds() -> None:
     assert result.stages["inc"].events_in == 0
 
 
-@pytest.mark.local_only("the Ray runner runs sinks in the driver: they fuse with nothing")
+@runners.local_structure
 def test_sync_stages_fuse_and_async_stages_break_the_chain() -> None:
     """Consecutive sync stages run fused; an async stage stands alone and splits chains."""
 
@@ -92,7 +93,7 @@ def test_sync_stages_fuse_and_async_stages_break_the_chain() -> None:
     assert result.outputs == {"out": [3]}
 
 
-@pytest.mark.local_only("the Ray runner runs sinks in the driver: they fuse with nothing")
+@runners.local_structure
 def test_a_stream_read_twice_is_not_fused() -> None:
     """A stage whose output two stages read ends its chain; each reader gets every event."""
     flow = rb.Flow("fanout")
@@ -105,7 +106,7 @@ def test_a_stream_read_twice_is_not_fused() -> None:
     assert result.outputs == {"l_out": [3, 4, 5], "r_out": [-2, -3, -4]}
 
 
-@pytest.mark.local_only("the Ray runner runs sinks in the driver: they fuse with nothing")
+@runners.local_structure
 def test_branch_and_the_merge_of_its_paths_run_as_one_loop() -> None:
     """A branch, the sync stages of both its paths and their merge fuse into one chain;
     an async stage on a path splits that path (and the merge) off."""
@@ -208,7 +209,7 @@ def test_async_stage_keeps_input_order_at_any_concurrency() -> None:
     assert seen.items == list(range(100))
 
 
-@pytest.mark.local_only("it watches calls through a closure, which a Ray actor does not share")
+@runners.shared_objects
 def test_async_concurrency_is_bounded() -> None:
     """No more than `concurrency` calls of an async stage are in flight at once."""
     active = 0
@@ -326,7 +327,7 @@ def test_stateful_function_form_with_initial_and_forgetting() -> None:
     assert result.stages["third"].events_out == 3
 
 
-@pytest.mark.local_only("it watches calls through a closure, which a Ray actor does not share")
+@runners.shared_objects
 def test_stateful_function_without_initial_starts_from_none() -> None:
     """Without initial, a key's state starts as None."""
     starts: list[Any] = []
@@ -724,7 +725,9 @@ def test_fast_source_waits_for_a_slow_sink() -> None:
     assert produced <= 300 + bound
 
 
-@pytest.mark.local_only("the bound counts the local runner's channels; the Ray runner's bound is per actor (tests/ray)")
+@pytest.mark.local_only(
+    "the bound counts the local runner's channels; the Ray runner's bound is per actor (tests/ray)"
+)
 def test_backpressure_holds_across_several_edges() -> None:
     """With two async stages (two edges), the source stays within both channels' bound."""
     batch_size, capacity = 5, 1
@@ -808,7 +811,7 @@ def test_sync_partitions_each_get_a_share() -> None:
     assert min(source.reads.values()) >= 80, source.reads
 
 
-@pytest.mark.local_only("sources that run their chain inline are the local runner's")
+@runners.local_structure
 def test_sources_running_their_chains_inline_take_turns() -> None:
     """Two sources, each running its chain in its own task (no channel to wait on), share
     the event loop batch by batch."""
@@ -989,7 +992,7 @@ def test_generator_failing_while_pulled_fails_the_run_at_the_source() -> None:
     assert result.stages["src"].events_out == result.stages["inc"].events_in
 
 
-@pytest.mark.local_only("pulled sources (the source fused into its chain) are the local runner's")
+@runners.local_structure
 def test_stop_while_pulled_counts_the_events_taken() -> None:
     """A STOP half way through a pulled batch: the source's count and position include
     the events the chain took, the failing one too."""

@@ -12,6 +12,9 @@ from hypothesis import strategies as st
 
 import riverbed as rb
 from riverbed.testing import Capture, Pause, TestClock, TestSource, drive, run_flow
+from tests import runners
+
+pytestmark = pytest.mark.usefixtures("on_runner")
 
 PROPERTY = settings(max_examples=40, deadline=None)
 
@@ -87,6 +90,7 @@ def test_rendezvous_of_two_sources_in_a_flow() -> None:
     assert sorted(out) == [("a", 1, 11), ("a", 3, 12), ("b", 2, 10)]
 
 
+@runners.test_clock
 def test_processing_time_collect_flushes_on_the_run_clock() -> None:
     """collect(max_wait=) flushes a batch on the run clock's ticks once it has waited
     max_wait, while no event comes."""
@@ -137,6 +141,7 @@ def test_a_window_right_after_a_source() -> None:
     assert [value for _, value in run_flow(flow, [1, 2, 11])["out"]] == [2, 1]
 
 
+@runners.test_clock
 def test_idle_timeout_closes_windows_while_the_input_is_quiet() -> None:
     """In a real run, an event-time window whose input goes quiet closes on the run clock's
     ticks after idle_timeout: an event of that window arriving later is late."""
@@ -162,6 +167,7 @@ def test_idle_timeout_closes_windows_while_the_input_is_quiet() -> None:
     ]
 
 
+@runners.test_clock
 def test_processing_time_window_right_after_a_source_closes_on_ticks() -> None:
     """A processing-time window reading a source directly closes when the clock passes its
     end, not when the next event happens to come."""
@@ -226,6 +232,7 @@ def test_a_non_finite_event_time_follows_the_stage_policy(policy: rb.OnError) ->
     stats = result.stages["per_ten"]
     assert stats.errors == 1
     if policy is rb.OnError.DEAD_LETTER:
-        assert [d.event for d in result.dead_letters] == [("a", nan_event)]
+        # repr: NaN equals nothing, and on Ray the letter holds a copy of the event.
+        assert [repr(d.event) for d in result.dead_letters] == [repr(("a", nan_event))]
     else:
         assert stats.skipped == 1

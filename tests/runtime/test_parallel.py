@@ -17,6 +17,9 @@ from hypothesis import strategies as st
 
 import riverbed as rb
 from riverbed.testing import Capture, TestSource, run_flow
+from tests import runners
+
+pytestmark = pytest.mark.usefixtures("on_runner")
 
 PROPERTY = settings(max_examples=25, deadline=None)
 
@@ -126,6 +129,7 @@ class _Gate:
         self.event.set()
 
 
+@runners.shared_objects
 def test_skip_ahead_emits_past_a_stuck_event_and_the_stuck_one_later() -> None:
     """gap="skip": past max_buffered waiting results they leave; the stuck one follows."""
     gate = _Gate(stuck=0)
@@ -160,6 +164,7 @@ def test_wait_gap_holds_results_behind_a_slow_event() -> None:
     assert out == {"out": list(range(12))}
 
 
+@runners.shared_objects
 def test_ordered_window_bounds_the_events_taken_behind_a_slow_one() -> None:
     """gap="wait": behind a slow event, at most workers * 4 events are taken (and called)."""
     started: list[int] = []
@@ -178,6 +183,7 @@ def test_ordered_window_bounds_the_events_taken_behind_a_slow_one() -> None:
     assert seen_while_slow[0] <= 2 * 4
 
 
+@runners.shared_objects
 def test_unordered_results_flow_across_batch_boundaries() -> None:
     """ordered=False: a later batch's results leave while an earlier batch's call runs."""
     gate = _Gate(stuck=0)
@@ -237,6 +243,7 @@ def test_stop_fails_the_run_naming_the_stage() -> None:
         run_flow(_flow(_fails_on_three, list(range(10)), workers=2))
 
 
+@runners.shared_objects
 def test_retry_with_backoff_recovers() -> None:
     """retry=: a call failing twice succeeds on its third attempt; retries are counted."""
     calls: Counter[int] = Counter()
@@ -279,6 +286,7 @@ def test_async_timeout_is_a_failure_under_the_policy() -> None:
     assert [e.error_type for e in result.errors] == ["StageTimeoutError"]
 
 
+@runners.shared_objects
 def test_thread_timeout_does_not_stall_the_events_behind() -> None:
     """A blocked thread call times out; the events behind it still leave."""
     blocked = threading.Event()

@@ -13,6 +13,9 @@ import pytest
 
 import riverbed as rb
 from riverbed.testing import Capture, TestClock
+from tests import runners
+
+pytestmark = pytest.mark.usefixtures("on_runner")
 
 
 def _run(flow: rb.Flow, **options: Any) -> rb.RunResult:
@@ -38,6 +41,7 @@ class FailsTimes:
 # -- retry -------------------------------------------------------------------------------
 
 
+@runners.test_clock
 def test_retry_sleeps_on_the_clock_with_exponential_backoff() -> None:
     """Retries sleep backoff * multiplier**(n-1), capped at max_backoff, on the run's clock."""
     clock = TestClock()
@@ -56,6 +60,7 @@ def test_retry_sleeps_on_the_clock_with_exponential_backoff() -> None:
     assert result.errors == ()  # recovered by retry: nothing was given up
 
 
+@runners.test_clock
 def test_retry_jitter_stays_in_range_and_is_repeatable_with_a_seed() -> None:
     """With jitter each delay lies in [base/2, base], and one seed gives one schedule."""
 
@@ -77,6 +82,7 @@ def test_retry_jitter_stays_in_range_and_is_repeatable_with_a_seed() -> None:
     assert schedule(3) == first
 
 
+@runners.test_clock
 def test_retries_run_out_then_the_policy_acts() -> None:
     """When every attempt fails, the on_error action applies with the attempt count."""
     flow = rb.Flow("exhausted")
@@ -90,6 +96,7 @@ def test_retries_run_out_then_the_policy_acts() -> None:
     assert (stats.errors, stats.retries, stats.dead_lettered) == (6, 4, 2)
 
 
+@runners.test_clock
 def test_retry_only_on_listed_exception_types() -> None:
     """Retry(on=(ConnectionError,)) retries a ConnectionError but never a ValueError."""
     retry = rb.Retry(attempts=3, backoff=0.0, on=(ConnectionError,))
@@ -112,6 +119,7 @@ def test_retry_only_on_listed_exception_types() -> None:
     assert result.stages["c"].retries == 2
 
 
+@runners.test_clock
 def test_retry_stops_at_an_error_it_does_not_retry() -> None:
     """A retried call that then raises an unlisted type gives up at once with that error."""
     calls: list[int] = []
@@ -132,6 +140,7 @@ def test_retry_stops_at_an_error_it_does_not_retry() -> None:
     assert [(e.error_type, e.attempts) for e in result.errors] == [("ValueError", 2)]
 
 
+@runners.test_clock
 def test_retry_on_an_async_stage() -> None:
     """An async stage is retried like a sync one, outputs kept in input order."""
     flaky = FailsTimes(2)
@@ -180,6 +189,7 @@ def test_stage_policy_beats_flow_policy_beats_default_stop() -> None:
         _run(plain)
 
 
+@runners.test_clock
 def test_stage_retry_beats_flow_retry() -> None:
     """A stage's retry replaces the flow's; stages without one use the flow's."""
     flow = rb.Flow("retries", retry=rb.Retry(attempts=3, backoff=0.0), on_error=rb.OnError.SKIP)
@@ -193,6 +203,7 @@ def test_stage_retry_beats_flow_retry() -> None:
     assert attempts == {"own": 2, "inherits": 3}
 
 
+@runners.test_clock
 def test_stop_raises_run_failed_error_with_the_result() -> None:
     """STOP fails the run: RunFailedError carries the FAILED result naming the stage."""
     flow = rb.Flow("stops")
@@ -383,6 +394,7 @@ def test_timeout_on_a_sync_function_runs_it_in_a_thread() -> None:
     assert [e.error_type for e in result.errors] == ["StageTimeoutError"]
 
 
+@runners.shared_objects
 def test_timed_out_call_is_retried_when_the_policy_says_so() -> None:
     """StageTimeoutError is a TimeoutError: Retry(on=(TimeoutError,)) retries it."""
     calls: Counter[int] = Counter()
@@ -425,6 +437,7 @@ def test_timeout_with_stop_fails_the_run() -> None:
 # -- never silent ------------------------------------------------------------------------
 
 
+@pytest.mark.local_only("it reads the log of the test's process; Ray's workers log in theirs")
 def test_errors_are_logged_counted_and_kept(caplog: pytest.LogCaptureFixture) -> None:
     """Every handled error is in result.errors and the counters, and logged (the first few
     per stage in full, then a note)."""
@@ -457,6 +470,7 @@ def test_max_errors_limits_the_kept_list_not_the_counters() -> None:
     assert result.stages["m"].errors == 10
 
 
+@pytest.mark.local_only("the letter holds the event itself in one process; on Ray, an equal copy")
 def test_dead_letter_keeps_event_traceback_and_attempts() -> None:
     """A dead letter keeps the event object itself, its stage, traceback and attempts."""
     event = {"id": 1}
@@ -542,6 +556,7 @@ class FlakySinkObject:
         self.closed += 1
 
 
+@runners.test_clock
 def test_sink_object_is_retried_per_batch_and_closed_once() -> None:
     """A failing write_batch is retried with the same batch; close() runs once."""
     sink = FlakySinkObject(failures=2)

@@ -13,6 +13,9 @@ import pytest
 import riverbed as rb
 from riverbed._model.process import Processor, ProcessorSpec
 from riverbed.testing import Capture, Pause, TestClock, TestSource, run_flow
+from tests import runners
+
+pytestmark = pytest.mark.usefixtures("on_runner")
 
 
 class _Counter:
@@ -96,6 +99,7 @@ def test_process_takes_only_specs() -> None:
         flow.source([1]).key_by(str).process(len)
 
 
+@runners.test_clock
 def test_processor_gets_ticks_from_the_run_clock() -> None:
     """A processor with a tick interval is ticked by the run's clock while events wait."""
     clock = TestClock(auto_advance=False)

@@ -9,6 +9,8 @@ import pytest
 
 import riverbed as rb
 
+pytestmark = pytest.mark.usefixtures("on_runner")
+
 
 def when(event: Any) -> float:
     return float(event)

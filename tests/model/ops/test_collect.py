@@ -7,11 +7,14 @@ import random
 from collections import defaultdict
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import riverbed as rb
 from riverbed.testing import Pause, drive
+
+pytestmark = pytest.mark.usefixtures("on_runner")
 
 PROPERTY = settings(max_examples=150, deadline=None)
 

@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 import riverbed as rb
 from riverbed.testing import Pause, drive
 
+pytestmark = pytest.mark.usefixtures("on_runner")
+
 PROPERTY = settings(max_examples=150, deadline=None)
 
 

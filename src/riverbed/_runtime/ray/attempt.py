@@ -358,6 +358,7 @@ class Attempt:
                 await self.route(port, batch)
             finally:
                 self.delivering -= 1
+            await asyncio.sleep(0)  # a batch sent without waiting: let other partitions read
 
     async def _await_read(self, pending: Any) -> Any:
         """Await a read; a clean stop cancels a read that waits for events (an idle

@@ -94,7 +94,10 @@ class Lane:
         shares: dict[int, list[Any]] = {}
         for event in events:
             key = event[0]
-            owner = owners.get(key)
+            try:
+                owner = owners.get(key)
+            except TypeError:  # unhashable: the first actor's, whose stage fails on it
+                owner = 0
             if owner is None:
                 owner = owners[key] = key_owner(key, actors, groups)
             share = shares.get(owner)

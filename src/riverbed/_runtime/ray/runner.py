@@ -154,6 +154,11 @@ class RayRunner:
         """Run a stream on the cluster (see ``driver.RayStream``)."""
         from riverbed._runtime.ray.driver import RayStream
 
+        if run.config.clock is not None:
+            raise ValueError(
+                "clock= drives the local runner only (a test's clock cannot move time in "
+                "Ray's workers): run without it on the Ray runner"
+            )
         return await RayStream(run, self, self.connect()).execute()
 
     async def run_step(self, step: Step) -> dict[str, list[Any]]:

@@ -86,5 +86,11 @@ def _placement(chain: Chain) -> Placement:
 
 def key_owner(key: Any, actors: int, key_groups: int) -> int:
     """The actor (0 .. actors-1) that owns ``key``: its key group's, groups being split
-    into ``actors`` contiguous ranges."""
-    return (stable_hash(key) % key_groups) * actors // key_groups
+    into ``actors`` contiguous ranges. A key the stable hash does not take (an object of
+    the user's class, an unhashable one) belongs to the first actor: it is the same
+    everywhere, and the stage's own failure policy meets a key it cannot keep."""
+    try:
+        digest = stable_hash(key)
+    except TypeError:
+        return 0
+    return (digest % key_groups) * actors // key_groups

@@ -1,0 +1,66 @@
+"""Flows the Ray tests run (importable, so that Ray's workers and the CLI load them)."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import riverbed as rb
+from riverbed.testing import Capture
+
+KEYS = 50
+EVENTS = 20_000
+
+
+def key_of(x: int) -> int:
+    return x % KEYS
+
+
+def add(total: int, x: int) -> int:
+    return total + x
+
+
+def expected_totals(events: int = EVENTS) -> dict[int, int]:
+    """Each key's total when every event counts once."""
+    totals: dict[int, int] = {}
+    for x in range(events):
+        totals[key_of(x)] = totals.get(key_of(x), 0) + x
+    return totals
+
+
+class DieOnce:
+    """A map that kills the process it runs in when it meets event ``at``, once per
+    ``marker`` file: ``how`` is "sigkill" (its worker process) or "ray.kill" (its actor)."""
+
+    def __init__(self, marker: Path, at: int, how: str) -> None:
+        self.marker = marker
+        self.at = at
+        self.how = how
+
+    def __call__(self, x: int) -> int:
+        if x == self.at and not self.marker.exists():
+            self.marker.write_text(str(os.getpid()))
+            if self.how == "sigkill":
+                os.kill(os.getpid(), signal.SIGKILL)
+            import ray
+
+            ray.kill(ray.get_runtime_context().current_actor)
+        return x
+
+
+def totals_flow(die: DieOnce | None = None, events: int = EVENTS, sink: Any = None) -> rb.Flow:
+    """Events 0..events-1, keyed by ``key_of``, summed per key; ``die`` in the middle."""
+    flow = rb.Flow("ray-totals")
+    stream = flow.source(range(events), name="numbers")
+    if die is not None:
+        stream = stream.map(die, name="die")
+    totals = stream.key_by(key_of, name="key").fold(0, add, name="total")
+    totals.sink(sink if sink is not None else Capture(), name="out")
+    return flow
+
+
+def counting() -> rb.Flow:
+    """For the CLI: sums per key of a slow source, recorded in the store."""
+    return totals_flow(events=int(os.environ.get("RAY_TEST_EVENTS", EVENTS)))

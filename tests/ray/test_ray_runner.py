@@ -1,0 +1,210 @@
+"""The Ray runner's own promises: keys split over actors, a lost actor rolled back to the
+last checkpoint with exact per-key results, a checkpoint resumed at another parallelism,
+clear errors for what cannot run on Ray. (The flow, operator, window, join and policy
+tests run on both runners through the ``on_runner`` fixture.)"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import riverbed as rb
+from riverbed.testing import Capture
+from tests.ray.flows import EVENTS, DieOnce, expected_totals, key_of, totals_flow
+
+pytestmark = pytest.mark.usefixtures("ray_instance")
+
+
+def _store(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/runs.db"
+
+
+def pid_of_key(state: Any, value: int) -> tuple[Any, tuple[int, int]]:
+    """Remember which process handles each key."""
+    return state, (key_of(value), os.getpid())
+
+
+def test_keyed_state_is_split_over_actors_each_key_in_one() -> None:
+    """A keyed stage spreads its keys over its actors; each key lives in one of them."""
+    seen = Capture()
+    flow = rb.Flow("split")
+    flow.source(range(2000), name="numbers").key_by(key_of, name="key").stateful(
+        pid_of_key, name="where"
+    ).sink(seen, name="out")
+    result = flow.run(runner=rb.RayRunner(parallelism=3), store=False, progress=False)
+    assert result.ok
+    owners: dict[int, set[int]] = {}
+    for key, pid in seen.items:
+        owners.setdefault(key, set()).add(pid)
+    assert all(len(pids) == 1 for pids in owners.values())
+    assert len({pid for pids in owners.values() for pid in pids}) == 3
+    assert os.getpid() not in {pid for pids in owners.values() for pid in pids}
+
+
+@pytest.mark.parametrize("where", ["map", "fold"])
+@pytest.mark.parametrize("how", ["sigkill", "ray.kill"])
+def test_a_lost_actor_rolls_the_run_back_and_it_goes_on(
+    tmp_path: Path, how: str, where: str
+) -> None:
+    """An actor killed mid-run (its process SIGKILLed, or ray.kill): the run rolls back to
+    its last checkpoint by itself and ends with every key's exact total."""
+    die = DieOnce(tmp_path / "died", at=EVENTS // 2 + 7, how=how)
+    seen = Capture()
+    if where == "map":
+        flow = totals_flow(die, sink=seen)
+    else:
+        flow = rb.Flow("ray-totals")
+        flow.source(range(EVENTS), name="numbers").key_by(key_of, name="key").fold(
+            0, _DyingAdd(die), name="total"
+        ).sink(seen, name="out")
+    result = flow.run(
+        runner=rb.RayRunner(parallelism=2),
+        store=_store(tmp_path),
+        checkpoint_events=2_000,
+        progress=False,
+    )
+    assert (tmp_path / "died").exists()  # it did die
+    assert result.ok, result.summary()
+    assert dict(seen.items) == expected_totals()
+    assert result.stages["total"].events_in == EVENTS  # counted once, after the rollback
+
+
+class _DyingAdd:
+    def __init__(self, die: DieOnce) -> None:
+        self.die = die
+
+    def __call__(self, total: int, x: int) -> int:
+        self.die(x)
+        return total + x
+
+
+def test_a_lost_actor_fails_a_run_without_checkpoints(tmp_path: Path) -> None:
+    """Without checkpoints there is nothing to roll back to: the run fails, saying why."""
+    flow = totals_flow(DieOnce(tmp_path / "died", at=500, how="sigkill"))
+    result = flow.run(
+        runner=rb.RayRunner(parallelism=2), store=False, progress=False, raise_on_failure=False
+    )
+    assert result.status is rb.RunStatus.FAILED
+    assert result.error is not None
+    assert result.error.stage == "die"
+    assert "takes no checkpoints" in result.error.message
+
+
+class FailOnce:
+    """A source of 0..n-1 that fails after ``at`` events when ``marker`` is missing."""
+
+    def __init__(self, marker: Path, n: int, at: int) -> None:
+        self.marker = marker
+        self.n = n
+        self.at = at
+
+    def __call__(self) -> Any:
+        for x in range(self.n):
+            if x == self.at and not self.marker.exists():
+                self.marker.write_text("failed")
+                raise OSError("the disk went away")
+            yield x
+
+
+def test_a_checkpoint_resumes_at_another_parallelism(tmp_path: Path) -> None:
+    """A run checkpointed with two actors per stage, re-run from its checkpoint with three
+    and with one: the same exact totals (keys move between actors by key group)."""
+    store = _store(tmp_path)
+    source = FailOnce(tmp_path / "failed", EVENTS, at=12_345)
+
+    def flow_with(seen: Capture) -> rb.Flow:
+        flow = rb.Flow("rescale")
+        flow.source(source, name="numbers").key_by(key_of, name="key").fold(
+            0, _add, name="total"
+        ).sink(seen, name="out")
+        return flow
+
+    first = flow_with(Capture()).run(
+        runner=rb.RayRunner(parallelism=2),
+        store=store,
+        checkpoint_events=1_000,
+        progress=False,
+        raise_on_failure=False,
+    )
+    assert first.status is rb.RunStatus.FAILED
+    for parallelism in (3, 1):
+        seen = Capture()
+        again = flow_with(seen).run(
+            runner=rb.RayRunner(parallelism=parallelism),
+            store=store,
+            rerun_of=first.run_id,
+            progress=False,
+        )
+        assert again.ok
+        assert dict(seen.items) == expected_totals()
+        # It started from the checkpoint, not from the beginning.
+        assert again.stages["numbers"].events_out == EVENTS
+
+
+def _add(total: int, x: int) -> int:
+    return total + x
+
+
+def test_a_stage_that_cannot_be_shipped_fails_naming_it() -> None:
+    """A stage holding what cannot be pickled (a lock) fails the run before any actor
+    starts, with an error naming the stage and saying what to do."""
+    lock = threading.Lock()
+
+    def locked(x: int) -> int:
+        with lock:
+            return x
+
+    flow = rb.Flow("unshippable")
+    flow.source([1, 2], name="numbers").map(locked, name="locked").sink(Capture(), name="out")
+    result = flow.run(
+        runner=rb.RayRunner(parallelism=2), store=False, progress=False, raise_on_failure=False
+    )
+    assert result.status is rb.RunStatus.FAILED
+    assert result.error is not None
+    assert result.error.stage == "locked"
+    assert "cannot be shipped to Ray's workers" in result.error.message
+
+
+def test_a_test_clock_is_refused_on_ray() -> None:
+    flow = rb.Flow("clocked")
+    flow.source([1], name="numbers").sink(Capture(), name="out")
+    with pytest.raises(ValueError, match="local runner only"):
+        flow.run(runner=rb.RayRunner(), clock=rb.testing.TestClock(), store=False)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"parallelism": 0}, "parallelism must be an int >= 1"),
+        ({"parallelism": 200}, "more than key_groups"),
+        ({"in_flight": "4"}, "in_flight must be an int >= 1"),
+        ({"stages": {"x": {"num_cpus": 2}}}, "must be an rb.StageResources"),
+    ],
+)
+def test_bad_runner_options_say_what_is_wrong(options: dict[str, Any], message: str) -> None:
+    with pytest.raises((ValueError, TypeError), match=message):
+        rb.RayRunner(**options)
+
+
+def test_importing_riverbed_does_not_import_ray_and_a_missing_ray_says_which_extra() -> None:
+    code = (
+        "import sys\n"
+        "import riverbed as rb\n"
+        "assert 'ray' not in sys.modules, 'import riverbed imported ray'\n"
+        "sys.modules['ray'] = None  # as if the extra were not installed\n"
+        "flow = rb.Flow('f'); flow.source([1]).sink(print)\n"
+        "try:\n"
+        "    flow.run(runner=rb.RayRunner(), store=False, progress=False)\n"
+        "except ImportError as error:\n"
+        "    print(error)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert "pip install 'riverbed[ray]'" in done.stdout
