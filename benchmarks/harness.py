@@ -25,6 +25,7 @@ from . import (
     bytewax_impl,
     durability,
     parallel,
+    ray_bench,
     riverbed_impl,
     w2c_keys,
     w3,
@@ -119,6 +120,7 @@ ALL_WORKLOADS = (
     "W2C-KEYS",
     "W7",
     "PARALLEL",
+    "RAY",
 )
 
 
@@ -258,6 +260,8 @@ def run(
             records.append(durability.run_w7(events, log))
         elif workload_id == "PARALLEL":
             records.append(parallel.run_parallel(min(repeats, PARALLEL_REPEATS), log))
+        elif workload_id == "RAY":
+            records.extend(ray_bench.run_ray(events, min(repeats, 3), w6_seconds, log))
         else:
             records.append(run_workload(WORKLOADS[workload_id], events, repeats))
     return records

@@ -16,7 +16,7 @@ import psutil
 from rich.console import Console
 from rich.table import Table
 
-from . import bytewax_impl, parallel, riverbed_impl
+from . import bytewax_impl, parallel, ray_bench, riverbed_impl
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -111,9 +111,12 @@ def print_table(records: list[dict[str, Any]], info: dict[str, Any], console: Co
     """The results as one table: medians, ratios against their targets, memory; then
     footnotes saying why a figure is missing. PARALLEL has its own table (speed-ups)."""
     extra = [r for r in records if r["workload"] == "PARALLEL"]
-    records = [r for r in records if r["workload"] != "PARALLEL"]
+    on_ray = [r for r in records if r["workload"].startswith("RAY")]
+    records = [r for r in records if r["workload"] != "PARALLEL" and r not in on_ray]
     for record in extra:
         parallel.print_table(record, console)
+    if on_ray:
+        ray_bench.print_table(on_ray, console)
     if not records:
         return
     rows = [r for r in records if r.get("kind") != "durability"]  # W2C, W7: lines below

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import riverbed as rb
-from riverbed.testing import Capture
+from riverbed.testing import Capture, TestClock
 from tests.ray.flows import EVENTS, DieOnce, expected_totals, key_of, totals_flow
 
 pytestmark = pytest.mark.usefixtures("ray_instance")
@@ -25,9 +25,9 @@ def _store(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path}/runs.db"
 
 
-def pid_of_key(state: Any, value: int) -> tuple[Any, tuple[int, int]]:
-    """Remember which process handles each key."""
-    return state, (key_of(value), os.getpid())
+def pid_of_key(state: Any, value: int) -> tuple[Any, int]:
+    """Say which process handles the event's key (a keyed stage emits ``(key, pid)``)."""
+    return state, os.getpid()
 
 
 def test_keyed_state_is_split_over_actors_each_key_in_one() -> None:
@@ -175,7 +175,7 @@ def test_a_test_clock_is_refused_on_ray() -> None:
     flow = rb.Flow("clocked")
     flow.source([1], name="numbers").sink(Capture(), name="out")
     with pytest.raises(ValueError, match="local runner only"):
-        flow.run(runner=rb.RayRunner(), clock=rb.testing.TestClock(), store=False)
+        flow.run(runner=rb.RayRunner(), clock=TestClock(), store=False)
 
 
 @pytest.mark.parametrize(

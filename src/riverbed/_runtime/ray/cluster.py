@@ -33,5 +33,7 @@ def connect(address: str | None, init_options: dict[str, Any]) -> ModuleType:
         return ray
     options = {"include_dashboard": False, "log_to_driver": True, **init_options}
     logger.info("joining Ray at %s", address or "a new local instance")
-    ray.init(address=address, **options)
+    # "local": a new instance of this process's own, even where another Ray cluster runs
+    # on the machine (ray.init without an address would join that one).
+    ray.init(address=address or "local", **options)
     return ray

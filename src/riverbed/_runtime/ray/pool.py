@@ -33,8 +33,10 @@ class ActorPool:
         kind = json.dumps(dict(options), sort_keys=True)
         idle = self._idle.setdefault(kind, [])
         actors = [idle.pop() for _ in range(min(count, len(idle)))]
+        # SPREAD: a stage's actors go to different nodes where they can, so that a node
+        # lost takes a share of each stage, not a whole stage.
         remote = ray.remote(ChainWorker).options(
-            **options, max_restarts=0, max_concurrency=1, lifetime=None
+            scheduling_strategy="SPREAD", **options, max_restarts=0, max_concurrency=1
         )
         actors += [remote.remote() for _ in range(count - len(actors))]
         return actors
