@@ -33,9 +33,7 @@ def ray_instance() -> Iterator[Any]:
     """One local Ray instance for the whole session (starting one takes seconds)."""
     ray = require_ray()
     if not ray.is_initialized():
-        ray.init(
-            address="local", num_cpus=RAY_CPUS, include_dashboard=False, log_to_driver=False
-        )
+        ray.init(address="local", num_cpus=RAY_CPUS, include_dashboard=False, log_to_driver=False)
         from riverbed._runtime.ray.pool import POOL
 
         actors = POOL.take(ray, {}, RAY_WARM_ACTORS)

@@ -71,7 +71,7 @@ LAYERS = (
     Layer("runtime", ("riverbed._runtime",), ("records", "model", "store protocol")),
     Layer(
         "runners",
-        ("riverbed._runtime.local",),
+        ("riverbed._runtime.local", "riverbed._runtime.ray"),
         ("records", "model", "store protocol", "runtime"),
     ),
     Layer(

@@ -68,14 +68,13 @@ from riverbed._records import (
     check_transition,
 )
 from riverbed._run import Worker, arun, run, store_url
-from riverbed._runtime.ray.runner import RayRunner, StageResources
 from riverbed._runtime.observer import RunObserver
+from riverbed._runtime.ray.runner import RayRunner, StageResources
 from riverbed._runtime.result import DeadLetter, RunResult, StageError, StageStats
 from riverbed._store import Store, open_store
 from riverbed._version import __version__  # declared there only
 
 __all__ = [
-    "RayRunner",
     "Branch",
     "Checkpoint",
     "Collect",
@@ -109,6 +108,7 @@ __all__ = [
     "OnError",
     "PartitionReader",
     "Port",
+    "RayRunner",
     "Reduce",
     "Reservoir",
     "Retry",

@@ -18,8 +18,8 @@ from riverbed._model.flow import Flow
 from riverbed._model.origin import origin_of
 from riverbed._runtime.config import RunConfig, RunOptions, options_doc, stream_only_options
 from riverbed._runtime.execute import execute_stream
-from riverbed._runtime.ray.runner import RayRunner
 from riverbed._runtime.progress import ProgressObserver, wants_progress
+from riverbed._runtime.ray.runner import RayRunner
 from riverbed._runtime.result import RunResult
 from riverbed._runtime.runner import Runner
 from riverbed._runtime.worker import Worker as _Worker

@@ -15,9 +15,9 @@ import threading
 import time
 from typing import Any
 
-import ray
 from ray.cluster_utils import Cluster
 
+import ray
 import riverbed as rb
 from riverbed.testing import Capture
 from tests.ray.flows import add, expected_totals, key_of

@@ -21,8 +21,8 @@ __all__ = [
     "DeprecatedCheckpointEvery",
     "JsonOption",
     "MaybeTarget",
-    "Params",
     "Parallelism",
+    "Params",
     "RayAddress",
     "Rename",
     "RunArg",
@@ -162,7 +162,9 @@ def positive_seconds(option: str, value: float | None) -> float | None:
     return value
 
 
-def runner_options(name: str | None, address: str | None, parallelism: int | None) -> dict[str, Any]:
+def runner_options(
+    name: str | None, address: str | None, parallelism: int | None
+) -> dict[str, Any]:
     """``--runner``, ``--address`` and ``--parallelism`` as the ``runner`` option of a
     run (none: the default runner, ``$RIVERBED_RUNNER`` else local)."""
     chosen = name or os.environ.get("RIVERBED_RUNNER") or "local"

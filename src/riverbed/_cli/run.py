@@ -87,9 +87,7 @@ def run(
         raise typer.Exit(ExitCode.CANCELLED) from None
     with json_stdout(as_json):
         if given:
-            result = rb.run(
-                flow, value, store=store, target=target, observers=announce, **chosen
-            )
+            result = rb.run(flow, value, store=store, target=target, observers=announce, **chosen)
         else:
             if parsed:
                 options["params"] = parsed

@@ -118,7 +118,7 @@ class ChainWorker:
         """Seconds between the ticks the chain needs: its timers', or a short poll for an
         operator (``parallel_map``, ``batch_map``) whose calls finish on their own time
         (locally it wakes its runner; across processes the driver asks)."""
-        interval = self.executor.tick_interval
+        interval: float | None = self.executor.tick_interval
         if interval is None and self.chain.is_process:
             return OPERATOR_POLL
         return interval

@@ -1,7 +1,7 @@
 """One life of a stream run's actors on Ray: the actors made with their share of the
 state, the sources read in the driver, every batch routed through the driver to the
 chains that read it, checkpoints taken as consistent cuts, and the end of the stream
-passed on chain by chain. An actor lost ends the attempt (``ActorLost``); the run then
+passed on chain by chain. An actor lost ends the attempt (``ActorLostError``); the run then
 rolls back to its last checkpoint and starts another (see ``driver``).
 
 Checkpoints are cuts at quiescence: the sources stop between two batches, every batch in
@@ -25,9 +25,9 @@ from riverbed._model.stages import Port, Stage
 from riverbed._runtime.chains.executor import ChainExecutor
 from riverbed._runtime.parts import Part
 from riverbed._runtime.ray.actor import Reply, WorkerSetup
-from riverbed._runtime.ray.pool import POOL, kill
 from riverbed._runtime.ray.cuts import KeyedWrites, add_counters, merge_actor_parts
 from riverbed._runtime.ray.lanes import Lane
+from riverbed._runtime.ray.pool import POOL, kill
 from riverbed._runtime.ray.topology import ChainPlacement, Placement, key_owner
 from riverbed._runtime.stream import StreamRun
 
@@ -417,7 +417,7 @@ class Attempt:
         loop = asyncio.get_running_loop()
         next_at = loop.time() + interval if interval else None
         while True:
-            waits = [loop.create_task(self.due.wait())]
+            waits: list[asyncio.Task[Any]] = [loop.create_task(self.due.wait())]
             if next_at is not None:
                 waits.append(loop.create_task(run.clock.sleep(max(0.0, next_at - loop.time()))))
             try:

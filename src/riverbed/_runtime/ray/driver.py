@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from riverbed._errors import StageFailedError
 from riverbed._runtime.ray.attempt import Attempt
 from riverbed._runtime.ray.cuts import KeyedWrites
-from riverbed._runtime.ray.lanes import ActorLost
+from riverbed._runtime.ray.lanes import ActorLostError
 from riverbed._runtime.ray.shipping import check_shippable
 from riverbed._runtime.ray.topology import ChainPlacement, Placement, place
 from riverbed._runtime.stream import StreamRun
@@ -64,7 +64,7 @@ class RayStream:
             attempt = self._new_attempt()
             try:
                 error = await self._run(attempt)
-            except ActorLost as lost:
+            except ActorLostError as lost:
                 if not self._may_roll_back(lost):
                     return self._lost_for_good(lost)
                 continue
@@ -82,14 +82,14 @@ class RayStream:
         return self.attempt
 
     async def _run(self, attempt: Attempt) -> BaseException | None:
-        """One attempt: its error, or None; ``ActorLost`` if an actor died."""
+        """One attempt: its error, or None; ``ActorLostError`` if an actor died."""
         error: BaseException | None = None
         try:
             attempt.start()
             await attempt.execute()
         except StageFailedError as failure:
             error = failure
-        except ActorLost:
+        except ActorLostError:
             await self._discard(attempt)
             raise
         except asyncio.CancelledError:  # the run's task was cancelled: its sinks close
@@ -120,7 +120,7 @@ class RayStream:
         await asyncio.shield(attempt.cancelled())
         attempt.kill()
 
-    def _may_roll_back(self, lost: ActorLost) -> bool:
+    def _may_roll_back(self, lost: ActorLostError) -> bool:
         """Roll the run back to its last checkpoint, if it takes them (and has not lost
         too many actors already); False if it cannot go on."""
         run = self.run
@@ -138,7 +138,7 @@ class RayStream:
             writes.complete = writes.complete or name in run.restored.rewrite
         return True
 
-    def _lost_for_good(self, lost: ActorLost) -> BaseException:
+    def _lost_for_good(self, lost: ActorLostError) -> BaseException:
         run = self.run
         if run.control.stopping:
             return run.failures.stop("<engine>", lost, "the run was stopping")

@@ -15,10 +15,10 @@ from typing import Any
 from riverbed._runtime.ray.actor import Reply
 from riverbed._runtime.ray.topology import ChainPlacement, Placement, key_owner
 
-__all__ = ["ActorLost", "Lane"]
+__all__ = ["ActorLostError", "Lane"]
 
 
-class ActorLost(Exception):
+class ActorLostError(Exception):
     """An actor of the run died (its process was killed, its node removed)."""
 
     def __init__(self, chain: str, index: int, error: BaseException) -> None:
@@ -122,7 +122,7 @@ class Lane:
 
     async def take(self, handle: Callable[[int, Reply], Awaitable[None]]) -> None:
         """Forever: await the oldest call's answer and ``handle`` it (its outputs go
-        downstream before the next answer is taken). A dead actor raises ``ActorLost``."""
+        downstream before the next answer is taken). A dead actor raises ``ActorLostError``."""
         while True:
             while not self.calls:
                 self.idle.set()
@@ -132,7 +132,7 @@ class Lane:
             try:
                 reply = await ref
             except self.lost as error:
-                raise ActorLost(self.name, index, error) from error
+                raise ActorLostError(self.name, index, error) from error
             self.calls.popleft()
             self.loads[index] -= 1
             self.room.set()
