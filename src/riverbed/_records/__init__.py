@@ -4,6 +4,7 @@ They sit at the bottom: the model, the runners, the store and the interfaces all
 them, and they import nothing of riverbed but its errors.
 """
 
+from riverbed._records.kinds import OnError, StageKind
 from riverbed._records.records import (
     Checkpoint,
     DeadLetterRecord,
@@ -11,21 +12,26 @@ from riverbed._records.records import (
     Lease,
     RunRecord,
     RunTransition,
-    StageRun,
     StepCommit,
     StepRecord,
 )
+from riverbed._records.stages import COUNTS, StageCounts, StageRun, StageStats
 from riverbed._records.status import RunStatus, StageStatus, check_transition
 
 __all__ = [
+    "COUNTS",
     "Checkpoint",
     "DeadLetterRecord",
     "ErrorInfo",
     "Lease",
+    "OnError",
     "RunRecord",
     "RunStatus",
     "RunTransition",
+    "StageCounts",
+    "StageKind",
     "StageRun",
+    "StageStats",
     "StageStatus",
     "StepCommit",
     "StepRecord",

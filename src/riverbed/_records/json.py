@@ -1,10 +1,10 @@
 """Records as JSON-able data: the one place where each record's JSON shape is written.
 
-One function per record kind (``run_json``, ``stage_run_json``, ``transition_json``,
-``checkpoint_json``, ``dead_letter_json``, ``error_json``), reached through the records'
-``to_dict()`` methods: what ``riverbed runs ... --json`` prints and what an HTTP service
-would serve. ``RunResult.to_dict`` builds its form from the same conversions (``iso``,
-``fields``).
+One function per record kind (``run_json``, ``stage_run_json``, ``stage_stats_json``,
+``transition_json``, ``checkpoint_json``, ``dead_letter_json``, ``error_json``), reached
+through the records' ``to_dict()`` methods: what ``riverbed runs ... --json`` prints and
+what an HTTP service would serve. ``RunResult.to_dict`` builds its form from the same
+conversions.
 
 Nothing here unpickles: a run's input and output are given by the readable copy made when
 they were stored, or by their size (``shown``); a dead letter's event by its repr; a
@@ -24,8 +24,8 @@ if TYPE_CHECKING:
         ErrorInfo,
         RunRecord,
         RunTransition,
-        StageRun,
     )
+    from riverbed._records.stages import StageRun, StageStats
 
 __all__ = [
     "checkpoint_json",
@@ -36,6 +36,7 @@ __all__ = [
     "run_json",
     "shown",
     "stage_run_json",
+    "stage_stats_json",
     "transition_json",
 ]
 
@@ -92,20 +93,23 @@ def run_json(run: RunRecord) -> dict[str, Any]:
 
 
 def stage_run_json(stage: StageRun) -> dict[str, Any]:
-    """One stage of one attempt of a run: its status and counters."""
+    """One stage of one attempt of a run: its status and counts."""
     return {
         "stage": stage.stage,
-        "kind": stage.kind,
+        "kind": stage.kind.value,
         "status": stage.status.value,
         "attempt": stage.attempt,
-        "events_in": stage.events_in,
-        "events_out": stage.events_out,
-        "errors": stage.errors,
-        "retries": stage.retries,
-        "skipped": stage.skipped,
-        "dead_lettered": stage.dead_lettered,
-        "dropped": stage.dropped,
-        "seconds": stage.seconds,
+        **stage.counts(),
+    }
+
+
+def stage_stats_json(stats: StageStats) -> dict[str, Any]:
+    """One stage's counts in a run's result, and the stages fused with it."""
+    return {
+        "name": stats.name,
+        "kind": stats.kind.value,
+        **stats.counts(),
+        "fused_with": list(stats.fused_with),
     }
 
 

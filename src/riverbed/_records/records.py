@@ -13,7 +13,8 @@ from datetime import datetime
 from typing import Any
 
 from riverbed._records import json
-from riverbed._records.status import RunStatus, StageStatus
+from riverbed._records.stages import StageRun
+from riverbed._records.status import RunStatus
 
 __all__ = [
     "Checkpoint",
@@ -22,7 +23,6 @@ __all__ = [
     "Lease",
     "RunRecord",
     "RunTransition",
-    "StageRun",
     "StepCommit",
     "StepRecord",
 ]
@@ -134,36 +134,6 @@ class RunTransition:
     def to_dict(self) -> dict[str, Any]:
         """The history entry as JSON-able data."""
         return json.transition_json(self)
-
-
-@dataclass(frozen=True)
-class StageRun:
-    """One stage inside one attempt of one run: its status, counters and timings."""
-
-    run_id: str
-    stage: str
-    kind: str
-    status: StageStatus
-    events_in: int = 0
-    events_out: int = 0
-    errors: int = 0
-    retries: int = 0
-    skipped: int = 0
-    dead_lettered: int = 0
-    dropped: int = 0
-    """Events the stage's operator dropped by its own rules: late events of a window
-    (``late=DROP``), rendezvous orphans evicted by their policy."""
-    seconds: float = 0.0
-    started_at: datetime | None = None
-    ended_at: datetime | None = None
-    attempt: int = 1
-    """The run's attempt this record belongs to; each attempt keeps its own."""
-
-    __module__ = "riverbed"
-
-    def to_dict(self) -> dict[str, Any]:
-        """The stage run as JSON-able data."""
-        return json.stage_run_json(self)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from riverbed._records import (
     Lease,
     RunRecord,
     RunStatus,
+    StageKind,
     StageRun,
     StageStatus,
     StepCommit,
@@ -180,7 +181,7 @@ class RunLifecycle:
         self, name: str, values: Mapping[str, Any], status: StageStatus, **times: Any
     ) -> StageRun:
         """Stage ``name``'s record in this attempt, from its counter ``values``."""
-        kind = self.flow.stage(name).kind.value
+        kind = self.flow.stage(name).kind
         attempt = self.lease.attempt if self.lease is not None else 1
         return stage_run(self.run_id, name, kind, values, status, attempt=attempt, **times)
 
@@ -239,8 +240,7 @@ class RunLifecycle:
                 own = StageStatus.FAILED
             elif status is StageStatus.FAILED:
                 own = StageStatus.SUCCEEDED
-            values = {counter: getattr(stats, counter) for counter in COUNTS}
-            stage_runs.append(self.stage_run(name, values, own))
+            stage_runs.append(self.stage_run(name, stats.counts(), own))
         self.store.save_stage_runs(self.run_id, stage_runs, lease=lease)
         self.save_letters(list(result.dead_letters))
 
@@ -272,7 +272,7 @@ def dead_letter_records(
 def stage_run(
     run_id: str,
     stage: str,
-    kind: str,
+    kind: StageKind,
     values: Mapping[str, Any],
     status: StageStatus,
     *,

@@ -106,7 +106,7 @@ class StreamRun:
         self.counters = {
             stage.name: StageCounters(
                 stage.name,
-                stage.kind.value,
+                stage.kind,
                 tuple(s.name for s in fused[stage.name].stages if s.name != stage.name)
                 if stage.name in fused
                 else (),

@@ -345,7 +345,7 @@ class _Execution:
         """Run one stage on its events through the runner; its outputs per output port,
         its counters, the error that stopped it (policy STOP) if one did, when it began."""
         stage = chain.head
-        counters = StageCounters(stage.name, stage.kind.value)
+        counters = StageCounters(stage.name, stage.kind)
         started = datetime.now(UTC)
         begin = time.perf_counter()
         produced: dict[str, list[Any]] = {}

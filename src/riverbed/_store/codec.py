@@ -15,6 +15,7 @@ from riverbed._records import (
     RunRecord,
     RunStatus,
     RunTransition,
+    StageKind,
     StageRun,
     StageStatus,
     StepRecord,
@@ -135,14 +136,11 @@ class Codec:
     # -- the other records -------------------------------------------------------------------
 
     def stage_run_in(self, stage_run: StageRun) -> tuple[Any, ...]:
-        """A stage run's column values, in ``STAGE_RUN_COLUMNS`` order."""
+        """A stage run's column values, in ``STAGE_RUN_COLUMNS`` order (its counts first,
+        as ``StageCounts`` declares them, then its own fields)."""
         # Attribute by attribute: dataclasses.astuple deep-copies, and this is on the hot
         # path of record_step.
         return (
-            stage_run.run_id,
-            stage_run.stage,
-            stage_run.kind,
-            stage_run.status.value,
             stage_run.events_in,
             stage_run.events_out,
             stage_run.errors,
@@ -151,6 +149,10 @@ class Codec:
             stage_run.dead_lettered,
             stage_run.dropped,
             stage_run.seconds,
+            stage_run.run_id,
+            stage_run.stage,
+            stage_run.kind.value,
+            stage_run.status.value,
             self.time_in(stage_run.started_at, "StageRun.started_at"),
             self.time_in(stage_run.ended_at, "StageRun.ended_at"),
             stage_run.attempt,
@@ -159,6 +161,7 @@ class Codec:
     def stage_run_out(self, row: tuple[Any, ...]) -> StageRun:
         """A row of ``STAGE_RUN_COLUMNS`` as a StageRun."""
         values = dict(zip(STAGE_RUN_COLUMNS, row, strict=True))
+        values["kind"] = StageKind(values["kind"])
         values["status"] = StageStatus(values["status"])
         values["seconds"] = float(values["seconds"])
         values["started_at"] = self.time_out(values["started_at"])
