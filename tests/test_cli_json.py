@@ -47,6 +47,9 @@ def test_run_record_json_shows_input_and_output_without_unpickling() -> None:
         "type": "ValueError",
         "message": "bad",
         "traceback": "Traceback ...",
+        "attempts": 1,
+        "action": "stop",
+        "event": None,
     }
     assert json.loads(json.dumps(data)) == data
 
@@ -99,6 +102,7 @@ def test_run_result_to_dict_keeps_its_shape() -> None:
         "dead_lettered", "dropped", "seconds", "fused_with",
     ]  # fmt: skip
     assert data["error"]["error_type"] == "ZeroDivisionError"
+    assert (data["error"]["action"], data["error"]["event"]) == ("stop", "0")
     assert set(data["error"]) == {
         "stage", "error_type", "message", "traceback", "attempts", "action", "event",
     }  # fmt: skip

@@ -208,7 +208,7 @@ def test_stop_raises_run_failed_error_with_the_result() -> None:
     assert result.error.stage == "broken"
     assert result.error.error_type == "KeyError"
     assert result.error.attempts == 2
-    assert result.error.action == "stop"
+    assert result.error.action is rb.OnError.STOP
     assert result.error.event == "1"
     assert "KeyError" in result.error.traceback
     stage_error = caught.value.__cause__
@@ -259,7 +259,7 @@ def test_continue_where_an_event_cannot_pass_counts_it_skipped() -> None:
     result = _run(flow)
     assert seen.items == [(1, 1), (3, 3)]
     assert result.stages["key"].skipped == 1
-    assert [e.action for e in result.errors] == ["skip"]
+    assert [e.action for e in result.errors] == [rb.OnError.SKIP]
 
 
 def test_continue_on_a_branch_sends_the_event_to_false() -> None:

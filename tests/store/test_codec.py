@@ -4,11 +4,14 @@ store's codec is the one place where they are strings (and the JSON module, for 
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
 import riverbed as rb
 from riverbed._records import COUNTS, StageCounts
+from riverbed._store.codec import Codec
+from riverbed._store.schema import Dialect
 from tests.store.conftest import make_run, make_stage_run
 
 
@@ -64,3 +67,38 @@ def test_counters_freeze_into_stage_stats_with_their_kind() -> None:
     frozen = counters.freeze()
     assert frozen == rb.StageStats("parse", rb.StageKind.MAP, ("split",), events_in=3)
     assert frozen.counts() == counters.values()
+
+
+@pytest.mark.parametrize("action", list(rb.OnError), ids=lambda action: action.value)
+def test_run_error_round_trips_with_its_action(store: rb.Store, action: rb.OnError) -> None:
+    """A run's error is the result's StageError, kept whole: its action comes back an
+    ``rb.OnError``, in the run's row and in its history."""
+    run = make_run()
+    store.create_run(run)
+    error = rb.StageError("parse", "ValueError", "bad", "tb", 3, action, "'line 7'")
+    assert store.transition(run.run_id, rb.RunStatus.FAILED, error=error).error == error
+    assert store.get_run(run.run_id).error == error
+    assert store.history(run.run_id)[-1].error == error
+    assert error.to_dict()["action"] == action.value
+
+
+def test_error_info_is_the_stage_error_record() -> None:
+    """rb.ErrorInfo, the name a run's record used, is the same record as rb.StageError;
+    a run's own failure (no stage, no event) is one with its defaults."""
+    assert rb.ErrorInfo is rb.StageError
+    error = rb.ErrorInfo(None, "KeyError", "'k'", "tb")
+    assert (error.attempts, error.action, error.event) == (1, rb.OnError.STOP, None)
+
+
+@pytest.mark.parametrize("dialect", list(Dialect))
+def test_an_error_stored_before_it_kept_its_action_reads_back(dialect: Dialect) -> None:
+    """An error column written with only stage, type, message and traceback (as stores
+    wrote it before) reads back with the defaults for attempts, action and event."""
+    codec = Codec(dialect)
+    old = json.dumps({"stage": "s", "error_type": "E", "message": "m", "traceback": "tb"})
+    assert codec.error_out(old) == rb.StageError("s", "E", "m", "tb")
+    assert codec.error_out(codec.error_in(rb.StageError("s", "E", "m", "tb", 2))) == (
+        rb.StageError("s", "E", "m", "tb", 2)
+    )
+    with pytest.raises(TypeError, match="StageError"):
+        codec.error_in("boom")  # type: ignore[arg-type]

@@ -12,6 +12,7 @@ from riverbed._records.records import (
     Lease,
     RunRecord,
     RunTransition,
+    StageError,
     StepCommit,
     StepRecord,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "RunStatus",
     "RunTransition",
     "StageCounts",
+    "StageError",
     "StageKind",
     "StageRun",
     "StageStats",

@@ -13,7 +13,6 @@ checkpoint's states not at all. Those who only look at a store do not run its co
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -21,9 +20,9 @@ if TYPE_CHECKING:
     from riverbed._records.records import (
         Checkpoint,
         DeadLetterRecord,
-        ErrorInfo,
         RunRecord,
         RunTransition,
+        StageError,
     )
     from riverbed._records.stages import StageRun, StageStats
 
@@ -31,8 +30,8 @@ __all__ = [
     "checkpoint_json",
     "dead_letter_json",
     "error_json",
-    "fields",
     "iso",
+    "result_error_json",
     "run_json",
     "shown",
     "stage_run_json",
@@ -46,12 +45,6 @@ def iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
 
 
-def fields(record: Any) -> dict[str, Any]:
-    """A frozen dataclass's fields as a dict, nested records too (``dataclasses.asdict``):
-    for records whose fields are JSON-able already (counters, errors of a result)."""
-    return dataclasses.asdict(record)
-
-
 def shown(data: bytes | None, readable: str | None) -> str | None:
     """A stored value for people: the readable copy made when it was stored, else its size
     (never unpickled)."""
@@ -60,14 +53,25 @@ def shown(data: bytes | None, readable: str | None) -> str | None:
     return readable if readable is not None else f"<{len(data)} bytes, not shown>"
 
 
-def error_json(error: ErrorInfo) -> dict[str, Any]:
-    """Why a run failed: its stage, exception type, message and traceback."""
+def error_json(error: StageError) -> dict[str, Any]:
+    """A failure as a stored run shows it: its stage, exception type (``type``), message,
+    traceback, attempts, the action its policy took and its event's repr."""
     return {
         "stage": error.stage,
         "type": error.error_type,
         "message": error.message,
         "traceback": error.traceback,
+        "attempts": error.attempts,
+        "action": error.action.value,
+        "event": error.event,
     }
+
+
+def result_error_json(error: StageError) -> dict[str, Any]:
+    """A failure as a run's result shows it (``RunResult.to_dict``): the same fields as
+    ``error_json``, the exception type under ``error_type`` as that form always had it."""
+    data = error_json(error)
+    return {"stage": data.pop("stage"), "error_type": data.pop("type"), **data}
 
 
 def run_json(run: RunRecord) -> dict[str, Any]:

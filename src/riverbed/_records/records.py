@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from riverbed._records import json
+from riverbed._records.kinds import OnError
 from riverbed._records.stages import StageRun
 from riverbed._records.status import RunStatus
 
@@ -23,26 +24,46 @@ __all__ = [
     "Lease",
     "RunRecord",
     "RunTransition",
+    "StageError",
     "StepCommit",
     "StepRecord",
 ]
 
 
 @dataclass(frozen=True)
-class ErrorInfo:
-    """Why a run failed: the stage (``None`` if no stage was to blame) and its exception.
-    Stored as JSON in the run's row."""
+class StageError:
+    """One failure, after its retries: the stage it happened in, the exception, and what
+    the stage's policy did with it. A run's result keeps every handled one (``errors``)
+    and the one that stopped the run (``error``); the store keeps that one in the run's
+    row and in its history. ``stage`` is None for a failure no stage is to blame for (a
+    worker that could not start the run).
+
+    >>> StageError("parse", "ValueError", "bad line", "Traceback ...").action
+    <OnError.STOP: 'stop'>
+    """
 
     stage: str | None
     error_type: str
     message: str
     traceback: str
+    attempts: int = 1
+    """Calls made on the event, the first included."""
+    action: OnError = OnError.STOP
+    """What the policy did: stop the run, skip the event, continue, or dead-letter it."""
+    event: str | None = None
+    """``repr`` of the event, cut to 500 characters; None when no event was to blame."""
 
     __module__ = "riverbed"
 
     def to_dict(self) -> dict[str, Any]:
-        """The error as JSON-able data (``type``, not ``error_type``, as the CLI prints it)."""
+        """The error as JSON-able data (``type``, not ``error_type``, as the CLI prints a
+        stored run's error)."""
         return json.error_json(self)
+
+
+ErrorInfo = StageError
+"""The error a run's record keeps: the same record as a result's (its former name, kept
+public as ``riverbed.ErrorInfo``)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,7 +90,7 @@ class RunRecord:
     created_at: datetime
     started_at: datetime | None = None
     ended_at: datetime | None = None
-    error: ErrorInfo | None = None
+    error: StageError | None = None
     attempt: int = 1
     """1 for the first execution; +1 on every resume, and on every claim of a run that ran
     before (after a crash, or released by a worker). It is also the run's fencing epoch:
@@ -127,7 +148,7 @@ class RunTransition:
     status: RunStatus
     at: datetime
     worker: str | None = None
-    error: ErrorInfo | None = None
+    error: StageError | None = None
 
     __module__ = "riverbed"
 

@@ -58,7 +58,7 @@ class FailureLog:
         self.fatal: StageError | None = None
         self.on_dead_letter: Callable[[DeadLetter], None] | None = None
         """Told every dead letter as it is kept (a run's observers)."""
-        self._logged: dict[str, int] = {}
+        self._logged: dict[str | None, int] = {}
 
     def record(
         self,
@@ -79,7 +79,7 @@ class FailureLog:
             message=f"{note}: {message}" if note else message,
             traceback=user_traceback(error),
             attempts=attempts,
-            action=action.value,
+            action=action,
             event=event_repr(event),
         )
         if len(self.errors) < self.max_errors:
@@ -142,7 +142,7 @@ class FailureLog:
                 record.message,
                 record.event,
                 record.attempts,
-                record.action,
+                record.action.value,
             )
         if count == LOGGED_PER_STAGE:
             logger.warning(

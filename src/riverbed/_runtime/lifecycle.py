@@ -17,7 +17,6 @@ from riverbed._errors import LeaseLostError
 from riverbed._records import (
     Checkpoint,
     DeadLetterRecord,
-    ErrorInfo,
     Lease,
     RunRecord,
     RunStatus,
@@ -37,9 +36,9 @@ from riverbed._store.protocol import Store
 
 if TYPE_CHECKING:
     from riverbed._model.flow import Flow
-    from riverbed._runtime.result import DeadLetter, RunResult, StageError
+    from riverbed._runtime.result import DeadLetter, RunResult
 
-__all__ = ["RunLifecycle", "dead_letter_records", "error_info", "stage_run"]
+__all__ = ["RunLifecycle", "dead_letter_records", "stage_run"]
 
 _ENDED_AS = {
     RunStatus.SUCCEEDED: StageStatus.SUCCEEDED,
@@ -205,7 +204,7 @@ class RunLifecycle:
                 result.status,
                 lease=lease,
                 ended_at=result.ended_at,
-                error=error_info(result.error),
+                error=result.error,
                 lease_until=None,
             )
         except LeaseLostError as lost:
@@ -293,18 +292,6 @@ def stage_run(
         ended_at=ended_at,
         attempt=attempt,
         **counts,
-    )
-
-
-def error_info(error: StageError | None) -> ErrorInfo | None:
-    """A run's stopping error as its record keeps it."""
-    if error is None:
-        return None
-    return ErrorInfo(
-        stage=error.stage,
-        error_type=error.error_type,
-        message=error.message,
-        traceback=error.traceback,
     )
 
 

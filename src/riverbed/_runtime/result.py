@@ -12,8 +12,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from riverbed._records import COUNTS, RunStatus, StageKind, StageStats, StepRecord
-from riverbed._records.json import fields, iso
+from riverbed._records import (
+    COUNTS,
+    RunStatus,
+    StageError,
+    StageKind,
+    StageStats,
+    StepRecord,
+)
+from riverbed._records.json import iso, result_error_json
 
 __all__ = [
     "COUNTS",
@@ -25,23 +32,6 @@ __all__ = [
     "StageStats",
     "event_repr",
 ]
-
-
-@dataclass(frozen=True)
-class StageError:
-    """One failure of a stage on one event, after its retries."""
-
-    stage: str
-    error_type: str
-    message: str
-    traceback: str
-    attempts: int
-    action: str
-    """What the policy did: stop, skip, continue, dead_letter."""
-    event: str
-    """``repr`` of the event, cut to 500 characters."""
-
-    __module__ = "riverbed"
 
 
 @dataclass(frozen=True)
@@ -123,7 +113,7 @@ class RunResult:
             "positions": {name: dict(parts) for name, parts in self.positions.items()},
             "errors": len(self.errors),
             "dead_letters": len(self.dead_letters),
-            "error": fields(self.error) if self.error is not None else None,
+            "error": result_error_json(self.error) if self.error is not None else None,
             "output": event_repr(self.output) if self.steps or self.output is not None else None,
             "steps": len(self.steps),
             "replayed": list(self.replayed),

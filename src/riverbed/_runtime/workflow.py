@@ -53,7 +53,7 @@ from riverbed._records import RunRecord, RunStatus, StageStatus, StepCommit, Ste
 from riverbed._runtime.cache import StepCache
 from riverbed._runtime.clock import SystemClock
 from riverbed._runtime.failures import FailureLog
-from riverbed._runtime.lifecycle import RunLifecycle, error_info
+from riverbed._runtime.lifecycle import RunLifecycle
 from riverbed._runtime.observer import Observers, RunObserver
 from riverbed._runtime.restore import check_same_flow, crashed_if_dead
 from riverbed._runtime.result import RunResult, StageCounters, StageStats, event_repr
@@ -410,7 +410,7 @@ class _Execution:
         status = None
         if failure is not None:
             status = RunStatus.FAILED
-            fields = {"ended_at": datetime.now(UTC), "error": error_info(self.failures.fatal)}
+            fields = {"ended_at": datetime.now(UTC), "error": self.failures.fatal}
         elif outputs is not None:
             status = RunStatus.SUCCEEDED
             fields = {

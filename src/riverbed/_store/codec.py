@@ -11,10 +11,11 @@ from typing import Any
 from riverbed._records import (
     Checkpoint,
     DeadLetterRecord,
-    ErrorInfo,
+    OnError,
     RunRecord,
     RunStatus,
     RunTransition,
+    StageError,
     StageKind,
     StageRun,
     StageStatus,
@@ -99,12 +100,7 @@ class Codec:
         if name == "params":
             return self.json_in(value, "params")
         if name == "error":
-            if value is None:
-                return None
-            if not isinstance(value, ErrorInfo):
-                raise TypeError(f"error must be an ErrorInfo or None, got {value!r}")
-            fields = {key: _text(text) for key, text in dataclasses.asdict(value).items()}
-            return self.json_in(fields, "error")
+            return self.error_in(value)
         return value
 
     def check_fields(self, fields: dict[str, Any], method: str) -> None:
@@ -127,8 +123,7 @@ class Codec:
             values[name] = self.time_out(values[name])
         values["status"] = RunStatus(values["status"])
         values["params"] = self.json_out(values["params"])
-        error = self.json_out(values["error"])
-        values["error"] = ErrorInfo(**error) if error is not None else None
+        values["error"] = self.error_out(values["error"])
         values["input"] = _bytes(values["input"])
         values["output"] = _bytes(values["output"])
         return RunRecord(**values)
@@ -168,17 +163,40 @@ class Codec:
         values["ended_at"] = self.time_out(values["ended_at"])
         return StageRun(**values)
 
-    def error_in(self, error: ErrorInfo | None) -> str | None:
-        """A run's error as its JSON column."""
-        return self.run_field_in("error", error)  # type: ignore[no-any-return]
+    def error_in(self, error: StageError | None) -> str | None:
+        """A run's error as its JSON column: its action by its value, its texts made
+        storable."""
+        if error is None:
+            return None
+        if not isinstance(error, StageError):
+            raise TypeError(f"error must be a StageError (ErrorInfo) or None, got {error!r}")
+        fields = {
+            "stage": error.stage,
+            "error_type": _text(error.error_type),
+            "message": _text(error.message),
+            "traceback": _text(error.traceback),
+            "attempts": error.attempts,
+            "action": error.action.value,
+            "event": _text(error.event),
+        }
+        return self.json_in(fields, "error")
+
+    def error_out(self, value: Any) -> StageError | None:
+        """A run's JSON error column as a StageError (an error stored before it kept its
+        attempts, action and event reads with their defaults)."""
+        fields = self.json_out(value)
+        if fields is None:
+            return None
+        if "action" in fields:
+            fields["action"] = OnError(fields["action"])
+        return StageError(**fields)
 
     def history_out(self, row: tuple[Any, ...]) -> RunTransition:
         """A row of ``HISTORY_COLUMNS`` as a RunTransition."""
         values = dict(zip(HISTORY_COLUMNS, row, strict=True))
         values["status"] = RunStatus(values["status"])
         values["at"] = self.time_out(values["at"])
-        error = self.json_out(values["error"])
-        values["error"] = ErrorInfo(**error) if error is not None else None
+        values["error"] = self.error_out(values["error"])
         return RunTransition(**values)
 
     def dead_letter_in(self, letter: DeadLetterRecord) -> tuple[Any, ...]:
