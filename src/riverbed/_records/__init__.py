@@ -7,6 +7,7 @@ them, and they import nothing of riverbed but its errors.
 from riverbed._records.kinds import OnError, StageKind
 from riverbed._records.records import (
     Checkpoint,
+    DeadLetter,
     DeadLetterRecord,
     ErrorInfo,
     Lease,
@@ -22,6 +23,7 @@ from riverbed._records.status import RunStatus, StageStatus, check_transition
 __all__ = [
     "COUNTS",
     "Checkpoint",
+    "DeadLetter",
     "DeadLetterRecord",
     "ErrorInfo",
     "Lease",

@@ -19,6 +19,7 @@ from riverbed._records.status import RunStatus
 
 __all__ = [
     "Checkpoint",
+    "DeadLetter",
     "DeadLetterRecord",
     "ErrorInfo",
     "Lease",
@@ -233,6 +234,54 @@ class DeadLetterRecord:
     def to_dict(self) -> dict[str, Any]:
         """The dead letter as JSON-able data: its event by its repr, never unpickled."""
         return json.dead_letter_json(self)
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A dead letter as the run that kept it holds it (``RunResult.dead_letters``): its
+    record, and the event itself, the very object the stage failed on.
+
+    A thin view, not a second record: every field but ``event`` is the record's
+    (``stage``, ``error_type``, ``message``, ``traceback``, ``attempts``, ``at``...). It
+    exists because only the run that failed the event holds the object: the record keeps
+    it pickled (or, when it cannot be pickled, by its repr only), and whoever reads a
+    store gets its repr, never an unpickled object."""
+
+    record: DeadLetterRecord
+    event: Any
+    """The event, as the stage received it."""
+
+    __module__ = "riverbed"
+
+    @property
+    def stage(self) -> str:
+        """The stage that could not process the event."""
+        return self.record.stage
+
+    @property
+    def error_type(self) -> str:
+        """The qualified name of the exception's type."""
+        return self.record.error_type
+
+    @property
+    def message(self) -> str:
+        """The exception's message."""
+        return self.record.message
+
+    @property
+    def traceback(self) -> str:
+        """The traceback, from the user's code on."""
+        return self.record.traceback
+
+    @property
+    def attempts(self) -> int:
+        """Calls made on the event, the first included."""
+        return self.record.attempts
+
+    @property
+    def at(self) -> datetime:
+        """When the event was given up on (UTC)."""
+        return self.record.at
 
 
 @dataclass(frozen=True)

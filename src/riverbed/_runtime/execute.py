@@ -128,7 +128,7 @@ def _begin(run: StreamRun, store: Store) -> None:
     point, mode = _restore_point(run, store)
     run.restore(restored(point, flow, set(run.states), config.renamed))
     if point is not None and mode != "rerun":
-        run.run_id = point.run.run_id
+        run.run_id = run.failures.run_id = point.run.run_id
     lifecycle = RunLifecycle(store, flow, run.run_id, version=flow.version)
     if mode == "claimed":
         record = lifecycle.claimed()

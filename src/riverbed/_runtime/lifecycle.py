@@ -8,8 +8,7 @@ by the run's lease (see ``Lease``): a process that lost its run changes nothing.
 from __future__ import annotations
 
 import asyncio
-import pickle
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -31,14 +30,14 @@ from riverbed._runtime.lease import LEASE_SECONDS, Keeping, keep
 from riverbed._runtime.offloop import off_loop
 from riverbed._runtime.parts import Part
 from riverbed._runtime.restore import stage_versions, take_back
-from riverbed._runtime.result import COUNTS, event_repr
+from riverbed._runtime.result import COUNTS
 from riverbed._store.protocol import Store
 
 if TYPE_CHECKING:
     from riverbed._model.flow import Flow
     from riverbed._runtime.result import DeadLetter, RunResult
 
-__all__ = ["RunLifecycle", "dead_letter_records", "stage_run"]
+__all__ = ["RunLifecycle", "stage_run"]
 
 _ENDED_AS = {
     RunStatus.SUCCEEDED: StageStatus.SUCCEEDED,
@@ -174,7 +173,7 @@ class RunLifecycle:
         """The dead letters not saved yet, as records (each saved once)."""
         fresh = letters[self._letters_saved :]
         self._letters_saved = len(letters)
-        return dead_letter_records(self.run_id, self.flow.name, fresh)
+        return [letter.record for letter in fresh]
 
     def stage_run(
         self, name: str, values: Mapping[str, Any], status: StageStatus, **times: Any
@@ -244,30 +243,6 @@ class RunLifecycle:
         self.save_letters(list(result.dead_letters))
 
 
-def dead_letter_records(
-    run_id: str, flow: str, letters: Iterable[DeadLetter]
-) -> list[DeadLetterRecord]:
-    """Dead letters of a run as the store keeps them: the event pickled (empty when it
-    cannot be: kept by its repr only, and then not replayable)."""
-    return [
-        DeadLetterRecord(
-            id=None,
-            run_id=run_id,
-            flow=flow,
-            stage=letter.stage,
-            event=_pickle_event(letter.event),
-            event_repr=event_repr(letter.event),
-            error_type=letter.error_type,
-            message=letter.message,
-            traceback=letter.traceback,
-            attempts=letter.attempts,
-            at=letter.at,
-            replayed_by=None,
-        )
-        for letter in letters
-    ]
-
-
 def stage_run(
     run_id: str,
     stage: str,
@@ -293,12 +268,3 @@ def stage_run(
         attempt=attempt,
         **counts,
     )
-
-
-def _pickle_event(event: Any) -> bytes:
-    try:
-        return pickle.dumps(event, protocol=pickle.HIGHEST_PROTOCOL)
-    # A user's object whose pickling raises anything: kept by repr only; replay is then
-    # impossible, and says so.
-    except Exception:  # noqa: BLE001
-        return b""

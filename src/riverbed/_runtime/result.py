@@ -14,6 +14,7 @@ from typing import Any
 
 from riverbed._records import (
     COUNTS,
+    DeadLetter,
     RunStatus,
     StageError,
     StageKind,
@@ -32,21 +33,6 @@ __all__ = [
     "StageStats",
     "event_repr",
 ]
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    """An event that a stage could not process, kept with its error for replay."""
-
-    stage: str
-    event: Any
-    error_type: str
-    message: str
-    traceback: str
-    attempts: int
-    at: datetime
-
-    __module__ = "riverbed"
 
 
 @dataclass(frozen=True)

@@ -100,7 +100,7 @@ class StreamRun:
         self.run_id = run_id
         self.clock = clock
         self.observers = observers
-        self.failures = FailureLog(flow.name, max_errors=config.max_errors)
+        self.failures = FailureLog(flow.name, run_id=run_id, max_errors=config.max_errors)
         self.failures.on_dead_letter = lambda letter: observers.tell("dead_letter", letter)
         fused = {s.name: chain for chain in plan.chains for s in chain.stages}
         self.counters = {

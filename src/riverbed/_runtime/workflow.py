@@ -170,7 +170,7 @@ class _Execution:
         self.store = store
         self.runner = runner
         self.run_id = spec.run_id or uuid.uuid4().hex[:16]
-        self.failures = FailureLog(self.flow.name, max_errors=1000)
+        self.failures = FailureLog(self.flow.name, run_id=self.run_id, max_errors=1000)
         self.clock = SystemClock()
         self.observers = Observers(spec.observers)
         self.failures.on_dead_letter = lambda letter: self.observers.tell("dead_letter", letter)
@@ -241,7 +241,7 @@ class _Execution:
             old = await asyncio.to_thread(self._resumable, run_id, input)
             if old.status is not RunStatus.SUCCEEDED:
                 old = await asyncio.to_thread(lifecycle.take_back, old)
-        self.run_id = lifecycle.run_id = old.run_id
+        self.run_id = lifecycle.run_id = self.failures.run_id = old.run_id
         self.cache = StepCache(self._store(), self.run_id)
         if old.status is not RunStatus.SUCCEEDED:
             self.observers.tell("started", old)
