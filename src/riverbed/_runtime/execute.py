@@ -115,6 +115,7 @@ async def execute(
         claimed=config.claimed is not None,
         target=config.target,
         rerun_of=config.rerun_of,
+        params=config.params,
         observers=tuple(config.observers),
         blocking=handle_signals,
     )

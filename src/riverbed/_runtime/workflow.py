@@ -38,8 +38,8 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
@@ -122,6 +122,8 @@ class WorkflowRun:
     """True for a run a worker claimed: interrupted, it goes back to the queue."""
     target: str | None = None
     rerun_of: str | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    """Parameters recorded with a new run (JSON-able)."""
     observers: tuple[RunObserver, ...] = ()
     blocking: bool = False
     """True when the event loop runs nothing but this workflow (``rb.run``): commits are
@@ -255,6 +257,7 @@ class _Execution:
             input_repr=event_repr(input),
             target=self.spec.target,
             rerun_of=self.spec.rerun_of,
+            params=dict(self.spec.params),
         )
         await lifecycle.create_grouped(record, blocking=self.spec.blocking)
         self.observers.tell("started", record)
