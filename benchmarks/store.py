@@ -54,7 +54,14 @@ def record_step_latency(store: rb.Store, calls: int) -> dict[str, float]:
     timings = []
     for seq in range(calls):
         step = rb.StepRecord(run_id, seq, "step", output, datetime.now(UTC))
-        stage_run = rb.StageRun(run_id, "step", "map", rb.StageStatus.RUNNING, seq + 1, seq + 1)
+        stage_run = rb.StageRun(
+            run_id,
+            "step",
+            rb.StageKind.MAP,
+            rb.StageStatus.RUNNING,
+            events_in=seq + 1,
+            events_out=seq + 1,
+        )
         start = time.perf_counter()
         store.commit_steps([rb.StepCommit(run_id, step=step, stage_run=stage_run)])
         timings.append((time.perf_counter() - start) * 1e6)

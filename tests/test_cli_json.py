@@ -47,6 +47,9 @@ def test_run_record_json_shows_input_and_output_without_unpickling() -> None:
         "type": "ValueError",
         "message": "bad",
         "traceback": "Traceback ...",
+        "attempts": 1,
+        "action": "stop",
+        "event": None,
     }
     assert json.loads(json.dumps(data)) == data
 
@@ -54,7 +57,7 @@ def test_run_record_json_shows_input_and_output_without_unpickling() -> None:
 def test_every_record_has_one_json_form() -> None:
     """StageRun, RunTransition, Checkpoint and DeadLetterRecord print through to_dict,
     JSON-able; a checkpoint's states and a letter's pickled event are not in it."""
-    stage = rb.StageRun("r", "parse", "map", rb.StageStatus.SUCCEEDED, events_in=3)
+    stage = rb.StageRun("r", "parse", rb.StageKind.MAP, rb.StageStatus.SUCCEEDED, events_in=3)
     moved = rb.RunTransition("r", 1, rb.RunStatus.RUNNING, NOW, worker="h:1:r0")
     checkpoint = rb.Checkpoint("r", 2, "v1", {"src": {"0": 5}}, {"fold": b"state"}, NOW)
     letter = rb.DeadLetterRecord(
@@ -99,6 +102,7 @@ def test_run_result_to_dict_keeps_its_shape() -> None:
         "dead_lettered", "dropped", "seconds", "fused_with",
     ]  # fmt: skip
     assert data["error"]["error_type"] == "ZeroDivisionError"
+    assert (data["error"]["action"], data["error"]["event"]) == ("stop", "0")
     assert set(data["error"]) == {
         "stage", "error_type", "message", "traceback", "attempts", "action", "event",
     }  # fmt: skip

@@ -258,6 +258,35 @@ def test_failed_workflow_resumes_from_the_cli(
     assert (report["status"], report["replayed"]) == ("succeeded", ["add_tax"])
 
 
+def test_stored_workflows_run_again_through_the_one_path(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`runs resume` and `runs rerun` run a workflow as they run a stream (``rb.run``):
+    a checkpoint interval is taken (every step is committed), a re-run from the start goes
+    on the recorded input, and a stream-only option (--rename) is one line, exit 2."""
+    monkeypatch.setattr(cli_runs_app, "BROKEN", True)
+    target = "tests.cli_runs_app:fragile_workflow"
+    failed, run_id = _run(store_url, target, "--input", '{"net": 10}')
+    assert failed.exit_code == 1
+    renamed = invoke("runs", "resume", run_id, target, "--store", store_url, "--rename", "a=b")
+    assert renamed.exit_code == 2, renamed.output
+    assert "workflow, which takes no renamed" in renamed.output
+    monkeypatch.setattr(cli_runs_app, "BROKEN", False)
+    resumed = invoke(
+        "runs", "resume", run_id, target, "--store", store_url,
+        "--checkpoint-interval", "1", "--json",
+    )  # fmt: skip
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads(resumed.stdout)["replayed"] == ["add_tax"]
+    rerun = invoke("runs", "rerun", run_id, target, "--store", store_url, "--from-start", "--json")
+    assert rerun.exit_code == 0, rerun.output
+    report = json.loads(rerun.stdout)
+    assert (report["status"], report["replayed"]) == ("succeeded", [])
+    with rb.open_store(store_url) as store:
+        again = store.get_run(report["run_id"])
+        assert again.input == store.get_run(run_id).input
+
+
 # -- dead-letter replays (issue 9, item 18) -------------------------------------------------
 
 

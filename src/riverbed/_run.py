@@ -207,6 +207,7 @@ def _workflow_run(
         resume=config.resume,
         target=config.target,
         rerun_of=config.rerun_of,
+        params=config.params,
         observers=tuple(config.observers),
         blocking=blocking,
     )

@@ -4,6 +4,7 @@ dead-letter; which policy applies; timeouts; errors never pass silently; sinks t
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import Counter
@@ -219,7 +220,7 @@ def test_stop_raises_run_failed_error_with_the_result() -> None:
     assert result.error.stage == "broken"
     assert result.error.error_type == "KeyError"
     assert result.error.attempts == 2
-    assert result.error.action == "stop"
+    assert result.error.action is rb.OnError.STOP
     assert result.error.event == "1"
     assert "KeyError" in result.error.traceback
     stage_error = caught.value.__cause__
@@ -270,7 +271,7 @@ def test_continue_where_an_event_cannot_pass_counts_it_skipped() -> None:
     result = _run(flow)
     assert seen.items == [(1, 1), (3, 3)]
     assert result.stages["key"].skipped == 1
-    assert [e.action for e in result.errors] == ["skip"]
+    assert [e.action for e in result.errors] == [rb.OnError.SKIP]
 
 
 def test_continue_on_a_branch_sends_the_event_to_false() -> None:
@@ -486,6 +487,34 @@ def test_dead_letter_keeps_event_traceback_and_attempts() -> None:
     assert letter.attempts == 1
     assert "KeyError" in letter.traceback
     assert letter.at is not None
+
+
+def test_a_dead_letter_is_its_record_and_the_event(tmp_path: Any) -> None:
+    """A result's dead letter is a view of the one record the store keeps (the event
+    pickled, its repr, the error), with the event object beside it; an event that cannot
+    be pickled is kept by its repr only, and the store gets exactly those records."""
+    import pickle
+    import threading
+
+    lock = threading.Lock()  # cannot be pickled
+    flow = rb.Flow("views")
+    flow.source([3, lock], name="src").map(
+        lambda e: e["missing"], name="lookup", on_error=rb.OnError.DEAD_LETTER
+    ).sink(Capture(), name="out")
+    with rb.open_store(f"sqlite:///{tmp_path}/runs.db") as store:
+        result = _run(flow, store=store)
+        stored = store.dead_letters(run_id=result.run_id)
+    plain, unpicklable = result.dead_letters
+    assert isinstance(plain.record, rb.DeadLetterRecord)
+    assert (plain.record.run_id, plain.record.flow) == (result.run_id, "views")
+    assert (plain.stage, plain.error_type, plain.attempts) == ("lookup", "TypeError", 1)
+    assert pickle.loads(plain.record.event) == 3
+    assert plain.record.event_repr == "3" == result.errors[0].event
+    assert unpicklable.event is lock
+    assert not unpicklable.record.replayable
+    assert [dataclasses.replace(letter, id=None) for letter in stored] == [
+        letter.record for letter in result.dead_letters
+    ]
 
 
 class UnprintableError(Exception):

@@ -466,7 +466,7 @@ def test_failure_policies_inside_flat_map_expansion(
     else:
         assert result.dead_letters == ()
     assert [int(e.event) for e in result.errors] == failing_in_order
-    assert {e.action for e in result.errors} <= {policy.value}
+    assert {e.action for e in result.errors} <= {policy}
     # Counters add up, stage by stage.
     for index, name in enumerate(names):
         stage = "flaky" if name == "flaky" else f"{name}{index}"

@@ -84,6 +84,22 @@ def test_rb_run_refuses_stream_options_for_a_workflow_naming_them():
         rb.run(_workflow("wf-options", []), "x", store=False, batch_size=10, seed=3)
 
 
+def test_a_workflow_takes_the_options_that_ask_for_what_it_does(tmp_path):
+    """progress=False, raise_on_failure (a FAILED workflow is returned either way),
+    checkpoint_interval (every step is committed) and params (recorded with the run) are
+    taken by a workflow too, so that whoever runs a stored run again needs not ask which
+    kind of flow it holds; progress=True, which it cannot show, is refused by name."""
+    store = f"sqlite:///{tmp_path}/runs.db"
+    flow = _workflow("wf-same-options", [])
+    common = {"progress": False, "raise_on_failure": False, "checkpoint_interval": 3.0}
+    result = rb.run(flow, "ada", store=store, params={"who": "ada"}, **common)
+    assert result.output == "ADA"
+    with rb.open_store(store) as opened:
+        assert opened.get_run(result.run_id).params == {"who": "ada"}
+    with pytest.raises(TypeError, match=r"workflow, which takes no progress"):
+        rb.run(flow, "x", store=False, progress=True)
+
+
 def test_a_workflow_rerun_of_a_run_uses_its_recorded_input(tmp_path):
     store = f"sqlite:///{tmp_path}/runs.db"
     calls: list[str] = []

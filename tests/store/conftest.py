@@ -90,7 +90,7 @@ def make_stage_run(run_id: str, stage: str = "parse", **fields: Any) -> rb.Stage
     values: dict[str, Any] = {
         "run_id": run_id,
         "stage": stage,
-        "kind": "map",
+        "kind": rb.StageKind.MAP,
         "status": rb.StageStatus.RUNNING,
     }
     values.update(fields)

@@ -20,7 +20,9 @@ def main(url: str, run_id: str) -> None:
     with rb.open_store(url) as store:
         for seq in itertools.count():
             step = rb.StepRecord(run_id, seq, "work", seq.to_bytes(8, "big"), datetime.now(UTC))
-            stage_run = rb.StageRun(run_id, "work", "map", rb.StageStatus.RUNNING, seq + 1)
+            stage_run = rb.StageRun(
+                run_id, "work", rb.StageKind.MAP, rb.StageStatus.RUNNING, events_in=seq + 1
+            )
             store.commit_steps([rb.StepCommit(run_id, step=step, stage_run=stage_run)])
             print(seq, flush=True)
 

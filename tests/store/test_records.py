@@ -103,7 +103,7 @@ def test_records_pickle_by_their_public_names() -> None:
             created_at=now,
             error=rb.ErrorInfo(None, "E", "m", "tb"),
         ),
-        rb.StageRun("r", "s", "map", rb.StageStatus.PENDING),
+        rb.StageRun("r", "s", rb.StageKind.MAP, rb.StageStatus.PENDING),
         rb.Checkpoint("r", 1, "v", {"src": {"0": 1}}, {"s": b"x"}, now),
         rb.DeadLetterRecord(1, "r", "f", "s", b"e", "'e'", "E", "m", "tb", 1, now),
         rb.StepRecord("r", 0, "s", b"o", now),

@@ -15,7 +15,7 @@ from riverbed._cli import options as opt
 from riverbed._cli.exits import ExitCode, command, exit_code, fail
 from riverbed._cli.render import emit_json, json_stdout, result_json, result_text
 from riverbed._cli.store import open_store
-from riverbed._cli.stored import StoredFlow, flow_of_run, mark_if_replayed
+from riverbed._cli.stored import flow_of_run, mark_if_replayed
 
 __all__ = ["again", "new_run_id", "rerun", "resume_run"]
 
@@ -34,53 +34,44 @@ def again(
     **options: Any,
 ) -> rb.RunResult:
     """Run ``record``'s flow again: resumed (``new_id`` None: same run, from its last
-    checkpoint or step), or re-run as the new run ``new_id``. A replay run replays its
+    checkpoint or step), or re-run as the new run ``new_id``, on the run's recorded input
+    if it had one (a workflow's). One path for streams and workflows: ``rb.run`` takes
+    every option given here for both, and refuses one that only a stream can take
+    (``--rename`` of a workflow's run), which is a usage error. A replay run replays its
     dead letters again, and marks them replayed once it succeeded."""
     if new_id is None:
         # Settled here, fenced, before the runtime reads the run: of two resumes that both
         # found it dead, the second is then refused instead of taking the first's attempt.
         record = rb.crashed_if_dead(store, record)
-    stored = flow_of_run(store, record, target)
-    if stored.flow.is_workflow:
-        result = _workflow_again(store, record, stored, new_id, options.get("runner"))
+        options["resume"] = record.run_id
     else:
-        if new_id is None:
-            options["resume"] = record.run_id
-        else:
-            options.update(run_id=new_id, params=record.params)
-        if stored.recorded_target is not None:
-            options["target"] = stored.recorded_target
-        try:
-            result = stored.flow.run(store=store, raise_on_failure=False, progress=False, **options)
-        except ValueError as error:  # e.g. --rename of a stage that does not exist
-            if isinstance(error, rb.RiverbedError):
-                raise
-            fail(str(error), ExitCode.USAGE)
+        options.update(run_id=new_id, params=record.params)
+    stored = flow_of_run(store, record, target)
+    if stored.recorded_target is not None:
+        options["target"] = stored.recorded_target
+    try:
+        result = rb.run(
+            stored.flow,
+            *_recorded_input(record, new_id),
+            store=store,
+            raise_on_failure=False,
+            progress=False,
+            **options,
+        )
+    except (TypeError, ValueError) as error:  # --rename of a stage that does not exist...
+        if isinstance(error, rb.RiverbedError):
+            raise
+        fail(str(error), ExitCode.USAGE)
     mark_if_replayed(store, stored, result.run_id, result.status)
     return result
 
 
-def _workflow_again(
-    store: rb.Store,
-    record: rb.RunRecord,
-    stored: StoredFlow,
-    new_id: str | None,
-    runner: rb.RayRunner | None,
-) -> rb.RunResult:
-    """A workflow run resumed (its recorded steps are replayed), or re-run as a new run on
-    the same input (``cache=True`` steps are not recomputed)."""
-    if new_id is None:
-        return rb.run(stored.flow, store=store, resume=record.run_id, runner=runner)
-    given = pickle.loads(record.input) if record.input is not None else None
-    return rb.run(
-        stored.flow,
-        given,
-        store=store,
-        run_id=new_id,
-        target=stored.target,
-        rerun_of=record.run_id,
-        runner=runner,
-    )
+def _recorded_input(record: rb.RunRecord, new_id: str | None) -> tuple[Any, ...]:
+    """What a re-run is given as its input: the run's recorded one, if it had one (a
+    workflow's; a resumed run goes on with its own)."""
+    if new_id is None or record.input is None:
+        return ()
+    return (pickle.loads(record.input),)
 
 
 def _finish(result: rb.RunResult, as_json: bool) -> NoReturn:

@@ -5,27 +5,13 @@ A stage's own policy beats the flow's, which beats the default (no retries, STOP
 
 from __future__ import annotations
 
-import enum
 import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from riverbed._records.kinds import OnError
+
 __all__ = ["OnError", "Retry"]
-
-
-class OnError(enum.Enum):
-    """What happens to an event whose stage failed (after retries ran out)."""
-
-    STOP = "stop"
-    """Stop the whole run; it ends FAILED with this error. The default."""
-    SKIP = "skip"
-    """Drop this event at this stage; the run goes on. Counted in the stage's ``skipped``."""
-    CONTINUE = "continue"
-    """Pass the event on unchanged, as if this stage were the identity for it."""
-    DEAD_LETTER = "dead_letter"
-    """Drop the event here and keep it, with its error, in the run's dead letters."""
-
-    __module__ = "riverbed"
 
 
 @dataclass(frozen=True)

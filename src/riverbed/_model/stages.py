@@ -12,42 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from riverbed._model.policy import OnError, Retry
+from riverbed._records.kinds import StageKind as StageKind  # declared with the records
 
 DEFAULT_PORT = "out"
-
-
-class StageKind(enum.Enum):
-    """What a stage does with the events it receives."""
-
-    SOURCE = "source"
-    """Emits events read from a source; has no input."""
-    MAP = "map"
-    """One output per input: ``fn(event)``."""
-    FLAT_MAP = "flat_map"
-    """Zero or more outputs per input: every item of ``fn(event)``."""
-    FILTER = "filter"
-    """Keeps the events for which ``fn(event)`` is true."""
-    INSPECT = "inspect"
-    """Calls ``fn(event)`` for its side effect and passes the event on unchanged."""
-    KEY_BY = "key_by"
-    """Turns ``event`` into the pair ``(fn(event), event)``; downstream stages are keyed."""
-    STATEFUL = "stateful"
-    """Per-key state: a class instance and its method, or ``fn(state, value)``."""
-    FOLD = "fold"
-    """Per-key accumulator ``fn(acc, value)``; emits at end of stream (or on every event)."""
-    BRANCH = "branch"
-    """Sends each event to one of two outputs, ``true`` or ``false``, by a predicate."""
-    ROUTE = "route"
-    """Sends each event to the named output that ``fn(event)`` returns."""
-    MERGE = "merge"
-    """Fan-in: the events of several streams, as one stream."""
-    PROCESS = "process"
-    """A processor with memory and time (windows, joins, collect, sample...): ``fn`` is its
-    spec, a ``ProcessorSpec``; see ``riverbed._model.process``."""
-    SINK = "sink"
-    """Consumes events: a callable per event, a callable per batch, or a sink object."""
-
-    __module__ = "riverbed"
 
 
 @dataclass(frozen=True)

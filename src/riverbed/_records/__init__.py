@@ -4,28 +4,38 @@ They sit at the bottom: the model, the runners, the store and the interfaces all
 them, and they import nothing of riverbed but its errors.
 """
 
+from riverbed._records.kinds import OnError, StageKind
 from riverbed._records.records import (
     Checkpoint,
+    DeadLetter,
     DeadLetterRecord,
     ErrorInfo,
     Lease,
     RunRecord,
     RunTransition,
-    StageRun,
+    StageError,
     StepCommit,
     StepRecord,
 )
+from riverbed._records.stages import COUNTS, StageCounts, StageRun, StageStats
 from riverbed._records.status import RunStatus, StageStatus, check_transition
 
 __all__ = [
+    "COUNTS",
     "Checkpoint",
+    "DeadLetter",
     "DeadLetterRecord",
     "ErrorInfo",
     "Lease",
+    "OnError",
     "RunRecord",
     "RunStatus",
     "RunTransition",
+    "StageCounts",
+    "StageError",
+    "StageKind",
     "StageRun",
+    "StageStats",
     "StageStatus",
     "StepCommit",
     "StepRecord",

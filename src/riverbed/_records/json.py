@@ -1,10 +1,10 @@
 """Records as JSON-able data: the one place where each record's JSON shape is written.
 
-One function per record kind (``run_json``, ``stage_run_json``, ``transition_json``,
-``checkpoint_json``, ``dead_letter_json``, ``error_json``), reached through the records'
-``to_dict()`` methods: what ``riverbed runs ... --json`` prints and what an HTTP service
-would serve. ``RunResult.to_dict`` builds its form from the same conversions (``iso``,
-``fields``).
+One function per record kind (``run_json``, ``stage_run_json``, ``stage_stats_json``,
+``transition_json``, ``checkpoint_json``, ``dead_letter_json``, ``error_json``), reached
+through the records' ``to_dict()`` methods: what ``riverbed runs ... --json`` prints and
+what an HTTP service would serve. ``RunResult.to_dict`` builds its form from the same
+conversions.
 
 Nothing here unpickles: a run's input and output are given by the readable copy made when
 they were stored, or by their size (``shown``); a dead letter's event by its repr; a
@@ -13,7 +13,6 @@ checkpoint's states not at all. Those who only look at a store do not run its co
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -21,21 +20,22 @@ if TYPE_CHECKING:
     from riverbed._records.records import (
         Checkpoint,
         DeadLetterRecord,
-        ErrorInfo,
         RunRecord,
         RunTransition,
-        StageRun,
+        StageError,
     )
+    from riverbed._records.stages import StageRun, StageStats
 
 __all__ = [
     "checkpoint_json",
     "dead_letter_json",
     "error_json",
-    "fields",
     "iso",
+    "result_error_json",
     "run_json",
     "shown",
     "stage_run_json",
+    "stage_stats_json",
     "transition_json",
 ]
 
@@ -43,12 +43,6 @@ __all__ = [
 def iso(moment: datetime | None) -> str | None:
     """A time as ISO 8601 text (with its UTC offset); None stays None."""
     return moment.isoformat() if moment is not None else None
-
-
-def fields(record: Any) -> dict[str, Any]:
-    """A frozen dataclass's fields as a dict, nested records too (``dataclasses.asdict``):
-    for records whose fields are JSON-able already (counters, errors of a result)."""
-    return dataclasses.asdict(record)
 
 
 def shown(data: bytes | None, readable: str | None) -> str | None:
@@ -59,14 +53,25 @@ def shown(data: bytes | None, readable: str | None) -> str | None:
     return readable if readable is not None else f"<{len(data)} bytes, not shown>"
 
 
-def error_json(error: ErrorInfo) -> dict[str, Any]:
-    """Why a run failed: its stage, exception type, message and traceback."""
+def error_json(error: StageError) -> dict[str, Any]:
+    """A failure as a stored run shows it: its stage, exception type (``type``), message,
+    traceback, attempts, the action its policy took and its event's repr."""
     return {
         "stage": error.stage,
         "type": error.error_type,
         "message": error.message,
         "traceback": error.traceback,
+        "attempts": error.attempts,
+        "action": error.action.value,
+        "event": error.event,
     }
+
+
+def result_error_json(error: StageError) -> dict[str, Any]:
+    """A failure as a run's result shows it (``RunResult.to_dict``): the same fields as
+    ``error_json``, the exception type under ``error_type`` as that form always had it."""
+    data = error_json(error)
+    return {"stage": data.pop("stage"), "error_type": data.pop("type"), **data}
 
 
 def run_json(run: RunRecord) -> dict[str, Any]:
@@ -92,20 +97,23 @@ def run_json(run: RunRecord) -> dict[str, Any]:
 
 
 def stage_run_json(stage: StageRun) -> dict[str, Any]:
-    """One stage of one attempt of a run: its status and counters."""
+    """One stage of one attempt of a run: its status and counts."""
     return {
         "stage": stage.stage,
-        "kind": stage.kind,
+        "kind": stage.kind.value,
         "status": stage.status.value,
         "attempt": stage.attempt,
-        "events_in": stage.events_in,
-        "events_out": stage.events_out,
-        "errors": stage.errors,
-        "retries": stage.retries,
-        "skipped": stage.skipped,
-        "dead_lettered": stage.dead_lettered,
-        "dropped": stage.dropped,
-        "seconds": stage.seconds,
+        **stage.counts(),
+    }
+
+
+def stage_stats_json(stats: StageStats) -> dict[str, Any]:
+    """One stage's counts in a run's result, and the stages fused with it."""
+    return {
+        "name": stats.name,
+        "kind": stats.kind.value,
+        **stats.counts(),
+        "fused_with": list(stats.fused_with),
     }
 
 

@@ -13,36 +13,58 @@ from datetime import datetime
 from typing import Any
 
 from riverbed._records import json
-from riverbed._records.status import RunStatus, StageStatus
+from riverbed._records.kinds import OnError
+from riverbed._records.stages import StageRun
+from riverbed._records.status import RunStatus
 
 __all__ = [
     "Checkpoint",
+    "DeadLetter",
     "DeadLetterRecord",
     "ErrorInfo",
     "Lease",
     "RunRecord",
     "RunTransition",
-    "StageRun",
+    "StageError",
     "StepCommit",
     "StepRecord",
 ]
 
 
 @dataclass(frozen=True)
-class ErrorInfo:
-    """Why a run failed: the stage (``None`` if no stage was to blame) and its exception.
-    Stored as JSON in the run's row."""
+class StageError:
+    """One failure, after its retries: the stage it happened in, the exception, and what
+    the stage's policy did with it. A run's result keeps every handled one (``errors``)
+    and the one that stopped the run (``error``); the store keeps that one in the run's
+    row and in its history. ``stage`` is None for a failure no stage is to blame for (a
+    worker that could not start the run).
+
+    >>> StageError("parse", "ValueError", "bad line", "Traceback ...").action
+    <OnError.STOP: 'stop'>
+    """
 
     stage: str | None
     error_type: str
     message: str
     traceback: str
+    attempts: int = 1
+    """Calls made on the event, the first included."""
+    action: OnError = OnError.STOP
+    """What the policy did: stop the run, skip the event, continue, or dead-letter it."""
+    event: str | None = None
+    """``repr`` of the event, cut to 500 characters; None when no event was to blame."""
 
     __module__ = "riverbed"
 
     def to_dict(self) -> dict[str, Any]:
-        """The error as JSON-able data (``type``, not ``error_type``, as the CLI prints it)."""
+        """The error as JSON-able data (``type``, not ``error_type``, as the CLI prints a
+        stored run's error)."""
         return json.error_json(self)
+
+
+ErrorInfo = StageError
+"""The error a run's record keeps: the same record as a result's (its former name, kept
+public as ``riverbed.ErrorInfo``)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,7 +91,7 @@ class RunRecord:
     created_at: datetime
     started_at: datetime | None = None
     ended_at: datetime | None = None
-    error: ErrorInfo | None = None
+    error: StageError | None = None
     attempt: int = 1
     """1 for the first execution; +1 on every resume, and on every claim of a run that ran
     before (after a crash, or released by a worker). It is also the run's fencing epoch:
@@ -127,43 +149,13 @@ class RunTransition:
     status: RunStatus
     at: datetime
     worker: str | None = None
-    error: ErrorInfo | None = None
+    error: StageError | None = None
 
     __module__ = "riverbed"
 
     def to_dict(self) -> dict[str, Any]:
         """The history entry as JSON-able data."""
         return json.transition_json(self)
-
-
-@dataclass(frozen=True)
-class StageRun:
-    """One stage inside one attempt of one run: its status, counters and timings."""
-
-    run_id: str
-    stage: str
-    kind: str
-    status: StageStatus
-    events_in: int = 0
-    events_out: int = 0
-    errors: int = 0
-    retries: int = 0
-    skipped: int = 0
-    dead_lettered: int = 0
-    dropped: int = 0
-    """Events the stage's operator dropped by its own rules: late events of a window
-    (``late=DROP``), rendezvous orphans evicted by their policy."""
-    seconds: float = 0.0
-    started_at: datetime | None = None
-    ended_at: datetime | None = None
-    attempt: int = 1
-    """The run's attempt this record belongs to; each attempt keeps its own."""
-
-    __module__ = "riverbed"
-
-    def to_dict(self) -> dict[str, Any]:
-        """The stage run as JSON-able data."""
-        return json.stage_run_json(self)
 
 
 @dataclass(frozen=True)
@@ -242,6 +234,54 @@ class DeadLetterRecord:
     def to_dict(self) -> dict[str, Any]:
         """The dead letter as JSON-able data: its event by its repr, never unpickled."""
         return json.dead_letter_json(self)
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A dead letter as the run that kept it holds it (``RunResult.dead_letters``): its
+    record, and the event itself, the very object the stage failed on.
+
+    A thin view, not a second record: every field but ``event`` is the record's
+    (``stage``, ``error_type``, ``message``, ``traceback``, ``attempts``, ``at``...). It
+    exists because only the run that failed the event holds the object: the record keeps
+    it pickled (or, when it cannot be pickled, by its repr only), and whoever reads a
+    store gets its repr, never an unpickled object."""
+
+    record: DeadLetterRecord
+    event: Any
+    """The event, as the stage received it."""
+
+    __module__ = "riverbed"
+
+    @property
+    def stage(self) -> str:
+        """The stage that could not process the event."""
+        return self.record.stage
+
+    @property
+    def error_type(self) -> str:
+        """The qualified name of the exception's type."""
+        return self.record.error_type
+
+    @property
+    def message(self) -> str:
+        """The exception's message."""
+        return self.record.message
+
+    @property
+    def traceback(self) -> str:
+        """The traceback, from the user's code on."""
+        return self.record.traceback
+
+    @property
+    def attempts(self) -> int:
+        """Calls made on the event, the first included."""
+        return self.record.attempts
+
+    @property
+    def at(self) -> datetime:
+        """When the event was given up on (UTC)."""
+        return self.record.at
 
 
 @dataclass(frozen=True)

@@ -228,10 +228,30 @@ class RunConfig:
 OPTION_NAMES = tuple(f.name for f in dataclasses.fields(RunConfig))
 
 WORKFLOW_OPTIONS = frozenset(
-    {"store", "run_id", "resume", "rerun_of", "target", "claimed", "observers", "runner"}
+    {
+        "store",
+        "run_id",
+        "resume",
+        "rerun_of",
+        "target",
+        "claimed",
+        "observers",
+        "runner",
+        "params",
+        # A workflow's FAILED run is returned, never raised: False asks for what it does.
+        "raise_on_failure",
+        # A workflow commits every step, which meets any interval or volume asked for.
+        "checkpoint_interval",
+        "checkpoint_events",
+    }
 )
-"""The options that mean something for a workflow run: a workflow has no sources to
-batch, no checkpoints (each step is recorded) and no keyed state to rename."""
+"""The options that mean something for a workflow run, or that ask only for what a
+workflow does anyway; so that whoever runs a stored run again (the CLI, a worker) needs
+not ask which kind of flow it holds. A workflow has no sources to batch, no keyed state
+to rename and no live progress display (``progress=False`` is taken, ``True`` is not)."""
+
+_WORKFLOW_DOES = {"progress": (False,)}
+"""Values of other options that a workflow takes, being what it does."""
 
 
 def stream_only_options(options: Mapping[str, Any]) -> list[str]:
@@ -241,7 +261,9 @@ def stream_only_options(options: Mapping[str, Any]) -> list[str]:
     return sorted(
         name
         for name, value in options.items()
-        if name not in WORKFLOW_OPTIONS and value != defaults.get(name, value)
+        if name not in WORKFLOW_OPTIONS
+        and value != defaults.get(name, value)
+        and value not in _WORKFLOW_DOES.get(name, ())
     )
 
 

@@ -121,6 +121,7 @@ async def execute(
         claimed=config.claimed is not None,
         target=config.target,
         rerun_of=config.rerun_of,
+        params=config.params,
         observers=tuple(config.observers),
         blocking=handle_signals,
     )
@@ -135,7 +136,7 @@ def _begin(run: StreamRun, store: Store) -> None:
     run.restore(restored(point, flow, set(run.states), config.renamed))
     run.start_point = point
     if point is not None and mode != "rerun":
-        run.run_id = point.run.run_id
+        run.run_id = run.failures.run_id = point.run.run_id
     lifecycle = RunLifecycle(store, flow, run.run_id, version=flow.version)
     if mode == "claimed":
         record = lifecycle.claimed()

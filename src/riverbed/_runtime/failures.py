@@ -8,6 +8,7 @@ note that more are only counted).
 from __future__ import annotations
 
 import logging
+import pickle
 import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -16,7 +17,8 @@ from typing import Any
 
 from riverbed._errors import StageFailedError
 from riverbed._model.policy import OnError
-from riverbed._runtime.result import DeadLetter, StageError, event_repr
+from riverbed._records import DeadLetter, DeadLetterRecord, StageError
+from riverbed._runtime.result import event_repr
 
 logger = logging.getLogger("riverbed")
 
@@ -50,15 +52,18 @@ def _error_message(error: BaseException) -> str:
 class FailureLog:
     """Collects the handled failures of one run."""
 
-    def __init__(self, flow: str, *, max_errors: int) -> None:
+    def __init__(self, flow: str, *, run_id: str, max_errors: int) -> None:
         self.flow = flow
+        self.run_id = run_id
+        """The run whose failures these are: its dead letters' records carry it (kept
+        up to date by whoever settles the run's id, e.g. on resume)."""
         self.max_errors = max_errors
         self.errors: list[StageError] = []
         self.dead_letters: list[DeadLetter] = []
         self.fatal: StageError | None = None
         self.on_dead_letter: Callable[[DeadLetter], None] | None = None
         """Told every dead letter as it is kept (a run's observers)."""
-        self._logged: dict[str, int] = {}
+        self._logged: dict[str | None, int] = {}
 
     def record(
         self,
@@ -79,7 +84,7 @@ class FailureLog:
             message=f"{note}: {message}" if note else message,
             traceback=user_traceback(error),
             attempts=attempts,
-            action=action.value,
+            action=action,
             event=event_repr(event),
         )
         if len(self.errors) < self.max_errors:
@@ -87,17 +92,7 @@ class FailureLog:
         if action is OnError.STOP and self.fatal is None:
             self.fatal = record
         if action is OnError.DEAD_LETTER:
-            self._dead_letter(
-                DeadLetter(
-                    stage=stage,
-                    event=event,
-                    error_type=record.error_type,
-                    message=record.message,
-                    traceback=record.traceback,
-                    attempts=attempts,
-                    at=datetime.now(UTC),
-                )
-            )
+            self._dead_letter(DeadLetter(self._letter(record, event), event))
         self._log(record)
         return record
 
@@ -119,6 +114,25 @@ class FailureLog:
         del self.errors[errors:]
         del self.dead_letters[letters:]
         self.fatal = None
+
+    def _letter(self, error: StageError, event: Any) -> DeadLetterRecord:
+        """The record of a dead letter: ``event`` pickled now (as the stage failed on it),
+        empty when it cannot be (then it is kept by its repr only, and not replayable)."""
+        assert error.stage is not None
+        assert error.event is not None
+        return DeadLetterRecord(
+            id=None,
+            run_id=self.run_id,
+            flow=self.flow,
+            stage=error.stage,
+            event=_pickle_event(event),
+            event_repr=error.event,
+            error_type=error.error_type,
+            message=error.message,
+            traceback=error.traceback,
+            attempts=error.attempts,
+            at=datetime.now(UTC),
+        )
 
     def _dead_letter(self, letter: DeadLetter) -> None:
         self.dead_letters.append(letter)
@@ -161,7 +175,7 @@ class FailureLog:
                 record.message,
                 record.event,
                 record.attempts,
-                record.action,
+                record.action.value,
             )
         if count == LOGGED_PER_STAGE:
             logger.warning(
@@ -170,3 +184,12 @@ class FailureLog:
                 self.flow,
                 record.stage,
             )
+
+
+def _pickle_event(event: Any) -> bytes:
+    try:
+        return pickle.dumps(event, protocol=pickle.HIGHEST_PROTOCOL)
+    # A user's object whose pickling raises anything: kept by repr only; replay is then
+    # impossible, and says so.
+    except Exception:  # noqa: BLE001
+        return b""

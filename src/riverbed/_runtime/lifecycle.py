@@ -8,8 +8,7 @@ by the run's lease (see ``Lease``): a process that lost its run changes nothing.
 from __future__ import annotations
 
 import asyncio
-import pickle
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -17,10 +16,10 @@ from riverbed._errors import LeaseLostError
 from riverbed._records import (
     Checkpoint,
     DeadLetterRecord,
-    ErrorInfo,
     Lease,
     RunRecord,
     RunStatus,
+    StageKind,
     StageRun,
     StageStatus,
     StepCommit,
@@ -31,14 +30,14 @@ from riverbed._runtime.lease import LEASE_SECONDS, Keeping, keep
 from riverbed._runtime.offloop import off_loop
 from riverbed._runtime.parts import Part
 from riverbed._runtime.restore import stage_versions, take_back
-from riverbed._runtime.result import COUNTS, event_repr
+from riverbed._runtime.result import COUNTS
 from riverbed._store.protocol import Store
 
 if TYPE_CHECKING:
     from riverbed._model.flow import Flow
-    from riverbed._runtime.result import DeadLetter, RunResult, StageError
+    from riverbed._runtime.result import DeadLetter, RunResult
 
-__all__ = ["RunLifecycle", "dead_letter_records", "error_info", "stage_run"]
+__all__ = ["RunLifecycle", "stage_run"]
 
 _ENDED_AS = {
     RunStatus.SUCCEEDED: StageStatus.SUCCEEDED,
@@ -187,13 +186,13 @@ class RunLifecycle:
         """The dead letters not saved yet, as records (each saved once)."""
         fresh = letters[self._letters_saved :]
         self._letters_saved = len(letters)
-        return dead_letter_records(self.run_id, self.flow.name, fresh)
+        return [letter.record for letter in fresh]
 
     def stage_run(
         self, name: str, values: Mapping[str, Any], status: StageStatus, **times: Any
     ) -> StageRun:
         """Stage ``name``'s record in this attempt, from its counter ``values``."""
-        kind = self.flow.stage(name).kind.value
+        kind = self.flow.stage(name).kind
         attempt = self.lease.attempt if self.lease is not None else 1
         return stage_run(self.run_id, name, kind, values, status, attempt=attempt, **times)
 
@@ -217,7 +216,7 @@ class RunLifecycle:
                 result.status,
                 lease=lease,
                 ended_at=result.ended_at,
-                error=error_info(result.error),
+                error=result.error,
                 lease_until=None,
             )
         except LeaseLostError as lost:
@@ -252,40 +251,15 @@ class RunLifecycle:
                 own = StageStatus.FAILED
             elif status is StageStatus.FAILED:
                 own = StageStatus.SUCCEEDED
-            values = {counter: getattr(stats, counter) for counter in COUNTS}
-            stage_runs.append(self.stage_run(name, values, own))
+            stage_runs.append(self.stage_run(name, stats.counts(), own))
         self.store.save_stage_runs(self.run_id, stage_runs, lease=lease)
         self.save_letters(list(result.dead_letters))
-
-
-def dead_letter_records(
-    run_id: str, flow: str, letters: Iterable[DeadLetter]
-) -> list[DeadLetterRecord]:
-    """Dead letters of a run as the store keeps them: the event pickled (empty when it
-    cannot be: kept by its repr only, and then not replayable)."""
-    return [
-        DeadLetterRecord(
-            id=None,
-            run_id=run_id,
-            flow=flow,
-            stage=letter.stage,
-            event=_pickle_event(letter.event),
-            event_repr=event_repr(letter.event),
-            error_type=letter.error_type,
-            message=letter.message,
-            traceback=letter.traceback,
-            attempts=letter.attempts,
-            at=letter.at,
-            replayed_by=None,
-        )
-        for letter in letters
-    ]
 
 
 def stage_run(
     run_id: str,
     stage: str,
-    kind: str,
+    kind: StageKind,
     values: Mapping[str, Any],
     status: StageStatus,
     *,
@@ -307,24 +281,3 @@ def stage_run(
         attempt=attempt,
         **counts,
     )
-
-
-def error_info(error: StageError | None) -> ErrorInfo | None:
-    """A run's stopping error as its record keeps it."""
-    if error is None:
-        return None
-    return ErrorInfo(
-        stage=error.stage,
-        error_type=error.error_type,
-        message=error.message,
-        traceback=error.traceback,
-    )
-
-
-def _pickle_event(event: Any) -> bytes:
-    try:
-        return pickle.dumps(event, protocol=pickle.HIGHEST_PROTOCOL)
-    # A user's object whose pickling raises anything: kept by repr only; replay is then
-    # impossible, and says so.
-    except Exception:  # noqa: BLE001
-        return b""

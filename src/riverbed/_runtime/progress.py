@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
+from riverbed._records import StageKind
 from riverbed._runtime.observer import RunObserver
 from riverbed._runtime.result import RunResult, StageCounters
 
@@ -213,7 +214,7 @@ class LiveProgress:
             if len(name) > width:
                 name = name[: width - 1] + "…"
             frame.append(
-                f"\n  {name:<{width}}  {counters.kind:<8} {counters.events_in:>13,} "
+                f"\n  {name:<{width}}  {counters.kind.value:<8} {counters.events_in:>13,} "
                 f"{counters.events_out:>13,} "
             )
             frame.append(f"{counters.errors:>8,}", style="red" if counters.errors else None)
@@ -311,7 +312,7 @@ class _Raw:
 
 def _seen(counters: StageCounters) -> int:
     """The count a stage's rate is of: its input, or what a source (no input) read."""
-    return counters.events_out if counters.kind == "source" else counters.events_in
+    return counters.events_out if counters.kind is StageKind.SOURCE else counters.events_in
 
 
 def _clock(seconds: float) -> str:

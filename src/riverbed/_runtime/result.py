@@ -12,67 +12,27 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from riverbed._records import RunStatus, StepRecord
-from riverbed._records.json import fields, iso
+from riverbed._records import (
+    COUNTS,
+    DeadLetter,
+    RunStatus,
+    StageError,
+    StageKind,
+    StageStats,
+    StepRecord,
+)
+from riverbed._records.json import iso, result_error_json
 
-__all__ = ["DeadLetter", "RunResult", "RunStatus", "StageError", "StageStats"]
-
-
-@dataclass(frozen=True)
-class StageStats:
-    """The counters of one stage in one run."""
-
-    name: str
-    kind: str
-    events_in: int = 0
-    events_out: int = 0
-    errors: int = 0
-    """Calls that raised (each failed attempt counts once)."""
-    retries: int = 0
-    skipped: int = 0
-    """Events dropped by policy SKIP (or CONTINUE where the event cannot pass on)."""
-    dead_lettered: int = 0
-    dropped: int = 0
-    """Events the stage's operator dropped by its own rules: late events of a window
-    (``late=DROP``), rendezvous orphans evicted by their policy."""
-    seconds: float = 0.0
-    """Busy time of the loop that ran this stage; fused stages share one loop and one time."""
-    fused_with: tuple[str, ...] = ()
-    """The other stages that ran in the same fused loop."""
-
-    __module__ = "riverbed"
-
-
-@dataclass(frozen=True)
-class StageError:
-    """One failure of a stage on one event, after its retries."""
-
-    stage: str
-    error_type: str
-    message: str
-    traceback: str
-    attempts: int
-    action: str
-    """What the policy did: stop, skip, continue, dead_letter."""
-    event: str
-    """``repr`` of the event, cut to 500 characters."""
-
-    __module__ = "riverbed"
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    """An event that a stage could not process, kept with its error for replay."""
-
-    stage: str
-    event: Any
-    error_type: str
-    message: str
-    traceback: str
-    attempts: int
-    at: datetime
-
-    __module__ = "riverbed"
+__all__ = [
+    "COUNTS",
+    "DeadLetter",
+    "RunResult",
+    "RunStatus",
+    "StageCounters",
+    "StageError",
+    "StageStats",
+    "event_repr",
+]
 
 
 @dataclass(frozen=True)
@@ -135,11 +95,11 @@ class RunResult:
             "started_at": iso(self.started_at),
             "ended_at": iso(self.ended_at),
             "duration": self.duration,
-            "stages": {name: fields(stats) for name, stats in self.stages.items()},
+            "stages": {name: stats.to_dict() for name, stats in self.stages.items()},
             "positions": {name: dict(parts) for name, parts in self.positions.items()},
             "errors": len(self.errors),
             "dead_letters": len(self.dead_letters),
-            "error": fields(self.error) if self.error is not None else None,
+            "error": result_error_json(self.error) if self.error is not None else None,
             "output": event_repr(self.output) if self.steps or self.output is not None else None,
             "steps": len(self.steps),
             "replayed": list(self.replayed),
@@ -195,9 +155,10 @@ class StageCounters:
         "skipped",
     )
 
-    def __init__(self, name: str, kind: str, fused_with: tuple[str, ...] = ()) -> None:
+    def __init__(self, name: str, kind: StageKind | str, fused_with: tuple[str, ...] = ()) -> None:
         self.name = name
-        self.kind = kind
+        # A kind's value (its label) is taken too, as before kinds were enums in records.
+        self.kind = StageKind(kind)
         self.fused_with = fused_with
         self.events_in = 0
         self.events_out = 0
@@ -220,31 +181,7 @@ class StageCounters:
 
     def freeze(self) -> StageStats:
         """The counters as they stand, as a frozen ``StageStats``."""
-        return StageStats(
-            name=self.name,
-            kind=self.kind,
-            events_in=self.events_in,
-            events_out=self.events_out,
-            errors=self.errors,
-            retries=self.retries,
-            skipped=self.skipped,
-            dead_lettered=self.dead_lettered,
-            dropped=self.dropped,
-            seconds=self.seconds,
-            fused_with=self.fused_with,
-        )
-
-
-COUNTS = (
-    "events_in",
-    "events_out",
-    "errors",
-    "retries",
-    "skipped",
-    "dead_lettered",
-    "dropped",
-    "seconds",
-)
+        return StageStats(self.name, self.kind, self.fused_with, **self.values())
 
 
 def event_repr(event: Any, limit: int = 500) -> str:

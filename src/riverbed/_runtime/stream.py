@@ -100,13 +100,13 @@ class StreamRun:
         self.run_id = run_id
         self.clock = clock
         self.observers = observers
-        self.failures = FailureLog(flow.name, max_errors=config.max_errors)
+        self.failures = FailureLog(flow.name, run_id=run_id, max_errors=config.max_errors)
         self.failures.on_dead_letter = lambda letter: observers.tell("dead_letter", letter)
         fused = {s.name: chain for chain in plan.chains for s in chain.stages}
         self.counters = {
             stage.name: StageCounters(
                 stage.name,
-                stage.kind.value,
+                stage.kind,
                 tuple(s.name for s in fused[stage.name].stages if s.name != stage.name)
                 if stage.name in fused
                 else (),

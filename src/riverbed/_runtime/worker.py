@@ -30,7 +30,7 @@ from typing import Any
 
 from riverbed._errors import LeaseLostError, RiverbedError
 from riverbed._model.flow import Flow
-from riverbed._records import ErrorInfo, Lease, RunRecord, RunStatus
+from riverbed._records import Lease, RunRecord, RunStatus, StageError
 from riverbed._runtime.config import DEFAULT, Default, RunConfig
 from riverbed._runtime.execute import execute
 from riverbed._runtime.identity import WORKER
@@ -192,7 +192,7 @@ class Worker:
             lease=Lease.of(claimed),
             ended_at=datetime.now(UTC),
             lease_until=None,
-            error=ErrorInfo(
+            error=StageError(
                 stage=None,
                 error_type=type(error).__qualname__,
                 message=str(error),

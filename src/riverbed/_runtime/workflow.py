@@ -38,8 +38,8 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
@@ -53,7 +53,7 @@ from riverbed._records import RunRecord, RunStatus, StageStatus, StepCommit, Ste
 from riverbed._runtime.cache import StepCache
 from riverbed._runtime.clock import SystemClock
 from riverbed._runtime.failures import FailureLog
-from riverbed._runtime.lifecycle import RunLifecycle, error_info
+from riverbed._runtime.lifecycle import RunLifecycle
 from riverbed._runtime.observer import Observers, RunObserver
 from riverbed._runtime.restore import check_same_flow, crashed_if_dead
 from riverbed._runtime.result import RunResult, StageCounters, StageStats, event_repr
@@ -122,6 +122,8 @@ class WorkflowRun:
     """True for a run a worker claimed: interrupted, it goes back to the queue."""
     target: str | None = None
     rerun_of: str | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    """Parameters recorded with a new run (JSON-able)."""
     observers: tuple[RunObserver, ...] = ()
     blocking: bool = False
     """True when the event loop runs nothing but this workflow (``rb.run``): commits are
@@ -170,7 +172,7 @@ class _Execution:
         self.store = store
         self.runner = runner
         self.run_id = spec.run_id or uuid.uuid4().hex[:16]
-        self.failures = FailureLog(self.flow.name, max_errors=1000)
+        self.failures = FailureLog(self.flow.name, run_id=self.run_id, max_errors=1000)
         self.clock = SystemClock()
         self.observers = Observers(spec.observers)
         self.failures.on_dead_letter = lambda letter: self.observers.tell("dead_letter", letter)
@@ -241,7 +243,7 @@ class _Execution:
             old = await asyncio.to_thread(self._resumable, run_id, input)
             if old.status is not RunStatus.SUCCEEDED:
                 old = await asyncio.to_thread(lifecycle.take_back, old)
-        self.run_id = lifecycle.run_id = old.run_id
+        self.run_id = lifecycle.run_id = self.failures.run_id = old.run_id
         self.cache = StepCache(self._store(), self.run_id)
         if old.status is not RunStatus.SUCCEEDED:
             self.observers.tell("started", old)
@@ -255,6 +257,7 @@ class _Execution:
             input_repr=event_repr(input),
             target=self.spec.target,
             rerun_of=self.spec.rerun_of,
+            params=dict(self.spec.params),
         )
         await lifecycle.create_grouped(record, blocking=self.spec.blocking)
         self.observers.tell("started", record)
@@ -345,7 +348,7 @@ class _Execution:
         """Run one stage on its events through the runner; its outputs per output port,
         its counters, the error that stopped it (policy STOP) if one did, when it began."""
         stage = chain.head
-        counters = StageCounters(stage.name, stage.kind.value)
+        counters = StageCounters(stage.name, stage.kind)
         started = datetime.now(UTC)
         begin = time.perf_counter()
         produced: dict[str, list[Any]] = {}
@@ -410,7 +413,7 @@ class _Execution:
         status = None
         if failure is not None:
             status = RunStatus.FAILED
-            fields = {"ended_at": datetime.now(UTC), "error": error_info(self.failures.fatal)}
+            fields = {"ended_at": datetime.now(UTC), "error": self.failures.fatal}
         elif outputs is not None:
             status = RunStatus.SUCCEEDED
             fields = {

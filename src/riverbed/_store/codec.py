@@ -11,10 +11,12 @@ from typing import Any
 from riverbed._records import (
     Checkpoint,
     DeadLetterRecord,
-    ErrorInfo,
+    OnError,
     RunRecord,
     RunStatus,
     RunTransition,
+    StageError,
+    StageKind,
     StageRun,
     StageStatus,
     StepRecord,
@@ -98,12 +100,7 @@ class Codec:
         if name == "params":
             return self.json_in(value, "params")
         if name == "error":
-            if value is None:
-                return None
-            if not isinstance(value, ErrorInfo):
-                raise TypeError(f"error must be an ErrorInfo or None, got {value!r}")
-            fields = {key: _text(text) for key, text in dataclasses.asdict(value).items()}
-            return self.json_in(fields, "error")
+            return self.error_in(value)
         return value
 
     def check_fields(self, fields: dict[str, Any], method: str) -> None:
@@ -126,8 +123,7 @@ class Codec:
             values[name] = self.time_out(values[name])
         values["status"] = RunStatus(values["status"])
         values["params"] = self.json_out(values["params"])
-        error = self.json_out(values["error"])
-        values["error"] = ErrorInfo(**error) if error is not None else None
+        values["error"] = self.error_out(values["error"])
         values["input"] = _bytes(values["input"])
         values["output"] = _bytes(values["output"])
         return RunRecord(**values)
@@ -135,14 +131,11 @@ class Codec:
     # -- the other records -------------------------------------------------------------------
 
     def stage_run_in(self, stage_run: StageRun) -> tuple[Any, ...]:
-        """A stage run's column values, in ``STAGE_RUN_COLUMNS`` order."""
+        """A stage run's column values, in ``STAGE_RUN_COLUMNS`` order (its counts first,
+        as ``StageCounts`` declares them, then its own fields)."""
         # Attribute by attribute: dataclasses.astuple deep-copies, and this is on the hot
         # path of record_step.
         return (
-            stage_run.run_id,
-            stage_run.stage,
-            stage_run.kind,
-            stage_run.status.value,
             stage_run.events_in,
             stage_run.events_out,
             stage_run.errors,
@@ -151,6 +144,10 @@ class Codec:
             stage_run.dead_lettered,
             stage_run.dropped,
             stage_run.seconds,
+            stage_run.run_id,
+            stage_run.stage,
+            stage_run.kind.value,
+            stage_run.status.value,
             self.time_in(stage_run.started_at, "StageRun.started_at"),
             self.time_in(stage_run.ended_at, "StageRun.ended_at"),
             stage_run.attempt,
@@ -159,23 +156,47 @@ class Codec:
     def stage_run_out(self, row: tuple[Any, ...]) -> StageRun:
         """A row of ``STAGE_RUN_COLUMNS`` as a StageRun."""
         values = dict(zip(STAGE_RUN_COLUMNS, row, strict=True))
+        values["kind"] = StageKind(values["kind"])
         values["status"] = StageStatus(values["status"])
         values["seconds"] = float(values["seconds"])
         values["started_at"] = self.time_out(values["started_at"])
         values["ended_at"] = self.time_out(values["ended_at"])
         return StageRun(**values)
 
-    def error_in(self, error: ErrorInfo | None) -> str | None:
-        """A run's error as its JSON column."""
-        return self.run_field_in("error", error)  # type: ignore[no-any-return]
+    def error_in(self, error: StageError | None) -> str | None:
+        """A run's error as its JSON column: its action by its value, its texts made
+        storable."""
+        if error is None:
+            return None
+        if not isinstance(error, StageError):
+            raise TypeError(f"error must be a StageError (ErrorInfo) or None, got {error!r}")
+        fields = {
+            "stage": error.stage,
+            "error_type": _text(error.error_type),
+            "message": _text(error.message),
+            "traceback": _text(error.traceback),
+            "attempts": error.attempts,
+            "action": error.action.value,
+            "event": _text(error.event),
+        }
+        return self.json_in(fields, "error")
+
+    def error_out(self, value: Any) -> StageError | None:
+        """A run's JSON error column as a StageError (an error stored before it kept its
+        attempts, action and event reads with their defaults)."""
+        fields = self.json_out(value)
+        if fields is None:
+            return None
+        if "action" in fields:
+            fields["action"] = OnError(fields["action"])
+        return StageError(**fields)
 
     def history_out(self, row: tuple[Any, ...]) -> RunTransition:
         """A row of ``HISTORY_COLUMNS`` as a RunTransition."""
         values = dict(zip(HISTORY_COLUMNS, row, strict=True))
         values["status"] = RunStatus(values["status"])
         values["at"] = self.time_out(values["at"])
-        error = self.json_out(values["error"])
-        values["error"] = ErrorInfo(**error) if error is not None else None
+        values["error"] = self.error_out(values["error"])
         return RunTransition(**values)
 
     def dead_letter_in(self, letter: DeadLetterRecord) -> tuple[Any, ...]:

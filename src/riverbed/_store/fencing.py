@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from riverbed._errors import LeaseLostError, RunNotFoundError
-from riverbed._records import ErrorInfo, Lease, RunStatus
+from riverbed._records import Lease, RunStatus, StageError
 from riverbed._store.codec import HISTORY_COLUMNS, Codec
 
 if TYPE_CHECKING:
@@ -121,7 +121,7 @@ def record_transition(
     status: RunStatus,
     at: datetime,
     worker: str | None,
-    error: ErrorInfo | None = None,
+    error: StageError | None = None,
 ) -> None:
     """Append one entry to the run's history, inside ``tx``."""
     tx.execute(

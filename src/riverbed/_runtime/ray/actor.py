@@ -52,6 +52,7 @@ class WorkerSetup:
     """What an actor is made with, besides its chain and its share of the state."""
 
     flow: str
+    run_id: str
     max_errors: int
     concurrency: int
     seed: int | None
@@ -73,7 +74,7 @@ class ChainWorker:
         by the driver's pool: starting a worker process costs about a second)."""
         self.chain = chain
         self.counters = [StageCounters(s.name, s.kind.value) for s in chain.stages]
-        self.failures = FailureLog(setup.flow, max_errors=setup.max_errors)
+        self.failures = FailureLog(setup.flow, run_id=setup.run_id, max_errors=setup.max_errors)
         self.changed: ChangedKeys | None = None
         head_state = states[0]
         if setup.tracks_keys and head_state is not None:

@@ -127,6 +127,7 @@ class Attempt:
         setups = [
             WorkerSetup(
                 flow=run.flow.name,
+                run_id=run.run_id,
                 max_errors=config.max_errors,
                 concurrency=config.concurrency,
                 seed=None if config.seed is None else config.seed + index,
@@ -187,7 +188,7 @@ class Attempt:
         self._count(name)
         run.failures.adopt(reply.errors, reply.dead_letters, reply.fatal)
         if reply.failed is not None:
-            stage = reply.fatal.stage if reply.fatal is not None else name
+            stage = (reply.fatal.stage if reply.fatal is not None else None) or name
             raise StageFailedError(reply.failed, stage=stage, attempts=reply.attempts)
         await self._outputs(self.lanes[name].placed.chain.exits, reply.outputs)
 

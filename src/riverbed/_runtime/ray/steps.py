@@ -42,7 +42,9 @@ async def run_step(step: Step, runner: RayRunner, ray: Any) -> dict[str, list[An
     options = {**runner.resources_of(stage.name).actor_options(), "max_retries": retries}
     task = ray.remote(_step_task).options(**options)
     failures = step.failures
-    reply: Reply = await task.remote(chain, step.events, failures.flow, failures.max_errors)
+    reply: Reply = await task.remote(
+        chain, step.events, failures.flow, failures.run_id, failures.max_errors
+    )
     step.counters.restore(reply.counters[0])
     step.failures.adopt(reply.errors, reply.dead_letters, reply.fatal)
     if reply.failed is not None:
@@ -51,17 +53,18 @@ async def run_step(step: Step, runner: RayRunner, ray: Any) -> dict[str, list[An
     return {by_port[key]: items for key, items in reply.outputs.items() if key in by_port}
 
 
-def _step_task(chain: Chain, events: list[Any], flow: str, max_errors: int) -> Reply:
+def _step_task(chain: Chain, events: list[Any], flow: str, run_id: str, max_errors: int) -> Reply:
     """The task's body, in a Ray worker."""
     import asyncio
 
-    return asyncio.run(_in_worker(chain, events, flow, max_errors))
+    return asyncio.run(
+        _in_worker(chain, events, FailureLog(flow, run_id=run_id, max_errors=max_errors))
+    )
 
 
-async def _in_worker(chain: Chain, events: list[Any], flow: str, max_errors: int) -> Reply:
+async def _in_worker(chain: Chain, events: list[Any], failures: FailureLog) -> Reply:
     stage = chain.head
-    counters = StageCounters(stage.name, stage.kind.value)
-    failures = FailureLog(flow, max_errors=max_errors)
+    counters = StageCounters(stage.name, stage.kind)
     executor = ChainExecutor(
         chain,
         [counters],
