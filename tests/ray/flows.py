@@ -64,3 +64,32 @@ def totals_flow(die: DieOnce | None = None, events: int = EVENTS, sink: Any = No
 def counting() -> rb.Flow:
     """For the CLI: sums per key of a slow source, recorded in the store."""
     return totals_flow(events=int(os.environ.get("RAY_TEST_EVENTS", EVENTS)))
+
+
+class Count:
+    """Counts a key's events (a stateful stage's class): ``(key, n)`` rows, n = 1, 2..."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def add(self, x: int) -> int:
+        self.n += 1
+        return self.n
+
+
+def worker_pid(x: int) -> int:
+    """A workflow step: where it ran."""
+    return os.getpid()
+
+
+class DieFirstTime:
+    """A workflow step that kills its worker process the first time (``marker`` missing)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __call__(self, x: int) -> int:
+        if not self.marker.exists():
+            self.marker.write_text("died")
+            os.kill(os.getpid(), signal.SIGKILL)
+        return x * 2

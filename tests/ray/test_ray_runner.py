@@ -9,14 +9,26 @@ import os
 import subprocess
 import sys
 import threading
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import riverbed as rb
+from riverbed.connectors import PostgresTable
 from riverbed.testing import Capture, TestClock
-from tests.ray.flows import EVENTS, DieOnce, expected_totals, key_of, totals_flow
+from tests.ray.flows import (
+    EVENTS,
+    Count,
+    DieFirstTime,
+    DieOnce,
+    expected_totals,
+    key_of,
+    totals_flow,
+    worker_pid,
+)
+from tests.services import require_postgres
 
 pytestmark = pytest.mark.usefixtures("ray_instance")
 
@@ -208,3 +220,67 @@ def test_importing_riverbed_does_not_import_ray_and_a_missing_ray_says_which_ext
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
     assert "pip install 'riverbed[ray]'" in done.stdout
+
+
+def test_the_run_record_says_which_runner_ran_it(tmp_path: Path) -> None:
+    flow = totals_flow(events=100)
+    store_url = _store(tmp_path)
+    on_ray = flow.run(runner=rb.RayRunner(parallelism=2), store=store_url, progress=False)
+    here = flow.run(store=store_url, progress=False, runner=None)
+    with rb.open_store(store_url) as store:
+        assert store.get_run(on_ray.run_id).runner == "ray:local"
+        assert store.get_run(here.run_id).runner in ("local", "ray:local")  # RIVERBED_RUNNER
+        assert store.get_run(on_ray.run_id).to_dict()["runner"] == "ray:local"
+
+
+def test_workflow_steps_run_as_ray_tasks_and_are_recorded(tmp_path: Path) -> None:
+    flow = rb.Flow("steps-on-ray")
+    flow.input().map(worker_pid, name="where").output()
+    result = rb.run(flow, 1, runner=rb.RayRunner(parallelism=2), store=_store(tmp_path))
+    assert result.ok
+    assert result.output != os.getpid()  # the step ran in a Ray worker
+    assert [step.stage for step in result.steps] == ["where"]
+
+
+def test_a_workflow_step_whose_worker_dies_is_run_again(tmp_path: Path) -> None:
+    """A step's worker killed: Ray runs the task again, as the step's retry policy allows."""
+    flow = rb.Flow("step-dies")
+    flow.input().map(DieFirstTime(tmp_path / "died"), name="double", retry=rb.Retry(2)).output()
+    result = rb.run(flow, 21, runner=rb.RayRunner(parallelism=2), store=_store(tmp_path))
+    assert (tmp_path / "died").exists()
+    assert result.ok
+    assert result.output == 42
+
+
+def test_the_postgres_table_sink_stays_exactly_once_when_an_actor_dies(tmp_path: Path) -> None:
+    """Rows written by the transactional sink: each (key, n) once, though an actor was
+    killed mid-run and the run rolled back to its checkpoint."""
+    url = require_postgres()
+    import psycopg
+
+    table = f"ray_rows_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE {table} (key INT, n INT)")
+    try:
+        flow = rb.Flow("ray-exactly-once")
+        flow.source(range(EVENTS), name="numbers").map(
+            DieOnce(tmp_path / "died", at=EVENTS // 2, how="sigkill"), name="die"
+        ).key_by(key_of, name="key").stateful(Count, Count.add, name="count").sink(
+            PostgresTable(url, table, ["key", "n"]), name="rows"
+        )
+        result = flow.run(
+            runner=rb.RayRunner(parallelism=2),
+            store=_store(tmp_path),
+            checkpoint_events=2_000,
+            progress=False,
+        )
+        assert (tmp_path / "died").exists()
+        assert result.ok, result.summary()
+        with psycopg.connect(url) as conn:
+            rows = conn.execute(f"SELECT key, n FROM {table}").fetchall()
+        per_key = EVENTS // 50
+        assert len(rows) == EVENTS
+        assert sorted(rows) == sorted((k, n) for k in range(50) for n in range(1, per_key + 1))
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"DROP TABLE IF EXISTS {table}")

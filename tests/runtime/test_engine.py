@@ -546,6 +546,7 @@ class OneReader:
         return self.reader
 
 
+@runners.test_clock
 def test_reader_saying_nothing_yet_is_polled_on_the_clock() -> None:
     """A read() of [] means "nothing yet": the engine sleeps on its clock and asks again."""
     reader = PollingReader([[1, 2], [3]], empty_before_each=3)

@@ -203,6 +203,7 @@ def _record_lines(record: rb.RunRecord) -> list[str]:
         ("target", record.target),
         ("params", json.dumps(record.params) if record.params else None),
         ("re-run of", record.rerun_of),
+        ("runner", record.runner),
         ("input", data["input"]),
         ("output", data["output"]),
     ):

@@ -104,6 +104,9 @@ class RunRecord:
     .identity``); the nonce tells apart processes of cloned machines or containers."""
     lease_until: datetime | None = None
     """When that lease expires unless renewed; after it, any worker may take the run."""
+    runner: str | None = None
+    """What executed the run's latest attempt: ``local``, or ``ray:ADDRESS`` (``ray:local``
+    for a local Ray instance)."""
 
     __module__ = "riverbed"
 

@@ -81,7 +81,7 @@ async def execute_stream(
     }
     started = datetime.now(UTC)
     if store is not None:
-        _begin(run, store)
+        _begin(run, store, runner.where)
     elif config.resume is not None or config.rerun_of is not None:
         raise ValueError("resume= and rerun_of= need the store of the run: pass store=")
     try:
@@ -128,7 +128,7 @@ async def execute(
     return await execute_workflow(spec, store, runner)
 
 
-def _begin(run: StreamRun, store: Store) -> None:
+def _begin(run: StreamRun, store: Store, runner: str) -> None:
     """Where the run starts, its state restored, and its record RUNNING here (nothing is
     recorded when this fails: a run that may not resume, a store away)."""
     config, flow = run.config, run.flow
@@ -137,7 +137,7 @@ def _begin(run: StreamRun, store: Store) -> None:
     run.start_point = point
     if point is not None and mode != "rerun":
         run.run_id = run.failures.run_id = point.run.run_id
-    lifecycle = RunLifecycle(store, flow, run.run_id, version=flow.version)
+    lifecycle = RunLifecycle(store, flow, run.run_id, version=flow.version, runner=runner)
     if mode == "claimed":
         record = lifecycle.claimed()
     elif mode == "resume":

@@ -8,6 +8,7 @@ by the run's lease (see ``Lease``): a process that lost its run changes nothing.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -50,8 +51,12 @@ _ENDED_AS = {
 class RunLifecycle:
     """Writes one run's record, checkpoints, steps and dead letters to the store."""
 
-    def __init__(self, store: Store, flow: Flow, run_id: str, *, version: str) -> None:
+    def __init__(
+        self, store: Store, flow: Flow, run_id: str, *, version: str, runner: str | None = None
+    ) -> None:
         self.store = store
+        self.runner = runner
+        """What executes this attempt (``Runner.where``), recorded with the run."""
         self.flow = flow
         self.run_id = run_id
         self.version = version
@@ -77,11 +82,18 @@ class RunLifecycle:
 
     def take_back(self, run: RunRecord) -> RunRecord:
         """Make the stopped ``run`` RUNNING again here, as its next attempt (a resume)."""
-        return self._holding(take_back(self.store, run, self.version))
+        return self._ran_by(self._holding(take_back(self.store, run, self.version)))
 
     def claimed(self) -> RunRecord:
         """The run this process claimed from the queue (already RUNNING here)."""
-        return self._holding(self.store.get_run(self.run_id))
+        return self._ran_by(self._holding(self.store.get_run(self.run_id)))
+
+    def _ran_by(self, record: RunRecord) -> RunRecord:
+        """Record the runner of this attempt of a run that existed before."""
+        if self.runner is None or record.runner == self.runner:
+            return record
+        self.store.update_run(record.run_id, runner=self.runner)
+        return dataclasses.replace(record, runner=self.runner)
 
     def new_record(self, **fields: Any) -> RunRecord:
         """A new run's record, RUNNING under this process, with ``fields``."""
@@ -94,6 +106,7 @@ class RunLifecycle:
             "created_at": now,
             "started_at": now,
             "worker": WORKER,
+            "runner": self.runner,
             "lease_until": now + timedelta(seconds=LEASE_SECONDS),
         }
         return RunRecord(**{**values, **fields})

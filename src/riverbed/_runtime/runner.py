@@ -40,7 +40,13 @@ class Runner(Protocol):
     """Executes runs: streams to their end, workflows step by step."""
 
     name: str
-    """What the run record says ran it, e.g. ``"local"``."""
+    """The runner's kind, e.g. ``"local"``."""
+
+    @property
+    def where(self) -> str:
+        """What the run record says ran it: ``"local"``, or a cluster runner's name and
+        address (``"ray:auto"``)."""
+        ...
 
     def exchange_before(self, stage: Stage) -> bool:
         """True if the runner moves the events that reach ``stage`` between processes

@@ -177,7 +177,7 @@ class _Execution:
         self.observers = Observers(spec.observers)
         self.failures.on_dead_letter = lambda letter: self.observers.tell("dead_letter", letter)
         self.lifecycle = (
-            RunLifecycle(store, self.flow, self.run_id, version=shape.version)
+            RunLifecycle(store, self.flow, self.run_id, version=shape.version, runner=runner.where)
             if store is not None
             else None
         )

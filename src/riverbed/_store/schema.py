@@ -256,6 +256,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE riverbed_checkpoint_states ADD COLUMN keyed INTEGER NOT NULL DEFAULT 0",
         ),
     ),
+    Migration(
+        5,
+        "the runner of a run (local, or a Ray cluster)",
+        ("ALTER TABLE riverbed_runs ADD COLUMN runner TEXT",),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

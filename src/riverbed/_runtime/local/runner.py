@@ -21,6 +21,7 @@ class LocalRunner:
     ``LocalStream``); a workflow's steps one after the other, each in the loop."""
 
     name = "local"
+    where = "local"
 
     def exchange_before(self, stage: Stage) -> bool:
         """Never: every chain runs in this process."""

@@ -139,6 +139,11 @@ class RayRunner:
         """Where runs go: the address given, or ``"local"`` for a local instance."""
         return self.address or "local"
 
+    @property
+    def where(self) -> str:
+        """What the run record says ran it: ``ray:`` and the cluster."""
+        return f"ray:{self.cluster}"
+
     def exchange_before(self, stage: Stage) -> bool:
         """Events cross between processes before every stage that keeps state (a keyed
         stage's input is split by key) and before sinks (which run in the driver)."""
