@@ -1,5 +1,6 @@
-"""The Ray runner on a cluster of two nodes, one of them removed mid-run (a script of its
-own: a process joins one Ray cluster only, and this suite's shares one instance)."""
+"""The Ray runner on a cluster of two nodes: per-stage resources, and one node removed
+mid-run (a script of its own: a process joins one Ray cluster only, and this suite's
+shares one instance)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ def test_a_node_removed_mid_run_and_the_run_goes_on_on_the_other() -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["boxed_on_second_only"]  # a stage needing "gpu-box" ran where it is
     assert report["nodes_used"] == 2  # both nodes ran events before one was removed
     assert report["removed"]
     assert report["rollbacks"], "the lost node's actors were not noticed"

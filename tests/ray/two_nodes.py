@@ -44,6 +44,24 @@ def value(pair: tuple[int, str]) -> int:
     return pair[0]
 
 
+def node_of(x: int) -> str:
+    return str(ray.get_runtime_context().get_node_id())
+
+
+def _boxed_nodes(address: str) -> set[str]:
+    """Where a stage that needs resource ``gpu-box`` runs: its actors, and a workflow step."""
+    seen = Capture()
+    flow = rb.Flow("boxed")
+    flow.source(range(100), name="numbers").map(node_of, name="boxed").sink(seen, name="out")
+    boxed = {"boxed": rb.StageResources(resources={"gpu-box": 1})}
+    runner = rb.RayRunner(address, parallelism=2, stages=boxed)
+    flow.run(runner=runner, store=False, progress=False)
+    step = rb.Flow("boxed-step")
+    step.input().map(node_of, name="boxed").output()
+    result = rb.run(step, 1, runner=runner, store=False)
+    return {*seen.items, result.output}
+
+
 def main() -> dict[str, Any]:
     cluster = Cluster(
         initialize_head=True,
@@ -56,9 +74,10 @@ def main() -> dict[str, Any]:
             },
         },
     )
-    second = cluster.add_node(num_cpus=2)
+    second = cluster.add_node(num_cpus=2, resources={"gpu-box": 2})
     cluster.wait_for_nodes()
     ray.init(address=cluster.address, log_to_driver=False)
+    boxed = _boxed_nodes(cluster.address)
     log = Log()
     logging.getLogger("riverbed").addHandler(log)
     nodes: set[str] = set()
@@ -96,6 +115,7 @@ def main() -> dict[str, Any]:
         "summary": result.summary(),
         "exact": dict(totals.items) == expected_totals(EVENTS),
         "nodes_used": len(nodes),
+        "boxed_on_second_only": boxed == {second.node_id},
         "removed": not remover.is_alive(),
         "rollbacks": [line for line in log.lines if "rolling back" in line],
     }
