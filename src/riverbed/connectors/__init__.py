@@ -1,11 +1,26 @@
-"""Connectors: sources and sinks for real systems.
+"""Connectors: sources and sinks for the systems people already run.
 
-- ``PostgresTable``: rows into a PostgreSQL table, exactly once with checkpoints (a
-  ``TransactionalSink``).
+Each states its guarantee (docs/connectors.md has them in one table) and is tested against
+the real server. Everything read is decoded at the boundary (``decode=``: bytes, text,
+JSON, msgpack or a function; never unpickled), and what cannot be decoded becomes a dead
+letter with its raw bytes.
 
-Each connector imports its client library only when it is used.
+- ``FileSource``, ``FileSink``: lines, JSON Lines, CSV; files, globs, watched directories.
+- ``PostgresTable``: rows into a PostgreSQL table, exactly once with checkpoints.
+
+Each connector imports its client library only when it is used, and says which extra to
+install when it is missing.
 """
 
+from riverbed.connectors._common import ConnectorError, Decode, DecodeError
+from riverbed.connectors.files import FileSink, FileSource
 from riverbed.connectors.postgres import PostgresTable
 
-__all__ = ["PostgresTable"]
+__all__ = [
+    "ConnectorError",
+    "Decode",
+    "DecodeError",
+    "FileSink",
+    "FileSource",
+    "PostgresTable",
+]
