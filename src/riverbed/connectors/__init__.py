@@ -7,6 +7,8 @@ letter with its raw bytes.
 
 - ``FileSource``, ``FileSink``: lines, JSON Lines, CSV; files, globs, watched directories.
 - ``PostgresTable``: rows into a PostgreSQL table, exactly once with checkpoints.
+- ``RedisStreamSource`` (consumer group, XACK on checkpoint commit), ``RedisStreamSink``
+  (XADD, at-least-once), ``RedisStreamTransactionalSink`` (exactly once per checkpoint).
 
 Each connector imports its client library only when it is used, and says which extra to
 install when it is missing.
@@ -15,6 +17,11 @@ install when it is missing.
 from riverbed.connectors._common import ConnectorError, Decode, DecodeError
 from riverbed.connectors.files import FileSink, FileSource
 from riverbed.connectors.postgres import PostgresTable
+from riverbed.connectors.redis_streams import (
+    RedisStreamSink,
+    RedisStreamSource,
+    RedisStreamTransactionalSink,
+)
 
 __all__ = [
     "ConnectorError",
@@ -23,4 +30,7 @@ __all__ = [
     "FileSink",
     "FileSource",
     "PostgresTable",
+    "RedisStreamSink",
+    "RedisStreamSource",
+    "RedisStreamTransactionalSink",
 ]
