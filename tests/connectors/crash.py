@@ -1,0 +1,157 @@
+"""Kill a connector's durable run with SIGKILL at random moments, resume it each time,
+then check it: per-key state exact, every event in the exactly-once sink once, and in an
+at-least-once sink at least once (its duplicates counted).
+
+    python -m tests.connectors.crash KIND --kills 100     (make soak)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.connectors import crash_app
+from tests.durability.crash_flow import read_results
+from tests.durability.processes import child_env, python
+
+
+@dataclass
+class Report:
+    """What a crash run did and found."""
+
+    kills: int = 0
+    failures: list[str] = field(default_factory=list)
+    duplicates: dict[str, int] = field(default_factory=dict)
+    """Per at-least-once sink: events written more than once (allowed, counted)."""
+    seconds: float = 0.0
+
+
+def run(kind: str, kills: int, *, seed: int = 0, max_delay: float = 2.0) -> Report:
+    """Kill run after run ``kills`` times, let the last one finish, and check it."""
+    rng = random.Random(seed)
+    report = Report()
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory() as scratch:
+        target = _prepare(kind, Path(scratch))
+        store = f"sqlite:///{scratch}/runs.db"
+        results = f"{scratch}/results.db"
+        run_id = uuid.uuid4().hex[:16]
+        args = ["-m", "tests.connectors.crash_app", kind, store, results, run_id, target]
+        while True:
+            process = python(*args, env=child_env())
+            if report.kills < kills:
+                try:
+                    process.wait(timeout=rng.uniform(0.3, max_delay))
+                except Exception:  # noqa: BLE001 - still running: the moment to kill it
+                    process.send_signal(signal.SIGKILL)
+                    process.communicate()
+                    report.kills += 1
+                    continue
+            _, err = process.communicate(timeout=120)
+            if process.returncode != 0:
+                report.failures.append(f"exited {process.returncode}: {err[-2000:]}")
+                return report
+            if report.kills >= kills:
+                break
+        _check(kind, target, results, report)
+        _clean(kind, target)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _prepare(kind: str, scratch: Path) -> str:
+    """Write the events where ``kind``'s source reads them; the TARGET for the app."""
+    lines = [json.dumps(crash_app.event(i)) + "\n" for i in range(crash_app.EVENTS)]
+    if kind == "files":
+        (scratch / "in").mkdir()
+        third = len(lines) // 3
+        for n in range(3):
+            (scratch / "in" / f"part{n}.jsonl").write_text(
+                "".join(lines[n * third : (n + 1) * third])
+            )
+        return str(scratch)
+    import redis
+
+    from tests.services import REDIS_URL
+
+    stream = f"rbtest-crash-{uuid.uuid4().hex[:8]}"
+    conn = redis.Redis.from_url(REDIS_URL)
+    pipe = conn.pipeline(transaction=False)
+    for line in lines:
+        pipe.xadd(stream, {"data": line.strip()})
+    pipe.execute()
+    return f"{REDIS_URL}#{stream}"
+
+
+def _ids(kind: str, target: str) -> dict[str, list[int]]:
+    """Per copy sink, the ids of the events it holds, as often as it holds them."""
+    if kind == "files":
+        ids = []
+        for part in sorted(Path(target, "out").glob("part-*")):
+            ids += [json.loads(line)["id"] for line in part.read_text().splitlines()]
+        return {"exactly-once": ids}
+    import redis
+
+    url, _, stream = target.partition("#")
+    conn = redis.Redis.from_url(url)
+
+    def read(name: str) -> list[int]:
+        return [json.loads(fields[b"data"])["id"] for _, fields in conn.xrange(name)]
+
+    return {"exactly-once": read(f"{stream}:out"), "at-least-once": read(f"{stream}:plain")}
+
+
+def _check(kind: str, target: str, results: str, report: Report) -> None:
+    got = read_results(results)
+    want = crash_app.expected()
+    if got != want:
+        wrong = {k: (got.get(k), v) for k, v in want.items() if got.get(k) != v}
+        report.failures.append(f"{len(wrong)} keys differ (got, want): {wrong}")
+    everything = set(range(crash_app.EVENTS))
+    for guarantee, ids in _ids(kind, target).items():
+        missing = everything - set(ids)
+        if missing:
+            report.failures.append(f"{guarantee} sink lost {len(missing)} events")
+        extra = len(ids) - len(set(ids))
+        if guarantee == "exactly-once" and extra:
+            report.failures.append(f"exactly-once sink wrote {extra} events twice")
+        if guarantee == "at-least-once":
+            report.duplicates[guarantee] = extra
+
+
+def _clean(kind: str, target: str) -> None:
+    if kind == "redis":
+        import redis
+
+        url, _, stream = target.partition("#")
+        conn = redis.Redis.from_url(url)
+        conn.delete(stream, f"{stream}:out", f"{stream}:plain")  # sink markers expire
+
+
+def main() -> int:
+    """The soak from the command line."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("kind", choices=["files", "redis"])
+    parser.add_argument("--kills", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    report = run(args.kind, args.kills, seed=args.seed)
+    print(
+        f"{args.kind}: {report.kills} kills in {report.seconds:.0f} s, "
+        f"{len(report.failures)} failures, duplicates {report.duplicates}"
+    )
+    for failure in report.failures:
+        print(failure)
+    return 1 if report.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
