@@ -80,3 +80,8 @@ def require_server(name: str, url: str, module: str) -> str:
 def require_redis() -> str:
     """The test Redis server's URL (see ``require_server``)."""
     return require_server("Redis", REDIS_URL, "redis")
+
+
+def require_nats() -> str:
+    """The test NATS server's URL (see ``require_server``)."""
+    return require_server("NATS", NATS_URL, "nats")

@@ -17,6 +17,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tests.connectors import crash_app
 from tests.durability.crash_flow import read_results
@@ -78,6 +79,8 @@ def _prepare(kind: str, scratch: Path) -> str:
                 "".join(lines[n * third : (n + 1) * third])
             )
         return str(scratch)
+    if kind == "nats":
+        return _prepare_nats(lines)
     import redis
 
     from tests.services import REDIS_URL
@@ -91,6 +94,53 @@ def _prepare(kind: str, scratch: Path) -> str:
     return f"{REDIS_URL}#{stream}"
 
 
+def _nats(url: str, work: Any) -> Any:
+    import asyncio
+
+    import nats
+
+    async def run() -> Any:
+        nc = await nats.connect(url)
+        try:
+            return await work(nc.jetstream())
+        finally:
+            await nc.close()
+
+    return asyncio.run(run())
+
+
+def _prepare_nats(lines: list[str]) -> str:
+    from tests.services import NATS_URL
+
+    stream = f"RBTEST_CRASH_{uuid.uuid4().hex[:8]}"
+
+    async def fill(js: Any) -> None:
+        await js.add_stream(name=stream, subjects=[f"{stream}.>"])
+        for line in lines:
+            await js.publish(f"{stream}.in", line.strip().encode())
+
+    _nats(NATS_URL, fill)
+    return f"{NATS_URL}#{stream}"
+
+
+def _nats_ids(target: str) -> list[int]:
+    url, _, stream = target.partition("#")
+
+    async def read(js: Any) -> list[int]:
+        sub = await js.pull_subscribe(f"{stream}.out", durable="check", stream=stream)
+        ids: list[int] = []
+        while True:
+            try:
+                batch = await sub.fetch(500, timeout=1)
+            except Exception:  # noqa: BLE001 - nats-py's timeouts: nothing more to read
+                return ids
+            ids += [json.loads(m.data)["id"] for m in batch]
+            for message in batch:
+                await message.ack()
+
+    return _nats(url, read)  # type: ignore[no-any-return]
+
+
 def _ids(kind: str, target: str) -> dict[str, list[int]]:
     """Per copy sink, the ids of the events it holds, as often as it holds them."""
     if kind == "files":
@@ -98,6 +148,8 @@ def _ids(kind: str, target: str) -> dict[str, list[int]]:
         for part in sorted(Path(target, "out").glob("part-*")):
             ids += [json.loads(line)["id"] for line in part.read_text().splitlines()]
         return {"exactly-once": ids}
+    if kind == "nats":
+        return {"exactly-once": _nats_ids(target)}
     import redis
 
     url, _, stream = target.partition("#")
@@ -128,6 +180,13 @@ def _check(kind: str, target: str, results: str, report: Report) -> None:
 
 
 def _clean(kind: str, target: str) -> None:
+    if kind == "nats":
+        url, _, stream = target.partition("#")
+
+        async def drop(js: Any) -> None:
+            await js.delete_stream(stream)
+
+        _nats(url, drop)
     if kind == "redis":
         import redis
 
@@ -139,7 +198,7 @@ def _clean(kind: str, target: str) -> None:
 def main() -> int:
     """The soak from the command line."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("kind", choices=["files", "redis"])
+    parser.add_argument("kind", choices=["files", "redis", "nats"])
     parser.add_argument("--kills", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

@@ -20,6 +20,8 @@ import riverbed as rb
 from riverbed.connectors import (
     FileSink,
     FileSource,
+    JetStreamSink,
+    JetStreamSource,
     RedisStreamSink,
     RedisStreamSource,
     RedisStreamTransactionalSink,
@@ -66,6 +68,16 @@ def connectors(kind: str, target: str) -> tuple[Any, list[Any]]:
     if kind == "files":
         return FileSource(f"{target}/in", format="jsonl"), [FileSink(f"{target}/out")]
     url, _, stream = target.partition("#")
+    if kind == "nats":
+        nats_source = JetStreamSource(
+            url,
+            stream,
+            durable="crash",
+            subject=f"{stream}.in",
+            fetch_timeout=0.1,
+            idle_timeout=0.8,
+        )
+        return nats_source, [JetStreamSink(url, f"{stream}.out", msg_id=lambda e: e["id"])]
     source = RedisStreamSource(url, stream, group="crash", block=0.1, idle_timeout=0.8)
     sinks = [
         RedisStreamTransactionalSink(url, f"{stream}:out"),

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.connectors import crash
-from tests.services import require_redis
+from tests.services import require_nats, require_redis
 
 KILLS = 10
 
@@ -29,3 +29,13 @@ def test_redis_streams_across_kills() -> None:
     assert report.failures == []
     assert report.kills == KILLS
     print(f"at-least-once duplicates after {KILLS} kills: {report.duplicates}")
+
+
+@pytest.mark.slow
+def test_nats_jetstream_across_kills() -> None:
+    """JetStreamSource resumes exactly after its checkpoint (the consumer re-made from
+    there); the sink's message ids make its writes once within the duplicate window."""
+    require_nats()
+    report = crash.run("nats", KILLS, seed=9)
+    assert report.failures == []
+    assert report.kills == KILLS

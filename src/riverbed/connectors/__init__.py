@@ -6,6 +6,8 @@ JSON, msgpack or a function; never unpickled), and what cannot be decoded become
 letter with its raw bytes.
 
 - ``FileSource``, ``FileSink``: lines, JSON Lines, CSV; files, globs, watched directories.
+- ``JetStreamSource`` (durable pull consumer, acked on checkpoint commit), ``JetStreamSink``
+  (message ids for JetStream's de-duplication).
 - ``PostgresTable``: rows into a PostgreSQL table, exactly once with checkpoints.
 - ``RedisStreamSource`` (consumer group, XACK on checkpoint commit), ``RedisStreamSink``
   (XADD, at-least-once), ``RedisStreamTransactionalSink`` (exactly once per checkpoint).
@@ -16,6 +18,7 @@ install when it is missing.
 
 from riverbed.connectors._common import ConnectorError, Decode, DecodeError
 from riverbed.connectors.files import FileSink, FileSource
+from riverbed.connectors.nats_jetstream import JetStreamSink, JetStreamSource
 from riverbed.connectors.postgres import PostgresTable
 from riverbed.connectors.redis_streams import (
     RedisStreamSink,
@@ -29,6 +32,8 @@ __all__ = [
     "DecodeError",
     "FileSink",
     "FileSource",
+    "JetStreamSink",
+    "JetStreamSource",
     "PostgresTable",
     "RedisStreamSink",
     "RedisStreamSource",

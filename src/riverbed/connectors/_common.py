@@ -10,12 +10,13 @@ the runner stores it as a dead letter of the source, its raw bytes as the event.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import json
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Literal, TypeVar
 
 from riverbed import RiverbedError
@@ -145,12 +146,27 @@ def backoff_delays(total: float, first: float = 0.1, cap: float = 5.0) -> list[f
     return delays
 
 
+def _delays(seconds: float) -> Iterator[float | None]:
+    """The pauses between tries for ``seconds`` in all, counted from the first try: None
+    once the time is up (the last error then propagates)."""
+    deadline = time.monotonic() + seconds
+    for delay in backoff_delays(seconds):
+        if time.monotonic() + delay > deadline:
+            break
+        yield delay
+    yield None
+
+
 def retry_sync(
-    what: str, call: Callable[[], T], transient: tuple[type[BaseException], ...], *, seconds: float
+    what: str,
+    call: Callable[[], T],
+    transient: tuple[type[BaseException], ...],
+    *,
+    seconds: float,
 ) -> T:
-    """``call()``, tried again with backoff for ``seconds`` while it raises ``transient``;
-    then the last error propagates."""
-    for delay in [*backoff_delays(seconds), None]:
+    """``call()``, tried again with backoff for ``seconds`` while it raises
+    ``transient``; then the last error propagates."""
+    for delay in _delays(seconds):
         try:
             return call()
         except transient as error:
@@ -170,9 +186,7 @@ async def retry_async(
 ) -> T:
     """``await call()``, tried again with backoff for ``seconds`` while it raises
     ``transient``; then the last error propagates."""
-    import asyncio
-
-    for delay in [*backoff_delays(seconds), None]:
+    for delay in _delays(seconds):
         try:
             return await call()
         except transient as error:
