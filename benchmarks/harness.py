@@ -23,6 +23,7 @@ from . import (
     backpressure,
     baselines,
     bytewax_impl,
+    connectors,
     durability,
     parallel,
     riverbed_impl,
@@ -119,6 +120,7 @@ ALL_WORKLOADS = (
     "W2C-KEYS",
     "W7",
     "PARALLEL",
+    "CONNECTORS",
 )
 
 
@@ -258,6 +260,8 @@ def run(
             records.append(durability.run_w7(events, log))
         elif workload_id == "PARALLEL":
             records.append(parallel.run_parallel(min(repeats, PARALLEL_REPEATS), log))
+        elif workload_id == "CONNECTORS":
+            records.append(connectors.run_connectors(min(repeats, PARALLEL_REPEATS), log))
         else:
             records.append(run_workload(WORKLOADS[workload_id], events, repeats))
     return records
