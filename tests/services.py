@@ -85,3 +85,8 @@ def require_redis() -> str:
 def require_nats() -> str:
     """The test NATS server's URL (see ``require_server``)."""
     return require_server("NATS", NATS_URL, "nats")
+
+
+def require_rabbitmq() -> str:
+    """The test RabbitMQ server's URL (see ``require_server``)."""
+    return require_server("RabbitMQ", RABBITMQ_URL, "aio_pika")

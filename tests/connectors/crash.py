@@ -8,6 +8,7 @@ at-least-once sink at least once (its duplicates counted).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import random
 import signal
@@ -81,6 +82,8 @@ def _prepare(kind: str, scratch: Path) -> str:
         return str(scratch)
     if kind == "nats":
         return _prepare_nats(lines)
+    if kind == "rabbitmq":
+        return _prepare_rabbitmq(lines)
     import redis
 
     from tests.services import REDIS_URL
@@ -95,8 +98,6 @@ def _prepare(kind: str, scratch: Path) -> str:
 
 
 def _nats(url: str, work: Any) -> Any:
-    import asyncio
-
     import nats
 
     async def run() -> Any:
@@ -141,6 +142,58 @@ def _nats_ids(target: str) -> list[int]:
     return _nats(url, read)  # type: ignore[no-any-return]
 
 
+async def _rabbit(url: str, work: Any) -> Any:
+    import aio_pika
+
+    connection = await aio_pika.connect(url)
+    try:
+        return await work(await connection.channel())
+    finally:
+        await connection.close()
+
+
+def _prepare_rabbitmq(lines: list[str]) -> str:
+    import aio_pika
+
+    from tests.services import RABBITMQ_URL
+
+    queue = f"rbtest-crash-{uuid.uuid4().hex[:8]}"
+
+    async def fill(channel: Any) -> None:
+        await channel.declare_queue(queue, durable=True)
+        for start in range(0, len(lines), 500):
+            await asyncio.gather(
+                *(
+                    channel.default_exchange.publish(
+                        aio_pika.Message(lines[i].strip().encode(), message_id=str(i)),
+                        routing_key=queue,
+                    )
+                    for i in range(start, min(len(lines), start + 500))
+                )
+            )
+
+    asyncio.run(_rabbit(RABBITMQ_URL, fill))
+    return f"{RABBITMQ_URL}#{queue}"
+
+
+def _rabbit_ids(target: str) -> list[int]:
+    url, _, queue = target.partition("#")
+
+    async def drain(channel: Any) -> list[int]:
+        declared = await channel.declare_queue(f"{queue}-out", durable=True)
+        inbox: asyncio.Queue[Any] = asyncio.Queue()
+        await declared.consume(inbox.put, no_ack=True)
+        ids = []
+        while True:  # until the queue stays quiet for a second
+            try:
+                message = await asyncio.wait_for(inbox.get(), 1.0)
+            except TimeoutError:
+                return ids
+            ids.append(json.loads(message.body)["id"])
+
+    return asyncio.run(_rabbit(url, drain))  # type: ignore[no-any-return]
+
+
 def _ids(kind: str, target: str) -> dict[str, list[int]]:
     """Per copy sink, the ids of the events it holds, as often as it holds them."""
     if kind == "files":
@@ -150,6 +203,8 @@ def _ids(kind: str, target: str) -> dict[str, list[int]]:
         return {"exactly-once": ids}
     if kind == "nats":
         return {"exactly-once": _nats_ids(target)}
+    if kind == "rabbitmq":
+        return {"at-least-once": _rabbit_ids(target)}
     import redis
 
     url, _, stream = target.partition("#")
@@ -180,6 +235,14 @@ def _check(kind: str, target: str, results: str, report: Report) -> None:
 
 
 def _clean(kind: str, target: str) -> None:
+    if kind == "rabbitmq":
+        url, _, queue = target.partition("#")
+
+        async def drop(channel: Any) -> None:
+            await channel.queue_delete(queue)
+            await channel.queue_delete(f"{queue}-out")
+
+        asyncio.run(_rabbit(url, drop))
     if kind == "nats":
         url, _, stream = target.partition("#")
 
@@ -198,7 +261,7 @@ def _clean(kind: str, target: str) -> None:
 def main() -> int:
     """The soak from the command line."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("kind", choices=["files", "redis", "nats"])
+    parser.add_argument("kind", choices=["files", "redis", "nats", "rabbitmq"])
     parser.add_argument("--kills", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

@@ -22,6 +22,8 @@ from riverbed.connectors import (
     FileSource,
     JetStreamSink,
     JetStreamSource,
+    RabbitMQSink,
+    RabbitMQSource,
     RedisStreamSink,
     RedisStreamSource,
     RedisStreamTransactionalSink,
@@ -78,6 +80,9 @@ def connectors(kind: str, target: str) -> tuple[Any, list[Any]]:
             idle_timeout=0.8,
         )
         return nats_source, [JetStreamSink(url, f"{stream}.out", msg_id=lambda e: e["id"])]
+    if kind == "rabbitmq":
+        rabbit = RabbitMQSource(url, stream, wait=0.1, idle_timeout=0.8)
+        return rabbit, [RabbitMQSink(url, f"{stream}-out", msg_id=lambda e: e["id"])]
     source = RedisStreamSource(url, stream, group="crash", block=0.1, idle_timeout=0.8)
     sinks = [
         RedisStreamTransactionalSink(url, f"{stream}:out"),

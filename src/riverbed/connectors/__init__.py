@@ -8,6 +8,8 @@ letter with its raw bytes.
 - ``FileSource``, ``FileSink``: lines, JSON Lines, CSV; files, globs, watched directories.
 - ``JetStreamSource`` (durable pull consumer, acked on checkpoint commit), ``JetStreamSink``
   (message ids for JetStream's de-duplication).
+- ``RabbitMQSource`` (a queue, acked on checkpoint commit), ``RabbitMQSink`` (publisher
+  confirms).
 - ``PostgresTable``: rows into a PostgreSQL table, exactly once with checkpoints.
 - ``RedisStreamSource`` (consumer group, XACK on checkpoint commit), ``RedisStreamSink``
   (XADD, at-least-once), ``RedisStreamTransactionalSink`` (exactly once per checkpoint).
@@ -20,6 +22,7 @@ from riverbed.connectors._common import ConnectorError, Decode, DecodeError
 from riverbed.connectors.files import FileSink, FileSource
 from riverbed.connectors.nats_jetstream import JetStreamSink, JetStreamSource
 from riverbed.connectors.postgres import PostgresTable
+from riverbed.connectors.rabbitmq import RabbitMQSink, RabbitMQSource
 from riverbed.connectors.redis_streams import (
     RedisStreamSink,
     RedisStreamSource,
@@ -35,6 +38,8 @@ __all__ = [
     "JetStreamSink",
     "JetStreamSource",
     "PostgresTable",
+    "RabbitMQSink",
+    "RabbitMQSource",
     "RedisStreamSink",
     "RedisStreamSource",
     "RedisStreamTransactionalSink",
