@@ -90,3 +90,8 @@ def require_nats() -> str:
 def require_rabbitmq() -> str:
     """The test RabbitMQ server's URL (see ``require_server``)."""
     return require_server("RabbitMQ", RABBITMQ_URL, "aio_pika")
+
+
+def require_mqtt() -> str:
+    """The test MQTT broker's URL (see ``require_server``)."""
+    return require_server("MQTT", MQTT_URL, "paho")

@@ -10,6 +10,8 @@ letter with its raw bytes.
   (message ids for JetStream's de-duplication).
 - ``RabbitMQSource`` (a queue, acked on checkpoint commit), ``RabbitMQSink`` (publisher
   confirms).
+- ``MQTTSource`` (QoS 1, persistent session, PUBACK on checkpoint commit), ``MQTTSink``
+  (QoS 1).
 - ``PostgresTable``: rows into a PostgreSQL table, exactly once with checkpoints.
 - ``RedisStreamSource`` (consumer group, XACK on checkpoint commit), ``RedisStreamSink``
   (XADD, at-least-once), ``RedisStreamTransactionalSink`` (exactly once per checkpoint).
@@ -20,6 +22,7 @@ install when it is missing.
 
 from riverbed.connectors._common import ConnectorError, Decode, DecodeError
 from riverbed.connectors.files import FileSink, FileSource
+from riverbed.connectors.mqtt import MQTTSink, MQTTSource
 from riverbed.connectors.nats_jetstream import JetStreamSink, JetStreamSource
 from riverbed.connectors.postgres import PostgresTable
 from riverbed.connectors.rabbitmq import RabbitMQSink, RabbitMQSource
@@ -37,6 +40,8 @@ __all__ = [
     "FileSource",
     "JetStreamSink",
     "JetStreamSource",
+    "MQTTSink",
+    "MQTTSource",
     "PostgresTable",
     "RabbitMQSink",
     "RabbitMQSource",
