@@ -14,6 +14,7 @@ import random
 import signal
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -48,6 +49,10 @@ def run(kind: str, kills: int, *, seed: int = 0, max_delay: float = 2.0) -> Repo
         run_id = uuid.uuid4().hex[:16]
         args = ["-m", "tests.connectors.crash_app", kind, store, results, run_id, target]
         while True:
+            if report.kills >= kills:  # the last run reads everything that will come
+                for publisher in _PUBLISHERS:
+                    publisher.join()
+                _PUBLISHERS.clear()
             process = python(*args, env=child_env())
             if report.kills < kills:
                 try:
@@ -71,7 +76,8 @@ def run(kind: str, kills: int, *, seed: int = 0, max_delay: float = 2.0) -> Repo
 
 def _prepare(kind: str, scratch: Path) -> str:
     """Write the events where ``kind``'s source reads them; the TARGET for the app."""
-    lines = [json.dumps(crash_app.event(i)) + "\n" for i in range(crash_app.EVENTS)]
+    events = crash_app.events_for(kind)
+    lines = [json.dumps(crash_app.event(i)) + "\n" for i in range(events)]
     if kind == "files":
         (scratch / "in").mkdir()
         third = len(lines) // 3
@@ -84,6 +90,8 @@ def _prepare(kind: str, scratch: Path) -> str:
         return _prepare_nats(lines)
     if kind == "rabbitmq":
         return _prepare_rabbitmq(lines)
+    if kind == "mqtt":
+        return _prepare_mqtt(lines)
     import redis
 
     from tests.services import REDIS_URL
@@ -194,6 +202,50 @@ def _rabbit_ids(target: str) -> list[int]:
     return asyncio.run(_rabbit(url, drain))  # type: ignore[no-any-return]
 
 
+_PUBLISHERS: list[threading.Thread] = []
+"""Publishers that go on while runs are killed (MQTT keeps no history to pre-fill)."""
+
+MQTT_SECONDS = 6.0
+"""How long the MQTT events take to publish (while runs are killed)."""
+
+
+def _prepare_mqtt(lines: list[str]) -> str:
+    """Make the session (subscribed once), then publish the events, paced, in a thread."""
+    import paho.mqtt.client as mqtt
+
+    from riverbed.connectors import MQTTSource
+    from tests.services import MQTT_URL
+
+    tag = uuid.uuid4().hex[:8]
+    topic, client_id = f"rbtest/crash-{tag}", f"rbtest-crash-{tag}"
+
+    async def subscribe() -> None:
+        reader = MQTTSource(MQTT_URL, f"{topic}/#", client_id=client_id, wait=0.2).open("", None)
+        await reader.read(1)
+        reader.close()
+
+    asyncio.run(subscribe())
+
+    def publish() -> None:
+        paho = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        paho.connect("127.0.0.1", int(MQTT_URL.rsplit(":", 1)[1]))
+        paho.loop_start()
+        pause = MQTT_SECONDS / len(lines)
+        infos = []
+        for line in lines:
+            infos.append(paho.publish(f"{topic}/in", line.strip(), qos=1))
+            time.sleep(pause)
+        for info in infos:
+            info.wait_for_publish(30)
+        paho.disconnect()
+        paho.loop_stop()
+
+    thread = threading.Thread(target=publish, daemon=True)
+    thread.start()
+    _PUBLISHERS.append(thread)
+    return f"{MQTT_URL}#{topic}#{client_id}"
+
+
 def _ids(kind: str, target: str) -> dict[str, list[int]]:
     """Per copy sink, the ids of the events it holds, as often as it holds them."""
     if kind == "files":
@@ -205,6 +257,8 @@ def _ids(kind: str, target: str) -> dict[str, list[int]]:
         return {"exactly-once": _nats_ids(target)}
     if kind == "rabbitmq":
         return {"at-least-once": _rabbit_ids(target)}
+    if kind == "mqtt":
+        return {}  # the source's side only: MQTTSink's QoS 1 is tested in test_mqtt
     import redis
 
     url, _, stream = target.partition("#")
@@ -218,11 +272,12 @@ def _ids(kind: str, target: str) -> dict[str, list[int]]:
 
 def _check(kind: str, target: str, results: str, report: Report) -> None:
     got = read_results(results)
-    want = crash_app.expected()
+    events = crash_app.events_for(kind)
+    want = crash_app.expected(events)
     if got != want:
         wrong = {k: (got.get(k), v) for k, v in want.items() if got.get(k) != v}
         report.failures.append(f"{len(wrong)} keys differ (got, want): {wrong}")
-    everything = set(range(crash_app.EVENTS))
+    everything = set(range(events))
     for guarantee, ids in _ids(kind, target).items():
         missing = everything - set(ids)
         if missing:
@@ -261,7 +316,7 @@ def _clean(kind: str, target: str) -> None:
 def main() -> int:
     """The soak from the command line."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("kind", choices=["files", "redis", "nats", "rabbitmq"])
+    parser.add_argument("kind", choices=["files", "redis", "nats", "rabbitmq", "mqtt"])
     parser.add_argument("--kills", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.connectors import crash
-from tests.services import require_nats, require_rabbitmq, require_redis
+from tests.services import require_mqtt, require_nats, require_rabbitmq, require_redis
 
 KILLS = 10
 
@@ -50,3 +50,14 @@ def test_rabbitmq_across_kills() -> None:
     assert report.failures == []
     assert report.kills == KILLS
     print(f"at-least-once duplicates after {KILLS} kills: {report.duplicates}")
+
+
+@pytest.mark.slow
+def test_mqtt_across_kills() -> None:
+    """MQTTSource, its events published (QoS 1) while runs are killed: the persistent
+    session keeps them, unacknowledged ones come again, and the resumed run drops those
+    its checkpoint holds: state exact."""
+    require_mqtt()
+    report = crash.run("mqtt", KILLS, seed=17)
+    assert report.failures == []
+    assert report.kills == KILLS
