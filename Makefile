@@ -53,8 +53,9 @@ soak: $(VENV)/.extras  ## 200 SIGKILLs of a durable run on SQLite, then on Postg
 	$(PY) -m tests.connectors.crash nats --kills 100
 	$(PY) -m tests.connectors.crash rabbitmq --kills 100
 	$(PY) -m tests.connectors.crash mqtt --kills 100
+	$(PY) -m tests.connectors.crash postgres --kills 100
 
-EXTRAS := ray,redis,nats,rabbitmq,mqtt,msgpack
+EXTRAS := ray,redis,nats,rabbitmq,mqtt,http,msgpack
 
 lock:  ## re-pin requirements.lock and requirements-extras.lock from pyproject.toml in clean venvs
 	rm -rf /tmp/riverbed-lock && $(PYTHON) -m venv /tmp/riverbed-lock

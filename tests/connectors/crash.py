@@ -92,6 +92,8 @@ def _prepare(kind: str, scratch: Path) -> str:
         return _prepare_rabbitmq(lines)
     if kind == "mqtt":
         return _prepare_mqtt(lines)
+    if kind == "postgres":
+        return _prepare_postgres(lines)
     import redis
 
     from tests.services import REDIS_URL
@@ -202,6 +204,31 @@ def _rabbit_ids(target: str) -> list[int]:
     return asyncio.run(_rabbit(url, drain))  # type: ignore[no-any-return]
 
 
+def _prepare_postgres(lines: list[str]) -> str:
+    import psycopg
+
+    from tests.services import POSTGRES_URL
+
+    table = f"rbtest_crash_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE {table} (id BIGSERIAL PRIMARY KEY, payload JSONB)")
+        conn.execute(f"CREATE TABLE {table}_out (id INTEGER)")
+        with conn.cursor() as cursor:
+            cursor.executemany(
+                f"INSERT INTO {table} (payload) VALUES (%s::jsonb)", [(x,) for x in lines]
+            )
+    return f"{POSTGRES_URL}#{table}"
+
+
+def _postgres_ids(target: str) -> list[int]:
+    import psycopg
+
+    url, _, table = target.partition("#")
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(f"SELECT id FROM {table}_out").fetchall()
+    return [row[0] for row in rows]
+
+
 _PUBLISHERS: list[threading.Thread] = []
 """Publishers that go on while runs are killed (MQTT keeps no history to pre-fill)."""
 
@@ -257,6 +284,8 @@ def _ids(kind: str, target: str) -> dict[str, list[int]]:
         return {"exactly-once": _nats_ids(target)}
     if kind == "rabbitmq":
         return {"at-least-once": _rabbit_ids(target)}
+    if kind == "postgres":
+        return {"exactly-once": _postgres_ids(target)}
     if kind == "mqtt":
         return {}  # the source's side only: MQTTSink's QoS 1 is tested in test_mqtt
     import redis
@@ -290,6 +319,12 @@ def _check(kind: str, target: str, results: str, report: Report) -> None:
 
 
 def _clean(kind: str, target: str) -> None:
+    if kind == "postgres":
+        import psycopg
+
+        url, _, table = target.partition("#")
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"DROP TABLE {table}, {table}_out")
     if kind == "rabbitmq":
         url, _, queue = target.partition("#")
 
@@ -316,7 +351,7 @@ def _clean(kind: str, target: str) -> None:
 def main() -> int:
     """The soak from the command line."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("kind", choices=["files", "redis", "nats", "rabbitmq", "mqtt"])
+    parser.add_argument("kind", choices=["files", "redis", "nats", "rabbitmq", "mqtt", "postgres"])
     parser.add_argument("--kills", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

@@ -23,6 +23,8 @@ from riverbed.connectors import (
     JetStreamSink,
     JetStreamSource,
     MQTTSource,
+    PostgresTable,
+    PostgresTableSource,
     RabbitMQSink,
     RabbitMQSource,
     RedisStreamSink,
@@ -68,6 +70,11 @@ def pace(e: dict[str, Any]) -> dict[str, Any]:
     return e
 
 
+def unwrap(e: dict[str, Any]) -> dict[str, Any]:
+    """The event (a PostgreSQL row holds it as its ``payload`` column)."""
+    return e.get("payload", e)  # type: ignore[no-any-return]
+
+
 def get_key(e: dict[str, Any]) -> int:
     """The event's key."""
     return e["key"]  # type: ignore[no-any-return]
@@ -77,6 +84,12 @@ def connectors(kind: str, target: str) -> tuple[Any, list[Any]]:
     """The source, and the sinks that get every event, for ``kind``."""
     if kind == "files":
         return FileSource(f"{target}/in", format="jsonl"), [FileSink(f"{target}/out")]
+    if kind == "postgres":
+        url, _, table = target.partition("#")
+        rows = PostgresTableSource(
+            url, table, column="id", columns=["id", "payload"], poll=0.1, idle_timeout=0.8
+        )
+        return rows, [PostgresTable(url, f"{table}_out", ["id"])]
     if kind == "mqtt":
         url, topic, client_id = target.split("#")
         mqtt = MQTTSource(url, f"{topic}/#", client_id=client_id, wait=0.1, idle_timeout=0.8)
@@ -107,7 +120,7 @@ def build(kind: str, results: str, target: str) -> rb.Flow:
     """The flow (see the module docstring)."""
     source, sinks = connectors(kind, target)
     flow = rb.Flow(f"crash-{kind}")
-    read = flow.source(source, name="read").map(pace)
+    read = flow.source(source, name="read").map(unwrap).map(pace)
     sums = read.key_by(get_key).stateful(RunningSum, RunningSum.add)
     sums.map(flatten).sink(ResultsTable(results), name="results")
     for index, sink in enumerate(sinks):

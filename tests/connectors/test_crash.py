@@ -7,7 +7,13 @@ from __future__ import annotations
 import pytest
 
 from tests.connectors import crash
-from tests.services import require_mqtt, require_nats, require_rabbitmq, require_redis
+from tests.services import (
+    require_mqtt,
+    require_nats,
+    require_postgres,
+    require_rabbitmq,
+    require_redis,
+)
 
 KILLS = 10
 
@@ -59,5 +65,15 @@ def test_mqtt_across_kills() -> None:
     its checkpoint holds: state exact."""
     require_mqtt()
     report = crash.run("mqtt", KILLS, seed=17)
+    assert report.failures == []
+    assert report.kills == KILLS
+
+
+@pytest.mark.slow
+def test_postgres_table_source_across_kills() -> None:
+    """PostgresTableSource resumes right after its checkpoint's id; PostgresTable copies
+    every row once."""
+    require_postgres()
+    report = crash.run("postgres", KILLS, seed=19)
     assert report.failures == []
     assert report.kills == KILLS

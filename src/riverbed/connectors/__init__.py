@@ -12,7 +12,10 @@ letter with its raw bytes.
   confirms).
 - ``MQTTSource`` (QoS 1, persistent session, PUBACK on checkpoint commit), ``MQTTSink``
   (QoS 1).
-- ``PostgresTable``: rows into a PostgreSQL table, exactly once with checkpoints.
+- ``PostgresTable``: rows into a PostgreSQL table, exactly once with checkpoints;
+  ``PostgresTableSource``: a table's new rows by a growing column (polled, or woken by
+  LISTEN/NOTIFY).
+- ``HTTPSink``: JSON batches POSTed with retries, backoff and a timeout.
 - ``RedisStreamSource`` (consumer group, XACK on checkpoint commit), ``RedisStreamSink``
   (XADD, at-least-once), ``RedisStreamTransactionalSink`` (exactly once per checkpoint).
 
@@ -22,9 +25,11 @@ install when it is missing.
 
 from riverbed.connectors._common import ConnectorError, Decode, DecodeError
 from riverbed.connectors.files import FileSink, FileSource
+from riverbed.connectors.http import HTTPSink
 from riverbed.connectors.mqtt import MQTTSink, MQTTSource
 from riverbed.connectors.nats_jetstream import JetStreamSink, JetStreamSource
 from riverbed.connectors.postgres import PostgresTable
+from riverbed.connectors.postgres_source import PostgresTableSource
 from riverbed.connectors.rabbitmq import RabbitMQSink, RabbitMQSource
 from riverbed.connectors.redis_streams import (
     RedisStreamSink,
@@ -38,11 +43,13 @@ __all__ = [
     "DecodeError",
     "FileSink",
     "FileSource",
+    "HTTPSink",
     "JetStreamSink",
     "JetStreamSource",
     "MQTTSink",
     "MQTTSource",
     "PostgresTable",
+    "PostgresTableSource",
     "RabbitMQSink",
     "RabbitMQSource",
     "RedisStreamSink",
