@@ -27,7 +27,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -354,7 +354,3 @@ def _fsync_dir(directory: Path) -> None:
     finally:
         os.close(fd)
 
-
-def read_parts(directory: str | os.PathLike[str]) -> Iterator[Path]:
-    """The committed part files of a ``FileSink`` directory, in the order written."""
-    yield from sorted(Path(directory).glob("part-*"))
