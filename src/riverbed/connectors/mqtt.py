@@ -221,12 +221,11 @@ class _SessionReader:
             self.paho.ack(self.unacked.popleft(), 1)
 
     def close(self) -> None:
-        """Disconnect (the session stays: what is not acknowledged is sent again)."""
+        """Disconnect once the acknowledgements sent are written (the session stays: what
+        is not acknowledged is sent again)."""
         if self.paho is not None:
             paho, self.paho = self.paho, None
-            paho.on_disconnect = None
-            paho.disconnect()
-            paho.loop_stop()
+            _disconnect(paho)
 
 
 def _json(event: Any) -> bytes:
@@ -290,5 +289,15 @@ class MQTTSink:
         """Disconnect."""
         if self._paho is not None:
             paho, self._paho = self._paho, None
-            paho.disconnect()
-            paho.loop_stop()
+            _disconnect(paho)
+
+
+def _disconnect(paho: Any, timeout: float = 5.0) -> None:
+    """Disconnect ``paho`` and stop its network thread only once the broker connection is
+    closed: packets queued before (PUBACKs) are written first. Stopping the thread at once
+    could drop them."""
+    closed = threading.Event()
+    paho.on_disconnect = lambda *args: closed.set()
+    paho.disconnect()
+    closed.wait(timeout)
+    paho.loop_stop()
