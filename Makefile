@@ -45,11 +45,17 @@ bench: $(VENV)/.bench  ## W1-W7 beside the plain loop, naive asyncio, Bytewax an
 bench-quick: $(VENV)/.bench
 	$(PY) -m benchmarks --events 200000 --w6-seconds 10 --w5-runs 300
 
-soak: $(STAMP)  ## 200 SIGKILLs of a durable run on SQLite, then on PostgreSQL (RIVERBED_TEST_POSTGRES)
+soak: $(VENV)/.extras  ## 200 SIGKILLs of a durable run on SQLite, then on PostgreSQL (RIVERBED_TEST_POSTGRES); 100 per connector
 	$(PY) -m tests.durability.crash_harness --kills 200 --store sqlite:///$$(mktemp -d)/soak.db
 	$(PY) -m tests.durability.crash_harness --kills 200 --store $${RIVERBED_TEST_POSTGRES:-postgresql://postgres@127.0.0.1:5432/test}
+	$(PY) -m tests.connectors.crash files --kills 100
+	$(PY) -m tests.connectors.crash redis --kills 100
+	$(PY) -m tests.connectors.crash nats --kills 100
+	$(PY) -m tests.connectors.crash rabbitmq --kills 100
+	$(PY) -m tests.connectors.crash mqtt --kills 100
+	$(PY) -m tests.connectors.crash postgres --kills 100
 
-EXTRAS := ray
+EXTRAS := ray,redis,nats,rabbitmq,mqtt,http,msgpack
 
 lock:  ## re-pin requirements.lock and requirements-extras.lock from pyproject.toml in clean venvs
 	rm -rf /tmp/riverbed-lock && $(PYTHON) -m venv /tmp/riverbed-lock

@@ -23,6 +23,7 @@ from . import (
     backpressure,
     baselines,
     bytewax_impl,
+    connectors,
     durability,
     parallel,
     ray_bench,
@@ -120,6 +121,7 @@ ALL_WORKLOADS = (
     "W2C-KEYS",
     "W7",
     "PARALLEL",
+    "CONNECTORS",
     "RAY",
 )
 
@@ -260,6 +262,8 @@ def run(
             records.append(durability.run_w7(events, log))
         elif workload_id == "PARALLEL":
             records.append(parallel.run_parallel(min(repeats, PARALLEL_REPEATS), log))
+        elif workload_id == "CONNECTORS":
+            records.append(connectors.run_connectors(min(repeats, PARALLEL_REPEATS), log))
         elif workload_id == "RAY":
             records.extend(ray_bench.run_ray(events, min(repeats, 3), w6_seconds, log))
         else:

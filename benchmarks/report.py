@@ -16,7 +16,7 @@ import psutil
 from rich.console import Console
 from rich.table import Table
 
-from . import bytewax_impl, parallel, ray_bench, riverbed_impl
+from . import bytewax_impl, connectors, parallel, ray_bench, riverbed_impl
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -109,12 +109,15 @@ def _memory(record: dict[str, Any]) -> str:
 
 def print_table(records: list[dict[str, Any]], info: dict[str, Any], console: Console) -> None:
     """The results as one table: medians, ratios against their targets, memory; then
-    footnotes saying why a figure is missing. PARALLEL has its own table (speed-ups)."""
-    extra = [r for r in records if r["workload"] == "PARALLEL"]
-    on_ray = [r for r in records if r["workload"].startswith("RAY")]
-    records = [r for r in records if r["workload"] != "PARALLEL" and r not in on_ray]
+    footnotes saying why a figure is missing. PARALLEL (speed-ups) and CONNECTORS (ratios
+    to each client's own loop) and RAY have their own tables."""
+    own = {"PARALLEL": parallel.print_table, "CONNECTORS": connectors.print_table}
+    extra = [r for r in records if r["workload"] in own]
+    records = [r for r in records if r["workload"] not in own]
     for record in extra:
-        parallel.print_table(record, console)
+        own[record["workload"]](record, console)
+    on_ray = [r for r in records if r["workload"].startswith("RAY")]
+    records = [r for r in records if r not in on_ray]
     if on_ray:
         ray_bench.print_table(on_ray, console)
     if not records:

@@ -52,3 +52,57 @@ def require_ray() -> Any:
         unavailable(f"ray is not installed (pip install 'riverbed[ray]'): {exc}")
         raise  # unreachable: unavailable() skips or fails
     return ray
+
+
+REDIS_URL = os.environ.get("RIVERBED_TEST_REDIS", "redis://127.0.0.1:6379/0")
+NATS_URL = os.environ.get("RIVERBED_TEST_NATS", "nats://127.0.0.1:4222")
+RABBITMQ_URL = os.environ.get("RIVERBED_TEST_RABBITMQ", "amqp://guest:guest@127.0.0.1:5672/")
+MQTT_URL = os.environ.get("RIVERBED_TEST_MQTT", "mqtt://127.0.0.1:1883")
+
+
+@functools.cache
+def _port_problem(name: str, url: str) -> str | None:
+    """Why the server at ``url`` cannot be reached (a TCP connect), or None."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 0), timeout=3):
+            pass
+    except OSError as exc:
+        return f"{name} not reachable at {parts.hostname}:{parts.port}: {exc}"
+    return None
+
+
+def require_server(name: str, url: str, module: str) -> str:
+    """``url`` if the server is reachable and its client library ``module`` installed;
+    else skips (or fails) the test."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        unavailable(f"{name}'s client library {module!r} is not installed (make test installs it)")
+    problem = _port_problem(name, url)
+    if problem is not None:
+        unavailable(problem)
+    return url
+
+
+def require_redis() -> str:
+    """The test Redis server's URL (see ``require_server``)."""
+    return require_server("Redis", REDIS_URL, "redis")
+
+
+def require_nats() -> str:
+    """The test NATS server's URL (see ``require_server``)."""
+    return require_server("NATS", NATS_URL, "nats")
+
+
+def require_rabbitmq() -> str:
+    """The test RabbitMQ server's URL (see ``require_server``)."""
+    return require_server("RabbitMQ", RABBITMQ_URL, "aio_pika")
+
+
+def require_mqtt() -> str:
+    """The test MQTT broker's URL (see ``require_server``)."""
+    return require_server("MQTT", MQTT_URL, "paho")

@@ -125,4 +125,7 @@ def main() -> dict[str, Any]:
 
 
 if __name__ == "__main__":
+    import faulthandler
+
+    faulthandler.dump_traceback_later(240, exit=True)  # a hang says where it hangs
     sys.stdout.write(json.dumps(main()) + "\n")

@@ -29,6 +29,12 @@ class PartitionReader(Protocol):
     available right now: the engine asks again a little later), or ``None`` at end of
     stream. It may be a coroutine function. ``position`` is where the reader stands after
     the last batch it returned: a JSON-able value that ``Source.open`` accepts to resume.
+
+    Two optional methods (see docs/sources-and-sinks.md): ``committed(position)`` is
+    called once a checkpoint holding ``position`` for this partition is committed (a
+    broker source acknowledges there what it read up to it; it may be a coroutine
+    function); ``rejected()`` returns the ``(raw, error)`` pairs the reader could not
+    decode since last asked, which the run keeps as dead letters of the source.
     """
 
     def read(self, max_events: int) -> list[Any] | Awaitable[list[Any] | None] | None:

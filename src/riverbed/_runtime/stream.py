@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from riverbed._errors import StageFailedError
 from riverbed._model.plan import Plan
+from riverbed._model.policy import OnError
 from riverbed._model.sinks import is_transactional_sink
 from riverbed._model.stages import KEEPS_STATE
 from riverbed._records import RunStatus
@@ -25,6 +26,7 @@ from riverbed._runtime.keyed import KEYED_KINDS, ChangedKeys
 from riverbed._runtime.lifecycle import RunLifecycle
 from riverbed._runtime.observer import Observers
 from riverbed._runtime.parts import Part
+from riverbed._runtime.readers import HookFailedError, Readers, take_rejected
 from riverbed._runtime.restore import Restored, RestorePoint, restored
 from riverbed._runtime.result import COUNTS, StageCounters
 
@@ -120,6 +122,9 @@ class StreamRun:
         """Per stage kept per key, its changed keys (see ``changed_keys``)."""
         self.positions: dict[str, dict[str, Any]] = {}
         """Per source, per partition: where reading stands (kept by the runner)."""
+        self.readers = Readers()
+        """The open readers that hear of committed checkpoints (see ``_runtime.readers``);
+        the runner registers each reader it opens."""
         self.restored = Restored()
         self.start_point: RestorePoint | None = None
         """The checkpoint the run started from (None: the beginning)."""
@@ -209,6 +214,38 @@ class StreamRun:
         self.observers.tell("checkpoint", checkpoint_id)
         for name, prepared in part.prepared.items():
             self.commit_sink(name, checkpoint_id, prepared)
+        await self.tell_readers(checkpoint_id, part.positions)
+
+    async def tell_readers(self, checkpoint_id: int, positions: dict[str, dict[str, Any]]) -> None:
+        """Tell the registered readers (``self.readers``) that the checkpoint holding
+        ``positions`` is committed; a reader that fails to take it in fails the run."""
+        try:
+            await self.readers.committed(positions)
+        except HookFailedError as failed:
+            what = f"source {failed.source!r} (partition {failed.partition!r})"
+            note = (
+                f"partition {failed.partition!r} could not acknowledge what checkpoint "
+                f"{checkpoint_id} holds"
+            )
+            raise self.failures.stop(failed.source, failed.error, what, note=note) from failed
+
+    async def close_readers(self) -> BaseException | None:
+        """Close the readers kept open to hear of the last checkpoint; the error of one
+        that failed to close (the run then fails), else None."""
+        try:
+            await self.readers.close_all()
+        except HookFailedError as failed:
+            what = f"source {failed.source!r} (partition {failed.partition!r}) failed"
+            return self.failures.stop(failed.source, failed.error, what, note="closing")
+        return None
+
+    def reject(self, source: str, reader: Any) -> None:
+        """Keep what ``reader`` of ``source`` could not decode as dead letters of the
+        source's stage (see ``_runtime.readers``). Runners call it after every batch."""
+        for raw, error in take_rejected(reader):
+            self.counters[source].errors += 1
+            self.counters[source].dead_lettered += 1
+            self.failures.record(source, raw, error, 1, OnError.DEAD_LETTER)
 
     def commit_sink(
         self, name: str, checkpoint_id: int | str, prepared: Any, *, key: str | None = None

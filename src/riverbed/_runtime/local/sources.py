@@ -20,6 +20,7 @@ from riverbed._runtime.chains.executor import ChainExecutor
 from riverbed._runtime.local.channel import Channel
 from riverbed._runtime.local.coordinator import Coordinator, Injector, writer_name
 from riverbed._runtime.offloop import let_commits_run
+from riverbed._runtime.readers import close
 from riverbed._runtime.stream import StreamRun
 
 __all__ = ["POLL_INTERVAL", "PartitionLoop"]
@@ -70,14 +71,22 @@ class PartitionLoop:
         start = self.run.restored.positions.get(self.source.name, {}).get(self.partition)
         if start is not None:
             self.positions[self.partition] = start
+        readers = self.run.readers
         try:
             reader = self.source.fn.open(self.partition, start)
+            # A reader that acks what committed checkpoints hold stays open after its end
+            # until the run's last checkpoint, to ack that one too.
+            acks = readers.register(self.source.name, self.partition, reader)
+            ended = False
             try:
                 await self._loop(reader)
+                ended = True
             finally:
-                closing = reader.close()
-                if inspect.isawaitable(closing):
-                    await closing
+                if acks and ended and self.run.checkpointing:
+                    readers.close_later(self.source.name, self.partition, reader)
+                else:
+                    readers.forget(self.source.name, self.partition)
+                    await close(reader)
         except StageFailedError:
             raise  # a stage of the inline chain failed: already recorded
         except Exception as error:
@@ -137,6 +146,7 @@ class PartitionLoop:
             if batch is _STOPPED:
                 return None
         self.counters.seconds += time.perf_counter() - started
+        self.run.reject(self.source.name, reader)
         if batch is None:
             return None
         if type(batch) is not list:

@@ -103,6 +103,8 @@ class LocalStream:
         the first error wins."""
         if self.coordinator is None and not self.run.control.lost:
             error = error or self.run.commit_unchecked()
+        closed = await self.run.close_readers()
+        error = error or closed
         for executor in self.executors:
             try:
                 await executor.close()

@@ -29,6 +29,7 @@ from riverbed._runtime.ray.cuts import KeyedWrites, add_counters, merge_actor_pa
 from riverbed._runtime.ray.lanes import Lane
 from riverbed._runtime.ray.pool import POOL, kill
 from riverbed._runtime.ray.topology import ChainPlacement, Placement, key_owner
+from riverbed._runtime.readers import close
 from riverbed._runtime.stream import StreamRun
 
 __all__ = ["Attempt"]
@@ -271,6 +272,9 @@ class Attempt:
         """Close every chain's sinks and operators (the actors', then the driver's);
         return the first failure."""
         error: BaseException | None = None
+        if not self.run.checkpointing and not self.run.control.lost:
+            # Without checkpoints, transactional sinks commit what they hold at the end.
+            error = self.run.commit_unchecked()
         for name, lane in self.lanes.items():
             replies = await asyncio.gather(
                 *(actor.close.remote() for actor in lane.actors), return_exceptions=True
@@ -285,7 +289,8 @@ class Attempt:
                 if reply.failed is not None:
                     self.run.failures.adopt(reply.errors, reply.dead_letters, reply.fatal)
                     error = error or StageFailedError(reply.failed, stage=lane.name, attempts=1)
-        return await self.close_local() or error
+        closed = await self.run.close_readers()
+        return await self.close_local() or error or closed
 
     async def close_local(self) -> BaseException | None:
         """Close the sinks of the chains that run in the driver; the first failure."""
@@ -315,14 +320,22 @@ class Attempt:
         positions = run.positions.setdefault(source.name, {})
         if start is not None:
             positions[partition] = start
+        readers = run.readers
         try:
             reader = source.fn.open(partition, start)
+            # A reader that acks what committed checkpoints hold stays open after its end
+            # until the run's last checkpoint, to ack that one too.
+            acks = readers.register(source.name, partition, reader)
+            ended = False
             try:
                 await self._read_all(source, partition, reader)
+                ended = True
             finally:
-                closing = reader.close()
-                if inspect.isawaitable(closing):
-                    await closing
+                if acks and ended and run.checkpointing:
+                    readers.close_later(source.name, partition, reader)
+                else:
+                    readers.forget(source.name, partition)
+                    await close(reader)
         except StageFailedError:
             raise
         except Exception as error:
@@ -340,6 +353,7 @@ class Attempt:
             batch = reader.read(size)
             if inspect.isawaitable(batch):
                 batch = await self._await_read(batch)
+            run.reject(source.name, reader)
             if batch is None:
                 break
             if type(batch) is not list:
