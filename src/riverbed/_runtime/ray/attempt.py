@@ -268,11 +268,12 @@ class Attempt:
     async def _settled(self, lane: Lane) -> None:
         await self._wait([asyncio.get_running_loop().create_task(lane.quiet())])
 
-    async def close(self) -> BaseException | None:
+    async def close(self, *, commit: bool) -> BaseException | None:
         """Close every chain's sinks and operators (the actors', then the driver's);
-        return the first failure."""
+        return the first failure. ``commit``: the run ended well, and transactional sinks
+        of a run without checkpoints commit what they hold."""
         error: BaseException | None = None
-        if not self.run.checkpointing and not self.run.control.lost:
+        if commit and not self.run.checkpointing and not self.run.control.lost:
             # Without checkpoints, transactional sinks commit what they hold at the end.
             error = self.run.commit_unchecked()
         for name, lane in self.lanes.items():

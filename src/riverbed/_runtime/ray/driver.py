@@ -104,7 +104,7 @@ class RayStream:
         await attempt.cancelled()
         closed = None
         try:
-            closed = await attempt.close()
+            closed = await attempt.close(commit=error is None)
         finally:
             if closed is None and error is None:
                 attempt.give_back()
