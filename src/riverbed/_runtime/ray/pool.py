@@ -42,11 +42,13 @@ class ActorPool:
         return actors
 
     def give_back(self, ray: Any, options: Mapping[str, Any], actors: list[Any]) -> None:
-        """Keep ``actors`` (alive, their chains closed) for a later run."""
+        """Keep ``actors`` (alive, their chains closed) for a later run; not those that
+        reserve resources (CPUs, GPUs, custom ones), which they would hold while idle:
+        a task that needs them would wait for ever."""
         kind = json.dumps(dict(options), sort_keys=True)
         idle = self._idle.setdefault(kind, [])
         for actor in actors:
-            if len(idle) < KEPT:
+            if not options and len(idle) < KEPT:
                 idle.append(actor)
             else:
                 kill(ray, actor)
