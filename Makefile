@@ -34,7 +34,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests examples benchmarks
 	$(VENV)/bin/ruff format --check src tests examples benchmarks
 
-typecheck: $(STAMP)
+typecheck: $(VENV)/.extras  ## against the optional extras too (Ray, the connectors' clients)
 	$(VENV)/bin/mypy --strict src/riverbed
 
 check: lint typecheck test  ## what CI runs
