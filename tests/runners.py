@@ -21,3 +21,17 @@ local_structure = pytest.mark.local_only(
 )
 """The test checks the local runner's structure (fusion with sinks, channel bounds,
 sources running their chain inline)."""
+
+kills_its_process = pytest.mark.local_only(
+    "a step kills the process it runs in, which on Ray is a worker, not the driver "
+    "(tests/ray kills workers and the driver)"
+)
+"""The test's step sends SIGKILL to its own process to crash the run: on Ray that process
+is a worker whose task Ray runs again, a case tests/ray covers."""
+
+steps_in_step = pytest.mark.local_only(
+    "it counts group commits, which gather steps that end together in one process; Ray's "
+    "tasks end apart"
+)
+"""The test checks that concurrent workflows' steps share commits: locally their steps end
+in the same loop turn; Ray tasks come back one by one, so fewer commits are shared."""

@@ -14,6 +14,8 @@ from riverbed._model.serialize import stage_version
 from riverbed._runtime.cache import event_digest
 from riverbed.testing import Capture
 
+pytestmark = pytest.mark.usefixtures("on_runner")
+
 CALLS: Counter[str] = Counter()
 
 

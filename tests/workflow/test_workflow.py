@@ -13,7 +13,10 @@ from pathlib import Path
 import pytest
 
 import riverbed as rb
+from tests import runners
 from tests.workflow import steps as crash
+
+pytestmark = pytest.mark.usefixtures("on_runner")
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -78,6 +81,7 @@ def test_three_step_workflow_output_and_records(store: rb.Store) -> None:
     ]
 
 
+@runners.shared_objects
 def test_failed_step_then_resume_runs_only_the_rest(store: rb.Store) -> None:
     """A 10-step workflow failing at step 7 is FAILED with the error; resumed after the fix,
     it replays steps 1-6 from their records and calls only steps 7 to 10."""
@@ -132,6 +136,7 @@ def test_resume_with_another_input_is_refused(store: rb.Store) -> None:
         rb.run(flow, 2, store=store, resume=failed.run_id)
 
 
+@runners.kills_its_process
 def test_step_killed_by_sigkill_resumes_at_that_step(store_url: str, tmp_path: Path) -> None:
     """A process killed with SIGKILL inside step 2 leaves step 1 recorded; resuming runs
     step 2 and 3 without calling step 1 again."""
@@ -167,6 +172,7 @@ def test_step_killed_by_sigkill_resumes_at_that_step(store_url: str, tmp_path: P
     assert crash.calls(calls) == ["reserve", "charge", "charge", "ship"]
 
 
+@runners.shared_objects
 def test_retry_inside_a_workflow(store: rb.Store) -> None:
     """A step's Retry policy retries it, then the workflow goes on; the stage run counts
     the error and the retry."""
@@ -207,6 +213,7 @@ def test_skip_ends_the_workflow_without_output(store: rb.Store) -> None:
     assert [r.skipped for r in store.stage_runs(result.run_id)] == [1]
 
 
+@runners.shared_objects
 def test_a_dag_records_only_the_branch_taken(store: rb.Store) -> None:
     """Branch, a map per side, merge: only the side the event took is a step."""
     flow = rb.Flow("dag")
@@ -223,6 +230,7 @@ def test_a_dag_records_only_the_branch_taken(store: rb.Store) -> None:
     assert pickle.loads(result.steps[0].output) == {"true": [4], "false": []}
 
 
+@runners.steps_in_step
 def test_workflows_at_once_share_commits(store: rb.Store) -> None:
     """Sixteen workflows awaited at once all succeed, with fewer transactions than steps
     (their steps are group-committed)."""

@@ -389,14 +389,7 @@ class _Execution:
         return [event for port in output.inputs for event in pending.get(port, ())]
 
     def _pickle(self, value: Any, what: str) -> bytes:
-        try:
-            return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as error:
-            raise TypeError(
-                f"workflow {self.flow.name!r}, run {self.run_id}: {what} cannot be pickled "
-                f"({type(error).__name__}: {error}); a workflow's input, its steps' outputs "
-                "and its output are recorded in the store, so they must be picklable"
-            ) from error
+        return record_bytes(value, what, self.flow.name, self.run_id)
 
     async def _commit(
         self,
@@ -499,3 +492,17 @@ def _interrupts(execution: _Execution) -> Iterator[None]:
     finally:
         for number, handler in outer.items():
             signal.signal(number, handler)
+
+
+def record_bytes(value: Any, what: str, flow: str, run_id: str) -> bytes:
+    """``value`` pickled as the store records it; a TypeError saying what cannot be
+    recorded and why when it cannot be pickled. A runner that runs steps elsewhere calls it
+    where the step ran, since the value could not travel back either."""
+    try:
+        return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as error:
+        raise TypeError(
+            f"workflow {flow!r}, run {run_id}: {what} cannot be pickled "
+            f"({type(error).__name__}: {error}); a workflow's input, its steps' outputs "
+            "and its output are recorded in the store, so they must be picklable"
+        ) from error

@@ -21,6 +21,7 @@ from riverbed._runtime.failures import FailureLog
 from riverbed._runtime.ray.actor import Reply
 from riverbed._runtime.result import StageCounters
 from riverbed._runtime.runner import Step
+from riverbed._runtime.workflow import record_bytes
 
 if TYPE_CHECKING:
     from riverbed._runtime.ray.runner import RayRunner
@@ -81,6 +82,7 @@ async def _in_worker(chain: Chain, events: list[Any], failures: FailureLog) -> R
             for key, items in outputs.items():
                 reply.outputs.setdefault(key, []).extend(items)
         await executor.close()
+        _check_recordable(stage.name, reply, failures)
     except StageFailedError as failure:
         reply.failed = str(failure)
         reply.attempts = failure.attempts
@@ -89,3 +91,14 @@ async def _in_worker(chain: Chain, events: list[Any], failures: FailureLog) -> R
     reply.errors = list(failures.errors)
     reply.dead_letters = list(failures.dead_letters)
     return reply
+
+
+def _check_recordable(stage: str, reply: Reply, failures: FailureLog) -> None:
+    """Fail the step here, as the driver would, if its outputs cannot be recorded: they could
+    not travel back to the driver either (Ray pickles them), and the error would be Ray's."""
+    what = f"stage {stage!r}"
+    try:
+        record_bytes(reply.outputs, f"{what}'s outputs", failures.flow, failures.run_id)
+    except TypeError as error:
+        reply.outputs = {}
+        raise failures.stop(stage, error, what) from error
