@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from riverbed._errors import StageFailedError
-from riverbed._model.plan import Plan
+from riverbed._model.plan import Chain, Plan
 from riverbed._model.policy import OnError
 from riverbed._model.sinks import is_transactional_sink
 from riverbed._model.stages import KEEPS_STATE
 from riverbed._records import RunStatus
 from riverbed._runtime.cache import StepCache
+from riverbed._runtime.chains.executor import ChainExecutor
 from riverbed._runtime.clock import Clock
 from riverbed._runtime.config import RunConfig
 from riverbed._runtime.failures import FailureLog
@@ -141,6 +142,23 @@ class StreamRun:
         """True if the run takes checkpoints (it is recorded, with an interval or a
         volume)."""
         return self.lifecycle is not None and bool(self.checkpoint_every or self.checkpoint_events)
+
+    def executor(self, chain: Chain) -> ChainExecutor:
+        """An executor of ``chain`` in this process, over this run's counters, states,
+        failures, clock and changed keys: what a runner runs a chain with where the run
+        lives (every chain locally; the driver's chains on Ray)."""
+        return ChainExecutor(
+            chain,
+            [self.counters[s.name] for s in chain.stages],
+            [self.states.get(s.name) for s in chain.stages],
+            self.failures,
+            self.clock,
+            concurrency=self.config.concurrency,
+            seed=self.config.seed,
+            finished=chain.name in self.restored.finished,
+            step_cache=self.step_cache,
+            changes=[self.changed_keys(s.name) for s in chain.stages],
+        )
 
     def changed_keys(self, name: str) -> ChangedKeys | None:
         """Stage ``name``'s changed keys, to hand to its chain, if the run takes checkpoints

@@ -32,21 +32,7 @@ class LocalStream:
     def __init__(self, run: StreamRun) -> None:
         self.run = run
         self.plan = run.plan
-        self.executors = [
-            ChainExecutor(
-                chain,
-                [run.counters[s.name] for s in chain.stages],
-                [run.states.get(s.name) for s in chain.stages],
-                run.failures,
-                run.clock,
-                concurrency=run.config.concurrency,
-                seed=run.config.seed,
-                finished=chain.name in run.restored.finished,
-                step_cache=run.step_cache,
-                changes=[run.changed_keys(s.name) for s in chain.stages],
-            )
-            for chain in self.plan.chains
-        ]
+        self.executors = [run.executor(chain) for chain in self.plan.chains]
         self.downstream = {
             chain.name: list(
                 dict.fromkeys(

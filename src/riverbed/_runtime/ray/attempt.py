@@ -85,7 +85,7 @@ class Attempt:
         for name, placed in self.placed.items():
             chain = placed.chain
             if placed.placement is Placement.DRIVER:
-                self.local[name] = self._local_executor(chain)
+                self.local[name] = self.run.executor(chain)
                 self.locks[name] = asyncio.Lock()
                 continue
             actors = POOL.take(self.ray, placed.options, placed.parallelism)
@@ -96,20 +96,6 @@ class Attempt:
                 placed, actors, in_flight=self.in_flight, key_groups=self.key_groups, lost=lost
             )
             self.counted[name] = [[] for _ in actors]
-
-    def _local_executor(self, chain: Any) -> ChainExecutor:
-        run = self.run
-        return ChainExecutor(
-            chain,
-            [run.counters[s.name] for s in chain.stages],
-            [run.states.get(s.name) for s in chain.stages],
-            run.failures,
-            run.clock,
-            concurrency=run.config.concurrency,
-            seed=run.config.seed,
-            finished=chain.name in run.restored.finished,
-            step_cache=run.step_cache,
-        )
 
     def _shares(self, placed: ChainPlacement) -> list[tuple[list[Any], WorkerSetup]]:
         """Per actor of a chain: its share of the chain's state, and how it is set up."""
