@@ -1,6 +1,6 @@
 """RAY: the Ray runner, beside what it is judged against, in the same run.
 
-- RAY-CPU: a keyed stage doing about 50 us of pure-Python work per event (100,000 events,
+- RAY-CPU: a keyed stage doing about 50 us of pure-Python work per event (200,000 events,
   1,000 keys): the Ray runner with 2 actors per stage vs the local runner (target >= 1.6x;
   the load average is recorded beside it, since a busy machine has no second core to give).
 - RAY-W1, RAY-W2: W1 and W2 on the Ray runner (2 actors per stage) vs a hand-written Ray
@@ -34,7 +34,7 @@ from .workloads import Checksum, LastMeans, RunningMean
 BATCH = 10_000
 """Events per batch for RAY-W1 and RAY-W2, riverbed and the baseline alike."""
 ACTORS = 2
-CPU_EVENTS = 100_000
+CPU_EVENTS = 200_000
 CPU_KEYS = 1_000
 IN_FLIGHT = 4
 
