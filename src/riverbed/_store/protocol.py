@@ -60,8 +60,17 @@ class RunStore(Protocol):
         flow: str | None = None,
         status: RunStatus | None = None,
         limit: int = 50,
+        since: datetime | None = None,
+        before: str | None = None,
     ) -> list[RunRecord]:
-        """Up to ``limit`` runs, newest first, of one flow and/or in one status if given."""
+        """Up to ``limit`` runs, newest first (in the order they were stored), of one flow
+        and/or in one status if given, created at or after ``since`` (a timezone-aware
+        datetime) if given.
+
+        ``before`` pages by seek: the runs stored before the run with this id, the last
+        of the previous page. Each page is an index range, as fast at the 100,000th run as
+        at the first, and a run stored meanwhile shifts nothing. ``RunNotFoundError`` if no
+        run has that id (pruned meanwhile: start again from the first page)."""
 
     def transition(
         self, run_id: str, new: RunStatus, *, lease: Lease | None = None, **fields: Any

@@ -79,10 +79,18 @@ class SQLStore:
         return self._runs.get_run(run_id)
 
     def list_runs(
-        self, *, flow: str | None = None, status: RunStatus | None = None, limit: int = 50
+        self,
+        *,
+        flow: str | None = None,
+        status: RunStatus | None = None,
+        limit: int = 50,
+        since: datetime | None = None,
+        before: str | None = None,
     ) -> list[RunRecord]:
         """See ``RunStore.list_runs``."""
-        return self._runs.list_runs(flow=flow, status=status, limit=limit)
+        return self._runs.list_runs(
+            flow=flow, status=status, limit=limit, since=since, before=before
+        )
 
     def transition(
         self, run_id: str, new: RunStatus, *, lease: Lease | None = None, **fields: Any
