@@ -180,6 +180,16 @@ def test_mark_replayed(store: rb.Store, run_id: str) -> None:
     assert {letter.replayed_by for letter in store.dead_letters(replayed=True)} == {"replay-1"}
 
 
+def test_discard_dead_letters(store: rb.Store, run_id: str) -> None:
+    """discard_dead_letters deletes pending letters by id and says how many; a replayed
+    letter (the replay's record) and an unknown id are left alone."""
+    ids = store.add_dead_letters([make_letter(run_id) for _ in range(3)])
+    store.mark_replayed(ids[:1], by_run="replay-1")
+    assert store.discard_dead_letters([*ids[:2], 10**9]) == 1
+    assert [letter.id for letter in store.dead_letters()] == [ids[0], ids[2]]
+    assert store.discard_dead_letters([]) == 0
+
+
 # No NUL (PostgreSQL text cannot hold it) and no lone surrogates (UTF-8 cannot).
 names = st.text(
     st.characters(exclude_characters="\x00", exclude_categories=["Cs"]), min_size=1, max_size=20

@@ -159,6 +159,10 @@ class DeadLetterStore(Protocol):
     def mark_replayed(self, ids: Sequence[int], by_run: str) -> None:
         """Record that the run ``by_run`` replayed the dead letters ``ids``."""
 
+    def discard_dead_letters(self, ids: Sequence[int]) -> int:
+        """Delete the pending (not replayed) dead letters ``ids``, given up on; return how
+        many were deleted. Replayed letters stay, the record of their replay."""
+
 
 @runtime_checkable
 class StepStore(Protocol):

@@ -163,6 +163,10 @@ class SQLStore:
         """See ``DeadLetterStore.mark_replayed``."""
         self._dead_letters.mark_replayed(ids, by_run)
 
+    def discard_dead_letters(self, ids: Sequence[int]) -> int:
+        """See ``DeadLetterStore.discard_dead_letters``."""
+        return self._dead_letters.discard_dead_letters(ids)
+
     # -- StepStore --------------------------------------------------------------------------
 
     def steps(self, run_id: str) -> list[StepRecord]:
