@@ -35,11 +35,6 @@ def picky(x: object) -> object:
     return x
 
 
-def slowly(x: int) -> int:
-    time.sleep(0.01)
-    return x
-
-
 def keep(x: object) -> None:
     """A sink that keeps nothing: the tests read the counters."""
 
@@ -58,6 +53,14 @@ lettered = rb.Flow("lettered")
 lettered.source([1, Evil(2), 3], name="events").map(picky, on_error=rb.OnError.DEAD_LETTER).sink(
     remember, name="remember"
 )
+
+
+def slowly(x: int) -> int:
+    """10 ms a number: 400 of them, read in batches of 10 (``batch_size=10``) with a
+    checkpoint each 0.1 s, make a run of four seconds whose counters grow as it goes."""
+    time.sleep(0.01)
+    return x
+
 
 slow = rb.Flow("slow")
 numbers = slow.source(list(range(400)), name="numbers")

@@ -128,24 +128,39 @@ def _error(error: rb.StageError | None) -> Html:
     )
 
 
-def _stages(run: rb.RunRecord, stages: list[rb.StageRun], stage_rates: dict[str, float]) -> Html:
-    rows = []
-    for stage in stages:
-        field = f"stage/{stage.stage}"
-        cells = [h(stage.stage), h(stage.kind.value), badge(stage.status.value, f"{field}/status")]
-        cells += [
-            f"<span data-field='{h(field)}/{name}'>{getattr(stage, name):,}</span>"
-            for name in _COUNTED
-        ]
-        rate = _rate_text(run, stage, stage_rates.get(stage.stage))
-        cells.append(f"<span data-field='{h(field)}/rate'>{h(rate)}</span>")
-        rows.append(cells)
+def _stage_row(run: rb.RunRecord, stage: rb.StageRun, rate: float | None) -> list[Html]:
+    field = f"stage/{stage.stage}"
+    cells = [h(stage.stage), h(stage.kind.value), badge(stage.status.value, f"{field}/status")]
+    cells += [
+        f"<span data-field='{h(field)}/{name}'>{getattr(stage, name):,}</span>" for name in _COUNTED
+    ]
+    cells.append(f"<span data-field='{h(field)}/rate'>{h(_rate_text(run, stage, rate))}</span>")
+    return cells
+
+
+def _waiting_row(stage: dict[str, Any]) -> list[Html]:
+    """A stage of the flow that saved no counters yet: its cells wait for the live ones."""
+    field = f"stage/{stage['name']}"
+    cells = [h(stage["name"]), h(stage["kind"]), badge("pending", f"{field}/status")]
+    cells += [f"<span data-field='{h(field)}/{name}'>-</span>" for name in (*_COUNTED, "rate")]
+    return cells
+
+
+def _stages(
+    run: rb.RunRecord,
+    stages: list[rb.StageRun],
+    stage_rates: dict[str, float],
+    graph: list[dict[str, Any]],
+) -> Html:
+    rows = [_stage_row(run, stage, stage_rates.get(stage.stage)) for stage in stages]
+    saved = {stage.stage for stage in stages}
+    if run.status in LIVE:  # counters are saved at checkpoints: show where they will go
+        rows += [_waiting_row(stage) for stage in graph if stage["name"] not in saved]
     headers = ["stage", "kind", "status", *[n.replace("_", " ") for n in _COUNTED], "rate"]
     return table(
         headers,
         rows,
-        empty="No stage has saved its counters yet (they are "
-        "saved with each checkpoint and at the end).",
+        empty="No stage saved its counters (they are saved with each checkpoint and at the end).",
     )
 
 
@@ -203,7 +218,7 @@ def run_body(store: rb.Store, graphs: FlowGraphs, samples: Samples, run_id: str,
         f"{_buttons(run, base)}{_facts(run, letters, base)}{_error(run.error)}"
         f"<h2>Flow</h2><div class='graph-box'>{flow_graph_svg(graph, counts)}</div>"
         f"{f'<p class=dim>{h(note)}</p>' if note else ''}"
-        f"<h2>Stages</h2>{_stages(run, stages, stage_rates)}"
+        f"<h2>Stages</h2>{_stages(run, stages, stage_rates, graph)}"
         f"<h2>Throughput</h2><div id='chart'>{throughput_svg(samples.of(run.run_id))}</div>"
         f"<h2>Last checkpoint</h2>{_checkpoint(store.latest_checkpoint(run.run_id))}"
         f"{_steps(store, run, stages)}<h2>History</h2>{_history(store, run)}</div>"
