@@ -62,6 +62,16 @@ def slowly(x: int) -> int:
     return x
 
 
-slow = rb.Flow("slow")
-numbers = slow.source(list(range(400)), name="numbers")
-numbers.map(slowly).filter(lambda x: x % 2 == 0, name="evens").sink(keep, name="keep")
+def slow_flow(n: int = 400) -> rb.Flow:
+    """``slow`` with ``n`` numbers: two branches after the slow stage."""
+    flow = rb.Flow("slow")
+    checked = flow.source(list(range(n)), name="numbers").map(slowly)
+    checked.filter(lambda x: x % 2 == 0, name="evens").sink(keep, name="keep")
+    checked.map(lambda x: x * x, name="squares").sink(keep, name="totals")
+    return flow
+
+
+slow = slow_flow()
+
+slow_demo = slow_flow(3000)
+"""``slow`` for the screenshots: 30 seconds."""

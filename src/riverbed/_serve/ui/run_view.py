@@ -4,6 +4,7 @@ its status history; and ``live``, the JSON the page polls while the run goes on.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import quote
 
@@ -24,11 +25,17 @@ _COUNTED = [name for name in COUNTS if name != "seconds"]
 
 
 def _sample(samples: Samples, run: rb.RunRecord, stages: list[rb.StageRun]) -> dict[str, float]:
-    """Record a reading of the run's counters; each stage's rate (events in per second)."""
+    """Record a reading of the run's counters; each stage's rate (events through it per
+    second: a source's out, another stage's in)."""
     read = sum(stage.events_out for stage in stages if stage.kind is rb.StageKind.SOURCE)
     if not any(stage.kind is rb.StageKind.SOURCE for stage in stages):
         read = sum(stage.events_in for stage in stages)  # a workflow: its steps' inputs
-    return rates(samples.add(run.run_id, read, {s.stage: s.events_in for s in stages}))
+    return rates(samples.add(run.run_id, read, {s.stage: _through(s) for s in stages}))
+
+
+def _through(stage: rb.StageRun) -> int:
+    """The events that went through a stage: those it took in, or a source's out."""
+    return stage.events_out if stage.kind is rb.StageKind.SOURCE else stage.events_in
 
 
 def _rate_text(run: rb.RunRecord, stage: rb.StageRun, rate: float | None) -> str:
@@ -38,7 +45,7 @@ def _rate_text(run: rb.RunRecord, stage: rb.StageRun, rate: float | None) -> str
     if run.started_at is None or run.ended_at is None:
         return "-"
     seconds = (run.ended_at - run.started_at).total_seconds()
-    return f"{stage.events_in / seconds:,.1f}/s avg" if seconds > 0 else "-"
+    return f"{_through(stage) / seconds:,.1f}/s avg" if seconds > 0 else "-"
 
 
 def live(store: rb.Store, samples: Samples, run_id: str) -> dict[str, Any]:
@@ -48,6 +55,10 @@ def live(store: rb.Store, samples: Samples, run_id: str) -> dict[str, Any]:
     stages = store.stage_runs(run.run_id)
     stage_rates = _sample(samples, run, stages)
     fields = {"run/status": run.status.value, "run/ended_at": when(run.ended_at)}
+    checkpoint = store.latest_checkpoint(run.run_id)
+    if checkpoint is not None:
+        fields["checkpoint/at"] = _checkpoint_line(checkpoint)
+        fields["checkpoint/positions"] = json.dumps(checkpoint.positions, indent=2, default=repr)
     for stage in stages:
         for name in _COUNTED:
             fields[f"stage/{stage.stage}/{name}"] = f"{getattr(stage, name):,}"
@@ -166,11 +177,18 @@ def _stages(
 
 def _checkpoint(checkpoint: rb.Checkpoint | None) -> Html:
     if checkpoint is None:
-        return "<p class='empty'>No checkpoint.</p>"
+        return "<p class='empty' data-field='checkpoint/at'>No checkpoint.</p>"
+    positions = json.dumps(checkpoint.positions, indent=2, default=repr)
     return (
-        f"<p>#{h(checkpoint.checkpoint_id)} at {h(when(checkpoint.created_at))} UTC"
-        f"{' (the end)' if checkpoint.ended else ''}: source positions</p>"
-        f"{code_json(checkpoint.positions)}"
+        f"<p data-field='checkpoint/at'>{h(_checkpoint_line(checkpoint))}</p>"
+        f"<pre class='json' data-field='checkpoint/positions'>{h(positions)}</pre>"
+    )
+
+
+def _checkpoint_line(checkpoint: rb.Checkpoint) -> str:
+    end = " (the end)" if checkpoint.ended else ""
+    return (
+        f"#{checkpoint.checkpoint_id} at {when(checkpoint.created_at)} UTC{end}: source positions"
     )
 
 
