@@ -150,6 +150,21 @@ def test_duplicate_checkpoint_id_is_a_store_error(store: rb.Store, run_id: str) 
     assert store.latest_checkpoint(run_id) == _checkpoint(run_id, 1, s=b"first")
 
 
+def test_latest_checkpoint_without_states(store: rb.Store, run_id: str) -> None:
+    """``states=False`` reads the newest checkpoint's head, counters and positions without
+    its states (what the dashboard polls)."""
+    checkpoint = dataclasses.replace(
+        _checkpoint(run_id, 2, parse=b"state" * 1000), counters={"parse": {"events_in": 5}}
+    )
+    store.commit_checkpoint(_checkpoint(run_id, 1, parse=b"old"))
+    store.commit_checkpoint(checkpoint)
+    assert store.latest_checkpoint(run_id, states=False) == dataclasses.replace(
+        checkpoint, states={}
+    )
+    assert store.latest_checkpoint(run_id) == checkpoint
+    assert store.latest_checkpoint("no-such-run", states=False) is None
+
+
 def test_dead_letters_get_ids_and_filter(store: rb.Store, run_id: str) -> None:
     """Dead letters get increasing ids and filter by run, flow, stage; oldest first."""
     letters = [

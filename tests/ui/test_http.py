@@ -10,14 +10,17 @@ import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from typer.testing import CliRunner
 
 import riverbed as rb
 from riverbed._serve.ui import dashboard_app
+from riverbed.cli import app as cli_app
 from tests.ui import ui_app
 from tests.ui.server import free_port, serving
 
@@ -258,6 +261,8 @@ def test_mounted_under_a_prefix(store: rb.Store) -> None:
         assert f"href='/ui/runs/{run.run_id}'" in page
         assert "/ui/static/dashboard.js" in page
         assert client.get("/ui/static/dashboard.js").status_code == 200
+        asked = client.post(f"/ui/runs/{run.run_id}/cancel")
+        assert f"action='/ui/runs/{run.run_id}/cancel'" in asked.text
         done = client.post(f"/ui/runs/{run.run_id}/cancel", data=YES)
         assert done.headers["location"].startswith("/ui/runs/")
 
@@ -288,3 +293,13 @@ def _first_answer(url: str, server: subprocess.Popen[str]) -> httpx.Response:
             assert time.monotonic() < deadline, "riverbed ui did not start"
             assert server.poll() is None, "riverbed ui exited"
             time.sleep(0.1)
+
+
+def test_riverbed_ui_without_the_extra_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without uvicorn, `riverbed ui` says to install the serve extra (exit 2)."""
+    monkeypatch.setitem(sys.modules, "uvicorn", None)
+    result = CliRunner().invoke(cli_app, ["ui", "--store", f"sqlite:///{tmp_path}/s.db"])
+    assert result.exit_code == 2
+    assert "pip install 'riverbed[serve]'" in result.stderr

@@ -130,8 +130,10 @@ class CheckpointStore(Protocol):
         runs, insert the dead letters, and delete the run's checkpoints but the newest
         two. All or nothing: a crash leaves the previous checkpoint whole."""
 
-    def latest_checkpoint(self, run_id: str) -> Checkpoint | None:
-        """The run's newest checkpoint, or None."""
+    def latest_checkpoint(self, run_id: str, *, states: bool = True) -> Checkpoint | None:
+        """The run's newest checkpoint, or None. ``states=False`` leaves its states out
+        (``states`` and ``keyed`` empty): its positions, counters and time alone, a small
+        read whatever the size of the state (the dashboard polls it)."""
 
 
 @runtime_checkable

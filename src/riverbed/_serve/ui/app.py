@@ -174,32 +174,36 @@ def _confirm_page(dash: _Dashboard, request: Request, what: str) -> Response:
     return dash.page(request, "Confirm", body)
 
 
+async def _act(
+    dash: _Dashboard,
+    request: Request,
+    what: str,
+    do: Callable[[], str],
+    to: Callable[[str], str],
+) -> Response:
+    """A button's press: unconfirmed, the confirmation page; confirmed, ``do()`` (in a
+    worker thread: it calls the store) and a redirect to the page ``to`` its result."""
+    form = parse_qs((await request.body()).decode("utf-8", "replace"))
+    if form.get("confirmed") != ["yes"]:
+        return _confirm_page(dash, request, what)
+
+    def work() -> Response:
+        return RedirectResponse(to(do()), status_code=303)
+
+    return await run_in_threadpool(_errors, dash, request, work)
+
+
+def _run_page(request: Request, done: str) -> Callable[[str], str]:
+    """Where a button that touched a run goes: the run's page, saying ``done``."""
+    base = request.scope.get("root_path", "")
+    return lambda run_id: f"{base}/runs/{quote(run_id)}?done={quote(done)}"
+
+
+_RUN_DONE = {"resume": "run resumed", "rerun": "run started as a re-run", "cancel": "run cancelled"}
+
+
 def _add_buttons(app: FastAPI, dash: _Dashboard) -> None:
     """The buttons: each asks first, then acts and shows the page of what it touched."""
-
-    def act(
-        request: Request,
-        what: str,
-        do: Callable[[], str],
-        to: Callable[[str], str],
-        form: dict[str, list[str]],
-    ) -> Response:
-        if form.get("confirmed") != ["yes"]:
-            return _confirm_page(dash, request, what)
-
-        def work() -> Response:
-            target = to(do())
-            return RedirectResponse(target, status_code=303)
-
-        return _errors(dash, request, work)
-
-    async def form_of(request: Request) -> dict[str, list[str]]:
-        return parse_qs((await request.body()).decode("utf-8", "replace"))
-
-    def run_page(request: Request, done: str) -> Callable[[str], str]:
-        base = request.scope.get("root_path", "")
-        return lambda run_id: f"{base}/runs/{quote(run_id)}?done={quote(done)}"
-
     runs = {
         "resume": dash.actions.resume,
         "rerun": dash.actions.rerun,
@@ -210,38 +214,31 @@ def _add_buttons(app: FastAPI, dash: _Dashboard) -> None:
     async def run_button(request: Request, run_id: str, action: str) -> Response:
         if action not in runs:
             return dash.problem(request, 404, f"no action {action!r}: resume, rerun or cancel")
-        form = await form_of(request)
-        done = {"resume": "resumed", "rerun": "started as a re-run", "cancel": "cancelled"}
-        return await run_in_threadpool(
-            act,
+        return await _act(
+            dash,
             request,
             f"{action} run {run_id}",
             lambda: runs[action](run_id),
-            run_page(request, f"run {done[action]}"),
-            form,
+            _run_page(request, _RUN_DONE[action]),
         )
 
     @app.post("/letters/{letter_id}/{action}")
     async def letter_button(request: Request, letter_id: int, action: str) -> Response:
-        form = await form_of(request)
-        base = request.scope.get("root_path", "")
+        what = f"{action} dead letter #{letter_id}"
         if action == "replay":
-            return await run_in_threadpool(
-                act,
-                request,
-                f"replay dead letter #{letter_id}",
-                lambda: dash.actions.replay(letter_id),
-                run_page(request, f"replaying dead letter #{letter_id}"),
-                form,
+            replaying = _run_page(request, f"replaying dead letter #{letter_id}")
+            return await _act(
+                dash, request, what, lambda: dash.actions.replay(letter_id), replaying
             )
         if action == "discard":
-            return await run_in_threadpool(
-                act,
+            letters = f"{request.scope.get('root_path', '')}/letters"
+            done = quote(f"discarded dead letter #{letter_id}")
+            return await _act(
+                dash,
                 request,
-                f"discard dead letter #{letter_id}",
+                what,
                 lambda: str(dash.actions.discard(letter_id)),
-                lambda _: f"{base}/letters?done={quote(f'discarded dead letter #{letter_id}')}",
-                form,
+                lambda _: f"{letters}?done={done}",
             )
         return dash.problem(request, 404, f"no action {action!r}: replay or discard")
 

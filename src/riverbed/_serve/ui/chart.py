@@ -16,10 +16,12 @@ from dataclasses import dataclass
 
 from riverbed._serve.ui.html import Html, h
 
-__all__ = ["KEEP", "WINDOW", "Sample", "Samples", "rates", "throughput_svg"]
+__all__ = ["KEEP", "RUNS", "WINDOW", "Sample", "Samples", "rates", "throughput_svg"]
 
 KEEP = 300
 """Samples kept per run: five minutes at one per second."""
+RUNS = 100
+"""Runs whose samples are kept: the runs watched most recently."""
 
 
 @dataclass(frozen=True)
@@ -44,8 +46,11 @@ class Samples:
     def add(self, run_id: str, events: int, stages: dict[str, int]) -> list[Sample]:
         """Record a reading of run ``run_id``; return the run's samples."""
         with self._lock:
-            kept = self._runs.setdefault(run_id, deque(maxlen=KEEP))
+            kept = self._runs.pop(run_id, None) or deque(maxlen=KEEP)
+            self._runs[run_id] = kept  # last in the dict: the most recently watched
             kept.append(Sample(time.time(), events, dict(stages)))
+            while len(self._runs) > RUNS:
+                del self._runs[next(iter(self._runs))]
             return list(kept)
 
     def of(self, run_id: str) -> list[Sample]:

@@ -33,13 +33,13 @@ def _given_token(request: Request) -> str | None:
 
 
 def _same_origin(request: Request) -> bool:
-    """Whether a POST comes from a page of this host (scheme, host and port)."""
+    """Whether a POST comes from a page of this host (its host and port: the scheme is
+    left out, since a proxy in front may speak HTTPS to the browser and HTTP here)."""
     source = request.headers.get("origin") or request.headers.get("referer")
     if not source or source == "null":
         return False
-    parts = urlsplit(source)
     host = request.headers.get("host", "")
-    return parts.netloc == host and parts.scheme == request.url.scheme
+    return bool(host) and urlsplit(source).netloc == host
 
 
 def check(request: Request, token: str | None) -> Verdict:

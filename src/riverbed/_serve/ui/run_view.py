@@ -55,7 +55,7 @@ def live(store: rb.Store, samples: Samples, run_id: str) -> dict[str, Any]:
     stages = store.stage_runs(run.run_id)
     stage_rates = _sample(samples, run, stages)
     fields = {"run/status": run.status.value, "run/ended_at": when(run.ended_at)}
-    checkpoint = store.latest_checkpoint(run.run_id)
+    checkpoint = store.latest_checkpoint(run.run_id, states=False)
     if checkpoint is not None:
         fields["checkpoint/at"] = _checkpoint_line(checkpoint)
         fields["checkpoint/positions"] = json.dumps(checkpoint.positions, indent=2, default=repr)
@@ -238,6 +238,6 @@ def run_body(store: rb.Store, graphs: FlowGraphs, samples: Samples, run_id: str,
         f"{f'<p class=dim>{h(note)}</p>' if note else ''}"
         f"<h2>Stages</h2>{_stages(run, stages, stage_rates, graph)}"
         f"<h2>Throughput</h2><div id='chart'>{throughput_svg(samples.of(run.run_id))}</div>"
-        f"<h2>Last checkpoint</h2>{_checkpoint(store.latest_checkpoint(run.run_id))}"
+        f"<h2>Last checkpoint</h2>{_checkpoint(store.latest_checkpoint(run.run_id, states=False))}"
         f"{_steps(store, run, stages)}<h2>History</h2>{_history(store, run)}</div>"
     )

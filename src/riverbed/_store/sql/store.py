@@ -133,9 +133,9 @@ class SQLStore:
         """See ``CheckpointStore.commit_checkpoint``."""
         self._checkpoints.commit_checkpoint(checkpoint, stage_runs, dead_letters, lease=lease)
 
-    def latest_checkpoint(self, run_id: str) -> Checkpoint | None:
+    def latest_checkpoint(self, run_id: str, *, states: bool = True) -> Checkpoint | None:
         """See ``CheckpointStore.latest_checkpoint``."""
-        return self._checkpoints.latest_checkpoint(run_id)
+        return self._checkpoints.latest_checkpoint(run_id, states=states)
 
     # -- DeadLetterStore --------------------------------------------------------------------
 
