@@ -303,3 +303,14 @@ def test_riverbed_ui_without_the_extra_says_what_to_install(
     result = CliRunner().invoke(cli_app, ["ui", "--store", f"sqlite:///{tmp_path}/s.db"])
     assert result.exit_code == 2
     assert "pip install 'riverbed[serve]'" in result.stderr
+
+
+def test_workflow_run_page_shows_its_steps(store: rb.Store, client: Client) -> None:
+    """A workflow run's page lists its steps in order with their status, and its input
+    and output by their readable copies."""
+    result = rb.run(ui_app.taxes, {"net": 10.0}, store=store, progress=False)
+    page = client.get(f"/runs/{result.run_id}").text
+    steps = page.split("<h2>Workflow steps</h2>")[1].split("</table>")[0]
+    assert re.findall(r"<td>(add_tax|rounded)</td>", steps) == ["add_tax", "rounded"]
+    assert steps.count("st-succeeded") == 2
+    assert "{&#x27;net&#x27;: 10.0, &#x27;total&#x27;: 12}" in page

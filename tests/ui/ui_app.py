@@ -75,3 +75,15 @@ slow = slow_flow()
 
 slow_demo = slow_flow(3000)
 """``slow`` for the screenshots: 30 seconds."""
+
+
+def add_tax(order: dict[str, float]) -> dict[str, float]:
+    return {**order, "total": round(order["net"] * 1.2, 2)}
+
+
+def rounded(order: dict[str, float]) -> dict[str, float]:
+    return {**order, "total": round(order["total"])}
+
+
+taxes = rb.Flow("taxes")
+taxes.input().map(add_tax).map(rounded).output()
