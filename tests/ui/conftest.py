@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -12,7 +13,13 @@ from tests.ui import ui_app
 
 __all__ = ["backend", "store_url"]
 
-pytest.importorskip("fastapi", reason="the dashboard needs the serve extra (fastapi)")
+try:
+    import fastapi  # noqa: F401 - only whether the serve extra is installed
+except ImportError:
+    if os.environ.get("RIVERBED_REQUIRE_SERVICES") == "1":
+        raise  # CI installs every extra: a missing one must not turn the suite green
+    # Without the serve extra (pip install 'riverbed[serve]') there is no dashboard to test.
+    collect_ignore_glob = ["test_*.py"]
 
 
 @pytest.fixture

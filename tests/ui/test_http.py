@@ -4,6 +4,7 @@ JSON, its buttons and their guards, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 import subprocess
 import sys
@@ -314,3 +315,15 @@ def test_workflow_run_page_shows_its_steps(store: rb.Store, client: Client) -> N
     assert re.findall(r"<td>(add_tax|rounded)</td>", steps) == ["add_tax", "rounded"]
     assert steps.count("st-succeeded") == 2
     assert "{&#x27;net&#x27;: 10.0, &#x27;total&#x27;: 12}" in page
+
+
+def test_a_rerun_that_cannot_start_says_why(store: rb.Store, app: Any, client: Client) -> None:
+    """Re-run of a run whose flow does not load: the new run's page says why it did not
+    start."""
+    record = dataclasses.replace(_record(1), target="tests.ui.no_such_module:flow")
+    store.create_run(record)
+    answer = client.post(f"/runs/{record.run_id}/rerun", data=YES)
+    app.state.dashboard.actions.join(30)
+    page = client.get(answer.headers["location"]).text
+    assert "did not start" in page
+    assert "no_such_module" in page

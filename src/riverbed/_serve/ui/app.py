@@ -108,12 +108,15 @@ def _add_pages(app: FastAPI, dash: _Dashboard) -> None:
             try:
                 body = run_body(dash.store, dash.graphs, dash.samples, run_id, base)
             except rb.RunNotFoundError:
-                if run_id not in dash.actions.starting:
+                if run_id in dash.actions.starting:  # a button's run, not stored yet
+                    body = (
+                        f"<h1>Run <code>{h(run_id)}</code></h1><p>Starting…</p>"
+                        "<meta http-equiv='refresh' content='1'>"
+                    )
+                elif failure:  # a button's run that could not start
+                    body = f"<h1>Run <code>{h(run_id)}</code> did not start</h1>"
+                else:
                     raise
-                body = (
-                    f"<h1>Run <code>{h(run_id)}</code></h1><p>Starting…</p>"
-                    "<meta http-equiv='refresh' content='1'>"
-                )
             return dash.page(request, f"Run {run_id}", note + body)
 
         return _errors(dash, request, work)
