@@ -55,14 +55,16 @@ soak: $(VENV)/.extras  ## 200 SIGKILLs of a durable run on SQLite, then on Postg
 	$(PY) -m tests.connectors.crash mqtt --kills 100
 	$(PY) -m tests.connectors.crash postgres --kills 100
 
-EXTRAS := ray,redis,nats,rabbitmq,mqtt,http,msgpack
+EXTRAS := ray,redis,nats,rabbitmq,mqtt,http,msgpack,serve
+
+LOCK_VENV ?= /tmp/riverbed-lock
 
 lock:  ## re-pin requirements.lock and requirements-extras.lock from pyproject.toml in clean venvs
-	rm -rf /tmp/riverbed-lock && $(PYTHON) -m venv /tmp/riverbed-lock
-	/tmp/riverbed-lock/bin/pip install --quiet -e '.[dev,postgres]'
-	/tmp/riverbed-lock/bin/pip freeze --exclude-editable | grep -v '^riverbed' > requirements.lock
-	/tmp/riverbed-lock/bin/pip install --quiet -c requirements.lock -e '.[dev,postgres,$(EXTRAS)]'
-	/tmp/riverbed-lock/bin/pip freeze --exclude-editable | grep -v '^riverbed' \
+	rm -rf $(LOCK_VENV) && $(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install --quiet -e '.[dev,postgres]'
+	$(LOCK_VENV)/bin/pip freeze --exclude-editable | grep -v '^riverbed' > requirements.lock
+	$(LOCK_VENV)/bin/pip install --quiet -c requirements.lock -e '.[dev,postgres,$(EXTRAS)]'
+	$(LOCK_VENV)/bin/pip freeze --exclude-editable | grep -v '^riverbed' \
 		| grep -vxFf requirements.lock > requirements-extras.lock
 
 clean:

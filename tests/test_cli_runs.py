@@ -186,6 +186,21 @@ def test_dead_letters_list_and_replay(store_url: str, monkeypatch: pytest.Monkey
     assert all(row["replayed_by"] for row in done)
 
 
+def test_dead_letters_discard(store_url: str) -> None:
+    """`dead-letters discard ID` deletes a pending letter; an id that names none fails."""
+    _run(store_url, "tests.cli_runs_app:lettered")
+    listed = json.loads(invoke("dead-letters", "list", "--store", store_url, "--json").stdout)
+    first = str(listed[0]["id"])
+    discarded = invoke("dead-letters", "discard", first, "--store", store_url)
+    assert discarded.exit_code == 0, discarded.output
+    assert "discarded 1 dead letter(s)" in discarded.stdout
+    pending = json.loads(invoke("dead-letters", "list", "--store", store_url, "--json").stdout)
+    assert [row["id"] for row in pending] == [listed[1]["id"]]
+    again = invoke("dead-letters", "discard", first, "--store", store_url)
+    assert again.exit_code == 1
+    assert "name no pending dead letter" in again.stderr
+
+
 def test_resume_and_cancel_print_json(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """`runs resume --json` prints the run result; `runs cancel --json` the record."""
     monkeypatch.setattr(cli_runs_app, "BROKEN", True)

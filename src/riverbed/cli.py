@@ -5,6 +5,7 @@
     riverbed runs list                  stored runs (show, resume, rerun, cancel, recover, prune)
     riverbed dead-letters list          events stages could not process (replay)
     riverbed schedule app:flow          into the store's queue; `riverbed worker` runs it
+    riverbed ui                         the web dashboard of the store (the serve extra)
     riverbed --version
 
 TARGET is ``module:attr`` or ``path/to/file.py:attr`` (see ``load_flow``). Exit codes
@@ -18,7 +19,10 @@ flow), 4 no such run, 130 the run was CANCELLED (Ctrl-C). The commands live in
 from __future__ import annotations
 
 from riverbed._cli import ExitCode, GraphFormat, app, exit_code, main
+from riverbed._serve.command import ui
 from riverbed._targets import load_flow
+
+app.command()(ui)  # the dashboard's command, kept beside it (see riverbed._serve.command)
 
 __all__ = ["ExitCode", "GraphFormat", "app", "exit_code", "load_flow", "main"]
 

@@ -150,6 +150,21 @@ def test_duplicate_checkpoint_id_is_a_store_error(store: rb.Store, run_id: str) 
     assert store.latest_checkpoint(run_id) == _checkpoint(run_id, 1, s=b"first")
 
 
+def test_latest_checkpoint_without_states(store: rb.Store, run_id: str) -> None:
+    """``states=False`` reads the newest checkpoint's head, counters and positions without
+    its states (what the dashboard polls)."""
+    checkpoint = dataclasses.replace(
+        _checkpoint(run_id, 2, parse=b"state" * 1000), counters={"parse": {"events_in": 5}}
+    )
+    store.commit_checkpoint(_checkpoint(run_id, 1, parse=b"old"))
+    store.commit_checkpoint(checkpoint)
+    assert store.latest_checkpoint(run_id, states=False) == dataclasses.replace(
+        checkpoint, states={}
+    )
+    assert store.latest_checkpoint(run_id) == checkpoint
+    assert store.latest_checkpoint("no-such-run", states=False) is None
+
+
 def test_dead_letters_get_ids_and_filter(store: rb.Store, run_id: str) -> None:
     """Dead letters get increasing ids and filter by run, flow, stage; oldest first."""
     letters = [
@@ -178,6 +193,16 @@ def test_mark_replayed(store: rb.Store, run_id: str) -> None:
     assert [letter.id for letter in store.dead_letters(replayed=True)] == ids[:2]
     assert [letter.id for letter in store.dead_letters(replayed=False)] == ids[2:]
     assert {letter.replayed_by for letter in store.dead_letters(replayed=True)} == {"replay-1"}
+
+
+def test_discard_dead_letters(store: rb.Store, run_id: str) -> None:
+    """discard_dead_letters deletes pending letters by id and says how many; a replayed
+    letter (the replay's record) and an unknown id are left alone."""
+    ids = store.add_dead_letters([make_letter(run_id) for _ in range(3)])
+    store.mark_replayed(ids[:1], by_run="replay-1")
+    assert store.discard_dead_letters([*ids[:2], 10**9]) == 1
+    assert [letter.id for letter in store.dead_letters()] == [ids[0], ids[2]]
+    assert store.discard_dead_letters([]) == 0
 
 
 # No NUL (PostgreSQL text cannot hold it) and no lone surrogates (UTF-8 cannot).

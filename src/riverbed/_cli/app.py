@@ -12,7 +12,7 @@ import riverbed as rb
 from riverbed._cli import options as opt
 from riverbed._cli.again import rerun, resume_run
 from riverbed._cli.exits import command
-from riverbed._cli.letters import list_letters, replay_letters
+from riverbed._cli.letters import discard_letters, list_letters, replay_letters
 from riverbed._cli.queue import schedule, worker
 from riverbed._cli.recover import recover_runs
 from riverbed._cli.run import run
@@ -106,10 +106,13 @@ for name, function in (
     runs_app.command(name)(function)
 
 letters_app = typer.Typer(
-    help="Dead letters: list them, replay them.", no_args_is_help=True, rich_markup_mode=None
+    help="Dead letters: list them, replay them, discard them.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 letters_app.command("list")(list_letters)
 letters_app.command("replay")(replay_letters)
+letters_app.command("discard")(discard_letters)
 
 app.command()(run)
 app.command()(graph)

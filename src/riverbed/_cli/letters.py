@@ -13,12 +13,12 @@ import typer
 import riverbed as rb
 from riverbed._cli import options as opt
 from riverbed._cli.again import new_run_id
-from riverbed._cli.exits import ExitCode, command, exit_code
+from riverbed._cli.exits import ExitCode, command, exit_code, fail
 from riverbed._cli.render import emit_json, json_stdout, letter_line, result_json, result_text
 from riverbed._cli.store import open_store
 from riverbed._cli.stored import flow_of_run, mark_if_replayed, replay_params
 
-__all__ = ["list_letters", "replay_letters"]
+__all__ = ["discard_letters", "list_letters", "replay", "replay_letters"]
 
 OnlyRun = Annotated[str | None, typer.Option("--run", help="Only this run's dead letters.")]
 OnlyStage = Annotated[str | None, typer.Option("--stage", help="Only this stage's.")]
@@ -108,16 +108,11 @@ def _replay_group(
     if not fit:
         return report, code
     new_id = new_run_id()
-    params = replay_params(origin, stage, fit)
     if not as_json:
         typer.echo(
             f"run {new_id}: replaying {len(fit)} event(s) of run {origin} into stage {stage!r}"
         )
-    stored = flow_of_run(store, _replay_record(store.get_run(origin), new_id, params), target)
-    result = stored.flow.run(
-        store=store, run_id=new_id, raise_on_failure=False, progress=False, params=params
-    )
-    mark_if_replayed(store, stored, new_id, result.status)
+    result = replay(store, origin, stage, fit, target, new_id)
     report.update(run_id=new_id, result=result_json(result), replayed=[x.id for x in fit])
     if not as_json:
         typer.echo(result_text(result))
@@ -127,6 +122,50 @@ def _replay_group(
                 f"{new_id}` goes on with this replay"
             )
     return report, max(code, exit_code(result.status))
+
+
+def replay(
+    store: rb.Store,
+    origin: str,
+    stage: str,
+    letters: list[rb.DeadLetterRecord],
+    target: str | None,
+    new_id: str,
+) -> rb.RunResult:
+    """Replay ``letters`` (replayable ones, of run ``origin``, failed by ``stage``) as the
+    new run ``new_id``, marking them replayed if it succeeds: what `riverbed dead-letters
+    replay` and the dashboard's replay button do."""
+    params = replay_params(origin, stage, letters)
+    stored = flow_of_run(store, _replay_record(store.get_run(origin), new_id, params), target)
+    result = stored.flow.run(
+        store=store, run_id=new_id, raise_on_failure=False, progress=False, params=params
+    )
+    mark_if_replayed(store, stored, new_id, result.status)
+    return result
+
+
+LetterIds = Annotated[
+    list[int], typer.Argument(help="The ids of the dead letters to discard.", show_default=False)
+]
+
+
+@command
+def discard_letters(
+    ids: LetterIds, store: opt.StoreOption = None, as_json: opt.JsonOption = False
+) -> None:
+    """Discard pending dead letters by id (`riverbed dead-letters list` shows them): given
+    up on, they are deleted. Replayed letters are kept."""
+    with open_store(store) as opened:
+        count = opened.discard_dead_letters(ids)
+    if as_json:
+        emit_json({"discarded": count})
+    else:
+        typer.echo(f"discarded {count} dead letter(s)")
+    if count < len(set(ids)):
+        fail(
+            f"{len(set(ids)) - count} of the ids given name no pending dead letter "
+            "(replayed already, discarded, or never stored)"
+        )
 
 
 def _replay_record(origin: rb.RunRecord, new_id: str, params: dict[str, Any]) -> rb.RunRecord:

@@ -60,8 +60,17 @@ class RunStore(Protocol):
         flow: str | None = None,
         status: RunStatus | None = None,
         limit: int = 50,
+        since: datetime | None = None,
+        before: str | None = None,
     ) -> list[RunRecord]:
-        """Up to ``limit`` runs, newest first, of one flow and/or in one status if given."""
+        """Up to ``limit`` runs, newest first (in the order they were stored), of one flow
+        and/or in one status if given, created at or after ``since`` (a timezone-aware
+        datetime) if given.
+
+        ``before`` pages by seek: the runs stored before the run with this id, the last
+        of the previous page. Each page is an index range, as fast at the 100,000th run as
+        at the first, and a run stored meanwhile shifts nothing. ``RunNotFoundError`` if no
+        run has that id (pruned meanwhile: start again from the first page)."""
 
     def transition(
         self, run_id: str, new: RunStatus, *, lease: Lease | None = None, **fields: Any
@@ -121,8 +130,10 @@ class CheckpointStore(Protocol):
         runs, insert the dead letters, and delete the run's checkpoints but the newest
         two. All or nothing: a crash leaves the previous checkpoint whole."""
 
-    def latest_checkpoint(self, run_id: str) -> Checkpoint | None:
-        """The run's newest checkpoint, or None."""
+    def latest_checkpoint(self, run_id: str, *, states: bool = True) -> Checkpoint | None:
+        """The run's newest checkpoint, or None. ``states=False`` leaves its states out
+        (``states`` and ``keyed`` empty): its positions, counters and time alone, a small
+        read whatever the size of the state (the dashboard polls it)."""
 
 
 @runtime_checkable
@@ -149,6 +160,10 @@ class DeadLetterStore(Protocol):
 
     def mark_replayed(self, ids: Sequence[int], by_run: str) -> None:
         """Record that the run ``by_run`` replayed the dead letters ``ids``."""
+
+    def discard_dead_letters(self, ids: Sequence[int]) -> int:
+        """Delete the pending (not replayed) dead letters ``ids``, given up on; return how
+        many were deleted. Replayed letters stay, the record of their replay."""
 
 
 @runtime_checkable

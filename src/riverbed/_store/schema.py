@@ -261,6 +261,17 @@ MIGRATIONS: tuple[Migration, ...] = (
         "the runner of a run (local, or a Ray cluster)",
         ("ALTER TABLE riverbed_runs ADD COLUMN runner TEXT",),
     ),
+    Migration(
+        6,
+        "indexes for the dashboard's listings: runs by flow and status, by time",
+        (
+            # A page of runs of one flow in one status is one index range, newest first
+            # (the flow's index alone would read past every run of other statuses).
+            "CREATE INDEX riverbed_runs_flow_status ON riverbed_runs (flow, status, seq)",
+            # "Since a time" reads only the runs created since, however many are older.
+            "CREATE INDEX riverbed_runs_created ON riverbed_runs (created_at)",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -75,13 +75,33 @@ class SQLCheckpoints:
 
         self._core.fenced(run_id, lease, write)
 
-    def latest_checkpoint(self, run_id: str) -> Checkpoint | None:
-        """The run's newest checkpoint, or None if it has none."""
+    def latest_checkpoint(self, run_id: str, *, states: bool = True) -> Checkpoint | None:
+        """The run's newest checkpoint, or None if it has none; without its states if
+        ``states`` is False."""
+        if not states:
+            return self._core.read(lambda tx: self._head(tx, run_id))
         while True:
             try:
                 return self._core.read(lambda tx: self._latest(tx, run_id))
             except KeysMoved:  # a newer checkpoint came in between: read that one
                 continue
+
+    def _head(self, tx: Tx, run_id: str) -> Checkpoint | None:
+        """The newest checkpoint with its own data (the meta row) but no state."""
+        columns = ", ".join(f"c.{column}" for column in CHECKPOINT_COLUMNS)
+        tx.execute(
+            f"SELECT {columns}, s.stage, s.state FROM riverbed_checkpoints c "
+            "LEFT JOIN riverbed_checkpoint_states s ON s.run_id = c.run_id "
+            "AND s.checkpoint_id = c.checkpoint_id AND s.stage = ? "
+            "WHERE c.run_id = ? ORDER BY c.checkpoint_id DESC LIMIT 1",
+            (META_STAGE, run_id),
+        )
+        row = tx.fetchone()
+        if row is None:
+            return None
+        width = len(CHECKPOINT_COLUMNS)
+        meta = [tuple(row[width:])] if row[width] is not None else []
+        return self._core.codec.checkpoint_out(tuple(row[:width]), meta)
 
     def _latest(self, tx: Tx, run_id: str) -> Checkpoint | None:
         """The newest checkpoint: its head and whole states in one statement, so that it

@@ -77,3 +77,22 @@ class SQLDeadLetters:
                 "UPDATE riverbed_dead_letters SET replayed_by = ? WHERE id = ?", rows
             )
         )
+
+    def discard_dead_letters(self, ids: Sequence[int]) -> int:
+        """Delete the pending dead letters ``ids``; return how many were."""
+        if not ids:
+            return 0
+        deleted = 0
+
+        def write(tx: Tx) -> None:
+            nonlocal deleted
+            deleted = 0  # a retried transaction counts again from nothing
+            for letter_id in ids:
+                tx.execute(
+                    "DELETE FROM riverbed_dead_letters WHERE id = ? AND replayed_by IS NULL",
+                    (letter_id,),
+                )
+                deleted += tx.rowcount
+
+        self._core.write(write)
+        return deleted

@@ -65,14 +65,30 @@ class SQLRuns:
         flow: str | None = None,
         status: RunStatus | None = None,
         limit: int = 50,
+        since: datetime | None = None,
+        before: str | None = None,
     ) -> list[RunRecord]:
-        """Runs, newest first, of one flow and/or in one status if given."""
+        """Runs, newest first, of one flow and/or in one status if given, created since
+        ``since``, stored before the run ``before`` (seek paging: see ``RunStore``)."""
         clause, params = where(flow=flow, status=status.value if status else None)
+        conditions = [clause.removeprefix(" WHERE ")] if clause else []
+        if since is not None:
+            conditions.append("created_at >= ?")
+            params = (*params, self._core.codec.time_in(since, "since"))
 
         def read(tx: Tx) -> list[Any]:
+            bounds, values = list(conditions), params
+            if before is not None:
+                tx.execute("SELECT seq FROM riverbed_runs WHERE run_id = ?", (before,))
+                row = tx.fetchone()
+                if row is None:
+                    raise self._core.not_found(before)
+                bounds.append("seq < ?")
+                values = (*values, row[0])
+            found = f" WHERE {' AND '.join(bounds)}" if bounds else ""
             tx.execute(
-                f"SELECT {RUNS} FROM riverbed_runs{clause} ORDER BY seq DESC LIMIT ?",
-                (*params, limit),
+                f"SELECT {RUNS} FROM riverbed_runs{found} ORDER BY seq DESC LIMIT ?",
+                (*values, limit),
             )
             return tx.fetchall()
 

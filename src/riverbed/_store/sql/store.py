@@ -79,10 +79,18 @@ class SQLStore:
         return self._runs.get_run(run_id)
 
     def list_runs(
-        self, *, flow: str | None = None, status: RunStatus | None = None, limit: int = 50
+        self,
+        *,
+        flow: str | None = None,
+        status: RunStatus | None = None,
+        limit: int = 50,
+        since: datetime | None = None,
+        before: str | None = None,
     ) -> list[RunRecord]:
         """See ``RunStore.list_runs``."""
-        return self._runs.list_runs(flow=flow, status=status, limit=limit)
+        return self._runs.list_runs(
+            flow=flow, status=status, limit=limit, since=since, before=before
+        )
 
     def transition(
         self, run_id: str, new: RunStatus, *, lease: Lease | None = None, **fields: Any
@@ -125,9 +133,9 @@ class SQLStore:
         """See ``CheckpointStore.commit_checkpoint``."""
         self._checkpoints.commit_checkpoint(checkpoint, stage_runs, dead_letters, lease=lease)
 
-    def latest_checkpoint(self, run_id: str) -> Checkpoint | None:
+    def latest_checkpoint(self, run_id: str, *, states: bool = True) -> Checkpoint | None:
         """See ``CheckpointStore.latest_checkpoint``."""
-        return self._checkpoints.latest_checkpoint(run_id)
+        return self._checkpoints.latest_checkpoint(run_id, states=states)
 
     # -- DeadLetterStore --------------------------------------------------------------------
 
@@ -154,6 +162,10 @@ class SQLStore:
     def mark_replayed(self, ids: Sequence[int], by_run: str) -> None:
         """See ``DeadLetterStore.mark_replayed``."""
         self._dead_letters.mark_replayed(ids, by_run)
+
+    def discard_dead_letters(self, ids: Sequence[int]) -> int:
+        """See ``DeadLetterStore.discard_dead_letters``."""
+        return self._dead_letters.discard_dead_letters(ids)
 
     # -- StepStore --------------------------------------------------------------------------
 
