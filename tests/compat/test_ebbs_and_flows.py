@@ -180,8 +180,9 @@ def test_a_rescheduled_flow_goes_on_from_the_failed_task(store: rb.Store) -> Non
     assert run.attempt == 2
 
 
-def test_run_flow_takes_the_oldest_scheduled_flow(store: rb.Store) -> None:
-    """run_flow(SCHEDULED) runs the oldest scheduled execution, one per call."""
+def test_run_flow_takes_the_oldest_scheduled_flow(store: rb.Store, on_runner: str) -> None:
+    """run_flow(SCHEDULED) runs the oldest scheduled execution, one per call, on every
+    runner."""
     runner = FlowRunner(FlowService(store))
     runner.register_flow_template(orders())
     first = runner.schedule_flow("orders", ExecutionContext({"order_id": 1}))
@@ -190,6 +191,10 @@ def test_run_flow_takes_the_oldest_scheduled_flow(store: rb.Store) -> None:
     assert runner.flow_service.get_flow_execution(second).status is FlowStatus.SCHEDULED
     assert runner.run_flow(FlowStatus.SCHEDULED) == second
     assert runner.run_flow(FlowStatus.SCHEDULED) is None
+    done = runner.flow_service.get_flow_execution(second)
+    assert done.execution_context.get("tracking") == "TRK-2"
+    assert done.run is not None
+    assert (done.run.runner or "").startswith(on_runner)
     with pytest.raises(ValueError, match="invalid for getting a runnable flow"):
         runner.run_flow(FlowStatus.FAILED)
 

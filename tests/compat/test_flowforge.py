@@ -68,6 +68,18 @@ def words(**flow_args: Any) -> tuple[Flow, Upper, Collect]:
     return flow, upper, collect
 
 
+def test_jobs_run_on_every_runner(on_runner: str) -> None:
+    """A flow runs on the local runner and on Ray; the job state's routine states (from
+    riverbed's counters) are the same on both."""
+    flow, _, _ = words()
+    job = flow.execute("source", {"line": "x y z"})
+    assert job.status == "completed"
+    states = {rid: (s["calls"], s["emitted"]) for rid, s in job.routine_states.items()}
+    assert states == {"source": (1, 4), "upper": (3, 3), "collect": (4, 0)}
+    emitted = [r.data for r in job.get_execution_history("upper")]
+    assert sorted(d["word"] for d in emitted) == ["X", "Y", "Z"]
+
+
 def test_many_to_many_connections_and_merge_strategies() -> None:
     """An event reaches every slot connected to it; a slot takes several events; the
     'append' strategy accumulates; per-routine states hold riverbed's counters."""

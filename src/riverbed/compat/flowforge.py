@@ -304,23 +304,24 @@ class Routine:
         self._stats["call_count"] = self._stats.get("call_count", 0) + 1
 
 
-def _handler_of(slot: Slot | Callable[..., Any]) -> Callable[[dict[str, Any]], Any]:
+class _Handler:
     """A slot (or an entry ``__call__``) as a riverbed routine handler: the data in, the
-    events the call emitted out."""
+    events the call emitted out. A class at module level, so that Ray can ship it."""
 
-    def handle(params: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    def __init__(self, target: Slot | Routine) -> None:
+        self.target = target
+
+    def __call__(self, params: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         emitted: list[tuple[str, dict[str, Any]]] = []
         token = _EMITTED.set(emitted)
         try:
-            if isinstance(slot, Slot):
-                slot.receive(params)
+            if isinstance(self.target, Slot):
+                self.target.receive(params)
             else:
-                slot(**params)
+                self.target(**params)
         finally:
             _EMITTED.reset(token)
         return emitted
-
-    return handle
 
 
 class Connection:
@@ -520,10 +521,10 @@ class Flow:
         net = rb.Routines(self.flow_id)
         for rid, routine in self.routines.items():
             slots: dict[str, Callable[[dict[str, Any]], Any]] = {
-                name: _handler_of(slot) for name, slot in routine._slots.items()
+                name: _Handler(slot) for name, slot in routine._slots.items()
             }
             if type(routine).__call__ is not Routine.__call__:
-                slots["__call__"] = _handler_of(routine)
+                slots["__call__"] = _Handler(routine)
             handler = routine.get_error_handler() or self.error_handler
             policy = handler.policy() if handler is not None else {}
             net.add(rid, slots, list(routine._events), **policy)
