@@ -4,6 +4,7 @@ riverbed runs in the store (SQLite and PostgreSQL), listed by ``riverbed runs``.
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -178,6 +179,21 @@ def test_a_rescheduled_flow_goes_on_from_the_failed_task(store: rb.Store) -> Non
     run = store.get_run(flow_id)
     assert run.status is rb.RunStatus.SUCCEEDED
     assert run.attempt == 2
+    # The statuses the run went through follow the seed's transitions.
+    seen = [FlowStatus[entry.status.name] for entry in store.history(flow_id)]
+    seen = [
+        FlowStatus.RESCHEDULED if i and s is FlowStatus.SCHEDULED else s for i, s in enumerate(seen)
+    ]
+    assert seen == [
+        FlowStatus.SCHEDULED,
+        FlowStatus.RUNNING,
+        FlowStatus.FAILED,
+        FlowStatus.RESCHEDULED,
+        FlowStatus.RUNNING,
+        FlowStatus.SUCCEEDED,
+    ]
+    for origin, target in itertools.pairwise(seen):
+        FlowService.check_transition(origin, target)
 
 
 def test_run_flow_takes_the_oldest_scheduled_flow(store: rb.Store, on_runner: str) -> None:

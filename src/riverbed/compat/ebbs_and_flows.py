@@ -12,6 +12,9 @@ the tasks that succeeded are not called again). ``riverbed runs list`` shows the
 
 Where riverbed does the sound thing rather than the seed's:
 
+- a template's name is a riverbed flow name (letters, digits, ``_``, ``-``, ``.``),
+  refused at ``register_flow_template`` otherwise;
+
 - execution ids are riverbed's run ids (strings), not integers;
 - CREATED is never seen: a flow is recorded and queued in one step (the seed's
   CREATED -> SCHEDULED happens inside ``schedule_flow``);
