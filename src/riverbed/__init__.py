@@ -50,6 +50,7 @@ from riverbed._model.ops.windows import (
     Window,
 )
 from riverbed._model.policy import OnError, Retry
+from riverbed._model.routines import Emission, Message, Routines
 from riverbed._model.sinks import Sink, TransactionalSink
 from riverbed._model.sources import PartitionReader, Source
 from riverbed._model.stages import Port, SinkMode, Stage, StageKind
@@ -87,6 +88,7 @@ __all__ = [
     "DuplicateRunError",
     "DuplicateStageError",
     "Early",
+    "Emission",
     "ErrorInfo",
     "ExpireAfter",
     "Flow",
@@ -103,6 +105,7 @@ __all__ = [
     "LeaseLostError",
     "Max",
     "MaxPending",
+    "Message",
     "Min",
     "NotCallableError",
     "OnError",
@@ -114,6 +117,7 @@ __all__ = [
     "Retry",
     "RiverbedError",
     "Routes",
+    "Routines",
     "RunFailedError",
     "RunNotFoundError",
     "RunNotResumableError",

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Unpack
 
 from riverbed._errors import DuplicateStageError, FlowDefinitionError
 from riverbed._model import callables, graph
+from riverbed._model.data import check_declared
 from riverbed._model.ops.builders import StreamOperators
 from riverbed._model.origin import caller_module
 from riverbed._model.policy import OnError, Retry
@@ -90,9 +91,11 @@ class Flow:
         stage = Stage(name=stage_name, kind=StageKind.SOURCE, fn=resolved)
         return self._add(stage)
 
-    def input(self, *, name: str = "input") -> Stream:
+    def input(self, *, name: str = "input", keys: Sequence[str] = ()) -> Stream:
         """The input of a workflow: a stream whose one event is the ``input`` given to
         ``rb.run(flow, input)``. A workflow's steps follow it, and ``.output()`` ends it.
+        ``keys``: the context keys the input brings, for steps that declare ``reads=``
+        (the input must then be a dict holding them; see docs/workflows.md).
 
         >>> import riverbed as rb
         >>> flow = rb.Flow("greet")
@@ -100,10 +103,14 @@ class Flow:
         >>> rb.run(flow, "hi", store=False).output  # doctest: +SKIP
         'HI'
         """
+        from riverbed._model.settings import context_keys
         from riverbed._model.workflow import WorkflowInput
 
         stage_name = self._claim_name(name, explicit=True)
-        return self._add(Stage(name=stage_name, kind=StageKind.SOURCE, fn=WorkflowInput()))
+        writes = context_keys(keys, f"flow {self.name!r}: input(keys=...)")
+        return self._add(
+            Stage(name=stage_name, kind=StageKind.SOURCE, fn=WorkflowInput(), writes=writes)
+        )
 
     def merge(self, *streams: Stream, name: str | None = None) -> Stream:
         """One stream of the events of all ``streams`` (fan-in); see ``Stream.merge``."""
@@ -146,6 +153,7 @@ class Flow:
                 flow=self.name,
                 stage=stage.name,
             )
+        check_declared(self.name, self._stages, stage)
         self._stages[stage.name] = stage
         port = Port(stage.name, stage.outputs[0]) if stage.outputs else Port(stage.name)
         return (KeyedStream if stage.keyed else Stream)(self, port)

@@ -143,6 +143,9 @@ def _settings_to_dict(stage: Stage) -> dict[str, Any]:
         data["timeout"] = stage.timeout
     if stage.cache:
         data["cache"] = True
+    for field in ("reads", "writes"):
+        if getattr(stage, field):
+            data[field] = list(getattr(stage, field))
     return data
 
 
@@ -234,6 +237,8 @@ def _stage_from(flow: str, data: Any) -> Stage:
             retry=_retry_from(data.get("retry")),
             timeout=data.get("timeout"),
             cache=data.get("cache", False),
+            reads=tuple(data.get("reads", ())),
+            writes=tuple(data.get("writes", ())),
         )
     except RiverbedError:
         raise
@@ -302,6 +307,9 @@ def stage_version(stage: Stage) -> str:
     }
     if stage.cache:  # only when set, so that other stages keep the versions they had
         data["cache"] = True
+    for field in ("reads", "writes"):  # likewise: declared data changes the step's contract
+        if getattr(stage, field):
+            data[field] = list(getattr(stage, field))
     for field in _CALLABLE_FIELDS:
         value = getattr(stage, field)
         if value is None:

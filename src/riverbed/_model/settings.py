@@ -1,10 +1,11 @@
 """The per-stage settings every builder method takes as keyword arguments (``on_error``,
-``retry``, ``timeout``, ``concurrency``, ``cache``), checked once for all of them."""
+``retry``, ``timeout``, ``concurrency``, ``cache``, and a workflow step's declared data
+``reads`` / ``writes``), checked once for all of them."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, TypedDict
 
 from riverbed._errors import FlowDefinitionError
@@ -30,6 +31,10 @@ class StageOptions(TypedDict, total=False):
     """Calls of an async function (or of a sync one with a timeout) in flight at once."""
     cache: bool
     """Memoize the stage's outputs in the store's step cache (pure operators only)."""
+    reads: Sequence[str]
+    """Workflows: the context keys the step reads (see docs/workflows.md, declared data)."""
+    writes: Sequence[str]
+    """Workflows: the context keys the step adds to the context."""
 
 
 SETTINGS = frozenset(StageOptions.__annotations__)
@@ -88,4 +93,22 @@ def stage_settings(policy: Mapping[str, Any], stage: str, flow: str, fn: Any) ->
     fields = dict(policy)
     if fields.get("cache") is None:
         fields.pop("cache", None)
+    for name in ("reads", "writes"):
+        if name in fields:
+            fields[name] = context_keys(fields[name], f"{where}: {name}")
     return fields
+
+
+def context_keys(keys: Any, where: str) -> tuple[str, ...]:
+    """Declared context keys as a tuple of distinct non-empty strings (a lone string is
+    one key, not its letters)."""
+    if isinstance(keys, str):
+        keys = (keys,)
+    if not isinstance(keys, Sequence | set | frozenset) or not all(
+        isinstance(key, str) and key for key in keys
+    ):
+        raise TypeError(f"{where} takes context keys (non-empty strings), got {keys!r:.80}")
+    unique = tuple(dict.fromkeys(keys))
+    if len(unique) != len(tuple(keys)):
+        raise FlowDefinitionError(f"{where} names a key twice: {list(keys)!r:.80}")
+    return unique

@@ -111,6 +111,11 @@ class Stage:
     cache: bool = False
     """Memoize the stage's outputs in the store's step cache, by stage version and a digest
     of the input event: a re-run, or another run, never recomputes them."""
+    reads: tuple[str, ...] = ()
+    """Workflows: the context keys this step reads, each written by a step before it (or
+    given with the input: ``flow.input(keys=...)``); checked when the flow is built."""
+    writes: tuple[str, ...] = ()
+    """Workflows: the context keys this step adds; no key is written twice on one path."""
 
     __module__ = "riverbed"
 

@@ -88,13 +88,18 @@ def restore_point(
 
 def take_back(store: Store, run: RunRecord, flow_version: str) -> RunRecord:
     """Make the stopped ``run`` RUNNING again under this process, as its next attempt (a
-    resume). Of two processes resuming one run at once, the second is refused with
-    ``RunNotResumableError`` saying who won."""
+    resume), or a queued one as its first. Of two processes resuming one run at once,
+    the second is refused with ``RunNotResumableError`` saying who won."""
+    # A queued run that never started (SCHEDULED, no started_at) starts its first
+    # attempt, as a worker's claim would.
+    fresh = run.started_at is None
+    started: dict[str, Any] = {"started_at": datetime.now(UTC)} if fresh else {}
     try:
         return store.transition(
             run.run_id,
             RunStatus.RUNNING,
-            attempt=run.attempt + 1,
+            attempt=run.attempt + (0 if fresh else 1),
+            **started,
             worker=WORKER,
             lease_until=datetime.now(UTC) + timedelta(seconds=LEASE_SECONDS),
             flow_version=flow_version,

@@ -45,6 +45,7 @@ from types import FrameType
 from typing import Any
 
 from riverbed._errors import LeaseLostError, RiverbedError, RunNotResumableError, StageFailedError
+from riverbed._model import data as declared
 from riverbed._model.flow import Flow
 from riverbed._model.plan import Chain, make_plan
 from riverbed._model.stages import Port, Stage
@@ -146,6 +147,8 @@ async def execute_workflow(spec: WorkflowRun, store: Store | None, runner: Runne
         )
     if store is None and spec.resume is not None:
         raise ValueError("resume= needs the store the run was recorded in: pass store=")
+    if spec.input is not MISSING and declared.declares_data(shape.stages):
+        declared.check_input(flow.name, shape.input, spec.input)
     execution = _Execution(spec, shape, store, runner)
     result = await execution.run()
     execution.observers.tell("ended", result)
@@ -272,11 +275,8 @@ class _Execution:
                 f"run {run.run_id} was started with another input; leave input out to "
                 "resume it with its own (or start a new run for this input)"
             )
-        if run.status is RunStatus.SCHEDULED:
-            raise RunNotResumableError(
-                f"run {run.run_id} is queued and has not started; a worker will run it",
-                run_id=run.run_id,
-            )
+        # A queued run (SCHEDULED) is taken from the queue and run here, now: the
+        # transition is a compare-and-set, so a worker claiming it at once wins or loses.
         return crashed_if_dead(store, run)
 
     # -- the walk ----------------------------------------------------------------------------
@@ -324,9 +324,11 @@ class _Execution:
         produced, counters, failure, started = await self._execute(chain, events)
         data = b""
         try:
+            if failure is None and declared.declares_data(self.shape.stages):
+                declared.check_step(stage, events, [e for out in produced.values() for e in out])
             if failure is None:
                 data = self._pickle(produced, f"stage {stage.name!r}'s outputs")
-        except TypeError as error:  # the step cannot be recorded: it fails
+        except (TypeError, ValueError) as error:  # the step broke its contract: it fails
             failure = self.failures.stop(stage.name, error, f"stage {stage.name!r}")
         stage_run = self._stage_run(stage, counters, failure, started)
         if failure is not None:
