@@ -14,6 +14,7 @@ from riverbed._errors import (
     DanglingStreamError,
     DuplicateRunError,
     DuplicateStageError,
+    EndOfStream,
     FlowDefinitionError,
     FlowSerializationError,
     FlowVersionError,
@@ -50,6 +51,7 @@ from riverbed._model.ops.windows import (
     Window,
 )
 from riverbed._model.policy import OnError, Retry
+from riverbed._model.producers import Producer
 from riverbed._model.sinks import Sink, TransactionalSink
 from riverbed._model.sources import PartitionReader, Source
 from riverbed._model.stages import Port, SinkMode, Stage, StageKind
@@ -87,6 +89,7 @@ __all__ = [
     "DuplicateRunError",
     "DuplicateStageError",
     "Early",
+    "EndOfStream",
     "ErrorInfo",
     "ExpireAfter",
     "Flow",
@@ -108,6 +111,7 @@ __all__ = [
     "OnError",
     "PartitionReader",
     "Port",
+    "Producer",
     "RayRunner",
     "Reduce",
     "Reservoir",
