@@ -467,10 +467,14 @@ class FlowCluster:
     address (``ray`` or ``local-ray`` for a local Ray instance, ``auto``, or
     ``ray://host:port``) runs on ``rb.RayRunner``: each listed address is one engine of
     that cluster, and each stage runs its workers as Ray actors. ``store`` is where runs
-    are recorded (riverbed's default store when not given; ``False`` for none).
+    are recorded (riverbed's default store when not given; ``False`` for none). Other
+    keywords are ``Flow.run``'s options for every job (``batch_size``,
+    ``checkpoint_events``...).
     """
 
-    def __init__(self, engine_addresses: Sequence[str], *, store: Any = None) -> None:
+    def __init__(
+        self, engine_addresses: Sequence[str], *, store: Any = None, **run_options: Any
+    ) -> None:
         addresses = [engine_addresses] if isinstance(engine_addresses, str) else engine_addresses
         if not addresses or not all(isinstance(a, str) for a in addresses):
             raise ValueError(
@@ -478,6 +482,7 @@ class FlowCluster:
             )
         self.engine_addresses = list(addresses)
         self.store = store
+        self.run_options = run_options
         self.ray_address = _ray_address(self.engine_addresses)
         self.deployed_jobs: dict[str, asyncio.Task[rb.RunResult]] = {}
 
@@ -498,7 +503,8 @@ class FlowCluster:
         ``resume``: the job id of a failed or cancelled run of the same flow, to go on from
         its last checkpoint."""
         flow = to_flow(source, engines=len(self.engine_addresses))
-        options: dict[str, Any] = {"runner": self.runner(source), "progress": False}
+        options: dict[str, Any] = {"progress": False, **self.run_options}
+        options["runner"] = self.runner(source)
         if self.store is not None:
             options["store"] = self.store
         if resume is not None:
