@@ -20,7 +20,7 @@ from typing import Any
 from riverbed._errors import EndOfStream, SourceError
 from riverbed._model import callables
 
-__all__ = ["Producer", "is_producer_function"]
+__all__ = ["Producer", "is_producer_function", "plain_function"]
 
 logger = logging.getLogger("riverbed")
 
@@ -210,6 +210,14 @@ class _ProducerReader:
 
     def close(self) -> None:
         """Nothing to release: the state belongs to the user's code."""
+
+
+def plain_function(producer: Producer) -> Callable[..., Any] | None:
+    """The function of a producer that ``flow.source(function)`` makes as it is (no state,
+    one partition, the default wait), or None: such a producer is stored as its function."""
+    if producer.state is None and len(producer.partitions()) == 1 and producer.max_wait == 0.1:
+        return producer.function
+    return None
 
 
 def _check_parameters(function: Callable[..., Any], count: int) -> None:
