@@ -242,17 +242,20 @@ def flow_connector_factory(init_fn: Callable[..., Any]) -> Callable[..., InitFn]
 
 def to_flow(source: EventSource, *, engines: int = 1, name: str | None = None) -> rb.Flow:
     """The ``rb.Flow`` of the graph that starts at ``source``, with ``engines`` engines
-    (each stage has ``max_workers`` of them, or all). Events travel as ``(worker, event)``
-    pairs: the worker of the stage that made them, which routing policies and per-worker
-    state need."""
+    (each stage has ``max_workers`` of them, or all).
+
+    Where a transformer keeps state per worker, events travel as ``(worker, event)``
+    pairs: the worker of the stage that made them, which routing policies and the state of
+    the next stage's workers need. Where none does, which worker takes an event changes
+    nothing a stage can see, and events travel as they are (riverbed spreads the work)."""
     if not isinstance(source, EventSource):
         raise TypeError(f"a flow starts at an EventSource, got {source!r}")
     order = _in_order(source)
     names = _stage_names(order)
     flow = rb.Flow(name or "reflow." + names[id(source)])
-    made: dict[int, rb.Stream] = {}
+    graph = _Graph(flow, order, engines)
     for stage in order:
-        made[id(stage)] = _add_stage(flow, stage, names[id(stage)], order, made, engines)
+        graph.add(stage, names[id(stage)])
     return flow
 
 
@@ -300,37 +303,62 @@ def _stage_names(order: Sequence[FlowStage]) -> dict[int, str]:
     return names
 
 
-def _add_stage(
-    flow: rb.Flow,
-    stage: FlowStage,
-    name: str,
-    order: Sequence[FlowStage],
-    made: dict[int, rb.Stream],
-    engines: int,
-) -> rb.Stream:
-    workers = stage._workers(engines)
-    if isinstance(stage, EventSource):
-        producer = rb.Producer(stage._function(), state=stage.init_fn, partitions=workers)
-        return flow.source(_WorkerSource(producer), name=name)
-    edges = [
-        made[id(up)].map(_Route(policy, workers), name=f"{name}.route" + (f"_{n}" if n else ""))
-        for n, (up, policy) in enumerate(
-            (up, policy) for up in order for nxt, policy in up.downstream if nxt is stage
-        )
-    ]
-    stream = edges[0] if len(edges) == 1 else flow.merge(*edges, name=f"{name}.in")
-    fn = stage._function()
-    if isinstance(stage, EventSink):
-        stream.sink(_Consumer(fn, stage.init_fn), name=name)
-        return stream
-    if stage.init_fn is None:
-        return stream.flat_map(_Transform(fn), name=name)
-    step: Any = _StateStep(fn)
-    initial: Any = stage.init_fn
-    if _is_async(fn) or _is_async(stage.init_fn):
-        step, initial = _AsyncStateStep(fn, stage.init_fn), _Unmade
-    keyed = stream.key_by(_worker_of, name=f"{name}.lane")
-    return keyed.stateful(step, initial=initial, name=name).flat_map(_each, name=f"{name}.out")
+class _Graph:
+    """Adds a REFlow graph's stages to a flow, each after those that send to it."""
+
+    def __init__(self, flow: rb.Flow, order: Sequence[FlowStage], engines: int) -> None:
+        self.flow = flow
+        self.order = order
+        self.engines = engines
+        self.made: dict[int, rb.Stream] = {}
+        self.laned = any(isinstance(s, EventTransformer) and s.init_fn for s in order)
+        """Whether events carry their worker (some transformer keeps state per worker)."""
+
+    def add(self, stage: FlowStage, name: str) -> None:
+        """Add ``stage`` as riverbed stages named after ``name``."""
+        workers = stage._workers(self.engines)
+        fn = stage._function()
+        if isinstance(stage, EventSource):
+            producer = rb.Producer(fn, state=stage.init_fn, partitions=workers)
+            source = _WorkerSource(producer) if self.laned else producer
+            self.made[id(stage)] = self.flow.source(source, name=name)
+            return
+        stream = self._input(stage, name, workers)
+        if isinstance(stage, EventSink):
+            asynchronous = _is_async(fn) or _is_async(stage.init_fn)
+            sink = (_AsyncConsumer if asynchronous else _Consumer)(fn, stage.init_fn, self.laned)
+            stream.sink(sink, name=name)
+        elif not self.laned:
+            self.made[id(stage)] = stream.flat_map(fn, name=name)
+        elif stage.init_fn is None:
+            self.made[id(stage)] = stream.flat_map(_Transform(fn), name=name)
+        else:
+            self.made[id(stage)] = self._stateful(stream, fn, stage.init_fn, name)
+
+    def _input(self, stage: FlowStage, name: str, workers: int) -> rb.Stream:
+        """The stream of what the stages sending to ``stage`` send it, routed."""
+        edges = []
+        senders = [(up, p) for up in self.order for nxt, p in up.downstream if nxt is stage]
+        for n, (up, policy) in enumerate(senders):
+            stream = self.made[id(up)]
+            unchanged = isinstance(policy, LocalRoutingPolicy) and workers >= up._workers(
+                self.engines
+            )
+            if self.laned and not unchanged:  # the local policy keeps the sender's index
+                route = _Route(policy, workers)
+                stream = stream.map(route, name=f"{name}.route" + (f"_{n}" if n else ""))
+            edges.append(stream)
+        return edges[0] if len(edges) == 1 else self.flow.merge(*edges, name=f"{name}.in")
+
+    @staticmethod
+    def _stateful(stream: rb.Stream, fn: Callable[..., Any], init: InitFn, name: str) -> rb.Stream:
+        """A transformer with one state per worker: keyed by the worker's index."""
+        step: Any = _StateStep(fn)
+        initial: Any = init
+        if _is_async(fn) or _is_async(init):
+            step, initial = _AsyncStateStep(fn, init), _Unmade
+        keyed = stream.key_by(_worker_of, name=f"{name}.lane")
+        return keyed.stateful(step, initial=initial, name=name).flat_map(_each, name=f"{name}.out")
 
 
 def _is_async(fn: Any) -> bool:
@@ -437,13 +465,26 @@ class _AsyncStateStep:
 class _Consumer:
     """A sink's consumer as a riverbed batch sink that returns how many it consumed."""
 
-    def __init__(self, fn: Callable[..., Any], init_fn: InitFn | None) -> None:
+    def __init__(self, fn: Callable[..., Any], init_fn: InitFn | None, laned: bool) -> None:
         self.fn = fn
         self.init_fn = init_fn
+        self.laned = laned
         self.state: Any = _Unmade()
 
-    async def write_batch(self, pairs: list[tuple[int, Any]]) -> Any:
-        events = [event for _, event in pairs]
+    def write_batch(self, pairs: list[Any]) -> Any:
+        events = [event for _, event in pairs] if self.laned else pairs
+        if self.init_fn is None:
+            return self.fn(events)
+        if isinstance(self.state, _Unmade):
+            self.state = self.init_fn()
+        return self.fn(self.state, events)
+
+
+class _AsyncConsumer(_Consumer):
+    """As ``_Consumer``, with an async consumer or state factory (a connection)."""
+
+    async def write_batch(self, pairs: list[Any]) -> Any:
+        events = [event for _, event in pairs] if self.laned else pairs
         if self.init_fn is None:
             return await _awaited(self.fn(events))
         if isinstance(self.state, _Unmade):
