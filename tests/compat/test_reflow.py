@@ -156,6 +156,34 @@ def test_a_slow_sink_is_offered_the_rest_in_order(engines: list[str]) -> None:
     assert offers[:4] == [300, 150, 75, 38]  # each offer is the rest of the last one
 
 
+def test_backpressure_holds_the_source_to_the_sinks_pace(engines: list[str]) -> None:
+    """Flow control: while the sink consumes two events per call, the producer is never
+    far ahead of it, through a transformer that doubles every event."""
+    consumed: list[int] = []
+    ahead: list[int] = []
+    made = [0]
+
+    def produce(limit: int) -> list[int]:
+        if made[0] >= 3000:
+            raise reflow.EndOfStreamException
+        ahead.append(2 * made[0] - len(consumed))
+        batch = list(range(made[0], made[0] + 10))
+        made[0] += 10
+        return batch
+
+    def two_at_a_time(events: list[int]) -> int:
+        consumed.extend(events[:2])
+        return min(2, len(events))
+
+    source = reflow.EventSource(max_workers=1).with_producer_fn(produce)
+    source.send_to(reflow.EventTransformer(2).with_transform_fn(lambda n: [n, -n - 1])).send_to(
+        reflow.EventSink().with_consumer_fn(two_at_a_time)
+    )
+    assert _deploy(engines, source, store=False, batch_size=10).ok
+    assert sorted(consumed) == sorted([*range(3000), *range(-3000, 0)])
+    assert max(ahead) < 2000  # the sink's 6000 events were never all in flight
+
+
 def test_sink_state_and_async_connectors(engines: list[str]) -> None:
     """A sink's ``init_fn`` made by ``flow_connector_factory`` (async) gives the consumer
     its state; an async producer ends with EndOfStreamException."""

@@ -62,15 +62,22 @@ def _graph(consumed: list[tuple[int, int]]) -> reflow.EventSource:
     return source
 
 
-def test_a_failed_dialect_run_is_listed_and_resumes(tmp_path: Path) -> None:
+@pytest.fixture(params=["local", "ray"])
+def engines(request: pytest.FixtureRequest) -> list[str]:
+    """One local engine, or one of a Ray instance."""
+    if request.param == "ray":
+        request.getfixturevalue("ray_instance")
+        return ["ray"]
+    return ["tcp://localhost:5001"]
+
+
+def test_a_failed_dialect_run_is_listed_and_resumes(tmp_path: Path, engines: list[str]) -> None:
     """The run fails in its sink: ``riverbed runs list`` shows it FAILED; deployed again
     with ``resume=`` it goes on from its checkpoint (the producer's state is not made
     anew) and every reading is counted once by the worker's tally."""
     url = f"sqlite:///{tmp_path}/runs.db"
     # Small batches and frequent checkpoints, so the failure comes after several.
-    cluster = reflow.FlowCluster(
-        ["tcp://localhost:5001"], store=url, batch_size=20, checkpoint_events=100
-    )
+    cluster = reflow.FlowCluster(engines, store=url, batch_size=20, checkpoint_events=100)
     Readings.made = 0
     first: list[tuple[int, int]] = []
     BREAK_AT.add(420)
