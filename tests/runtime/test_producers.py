@@ -134,6 +134,10 @@ def test_bad_producers_are_named() -> None:
         rb.Producer(lambda limit: [], state=dict)
     with pytest.raises(TypeError, match=r"needs state="):
         rb.Producer(Counter.produce)
+    with pytest.raises(ValueError, match="max_wait= must be seconds > 0"):
+        rb.Producer(lambda limit: [], max_wait="1")
+    with pytest.raises(ValueError, match="partitions= must be an int >= 1"):
+        rb.Producer(lambda limit: [], partitions=0)
 
     for returned, message in [((1, 2), "returned tuple"), ([1] * 9, "9 events, more than")]:
         flow = rb.Flow("bad-result")

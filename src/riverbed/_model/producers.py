@@ -77,7 +77,11 @@ class Producer:
             )
         if isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 1:
             raise ValueError(f"Producer's partitions= must be an int >= 1, got {partitions!r}")
-        if not 0 < max_wait < float("inf"):
+        if (
+            isinstance(max_wait, bool)
+            or not isinstance(max_wait, int | float)
+            or not 0 < max_wait < float("inf")
+        ):
             raise ValueError(f"Producer's max_wait= must be seconds > 0, got {max_wait!r}")
         _check_parameters(function, 1 if state is None else 2)
         self.function = function
