@@ -259,7 +259,7 @@ def to_flow(source: EventSource, *, engines: int = 1, name: str | None = None) -
     return flow
 
 
-def worker_counts(source: EventSource, engines: int) -> dict[str, int]:
+def _worker_counts(source: EventSource, engines: int) -> dict[str, int]:
     """Per riverbed stage that runs a REFlow stage's workers, how many (for Ray)."""
     order = _in_order(source)
     names = _stage_names(order)
@@ -534,7 +534,7 @@ class FlowCluster:
         engines = len(self.engine_addresses)
         resources = {
             name: rb.StageResources(parallelism=count)
-            for name, count in worker_counts(source, engines).items()
+            for name, count in _worker_counts(source, engines).items()
         }
         address = None if self.ray_address in ("ray", "local-ray") else self.ray_address
         return rb.RayRunner(address=address, parallelism=engines, stages=resources)
