@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import riverbed as rb
 from riverbed._runtime.chains.slowpath import REOFFER_FIRST, REOFFER_MAX
@@ -93,6 +95,32 @@ def test_a_sink_taking_nothing_is_offered_again_with_a_bounded_backoff() -> None
     assert waits == pytest.approx(expected)
     assert max(waits) == REOFFER_MAX
     assert got == [1, 2, 3]
+
+
+@runners.test_clock
+@settings(max_examples=60, deadline=None)
+@given(
+    events=st.lists(st.integers(), max_size=60),
+    takes=st.lists(st.integers(0, 12), min_size=1, max_size=20),
+    batch_size=st.integers(1, 16),
+)
+def test_any_consumption_pattern_keeps_every_event_once_in_order(
+    events: list[int], takes: list[int], batch_size: int
+) -> None:
+    """Whatever a sink takes of each offer (none, some, all, in any sequence), it gets
+    every event once, in stream order."""
+    got: list[int] = []
+    turns = iter(takes * 5)  # then whole offers: the run ends
+
+    def sink(offered: list[int]) -> int:
+        taken = min(next(turns, len(offered)), len(offered))
+        got.extend(offered[:taken])
+        return taken
+
+    flow = rb.Flow("any-pattern")
+    flow.source(events, name="numbers").sink_batch(sink, name="out")
+    assert _run(flow, clock=TestClock(), batch_size=batch_size).ok
+    assert got == events
 
 
 def test_a_failure_after_partial_consumption_retries_only_the_rest() -> None:
