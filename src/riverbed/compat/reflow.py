@@ -505,7 +505,7 @@ class FlowCluster:
     ``engine_addresses``: REFlow's engine addresses (``tcp://host:port``, ``ipc://...``,
     or ``local``) run on riverbed's local runner, in this process: each address is one
     engine, so a stage has up to that many workers (lanes, each with its own state). A Ray
-    address (``ray`` or ``local-ray`` for a local Ray instance, ``auto``, or
+    address (``ray`` for a local Ray instance or the one this process joined, ``auto``, or
     ``ray://host:port``) runs on ``rb.RayRunner``: each listed address is one engine of
     that cluster, and each stage runs its workers as Ray actors. ``store`` is where runs
     are recorded (riverbed's default store when not given; ``False`` for none). Other
@@ -536,7 +536,7 @@ class FlowCluster:
             name: rb.StageResources(parallelism=count)
             for name, count in _worker_counts(source, engines).items()
         }
-        address = None if self.ray_address in ("ray", "local-ray") else self.ray_address
+        address = None if self.ray_address == "ray" else self.ray_address
         return rb.RayRunner(address=address, parallelism=engines, stages=resources)
 
     async def deploy(self, source: EventSource, *, resume: str | None = None) -> str:
@@ -583,7 +583,7 @@ class FlowCluster:
 
 def _ray_address(addresses: Sequence[str]) -> str | None:
     """The Ray cluster the addresses name, or None when they are local engines."""
-    ray = {a for a in addresses if a in ("ray", "local-ray", "auto") or a.startswith("ray://")}
+    ray = {a for a in addresses if a in ("ray", "auto") or a.startswith("ray://")}
     if not ray:
         for address in addresses:
             if address != "local" and not re.match(r"^(tcp|ipc|inproc)://", address):
