@@ -14,6 +14,7 @@ from riverbed._errors import (
     DanglingStreamError,
     DuplicateRunError,
     DuplicateStageError,
+    EndOfStream,
     FlowDefinitionError,
     FlowSerializationError,
     FlowVersionError,
@@ -50,6 +51,7 @@ from riverbed._model.ops.windows import (
     Window,
 )
 from riverbed._model.policy import OnError, Retry
+from riverbed._model.producers import Producer
 from riverbed._model.routines import Emission, Message, Routines
 from riverbed._model.sinks import Sink, TransactionalSink
 from riverbed._model.sources import PartitionReader, Source
@@ -89,6 +91,7 @@ __all__ = [
     "DuplicateStageError",
     "Early",
     "Emission",
+    "EndOfStream",
     "ErrorInfo",
     "ExpireAfter",
     "Flow",
@@ -111,6 +114,7 @@ __all__ = [
     "OnError",
     "PartitionReader",
     "Port",
+    "Producer",
     "RayRunner",
     "Reduce",
     "Reservoir",

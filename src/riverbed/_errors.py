@@ -17,6 +17,7 @@ The hierarchy::
     │   └── FlowVersionError                its flow changed since its checkpoint
     ├── LeaseLostError (RuntimeError)       this process no longer holds the run it ran
     ├── SourceError (RuntimeError)          a source broke its protocol
+    ├── EndOfStream                         raised by a producer function: its stream ended
     ├── TargetError (ValueError)            a CLI TARGET (app:flow) that leads to no flow
     ├── StoreError (RuntimeError)           the store cannot be opened, read or written
     │   ├── StoreVersionError               its schema is newer than this riverbed knows
@@ -43,6 +44,7 @@ __all__ = [
     "DanglingStreamError",
     "DuplicateRunError",
     "DuplicateStageError",
+    "EndOfStream",
     "FlowDefinitionError",
     "FlowSerializationError",
     "FlowVersionError",
@@ -158,6 +160,13 @@ class RunFailedError(RiverbedError, RuntimeError):
 
 class SourceError(RiverbedError, RuntimeError):
     """A source did not keep the source protocol (e.g. returned a non-list batch)."""
+
+    __module__ = "riverbed"
+
+
+class EndOfStream(RiverbedError):  # noqa: N818 - a signal, named as StopIteration is
+    """Raised by a producer function (see ``rb.Producer``) to say that its stream has
+    ended: the source finishes, and the run drains. Not an error of the run."""
 
     __module__ = "riverbed"
 

@@ -24,6 +24,11 @@ async def anumbers() -> AsyncIterator[int]:
         yield number
 
 
+def up_to_limit(limit: int) -> list[int]:
+    """A producer function: ``limit`` numbers per call."""
+    return list(range(limit))
+
+
 def double(x: int) -> int:
     return x * 2
 

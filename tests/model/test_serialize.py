@@ -71,6 +71,20 @@ def test_round_trip_list_source_reads_the_same_events() -> None:
     assert reader.read(10) == [1, "two", None, [3]]
 
 
+def test_round_trip_producer_function_source() -> None:
+    """A producer function source is stored as its function and rebuilt as a producer; a
+    Producer with a state is refused, named."""
+    flow = rb.Flow("producer")
+    flow.source(flowlib.up_to_limit, name="numbers").sink(print)
+    source = rb.Flow.from_json(flow.to_json()).stage("numbers").fn
+    assert isinstance(source, rb.Producer)
+    assert source.open("0", None).read(3) == [0, 1, 2]
+    stateful = rb.Flow("stateful-producer")
+    stateful.source(rb.Producer(flowlib.add, state=flowlib.zero), name="numbers").sink(print)
+    with pytest.raises(rb.FlowSerializationError, match="stage 'numbers': cannot serialize"):
+        stateful.to_json()
+
+
 def test_document_shape() -> None:
     """The document names its format, the flow, its version and its stages."""
     flow = rb.Flow("shape")

@@ -122,6 +122,25 @@ def test_coroutine_functions_are_not_sources() -> None:
         as_source(fetch)
 
 
+def test_functions_of_one_argument_are_producers() -> None:
+    """A plain or async function of ``limit`` is a Producer; one of two arguments (state,
+    limit) is refused, pointing at ``rb.Producer(fn, state=...)``."""
+
+    def produce(limit: int) -> list[int]:
+        return [limit]
+
+    async def fetch(limit: int) -> list[int]:
+        return [limit]
+
+    def with_state(state: object, limit: int) -> list[int]:
+        return []
+
+    assert isinstance(as_source(produce), rb.Producer)
+    assert isinstance(as_source(fetch), rb.Producer)
+    with pytest.raises(TypeError, match=r"rb.Producer\(fn, state=Factory\)"):
+        as_source(with_state)
+
+
 # -- sync readers ------------------------------------------------------------------------
 
 

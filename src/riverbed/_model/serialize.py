@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from riverbed._errors import FlowSerializationError, RiverbedError
 from riverbed._model import callables, graph
 from riverbed._model.policy import OnError, Retry
+from riverbed._model.producers import Producer, plain_function
 from riverbed._model.sources import FunctionSource, IterableSource
 from riverbed._model.stages import DEFAULT_PORT, Port, SinkMode, Stage, StageKind
 from riverbed._model.workflow import WorkflowInput, WorkflowOutput
@@ -49,6 +50,8 @@ def _ref(flow: str, stage: Stage, field: str, value: Any) -> Any:
             return {"items": items}
         if isinstance(value, FunctionSource):
             value = value.function
+        elif isinstance(value, Producer):
+            value = plain_function(value) or value
     ref = callables.import_ref(value)
     if ref is None and isinstance(value, functools.partial):
         raise FlowSerializationError(

@@ -17,6 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from riverbed._errors import SourceError
 from riverbed._model import callables
+from riverbed._model.producers import Producer, is_producer_function
 
 __all__ = ["PartitionReader", "Source"]
 
@@ -255,7 +256,10 @@ def as_source(obj: Any) -> Source:
         )
     if isinstance(obj, Iterable | AsyncIterable):
         return IterableSource(obj)
+    if is_producer_function(obj):
+        return Producer(obj)
     if callable(obj):
+        _check_source_function(obj)
         if inspect.iscoroutinefunction(obj):
             raise TypeError(
                 f"{callables.describe(obj)} is a coroutine function (async def without "
@@ -266,4 +270,25 @@ def as_source(obj: Any) -> Source:
     raise TypeError(
         f"cannot read events from {type(obj).__name__}: give a list or other iterable, an "
         "async iterable, a generator function, or an object with partitions() and open()"
+    )
+
+
+def _check_source_function(fn: Any) -> None:
+    """A TypeError for a function that needs arguments riverbed does not give a source."""
+    target = callables.unwrap(fn)
+    if not inspect.isfunction(target) or inspect.isgeneratorfunction(target):
+        return
+    try:
+        inspect.signature(fn).bind()
+    except TypeError:
+        pass
+    except ValueError:
+        return
+    else:
+        return
+    params = ", ".join(inspect.signature(fn).parameters)
+    raise TypeError(
+        f"{callables.describe(fn)} takes ({params}): a source function takes no arguments "
+        "(a generator function) or one, the limit of a producer; for a producer of "
+        "(state, limit), give its state's factory: rb.Producer(fn, state=Factory)"
     )

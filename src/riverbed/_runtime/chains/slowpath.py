@@ -31,7 +31,19 @@ from riverbed._runtime.clock import Clock
 from riverbed._runtime.failures import FailureLog
 from riverbed._runtime.result import StageCounters, event_repr
 
-__all__ = ["StageCalls"]
+__all__ = ["REOFFER_FIRST", "REOFFER_MAX", "SinkResultError", "StageCalls"]
+
+REOFFER_FIRST = 0.001
+"""Seconds before a batch sink that consumed none of its batch is offered the rest again."""
+
+REOFFER_MAX = 0.1
+"""The longest wait between two offers to a batch sink that keeps consuming nothing: the
+backoff doubles from ``REOFFER_FIRST`` up to this."""
+
+
+class SinkResultError(ValueError):
+    """A batch sink returned a count of consumed events outside its batch's size."""
+
 
 # What CONTINUE does where an event cannot pass a stage unchanged: it is dropped, counted
 # in ``skipped`` (key_by would emit an unkeyed event into a keyed stream; stateful and fold
@@ -266,9 +278,26 @@ class StageCalls:
     # -- batch sinks and timers ---------------------------------------------------------------
 
     async def write_batch(self, index: int, events: list[Any]) -> None:
-        """Call batch sink ``index`` once with ``events``, under its policy."""
-        if not events:
-            return
+        """Offer batch sink ``index`` its ``events`` until it has consumed them all: a sink
+        that returns how many it consumed (an int) gets the rest again, in order, after a
+        backoff that grows while it takes none (see docs/sources-and-sinks.md). Failures go
+        to its policy, for the events it had not consumed."""
+        idle = 0
+        while events:
+            taken = await self._offer(index, events)
+            if taken == len(events):
+                return
+            events = events[taken:]
+            if taken:
+                idle = 0
+                await asyncio.sleep(0)  # it made progress: offer the rest at once
+            else:
+                idle += 1
+                await self.clock.sleep(min(REOFFER_FIRST * 2 ** (idle - 1), REOFFER_MAX))
+
+    async def _offer(self, index: int, events: list[Any]) -> int:
+        """Call batch sink ``index`` once with ``events``, under its policy; how many it
+        consumed (all of them when its policy dropped them)."""
         stage = self.stages[index]
         policy = self.policies[index]
         counters = self.counters[index]
@@ -276,8 +305,7 @@ class StageCalls:
         attempt = 1
         while True:
             try:
-                await self.call(index, target, events)
-                return
+                return _consumed(stage, await self.call(index, target, events), len(events))
             except Exception as error:  # noqa: BLE001 - the user's sink: to its policy
                 counters.errors += 1
                 if attempt < policy.retry.attempts and policy.retry.retryable(error):
@@ -291,6 +319,7 @@ class StageCalls:
             self.give_up(index, events, failed, attempt)
         for event in events:
             self.give_up(index, event, failed, attempt)
+        return len(events)
 
     async def timer(self, batch: Batch, call: Callable[..., Any], what: str, index: int) -> None:
         """Call a processor's ``tick`` or ``finish``; a failure is the stage's error with no
@@ -307,6 +336,19 @@ class StageCalls:
             return
         if produced:
             await self.forward(batch, index, list(produced))
+
+
+def _consumed(stage: Stage, result: Any, offered: int) -> int:
+    """How many of the ``offered`` events a batch sink consumed, by what it returned: an
+    int counts them (from the first); anything else (None) means all."""
+    if type(result) is not int:  # bool is an int, but True is no count
+        return offered
+    if not 0 <= result <= offered:
+        raise SinkResultError(
+            f"sink {stage.name!r} returned {result} for a batch of {offered} event(s); a batch "
+            f"sink returns how many of the batch it consumed (0 to {offered}), or None for all"
+        )
+    return result
 
 
 def _checked_route(stage: Stage, x: Any, name: Any) -> list[Any]:
