@@ -51,6 +51,7 @@ from riverbed._model.ops.windows import (
     Window,
 )
 from riverbed._model.policy import OnError, Retry
+from riverbed._model.reactive import Builder
 from riverbed._model.sinks import Sink, TransactionalSink
 from riverbed._model.sources import PartitionReader, Source
 from riverbed._model.stages import Port, SinkMode, Stage, StageKind
@@ -77,6 +78,7 @@ from riverbed._version import __version__  # declared there only
 
 __all__ = [
     "Branch",
+    "Builder",
     "Checkpoint",
     "Collect",
     "Count",
