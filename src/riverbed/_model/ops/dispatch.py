@@ -24,6 +24,7 @@ function or instance is used as given), so a checkpoint pickles them with what t
 
 from __future__ import annotations
 
+import functools
 import heapq
 import inspect
 from collections.abc import Callable, Iterable
@@ -59,6 +60,20 @@ class Handler:
     match: Callable[..., Any] | None = None
 
     __module__ = "riverbed"
+
+    def wants(self, event: Any) -> bool | None:
+        """Whether one of the handler's ``case`` patterns can match ``event``; ``None`` when
+        what it wants cannot be inferred (see docs/routing.md)."""
+        found = _known_interests(self.match or handler_function(self.target))
+        return None if found is None else any(i.accepts(event) for i in found)
+
+
+@functools.lru_cache(maxsize=1024)
+def _known_interests(fn: Callable[..., Any]) -> tuple[Interest, ...] | None:
+    try:
+        return interests(fn)
+    except InterestsUnknown:
+        return None
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,7 @@ def handler_function(handler: Any, method: str | None = None) -> Callable[..., A
 def interests(fn: Callable[..., Any]) -> tuple[Interest, ...]:
     """The interests of the function ``fn`` (see the module docstring); raises
     ``InterestsUnknown`` saying why when there are none to infer."""
+    fn = inspect.unwrap(fn)  # a decorated method: its own source and globals
     try:
         source = textwrap.dedent(inspect.getsource(fn))
     except (OSError, TypeError):
