@@ -37,8 +37,8 @@ from riverbed._errors import (
 from riverbed._liveness import crashed_if_dead, interruption
 from riverbed._model.flow import Branch, Flow, KeyedStream, Routes, Stream
 from riverbed._model.keys import stable_hash
-from riverbed._model.ops.dispatch import Handler
 from riverbed._model.ops.aggregate import Collect, Count, Fold, Max, Min, Reduce, Reservoir
+from riverbed._model.ops.dispatch import Handler
 from riverbed._model.ops.joins import ExpireAfter, MaxPending, WaitForever
 from riverbed._model.ops.time import Late, LatePolicy
 from riverbed._model.ops.windows import (

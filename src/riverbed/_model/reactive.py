@@ -27,7 +27,7 @@ import functools
 import inspect
 import itertools
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -57,7 +57,7 @@ class Builder:
 
     provides: str
     fn: Callable[..., Iterable[Any]] | None = None
-    requires: tuple[str, ...] = field(default=())
+    requires: Sequence[str] = field(default=())
     persist: bool = False
     apply: Callable[..., Stream] | None = None
 
@@ -133,15 +133,14 @@ def _stage(flow: Flow, builder: Builder, inputs: list[Stream]) -> Stream:
     name = re.sub(r"[^0-9A-Za-z_.-]+", "_", builder.provides) or "builder"
     if builder.apply is not None:
         return builder.apply(*inputs)
-    assert builder.fn is not None  # noqa: S101 - __post_init__ saw to it
+    assert builder.fn is not None  # __post_init__ saw to it
     stars = tuple(r.startswith("*") for r in builder.requires)
     call = _caller(builder.fn, stars)
-    cache = {"cache": True} if builder.persist else {}
     if not inputs:
         trigger = flow.source([None], name=f"{name}.trigger")
-        return trigger.flat_map(call, name=name, **cache)
+        return trigger.flat_map(call, name=name, cache=builder.persist)
     if len(inputs) == 1:
-        return inputs[0].flat_map(call, name=name, **cache)
+        return inputs[0].flat_map(call, name=name, cache=builder.persist)
     if len(inputs) > MAX_INPUTS:
         raise FlowDefinitionError(f"builder of {builder.provides!r}: at most {MAX_INPUTS} requires")
     keyed = [s.key_by(_no_key, name=f"{name}.key{i}") for i, s in enumerate(inputs)]
@@ -151,12 +150,11 @@ def _stage(flow: Flow, builder: Builder, inputs: list[Stream]) -> Stream:
     ]
     merged = tagged[0].merge(*tagged[1:], name=f"{name}.inputs")
     combined = merged.process(CombineSpec(inputs=len(inputs)), name=f"{name}.combine")
-    return combined.flat_map(call, name=name, **cache)
+    return combined.flat_map(call, name=name, cache=builder.persist)
 
 
 def _no_key(value: Any) -> None:
     """Every artifact under one key: a builder combines all of its inputs' artifacts."""
-    return None
 
 
 def _caller(fn: Callable[..., Iterable[Any]], stars: tuple[bool, ...]) -> Callable[[Any], Any]:

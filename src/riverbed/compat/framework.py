@@ -39,7 +39,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import riverbed as rb
 
@@ -202,7 +202,6 @@ def _get(name: Any, value: Any) -> Any:
 
 def _everything(value: Any) -> None:
     """One group for all artifacts."""
-    return None
 
 
 class Collector(_Utility):
@@ -213,7 +212,7 @@ class Collector(_Utility):
         grouped = stream.key_by(_everything, name=f"{self.provides}.all").group(
             until="end", name=self.provides
         )
-        return grouped.values(name=f"{self.provides}.list")
+        return cast(rb.KeyedStream, grouped).values(name=f"{self.provides}.list")
 
 
 class Grouper(_Utility):
@@ -443,7 +442,9 @@ def make_load_balancer(
     their results leave in input order, gaps handled by ``gap_policy``."""
     if preserve_fifo is False and gap_policy is not None:
         raise ValueError("make_load_balancer: a gap_policy needs preserve_fifo=True")
-    balancer = LoadBalancer(provides, requires, worker_class, num_workers, preserve_fifo, gap_policy)
+    balancer = LoadBalancer(
+        provides, requires, worker_class, num_workers, preserve_fifo, gap_policy
+    )
     return (balancer, LoadBalancerCollector())
 
 
@@ -483,7 +484,7 @@ def retry(attempts: int = 3, delay: float = 0.0) -> Callable[[Callable[..., Any]
             for attempt in range(1, attempts + 1):
                 try:
                     return fn(*args, **kwargs)
-                except Exception:  # noqa: BLE001 - any failure is retried, then raised
+                except Exception:  # any failure is retried, then raised
                     if attempt == attempts:
                         raise
                     time.sleep(delay)

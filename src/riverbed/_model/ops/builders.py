@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any, Unpack
 from riverbed._errors import FlowDefinitionError
 from riverbed._model import callables
 from riverbed._model.ops.aggregate import Collect, Count, agg_fields
-from riverbed._model.ops.dispatch import DispatchSpec, build_routes
 from riverbed._model.ops.collect import CollectSpec, GroupSpec, KeyedCollectSpec
+from riverbed._model.ops.dispatch import DispatchSpec, build_routes
 from riverbed._model.ops.joins import (
     MAX_INPUTS,
     ExpireAfter,

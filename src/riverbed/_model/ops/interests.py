@@ -44,7 +44,7 @@ class Interest:
 
     kind: str
     cls: Any = None
-    attrs: tuple[tuple[str, Any], ...] = ()
+    attrs: tuple[tuple[Any, Any], ...] = ()
     value: Any = None
 
     def accepts(self, event: Any) -> bool:
@@ -98,8 +98,8 @@ def handler_function(handler: Any, method: str | None = None) -> Callable[..., A
     if method is not None:
         return getattr(target, method)  # type: ignore[no-any-return]
     if inspect.isfunction(handler) or inspect.ismethod(handler):
-        return getattr(handler, "__func__", handler)  # type: ignore[no-any-return]
-    return target.__call__  # type: ignore[no-any-return]
+        return getattr(handler, "__func__", handler)
+    return target.__call__
 
 
 def interests(fn: Callable[..., Any]) -> tuple[Interest, ...]:
