@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import heapq
+import reprlib
 import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -165,7 +166,7 @@ class _Dispatcher:
 
     def _too_deep(self, index: int, event: Any) -> str:
         return (
-            f"dispatch: handler {self._routes[index].name} emitted {event!r:.80} at depth "
+            f"dispatch: handler {self._routes[index].name} emitted {reprlib.repr(event)} at depth "
             f"{self._spec.max_depth} (events caused by events ... caused by one input): "
             "handlers that keep answering each other without end form a cycle; end it, or "
             "raise max_depth= if the chain is finite but long"
