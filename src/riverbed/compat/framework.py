@@ -559,6 +559,8 @@ class Pipeline:
             rb.Handler(_Handler(p), priority=getattr(p, "priority", 0), match=type(p).process)
             for p in self._plain()
         ]
+        if self.strict and self._handlers:  # a processor strict routing cannot read: now
+            rb.Flow(name).source([]).dispatch(*self._handlers, strict=True)
 
     def _plain(self) -> list[AbstractProcessor]:
         skip = (ReactiveBuilder, RendezvousReceiver, LoadBalancerCollector)
