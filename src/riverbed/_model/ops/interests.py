@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import ast
 import inspect
+import re
+import sys
 import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -109,7 +111,9 @@ def interests(fn: Callable[..., Any]) -> tuple[Interest, ...]:
     try:
         source = textwrap.dedent(inspect.getsource(fn))
     except (OSError, TypeError):
-        raise InterestsUnknown("its source cannot be read") from None
+        source = _command_line_source(fn)
+    if source is None:
+        raise InterestsUnknown("its source cannot be read")
     tree = ast.parse(source)
     func = next(
         (n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)),
@@ -130,6 +134,20 @@ def interests(fn: Callable[..., Any]) -> tuple[Interest, ...]:
     if not found:
         raise InterestsUnknown(f"it has no `match {event}:` statement on its event")
     return tuple(dict.fromkeys(found)) if _hashable(found) else tuple(found)
+
+
+def _command_line_source(fn: Callable[..., Any]) -> str | None:
+    """The source of a function defined by ``python -c CODE``, which ``inspect`` cannot
+    find: CODE is in ``sys.orig_argv``. Taken only if the lines there define ``fn``."""
+    code = getattr(fn, "__code__", None)
+    argv = getattr(sys, "orig_argv", [])
+    if code is None or code.co_filename != "<string>" or "-c" not in argv[:-1]:
+        return None
+    lines = argv[argv.index("-c") + 1].splitlines(keepends=True)
+    block = lines[code.co_firstlineno - 1 :]
+    if not block or not re.match(rf"\s*(async\s+)?def\s+{re.escape(fn.__name__)}\b", block[0]):
+        return None  # exec'd code, or another -c: not this function's source
+    return textwrap.dedent("".join(inspect.getblock(block)))
 
 
 def _hashable(found: list[Interest]) -> bool:
