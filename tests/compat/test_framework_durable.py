@@ -120,9 +120,11 @@ def test_load_balancer_keeps_fifo_and_its_gap_policies() -> None:
     expected = [n * 10 for n in range(12)]
     assert balanced(gap_policy=WaitForSequenceGaps()) == expected
     skipped = balanced(gap_policy=SkipAheadOnBacklog(max_buffered=2))
-    assert sorted(skipped) == expected and skipped[0] != 0
+    assert sorted(skipped) == expected
+    assert skipped[0] != 0
     unordered = balanced(preserve_fifo=False)
-    assert sorted(unordered) == expected and unordered[0] != 0
+    assert sorted(unordered) == expected
+    assert unordered[0] != 0
     assert parallelize is make_load_balancer
 
 
@@ -183,9 +185,8 @@ def test_a_pipeline_with_a_store_is_a_recorded_resumable_run(tmp_path: Path) -> 
     run_id = failed.value.result.run_id
     Flaky.broken = False
     resumed = pipeline().run(resume=run_id)
-    assert resumed.status is rb.RunStatus.SUCCEEDED and resumed.run_id == run_id
+    assert resumed.status is rb.RunStatus.SUCCEEDED
+    assert resumed.run_id == run_id
     listed = CliRunner().invoke(app, ["runs", "list", "--store", url, "--json"])
     rows = json.loads(listed.stdout)
-    assert [(r["run_id"], r["flow"], r["status"]) for r in rows] == [
-        (run_id, "jobs", "succeeded")
-    ]
+    assert [(r["run_id"], r["flow"], r["status"]) for r in rows] == [(run_id, "jobs", "succeeded")]

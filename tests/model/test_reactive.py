@@ -73,7 +73,7 @@ def test_star_requirements_spread_tuples_and_several_combine(on_runner: str) -> 
 def test_missing_providers_and_cycles_are_clear_errors() -> None:
     """A target no builder provides names who required it; a cycle is drawn."""
     flow = rb.Flow("broken")
-    with pytest.raises(rb.FlowDefinitionError, match="no builder provides 'numbers'.*'doubles'"):
+    with pytest.raises(rb.FlowDefinitionError, match=r"no builder provides 'numbers'.*'doubles'"):
         flow.resolve("doubles", [rb.Builder("doubles", double, requires=["numbers"])])
     cycle = [
         rb.Builder("a", double, requires=["b"]),

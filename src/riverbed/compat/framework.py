@@ -24,7 +24,7 @@ Where riverbed differs, on purpose:
 - processors of one pipeline run one at a time, in one stage (framework runs different
   processors on ``max_workers`` threads): processors hold state without locks, and a
   checkpoint sees them between events. Parallelism is ``make_load_balancer``'s, on threads;
-- rendezvous and load balancer keys use riverbed's stable hash, never Python's ``hash``,
+- rendezvous keys go through riverbed's stable hash, never Python's ``hash``,
   which is salted per process and would send one key to different places;
 - ``workspace=`` keeps the runs, checkpoints and persisted artifacts in a riverbed store
   (SQLite in that directory) instead of RocksDB archives.

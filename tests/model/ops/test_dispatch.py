@@ -54,7 +54,7 @@ def kinds(event: Any) -> Any:
             return ["none"]
         case {"id": _}:
             return ["mapping"]
-        case ["pair", _, *rest]:
+        case ["pair", _, *_]:
             return ["sequence"]
     return None
 
@@ -69,9 +69,11 @@ def test_interests_come_from_case_patterns() -> None:
     """Class patterns with literal attributes, subclasses, literals, enums, None, mappings
     and sequences: an event is wanted exactly when some pattern can match it."""
     greet = rb.Handler(greeter)
-    assert greet.wants(Msg("start")) and greet.wants(Msg("greet"))
+    assert greet.wants(Msg("start"))
+    assert greet.wants(Msg("greet"))
     assert greet.wants(Urgent("start"))
-    assert not greet.wants(Msg("other")) and not greet.wants("start")
+    assert not greet.wants(Msg("other"))
+    assert not greet.wants("start")
     assert rb.Handler(shouter).wants(("said", "x"))
     assert not rb.Handler(shouter).wants(("said", "x", "y"))
     assert not rb.Handler(shouter).wants(("heard", "x"))
@@ -109,7 +111,7 @@ def test_strict_routing_refuses_a_handler_it_cannot_read() -> None:
     """strict=True with a handler that has no match on its event fails at build time,
     naming the handler and the fix."""
     flow = rb.Flow("strict")
-    with pytest.raises(rb.FlowDefinitionError, match="no_match.*no `match event:`"):
+    with pytest.raises(rb.FlowDefinitionError, match=r"no_match.*no `match event:`"):
         flow.source([]).dispatch(greeter, no_match, strict=True)
     with pytest.raises(rb.FlowDefinitionError, match="lambda"):
         flow.source([]).dispatch(lambda e: [e], strict=True)
@@ -185,7 +187,7 @@ def test_finite_cycles_run_and_endless_ones_fail_clearly(on_runner: str) -> None
     assert run_flow(flow)["out"][-1] == ("pong", 11)
     endless = rb.Flow("endless")
     endless.source([("ping", 0)]).dispatch(forever, max_depth=50).sink(print, name="out")
-    with pytest.raises(rb.RunFailedError, match="depth 50.*cycle"):
+    with pytest.raises(rb.RunFailedError, match=r"depth 50.*cycle"):
         run_flow(endless)
 
 

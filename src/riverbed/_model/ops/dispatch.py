@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import functools
 import heapq
-import reprlib
 import inspect
+import reprlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar

@@ -108,6 +108,7 @@ def interests(fn: Callable[..., Any]) -> tuple[Interest, ...]:
     """The interests of the function ``fn`` (see the module docstring); raises
     ``InterestsUnknown`` saying why when there are none to infer."""
     fn = inspect.unwrap(fn)  # a decorated method: its own source and globals
+    source: str | None
     try:
         source = textwrap.dedent(inspect.getsource(fn))
     except (OSError, TypeError):
