@@ -253,3 +253,16 @@ def test_caching_replays_what_an_equal_event_emitted() -> None:
     pipeline.run()
     assert Echo.calls == 1
     assert watcher.seen.count("pong") == 3
+
+
+def test_a_pipeline_runs_on_every_runner(on_runner: str) -> None:
+    """A pipeline is a riverbed flow: on the local runner and on Ray alike, the processors'
+    stage emits the replies and the collector's stage its one batch."""
+    pipeline = Pipeline([Greeter(), Numbers(), Collector("batch", ["numbers"]), Recorder("x")])
+    for who in ["ann", "bob", "cy"]:
+        pipeline.submit(Event(name="hello", who=who))
+    pipeline.submit(ReactiveEvent(name="resolve", target="batch"))
+    result = pipeline.run()
+    assert result.status is rb.RunStatus.SUCCEEDED
+    assert result.stages["processors"].events_out == 3
+    assert result.stages["batch"].events_out == 1

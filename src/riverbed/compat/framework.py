@@ -127,6 +127,7 @@ class _Handler:
 
     def __init__(self, processor: AbstractProcessor) -> None:
         self.processor = processor
+        self.__name__ = type(processor).__name__  # the handler's name in the stage's version
 
     def __call__(self, event: Any) -> list[Any]:
         context = Context()
