@@ -272,3 +272,25 @@ def test_the_stage_version_is_stable() -> None:
         return flow
 
     assert build().version == build().version
+
+
+def test_routes_are_remembered_by_what_the_patterns_look_at() -> None:
+    """The receivers cached for one event never leak to an event the patterns tell apart:
+    same type, other literal attribute or item; unhashable events are routed too."""
+    events = [3, 4, 3, "three", ["pair", 1], ["pair"], {"id": 1}, {"id": 2}, ("pair", 1, 2)]
+    flow = rb.Flow("cached-routes")
+    flow.source(events).dispatch(kinds, strict=True).sink(print, name="out")
+    assert run_flow(flow)["out"] == [
+        "literal",
+        "literal",
+        "literal",
+        "sequence",
+        "mapping",
+        "mapping",
+        "sequence",
+    ]
+    msgs = [Msg("start", "a"), Msg("other"), Urgent("start", "b"), Msg("start", "c")]
+    greeted = rb.Flow("cached-classes")
+    greeted.source(msgs).dispatch(greeter, strict=True).sink(print, name="out")
+    said = [e for e in run_flow(greeted)["out"] if isinstance(e, tuple)]
+    assert said == [("said", "hello a"), ("said", "hello b"), ("said", "hello c")]

@@ -24,11 +24,12 @@ function or instance is used as given), so a checkpoint pickles them with what t
 
 from __future__ import annotations
 
+import collections
 import functools
 import heapq
 import inspect
 import reprlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -134,29 +135,45 @@ class _Dispatcher:
             ]
         self._live: list[Any] = state["handlers"]
         self._fallback = [i for i, r in enumerate(self._routes) if r.interests is None]
+        self._table = _Table(self._routes)
+        self._uniform = len({route.priority for route in self._routes}) == 1
         self._order = sorted(range(len(self._routes)), key=lambda i: self._routes[i].priority)
 
     def _receivers(self, event: Any) -> list[int]:
+        try:
+            key = self._table.key(event)
+            return self._table.cache[key]
+        except (KeyError, TypeError):  # not seen yet, or a part of the key is unhashable
+            pass
         found = [i for i, route in enumerate(self._routes) if route.wants(event)]
-        return found or self._fallback
+        found = found or self._fallback
+        self._table.remember(event, found)
+        return found
 
     def _cascade(self, seeds: Iterable[tuple[int, Any]], depth: int) -> list[Any]:
-        """Handle ``seeds`` (handler index, event) and all they cause, to quiescence."""
-        queue: list[tuple[int, int, int, int, Any]] = []
-        count = 0
+        """Handle ``seeds`` (handler index, event) and all they cause, to quiescence, in
+        order of priority, then arrival (a plain FIFO when all priorities are equal)."""
+        pending: Any
+        if self._uniform:
+            pending = collections.deque()
+            push, pop = pending.append, pending.popleft
+        else:
+            pending = []
+            push = functools.partial(heapq.heappush, pending)
+            pop = functools.partial(heapq.heappop, pending)
+        routes, count = self._routes, 0
         for index, event in seeds:
-            heapq.heappush(queue, (self._routes[index].priority, count, depth, index, event))
+            push((routes[index].priority, count, depth, index, event))
             count += 1
         emitted: list[Any] = []
-        while queue:
-            _, _, level, index, event = heapq.heappop(queue)
+        while pending:
+            _, _, level, index, event = pop()
             for out in self._call(self._live[index], event):
                 if level >= self._spec.max_depth:
                     raise RecursionError(self._too_deep(index, out))
                 emitted.append(out)
                 for receiver in self._receivers(out):
-                    priority = self._routes[receiver].priority
-                    heapq.heappush(queue, (priority, count, level + 1, receiver, out))
+                    push((routes[receiver].priority, count, level + 1, receiver, out))
                     count += 1
         return emitted
 
@@ -240,3 +257,51 @@ def build_routes(handlers: tuple[Any, ...], *, strict: bool, where: str) -> Hand
         name = short_name(handler.target)
         routes.append(Route(handler.target, handler.priority, name, wants))
     return HandlerSet(tuple(routes))
+
+
+_MISSING = object()
+
+
+class _Table:
+    """The receivers already computed, by what the patterns can look at: the event's type,
+    the attributes and sequence items they compare, and the event itself if some pattern is
+    a literal. Two events equal in all that go to the same handlers, so the patterns are
+    evaluated once per distinct key, not once per event."""
+
+    LIMIT = 10_000
+    """Keys kept at most: past it the table starts again (attributes of many values)."""
+
+    def __init__(self, routes: tuple[Route, ...]) -> None:
+        found = [i for r in routes for i in (r.interests or ())]
+        self.attrs = tuple(dict.fromkeys(a for i in found if i.kind == "class" for a, _ in i.attrs))
+        self.items = tuple(
+            dict.fromkeys(n for i in found if i.kind == "sequence" for n, _ in i.attrs)
+        )
+        self.literal = any(i.kind in ("value", "identity") for i in found)
+        self.cache: dict[Any, list[int]] = {}
+        self.sequence_types: dict[type, bool] = {}
+
+    def key(self, event: Any) -> Any:
+        """What decides the receivers of ``event`` (unhashable for some events: the
+        lookup then raises TypeError)."""
+        cls = type(event)
+        sequence = self.sequence_types.get(cls)
+        if sequence is None:  # an ABC check is slow: once per type
+            sequence = issubclass(cls, Sequence) and not issubclass(cls, str | bytes | bytearray)
+            self.sequence_types[cls] = sequence
+        key: tuple[Any, ...] = (cls, *[getattr(event, a, _MISSING) for a in self.attrs])
+        if sequence:
+            size = len(event)
+            key += (size, *[event[n] if n < size else _MISSING for n in self.items])
+        if self.literal:
+            key += (event,)
+        return key
+
+    def remember(self, event: Any, receivers: list[int]) -> None:
+        """Keep ``receivers`` for the key of ``event``, if it has one."""
+        if len(self.cache) >= self.LIMIT:
+            self.cache.clear()
+        try:
+            self.cache[self.key(event)] = receivers
+        except TypeError:  # unhashable: computed anew each time
+            return
