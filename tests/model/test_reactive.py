@@ -103,3 +103,11 @@ def test_persisted_artifacts_replay_without_calling_the_builder(
     again = run_flow(flow, store=store)["out"]
     assert CALLS == ["numbers"]  # numbers is not persisted; doubles came from the store
     assert again == first == [2, 4, 6]
+
+
+def test_apply_must_return_a_stream() -> None:
+    """A builder's apply= that returns something else than a stream is named."""
+    flow = rb.Flow("apply")
+    bad = rb.Builder("bad", apply=lambda s: [1], requires=["numbers"])
+    with pytest.raises(rb.FlowDefinitionError, match="apply= must return the stream"):
+        flow.resolve("bad", [rb.Builder("numbers", numbers), bad])

@@ -132,7 +132,15 @@ def _order(target: str, providers: dict[str, Builder]) -> list[str]:
 def _stage(flow: Flow, builder: Builder, inputs: list[Stream]) -> Stream:
     name = re.sub(r"[^0-9A-Za-z_.-]+", "_", builder.provides) or "builder"
     if builder.apply is not None:
-        return builder.apply(*inputs)
+        from riverbed._model.flow import Stream  # at call time: flow.py imports this module
+
+        made = builder.apply(*inputs)
+        if not isinstance(made, Stream):
+            raise FlowDefinitionError(
+                f"builder of {builder.provides!r}: apply= must return the stream it made from "
+                f"the required streams, got {made!r:.60}"
+            )
+        return made
     assert builder.fn is not None  # __post_init__ saw to it
     stars = tuple(r.startswith("*") for r in builder.requires)
     call = _caller(builder.fn, stars)
