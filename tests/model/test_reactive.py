@@ -18,7 +18,7 @@ CALLS: list[Any] = []
 
 def numbers() -> Any:
     CALLS.append("numbers")
-    yield from [1, 2, 3]
+    yield from [1, 2, 2, 3]  # a duplicate: built once
 
 
 def double(x: int) -> Any:

@@ -18,14 +18,17 @@ builder needed, dependencies first, each once however many builders require it:
 ``persist=True`` is the step cache (``cache=True``) on the builder's stage: its artifacts
 are memoized in the store by the stage's version and the input's digest, so a later run
 replays them without calling ``fn``. Each builder is one stage however many builders
-require its target, so it is called once per input, never once per dependent.
+require its target, and a ``DistinctSpec`` stage before it drops an input it has already
+had (by the digest of its pickle), so ``fn`` runs once per distinct input.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
 import itertools
+import pickle
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -39,7 +42,7 @@ from riverbed._model.stages import StageKind
 if TYPE_CHECKING:
     from riverbed._model.flow import Flow, Stream
 
-__all__ = ["Builder", "CombineSpec", "resolve"]
+__all__ = ["Builder", "CombineSpec", "DistinctSpec", "resolve"]
 
 
 @dataclass(frozen=True)
@@ -148,7 +151,8 @@ def _stage(flow: Flow, builder: Builder, inputs: list[Stream]) -> Stream:
         trigger = flow.source([None], name=f"{name}.trigger")
         return trigger.flat_map(call, name=name, cache=builder.persist)
     if len(inputs) == 1:
-        return inputs[0].flat_map(call, name=name, cache=builder.persist)
+        distinct = inputs[0].process(DistinctSpec(), name=f"{name}.distinct")
+        return distinct.flat_map(call, name=name, cache=builder.persist)
     if len(inputs) > MAX_INPUTS:
         raise FlowDefinitionError(f"builder of {builder.provides!r}: at most {MAX_INPUTS} requires")
     keyed = [s.key_by(_no_key, name=f"{name}.key{i}") for i, s in enumerate(inputs)]
@@ -158,6 +162,7 @@ def _stage(flow: Flow, builder: Builder, inputs: list[Stream]) -> Stream:
     ]
     merged = tagged[0].merge(*tagged[1:], name=f"{name}.inputs")
     combined = merged.process(CombineSpec(inputs=len(inputs)), name=f"{name}.combine")
+    combined = combined.process(DistinctSpec(), name=f"{name}.distinct")
     return combined.flat_map(call, name=name, cache=builder.persist)
 
 
@@ -216,6 +221,41 @@ class _Combiner:
         others = [[value] if i == index else values for i, values in enumerate(lists)]
         lists[index].append(value)
         return list(itertools.product(*others))
+
+    def tick(self, now: float) -> Iterable[Any] | None:
+        return None
+
+    def finish(self) -> Iterable[Any] | None:
+        return None
+
+
+@dataclass(frozen=True)
+class DistinctSpec(ProcessorSpec):
+    """Each input once: an event whose pickle's digest was seen already is dropped (an
+    event that cannot be pickled always passes)."""
+
+    keyed: ClassVar[bool] = False
+    emits_keyed: ClassVar[bool] = False
+    operator: ClassVar[str] = "distinct"
+
+    def create(self, state: dict[str, Any]) -> Processor:
+        """A filter over ``state["seen"]``: the digests of the inputs so far."""
+        return _Distinct(state)
+
+
+class _Distinct:
+    def __init__(self, state: dict[str, Any]) -> None:
+        self._seen: set[str] = state.setdefault("seen", set())
+
+    def process(self, event: Any, now: float) -> Iterable[Any] | None:
+        try:
+            digest = hashlib.sha256(pickle.dumps(event, protocol=5)).hexdigest()
+        except Exception:  # noqa: BLE001 - any error of a user's __reduce__: let it pass
+            return (event,)
+        if digest in self._seen:
+            return None
+        self._seen.add(digest)
+        return (event,)
 
     def tick(self, now: float) -> Iterable[Any] | None:
         return None
