@@ -117,6 +117,10 @@ def test_strict_routing_refuses_a_handler_it_cannot_read() -> None:
         flow.source([]).dispatch(lambda e: [e], strict=True)
     with pytest.raises(rb.FlowDefinitionError, match="at least one handler"):
         flow.source([]).dispatch()
+    with pytest.raises(rb.FlowDefinitionError, match="max_depth must be an int >= 1"):
+        flow.source([]).dispatch(greeter, max_depth=0)
+    with pytest.raises(rb.FlowDefinitionError, match="a handler must be a function"):
+        flow.source([]).dispatch("greeter")
 
 
 def test_routing_cascades_without_wiring(on_runner: str) -> None:

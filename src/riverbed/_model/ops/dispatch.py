@@ -66,7 +66,7 @@ class Handler:
     def wants(self, event: Any) -> bool | None:
         """Whether one of the handler's ``case`` patterns can match ``event``; ``None`` when
         what it wants cannot be inferred (see docs/routing.md)."""
-        found = _known_interests(self.match or handler_function(self.target))
+        found = _known_interests(handler_function(self.match or self.target))
         return None if found is None else any(i.accepts(event) for i in found)
 
 
@@ -242,7 +242,7 @@ def build_routes(handlers: tuple[Any, ...], *, strict: bool, where: str) -> Hand
             )
         if isinstance(handler.priority, bool) or not isinstance(handler.priority, int):
             raise FlowDefinitionError(f"{where}: a handler's priority must be an int")
-        fn = handler.match or handler_function(handler.target)
+        fn = handler_function(handler.match or handler.target)
         try:
             wants: tuple[Interest, ...] | None = interests(fn)
         except InterestsUnknown as why:
