@@ -39,6 +39,7 @@ from riverbed._liveness import crashed_if_dead, interruption
 from riverbed._model.flow import Branch, Flow, KeyedStream, Routes, Stream
 from riverbed._model.keys import stable_hash
 from riverbed._model.ops.aggregate import Collect, Count, Fold, Max, Min, Reduce, Reservoir
+from riverbed._model.ops.dispatch import Handler
 from riverbed._model.ops.joins import ExpireAfter, MaxPending, WaitForever
 from riverbed._model.ops.time import Late, LatePolicy
 from riverbed._model.ops.windows import (
@@ -52,6 +53,7 @@ from riverbed._model.ops.windows import (
 )
 from riverbed._model.policy import OnError, Retry
 from riverbed._model.producers import Producer
+from riverbed._model.reactive import Builder
 from riverbed._model.routines import Emission, Message, Routines
 from riverbed._model.sinks import Sink, TransactionalSink
 from riverbed._model.sources import PartitionReader, Source
@@ -79,6 +81,7 @@ from riverbed._version import __version__  # declared there only
 
 __all__ = [
     "Branch",
+    "Builder",
     "Checkpoint",
     "Collect",
     "Count",
@@ -99,6 +102,7 @@ __all__ = [
     "FlowSerializationError",
     "FlowVersionError",
     "Fold",
+    "Handler",
     "InternalError",
     "InvalidTransitionError",
     "KeyedStream",

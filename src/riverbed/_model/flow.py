@@ -27,6 +27,7 @@ from riverbed._model.sources import as_source, is_source
 from riverbed._model.stages import DEFAULT_PORT, Port, SinkMode, Stage, StageKind
 
 if TYPE_CHECKING:
+    from riverbed._model.reactive import Builder
     from riverbed._runtime.config import RunOptions
     from riverbed._runtime.result import RunResult
 
@@ -66,6 +67,8 @@ class Flow:
         """The module that built the flow: where ``riverbed`` looks for it to record its
         TARGET with a run (see ``riverbed._model.origin``)."""
         self._stages: dict[str, Stage] = {}
+        self._built: dict[str, Stream] = {}
+        """The streams of the targets ``resolve`` built so far: a target is built once."""
 
     # -- building -------------------------------------------------------------------------
 
@@ -90,6 +93,22 @@ class Flow:
             ) from None
         stage = Stage(name=stage_name, kind=StageKind.SOURCE, fn=resolved)
         return self._add(stage)
+
+    def resolve(self, target: str, builders: Iterable[Builder]) -> dict[str, Stream]:
+        """Add the stages of the ``builders`` that ``target`` needs, dependencies first,
+        and return the stream of every target built, by name (``target``'s among them):
+        see docs/routing.md. A target no builder provides and a cycle of requirements are
+        errors here.
+
+        >>> import riverbed as rb
+        >>> def numbers():
+        ...     yield from [1, 2, 3]
+        >>> flow = rb.Flow("numbers")
+        >>> flow.resolve("numbers", [rb.Builder("numbers", numbers)])["numbers"].sink(print)
+        """
+        from riverbed._model.reactive import resolve
+
+        return resolve(self, target, builders)
 
     def input(self, *, name: str = "input", keys: Sequence[str] = ()) -> Stream:
         """The input of a workflow: a stream whose one event is the ``input`` given to

@@ -15,6 +15,7 @@ from riverbed._errors import FlowDefinitionError
 from riverbed._model import callables
 from riverbed._model.ops.aggregate import Collect, Count, agg_fields
 from riverbed._model.ops.collect import CollectSpec, GroupSpec, KeyedCollectSpec
+from riverbed._model.ops.dispatch import DispatchSpec, build_routes
 from riverbed._model.ops.joins import (
     MAX_INPUTS,
     ExpireAfter,
@@ -405,3 +406,36 @@ class StreamOperators:
             )
         spec_class = KeyedLookupSpec if self._keyed else LookupSpec
         return self.process(spec_class(**fields), name=name, **policy)
+
+    def dispatch(
+        self,
+        *handlers: Any,
+        strict: bool = False,
+        max_depth: int = 1000,
+        max_phases: int = 100,
+        name: str | None = None,
+        **policy: Unpack[StageOptions],
+    ) -> Stream:
+        """One stage of ``handlers`` that route events by their ``match`` patterns: each
+        event reaches the handlers whose ``case`` patterns can match it; what a handler
+        returns (an iterable of events, or None) is routed the same way and also emitted
+        downstream. With ``strict=True`` every handler's interests must be inferable; by
+        default one without them gets the events that no other handler wants. When every
+        input has ended, phases run (``end_phase()`` of each handler, repeated while they
+        emit), then ``close()``. See docs/routing.md.
+
+        >>> import riverbed as rb
+        >>> def shout(event):
+        ...     match event:
+        ...         case str(text):
+        ...             yield text.upper()
+        >>> flow = rb.Flow("routed")
+        >>> loud = flow.source(["hi", 3]).dispatch(shout)
+        """
+        where = self._where("dispatch")
+        for what, value in (("max_depth", max_depth), ("max_phases", max_phases)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise FlowDefinitionError(f"{where}: {what} must be an int >= 1, got {value!r}")
+        routes = build_routes(handlers, strict=strict, where=where)
+        spec = DispatchSpec(handlers=routes, max_depth=max_depth, max_phases=max_phases)
+        return self.process(spec, name=name, **policy)
