@@ -35,3 +35,9 @@ steps_in_step = pytest.mark.local_only(
 )
 """The test checks that concurrent workflows' steps share commits: locally their steps end
 in the same loop turn; Ray tasks come back one by one, so fewer commits are shared."""
+
+unpicklable_events = pytest.mark.local_only(
+    "its events cannot be pickled, and events cross to Ray's actors pickled"
+)
+"""The test's events hold something no pickler can ship (a lock): on Ray the run fails,
+saying so (tests/ray checks the message)."""

@@ -183,6 +183,21 @@ def test_a_stage_that_cannot_be_shipped_fails_naming_it() -> None:
     assert "cannot be shipped to Ray's workers" in result.error.message
 
 
+def test_an_event_that_cannot_be_pickled_fails_saying_so() -> None:
+    """An event no pickler can ship (a lock) fails the run with riverbed's message, which
+    names the chain and says that events crossing to Ray's actors must be picklable."""
+    flow = rb.Flow("unpicklable-event")
+    flow.source([1, threading.Lock()], name="numbers").map(str, name="text").sink(
+        Capture(), name="out"
+    )
+    result = flow.run(
+        runner=rb.RayRunner(parallelism=2), store=False, progress=False, raise_on_failure=False
+    )
+    assert result.status is rb.RunStatus.FAILED
+    assert result.error is not None
+    assert "events that cross to Ray's actors must be picklable" in result.error.message
+
+
 def test_a_test_clock_is_refused_on_ray() -> None:
     flow = rb.Flow("clocked")
     flow.source([1], name="numbers").sink(Capture(), name="out")

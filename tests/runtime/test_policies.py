@@ -489,6 +489,7 @@ def test_dead_letter_keeps_event_traceback_and_attempts() -> None:
     assert letter.at is not None
 
 
+@runners.unpicklable_events
 def test_a_dead_letter_is_its_record_and_the_event(tmp_path: Any) -> None:
     """A result's dead letter is a view of the one record the store keeps (the event
     pickled, its repr, the error), with the event object beside it; an event that cannot

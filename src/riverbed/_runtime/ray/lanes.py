@@ -75,7 +75,14 @@ class Lane:
         while self.loads[index] >= self.limit:
             self.room.clear()
             await self.room.wait()
-        ref = getattr(self.actors[index], method).remote(*args)
+        try:
+            ref = getattr(self.actors[index], method).remote(*args)
+        except TypeError as error:  # Ray's pickling: say what riverbed needs
+            raise TypeError(
+                f"chain {self.placed.chain.name!r} on Ray: what is sent to its actor cannot "
+                f"be pickled ({error}); events that cross to Ray's actors must be picklable "
+                "(the local runner keeps them in one process)"
+            ) from error
         self.loads[index] += 1
         self.calls.append((index, ref))
         self.idle.clear()
