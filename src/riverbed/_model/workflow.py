@@ -3,8 +3,8 @@ input, and ``stream.output()``, a sink that captures the run's output.
 
 A workflow is an ordinary flow with these ends, run by ``riverbed.run(flow, input)``: its
 stages run on the one input event (independent branches at once), and each one's outputs
-are recorded in the store before anything downstream of it starts (see ``riverbed._runtime.workflow``). This
-module only checks the shape; it runs nothing.
+are recorded in the store before anything downstream of it starts (see
+``riverbed._runtime.workflow``). This module only checks the shape; it runs nothing.
 """
 
 from __future__ import annotations

@@ -22,10 +22,10 @@ starts, so that a crash during step 1 leaves a run to resume; each step's record
 committed (fsynced) before the next step starts, and the final status (with the pickled
 output) in the same transaction as the last step: a workflow of N steps costs N + 1
 commits (one more when a graph node ignores an arrival after its step was committed:
-its stage run is committed again with the count). Concurrent workflows in one event loop share commits (group commit). Every
-commit is fenced by the run's lease, renewed from a thread (a step longer than the lease
-does not lose it); a run cancelled from outside (``riverbed runs cancel``) stops at the
-next step boundary.
+its stage run is committed again with the count). Concurrent workflows in one event loop
+share commits (group commit). Every commit is fenced by the run's lease, renewed from a
+thread (a step longer than the lease does not lose it); a run cancelled from outside
+(``riverbed runs cancel``) stops at the next step boundary.
 
 Resuming a run (``resume=RUN``) replays its recorded steps from their records, without
 calling their functions, and goes on from the first unrecorded step; the function of a
