@@ -100,3 +100,53 @@ HANDLERS = {
     "first": first,
     "flaky": flaky,
 }
+
+
+def hang_until_killed(loaded: dict[str, Any]) -> str:
+    """Mark that it started, then wait for ever (the test kills its process)."""
+    directory = _dir(loaded)
+    called(directory, "hang")
+    (directory / "mark-hang").touch()
+    if (directory / "healed").exists():
+        return "healed"
+    time.sleep(3600)
+    return "never"
+
+
+CRASH_HANDLERS = {**HANDLERS, "hang": hang_until_killed}
+
+
+def crash_graph(directory: str) -> dict[str, Any]:
+    """root -> quick, root -> stuck (hangs until healed), (quick, stuck) -> join."""
+
+    def node(node_id: str, kind: str, **inline: Any) -> dict[str, Any]:
+        return {"id": node_id, "type": kind, "input": {"name": node_id, "dir": directory, **inline}}
+
+    return {
+        "name": "crash-graph",
+        "nodes": [
+            node("root", "add", value=1),
+            node("quick", "add", value=10),
+            node("stuck", "hang"),
+            {"id": "join", "type": "keys"},
+        ],
+        "edges": [["root", "quick"], ["root", "stuck"], ["quick", "join"], ["stuck", "join"]],
+    }
+
+
+def keys(loaded: dict[str, Any]) -> list[Any]:
+    """The upstream outputs it got, by node id order."""
+    return [loaded[key] for key in sorted(loaded)]
+
+
+CRASH_HANDLERS["keys"] = keys
+
+
+if __name__ == "__main__":  # python -m tests.workflow.graph_steps STORE_URL DIR RUN_ID
+    import sys
+
+    import riverbed as rb
+
+    url, directory, run_id = sys.argv[1:4]
+    flow = rb.workflow_from_graph(crash_graph(directory), CRASH_HANDLERS)
+    rb.run(flow, None, store=url, run_id=run_id)

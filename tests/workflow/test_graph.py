@@ -227,3 +227,64 @@ def test_validation_names_the_bad_node_or_edge(graph: dict[str, Any], message: s
 def test_steps_module_is_importable_by_name() -> None:
     """The handlers live in a module Ray's workers can import."""
     assert graph_steps.HANDLERS["add"] is graph_steps.add
+
+
+def test_a_crash_while_a_branch_runs_resumes_only_what_was_not_recorded(
+    store_url: str, tmp_path: Path
+) -> None:
+    """kill -9 the process while one branch hangs after the other branch was committed:
+    resumed, the recorded nodes (the root and the finished branch) are replayed, not
+    called; the hanging one runs again; the join gets both."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": f"{root / 'src'}{os.pathsep}{root}"}
+    run_id = "crash-graph-1"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.workflow.graph_steps", store_url, str(tmp_path), run_id],
+        cwd=root,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        with rb.open_store(store_url) as store:
+            deadline = time.monotonic() + 30
+            while not (tmp_path / "mark-hang").exists() or "quick" not in {
+                step.stage for step in _steps(store, run_id)
+            }:
+                assert process.poll() is None, process.communicate()[1]
+                assert time.monotonic() < deadline, "the quick branch was never committed"
+                time.sleep(0.02)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.communicate()
+    (tmp_path / "healed").touch()
+    flow = rb.workflow_from_graph(
+        graph_steps.crash_graph(str(tmp_path)), graph_steps.CRASH_HANDLERS
+    )
+    resumed = rb.run(flow, store=store_url, resume=run_id)
+    assert resumed.ok, resumed.error
+    assert resumed.output == [1 + 10, "healed"]
+    assert sorted(resumed.replayed) == ["quick", "root"]
+    assert [calls(tmp_path, name) for name in ("root", "quick", "hang")] == [1, 1, 2]
+    with rb.open_store(store_url) as store:
+        assert sorted(step.stage for step in store.steps(run_id)) == [
+            "join",
+            "quick",
+            "root",
+            "stuck",
+        ]
+        assert store.get_run(run_id).attempt == 2
+
+
+def _steps(store: rb.Store, run_id: str) -> list[rb.StepRecord]:
+    """The run's steps so far (none before the run exists)."""
+    try:
+        return store.steps(run_id)
+    except rb.RunNotFoundError:
+        return []
