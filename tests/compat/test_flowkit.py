@@ -404,3 +404,49 @@ def test_a_killed_worker_is_detected_and_its_task_resumed(tmp_path: Path) -> Non
     )
     assert task_id in listed.stdout
     assert "flowkit-task" in listed.stdout
+
+
+def test_first_batch_streams_between_stages(tmp_path: Path) -> None:
+    """A node with io.start_when "first_batch" processes each batch of its upstream node
+    as soon as that batch is processed (before the upstream makes its second); both
+    nodes are recorded steps of the task."""
+    order: list[str] = []
+
+    class Reader:
+        async def iter_batches(self, loaded: Any) -> Any:
+            for start in range(0, 6, 2):
+                if start:
+                    order.append(f"read {start // 2} after {order[-1]}")
+                yield list(range(start, start + 2))
+
+        async def process_batch(self, batch: list[int], ctx: RunContext) -> BatchResult:
+            order.append(f"{ctx.node_id} {batch}")
+            return BatchResult(metrics={"rows": len(batch)})
+
+    class Summer:
+        async def process_batch(self, batch: list[int], ctx: RunContext) -> BatchResult:
+            order.append(f"{ctx.node_id} {batch}")
+            return BatchResult(metrics={"sum": sum(batch)})
+
+    url = url_in(tmp_path)
+    worker = Worker(url, WorkerConfig(roles=["read", "sum"]), {"read": Reader(), "sum": Summer()})
+    graph = {
+        "nodes": [
+            {"node_id": "read", "type": "read"},
+            {"node_id": "sum", "type": "sum", "io": {"start_when": "first_batch"}},
+        ],
+        "edges": [["read", "sum"]],
+    }
+
+    async def main() -> rb.RunRecord:
+        coordinator = await started(url, worker)
+        return await coordinator.wait_task(await coordinator.create_task({}, graph))
+
+    record = asyncio.run(main())
+    assert record.status is rb.RunStatus.SUCCEEDED, record.error
+    assert order[:4] == ["read [0, 1]", "sum [0, 1]", "read 1 after sum [0, 1]", "read [2, 3]"]
+    import pickle
+
+    assert pickle.loads(record.output) == [[{"sum": 1}, {"sum": 5}, {"sum": 9}]]
+    with rb.open_store(url) as store:
+        assert sorted(step.stage for step in store.steps(record.run_id)) == ["read", "sum"]

@@ -150,3 +150,32 @@ if __name__ == "__main__":  # python -m tests.workflow.graph_steps STORE_URL DIR
     url, directory, run_id = sys.argv[1:4]
     flow = rb.workflow_from_graph(crash_graph(directory), CRASH_HANDLERS)
     rb.run(flow, None, store=url, run_id=run_id)
+
+
+def chunks(loaded: dict[str, Any]) -> Any:
+    """A streaming node: yields its ``items`` in batches of two (with the test's
+    directory); after the first batch it waits for the mark of the node it streams to,
+    which proves that node started on it."""
+    directory = _dir(loaded)
+    called(directory, loaded["name"])
+    items = loaded["items"]
+    for start in range(0, len(items), 2):
+        yield {"dir": str(directory), "items": items[start : start + 2]}
+        if start == 0 and loaded.get("after"):
+            wait_for(directory / f"mark-{loaded['after']}")
+
+
+def total(batch: dict[str, Any]) -> int:
+    """A first-batch node: marks that it started, and sums one batch."""
+    (Path(batch["dir"]) / "mark-total").touch()
+    return sum(batch["items"])
+
+
+def sizes(loaded: dict[str, Any]) -> list[int]:
+    """The size of every batch of every upstream node."""
+    return [len(batch["items"]) for key in sorted(loaded) for batch in loaded[key]]
+
+
+HANDLERS["chunks"] = chunks
+HANDLERS["total"] = total
+HANDLERS["sizes"] = sizes

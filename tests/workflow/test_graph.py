@@ -288,3 +288,57 @@ def _steps(store: rb.Store, run_id: str) -> list[rb.StepRecord]:
         return store.steps(run_id)
     except rb.RunNotFoundError:
         return []
+
+
+def test_first_batch_node_starts_on_the_first_streamed_batch(
+    on_runner: str, tmp_path: Path
+) -> None:
+    """A node with start "first_batch" is called on each batch of its upstream generator
+    node as it comes (the generator waits, after its first batch, for the node's mark);
+    both are recorded steps, and other readers get the list of batches."""
+    url = f"sqlite:///{tmp_path}/runs.db"
+    graph = {
+        "nodes": [
+            node("numbers", "chunks", tmp_path, items=[1, 2, 3, 4, 5], after="total"),
+            {"id": "total", "type": "total", "start": "first_batch"},
+            {"id": "count", "type": "sizes"},
+        ],
+        "edges": [["numbers", "total"], ["numbers", "count"]],
+    }
+    result = rb.run(rb.workflow_from_graph(graph, HANDLERS), None, store=url)
+    assert result.ok, result.error
+    assert result.outputs["output"] == [[3, 7, 5], [2, 2, 1]]
+    assert sorted(step.stage for step in result.steps) == ["count", "numbers", "total"]
+    assert calls(tmp_path, "numbers") == 1
+
+
+@pytest.mark.parametrize(
+    ("nodes", "edges", "message"),
+    [
+        (
+            [{"id": "a", "type": "plain"}, {"id": "b", "type": "t", "start": "first_batch"}],
+            [["a", "b"]],
+            "node 'b' starts on the first batch of 'a', whose handler .* yields no batches",
+        ),
+        (
+            [{"id": "a", "type": "gen"}, {"id": "b", "type": "t", "start": "first_batch"}],
+            [],
+            r"node 'b': start 'first_batch' needs exactly one upstream node",
+        ),
+        (
+            [{"id": "a", "type": "gen"}, {"id": "b", "type": "t", "start": "soon"}],
+            [["a", "b"]],
+            "node 'b': start must be 'ready' or 'first_batch'",
+        ),
+    ],
+)
+def test_first_batch_validation(nodes: list[Any], edges: list[Any], message: str) -> None:
+    """A first-batch node needs one upstream node whose handler yields batches."""
+
+    def gen(loaded: Any) -> Any:
+        yield loaded
+
+    with pytest.raises(rb.FlowDefinitionError, match=message):
+        rb.workflow_from_graph(
+            {"nodes": nodes, "edges": edges}, {"t": len, "plain": len, "gen": gen}
+        )

@@ -22,6 +22,9 @@ are ignored, and counted in the node's stage run as ``skipped``) or ``"count:N"`
 have finished; the dict holds those N). The workflow's output is the list of the outputs
 of the nodes nothing reads from (``result.outputs["output"]``, in node order).
 
+``"start": "first_batch"`` on a node below a node whose handler yields batches (a
+generator function) streams them to it: see ``riverbed._model.streamed``.
+
 Independent branches run at once (see ``riverbed._runtime.workflow``): a synchronous
 handler is called in a thread so that it does not hold up the others; an ``async`` one is
 awaited. This module only checks and builds; it runs nothing.
@@ -29,14 +32,13 @@ awaited. This module only checks and builds; it runs nothing.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from riverbed._errors import FlowDefinitionError
-from riverbed._model import callables
+from riverbed._model import streamed
 from riverbed._model.flow import Flow
 from riverbed._model.policy import OnError, Retry
 from riverbed._model.stages import Port, SinkMode, Stage, StageKind
@@ -44,7 +46,7 @@ from riverbed._model.workflow import WorkflowOutput
 
 __all__ = ["FanIn", "GraphNode", "workflow_from_graph"]
 
-_NODE_KEYS = frozenset({"id", "type", "input", "fan_in", "retry", "on_error", "timeout"})
+_NODE_KEYS = frozenset({"id", "type", "input", "fan_in", "start", "retry", "on_error", "timeout"})
 _RESERVED = frozenset({"input", "output"})
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 
@@ -54,6 +56,9 @@ class _NoInput:
 
     def __repr__(self) -> str:
         return "NO_INPUT"
+
+    def __reduce__(self) -> str:
+        return "NO_INPUT"  # pickled by name: one sentinel in every process (Ray's too)
 
 
 NO_INPUT: Any = _NoInput()
@@ -109,19 +114,26 @@ class GraphNode:
     upstream: tuple[str, ...] = ()
     fan_in: FanIn = field(default_factory=FanIn)
     inline: Any = NO_INPUT
+    streams_to: tuple[tuple[str, Any], ...] = ()
+    """The first-batch nodes it streams its batches to: (node id, handler) pairs."""
+    streamed: bool = False
+    """A first-batch node: its results were made in its upstream node's step."""
 
     async def __call__(self, event: Any) -> Any:
         """The handler's result for ``event``; a synchronous handler runs in a thread, so
         that independent branches of the workflow overlap."""
+        if self.streamed:
+            (made,) = event.values()
+            return made.results[self.node]
         if not self.upstream:
             argument = event if self.inline is NO_INPUT else self.inline
         else:
-            argument = dict(event)
+            argument = {node: streamed.batches_of(output) for node, output in event.items()}
             if self.inline is not NO_INPUT:
                 argument["input"] = self.inline
-        if callables.is_async(self.handler):
-            return await self.handler(argument)
-        return await asyncio.to_thread(self.handler, argument)
+        if streamed.is_streaming(self.handler):
+            return await streamed.stream(self.handler, argument, self.streams_to)
+        return await streamed.call(self.handler, argument)
 
 
 def graph_node(stage: Stage) -> GraphNode | None:
@@ -137,8 +149,22 @@ def workflow_from_graph(
     name: str | None = None,
 ) -> Flow:
     """A workflow built from the graph ``spec`` (a dict, or its JSON text), each node's
-    handler looked up by its ``type`` in ``handlers``; see the module for the format.
-    Raises ``FlowDefinitionError`` naming the bad node or edge."""
+    handler looked up by its ``type`` in ``handlers``; run it with ``rb.run(flow, input)``.
+
+    ``spec``: ``{"name": ..., "nodes": [...], "edges": [[source, target], ...]}``; a node
+    has an ``id``, a ``type``, and optionally an inline ``input``, ``fan_in`` (``"all"``,
+    ``"any"``, ``"count:N"``), ``start`` (``"ready"``, ``"first_batch"``), ``retry``,
+    ``on_error`` and ``timeout``. A root node's handler gets its inline input (else the
+    run's input); another node's gets a dict of its upstream nodes' outputs by id.
+    Independent branches run at once; every node is a recorded step (docs/workflows.md,
+    "Graphs as data"). Raises ``FlowDefinitionError`` naming the bad node or edge.
+
+    >>> graph = {"nodes": [{"id": "a", "type": "inc"}, {"id": "b", "type": "inc"}],
+    ...          "edges": [["a", "b"]]}
+    >>> flow = workflow_from_graph(graph, {"inc": lambda x: x["a"] + 1 if "a" in x else x + 1})
+    >>> import riverbed as rb; rb.run(flow, 1, store=False).output
+    3
+    """
     data = _load(spec)
     flow_name = name or data.get("name") or "graph"
     nodes = _nodes(data.get("nodes"), handlers)
@@ -146,6 +172,7 @@ def workflow_from_graph(
     flow = Flow(flow_name)
     start = flow.input()
     read_from: set[str] = set()
+    streams = _streams(nodes, upstream, handlers)
     for node_id in _order(nodes, upstream):
         node, ups = nodes[node_id], upstream[node_id]
         read_from.update(ups)
@@ -156,6 +183,10 @@ def workflow_from_graph(
             upstream=tuple(ups),
             fan_in=FanIn.parse(node.get("fan_in"), node=node_id, upstream=len(ups)),
             inline=node.get("input", NO_INPUT),
+            streams_to=tuple(
+                (reader, handlers[nodes[reader]["type"]]) for reader in streams.get(node_id, ())
+            ),
+            streamed=node.get("start") == "first_batch",
         )
         inputs = tuple(Port(up) for up in ups) or (start.port,)
         flow.add_stage(Stage(node_id, StageKind.MAP, inputs, fn, **_policy(node)))
@@ -253,6 +284,42 @@ def _edges(raw: Any, nodes: Mapping[str, Any]) -> dict[str, list[str]]:
             raise FlowDefinitionError(f"edge #{index} {[source, target]!r} is given twice")
         upstream[target].append(source)
     return upstream
+
+
+def _streams(
+    nodes: Mapping[str, Mapping[str, Any]],
+    upstream: Mapping[str, list[str]],
+    handlers: Mapping[str, Any],
+) -> dict[str, list[str]]:
+    """For each node, the first-batch nodes it streams to, after checking each: one
+    upstream node, whose handler yields batches, and no fan-in of its own."""
+    streams: dict[str, list[str]] = {}
+    for node_id, node in nodes.items():
+        start = node.get("start", "ready")
+        if start == "ready":
+            continue
+        if start != "first_batch":
+            raise FlowDefinitionError(
+                f"node {node_id!r}: start must be 'ready' or 'first_batch', got {start!r}",
+                stage=node_id,
+            )
+        ups = upstream[node_id]
+        if len(ups) != 1 or node.get("fan_in", "all") != "all":
+            raise FlowDefinitionError(
+                f"node {node_id!r}: start 'first_batch' needs exactly one upstream node "
+                f"(and no fan_in), it has {ups}",
+                stage=node_id,
+            )
+        source = ups[0]
+        if not streamed.is_streaming(handlers[nodes[source]["type"]]):
+            raise FlowDefinitionError(
+                f"node {node_id!r} starts on the first batch of {source!r}, whose handler "
+                f"(type {nodes[source]['type']!r}) yields no batches: make it a generator "
+                "function (def ...: yield batch), or start the node when it is 'ready'",
+                stage=node_id,
+            )
+        streams.setdefault(source, []).append(node_id)
+    return streams
 
 
 def _order(nodes: Mapping[str, Any], upstream: Mapping[str, list[str]]) -> list[str]:

@@ -33,6 +33,11 @@ How it maps (docs/compat.md, "FlowKit"):
   ``loaded`` is the node's ``input_inline`` for a node without dependencies, else a dict
   of its upstream nodes' outputs by node id (with ``input_inline`` under ``"input"``). A
   handler node's output is the list of its batches' metrics.
+- ``io.start_when: "first_batch"`` (streaming between stages): the node's
+  ``process_batch`` is called on each batch of its one upstream node as soon as that
+  batch is processed; the upstream node's output is then the list of its batches, and
+  the node's the list of its batches' metrics. Both stay recorded steps (see
+  ``rb.workflow_from_graph``: the streamed calls happen inside the upstream node's step).
 
 Where riverbed differs from FlowKit, on purpose: a batch whose ``process_batch`` reports
 failure fails the node (then its ``retry_policy`` applies) rather than being dropped
@@ -125,13 +130,9 @@ def to_graph_spec(graph: Mapping[str, Any], name: str = "flowkit-task") -> dict[
                 f"{sorted(_NODE_KEYS)} and io {sorted(_IO_KEYS)}",
                 stage=node_id,
             )
-        if io.get("start_when", "ready") != "ready":
-            raise rb.FlowDefinitionError(
-                f"node {node_id!r}: io.start_when {io.get('start_when')!r} is not supported "
-                "by this dialect: only 'ready' (the node starts once its fan-in is met)",
-                stage=node_id,
-            )
         node: dict[str, Any] = {"id": node_id, "type": raw.get("type")}
+        if "start_when" in io:
+            node["start"] = io["start_when"]
         if "input_inline" in io:
             node["input"] = io["input_inline"]
         if raw.get("fan_in") is not None:
@@ -157,6 +158,9 @@ def task_flow(
     """The workflow of a task (a run's target: a worker builds it when it claims it); each
     node's handler is its type's, dispatched to a worker of this process serving it."""
     spec = to_graph_spec(graph, name)
+    streaming = {
+        source for source, target in spec["edges"] if _starts(spec, target) == "first_batch"
+    }
     handlers: dict[str, _RoleCall] = {}
     for node in spec["nodes"]:
         if not isinstance(node["type"], str) or not node["type"]:
@@ -166,9 +170,16 @@ def task_flow(
             )
         # One handler per node, so that its ctx names the node: keyed "type#node".
         key = f"{node['type']}#{node['id']}"
-        handlers[key] = _RoleCall(node["type"], task_id, dict(params), node["id"])
+        per_batch = node.get("start") == "first_batch"
+        role = _RoleStream if node["id"] in streaming else _RoleCall
+        handlers[key] = role(node["type"], task_id, dict(params), node["id"], per_batch)
         node["type"] = key
     return rb.workflow_from_graph(spec, handlers)
+
+
+def _starts(spec: Mapping[str, Any], node_id: str) -> Any:
+    """When node ``node_id`` of ``spec`` starts (its ``start``, "ready" by default)."""
+    return next((n.get("start", "ready") for n in spec["nodes"] if n["id"] == node_id), None)
 
 
 class Coordinator:
@@ -280,25 +291,37 @@ class Worker:
         _serve(self, False)
 
     async def run_node(self, kind: str, loaded: Any, ctx: RunContext) -> Any:
-        """Run one node of type ``kind`` on ``loaded`` with this worker's handler."""
+        """Run one node of type ``kind`` on ``loaded`` with this worker's handler: the
+        list of its batches' metrics (a plain callable: what it returns)."""
         handler = self.handlers[kind]
         if not hasattr(handler, "process_batch"):  # a plain callable: in a thread if sync
-            if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
-                getattr(handler, "__call__", None)  # noqa: B004 - the method itself
-            ):
-                return await handler(loaded)
-            return await asyncio.to_thread(handler, loaded)
-        metrics: list[Any] = []
+            return await _call(handler, loaded)
+        return [metrics async for _, metrics in self.stream_node(kind, loaded, ctx)]
+
+    async def stream_node(self, kind: str, loaded: Any, ctx: RunContext) -> Any:
+        """Run one node of type ``kind`` on ``loaded``, yielding (batch, metrics) as each
+        batch is processed."""
+        handler = self.handlers[kind]
+        if not hasattr(handler, "process_batch"):
+            yield loaded, await _call(handler, loaded)
+            return
         batches = handler.iter_batches(loaded) if hasattr(handler, "iter_batches") else [loaded]
         async for batch in _aiter(batches):
-            outcome = _batch_result(await handler.process_batch(batch, ctx))
-            if not outcome.success:
-                raise RuntimeError(
-                    f"task {ctx.task_id}, node {ctx.node_id}: a batch failed"
-                    + (f": {outcome.error}" if outcome.error else "")
-                )
-            metrics.append(dict(outcome.metrics))
-        return metrics
+            yield batch, await self.run_batch(kind, batch, ctx)
+
+    async def run_batch(self, kind: str, batch: Any, ctx: RunContext) -> Any:
+        """Process one ``batch`` with the handler of type ``kind``: its metrics (a plain
+        callable: what it returns); a batch that fails raises."""
+        handler = self.handlers[kind]
+        if not hasattr(handler, "process_batch"):
+            return await _call(handler, batch)
+        outcome = _batch_result(await handler.process_batch(batch, ctx))
+        if not outcome.success:
+            raise RuntimeError(
+                f"task {ctx.task_id}, node {ctx.node_id}: a batch failed"
+                + (f": {outcome.error}" if outcome.error else "")
+            )
+        return dict(outcome.metrics)
 
 
 _serving: dict[str, list[Worker]] = {}
@@ -319,22 +342,42 @@ def _serve(worker: Worker, on: bool) -> None:
 @dataclass(frozen=True)
 class _RoleCall:
     """A node's handler in the workflow: runs the node on a started worker of this
-    process that serves its type, waiting while there is none."""
+    process that serves its type, waiting while there is none. ``per_batch``: a
+    first-batch node, called on each batch of its upstream node."""
 
     type: str
     task_id: str
     params: dict[str, Any]
     node: str = ""
+    per_batch: bool = False
 
     async def __call__(self, loaded: Any) -> Any:
+        worker = await self.worker()
+        ctx = RunContext(self.task_id, self.node, worker.worker_id, self.params)
+        if self.per_batch:
+            return await worker.run_batch(self.type, loaded, ctx)
+        return await worker.run_node(self.type, loaded, ctx)
+
+    async def worker(self) -> Worker:
+        """A started worker of this process serving this node's type (waits for one)."""
         while True:
             with _serving_lock:
                 workers = list(_serving.get(self.type, ()))
             if workers:
-                worker = workers[hash(self.task_id) % len(workers)]
-                ctx = RunContext(self.task_id, self.node, worker.worker_id, self.params)
-                return await worker.run_node(self.type, loaded, ctx)
+                return workers[hash(self.task_id) % len(workers)]
             await asyncio.sleep(0.05)
+
+
+@dataclass(frozen=True)
+class _RoleStream(_RoleCall):
+    """The handler of a node that first-batch nodes read: yields each of its batches once
+    processed, so that they start on the first (its output is the list of batches)."""
+
+    async def __call__(self, loaded: Any) -> Any:
+        worker = await self.worker()
+        ctx = RunContext(self.task_id, self.node, worker.worker_id, self.params)
+        async for batch, _ in worker.stream_node(self.type, loaded, ctx):
+            yield batch
 
 
 def _open(db: Any) -> rb.Store:
@@ -358,6 +401,15 @@ def _batch_result(value: Any) -> BatchResult:
     if value is None:
         return BatchResult()
     raise TypeError(f"process_batch returned {value!r:.80}; return a BatchResult or a bool")
+
+
+async def _call(handler: Any, argument: Any) -> Any:
+    """A plain callable's result: awaited if async, else called in a thread."""
+    if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
+        getattr(handler, "__call__", None)  # noqa: B004 - the method itself
+    ):
+        return await handler(argument)
+    return await asyncio.to_thread(handler, argument)
 
 
 async def _aiter(batches: Any) -> Any:
