@@ -51,10 +51,10 @@ class Frontier:
         self.late: dict[str, int] = {}
         """For each graph node: how many upstream nodes delivered after it had started."""
         self._readers: dict[str, list[str]] = {}
-        for chain in self.steps:
-            node = graph_node(chain.head)
+        self._nodes = {chain.head.name: graph_node(chain.head) for chain in self.steps}
+        for name, node in self._nodes.items():
             for upstream in node.upstream if node is not None else ():
-                self._readers.setdefault(upstream, []).append(chain.head.name)
+                self._readers.setdefault(upstream, []).append(name)
 
     def ready(self) -> list[tuple[int, Chain, list[Any]]]:
         """The steps that may start now, with their events, in topological order (none is
@@ -123,7 +123,7 @@ class Frontier:
 
     def _events(self, stage: Stage, settled: set[str]) -> Any:
         """The events ``stage`` starts with now ([] if it never will), or ``WAIT``."""
-        node = graph_node(stage)
+        node = self._nodes[stage.name]
         if node is None:
             if any(port.stage not in settled for port in stage.inputs):
                 return WAIT

@@ -302,7 +302,13 @@ class _Execution:
         running: dict[asyncio.Task[_Outcome], int] = {}
         try:
             while True:
-                held = self._launch(frontier, recorded, running)
+                held, alone = self._launch(frontier, recorded, running)
+                if alone is not None:  # one step, nothing else running: no task needed
+                    seq, chain, events = alone
+                    outcome = await self._execute(chain, events)
+                    if (ended := await self._step(seq, outcome, frontier, False)) is not None:
+                        return ended
+                    continue
                 if not running:
                     if held:
                         return await self._stopped()
@@ -327,10 +333,13 @@ class _Execution:
         frontier: Frontier,
         recorded: dict[int, StepRecord],
         running: dict[asyncio.Task[_Outcome], int],
-    ) -> bool:
-        """Replay the recorded steps that may start and start the others as tasks; True
-        if a step was held back because the run must stop (``self.stop``)."""
+    ) -> tuple[bool, tuple[int, Chain, list[Any]] | None]:
+        """Replay the recorded steps that may start and start the others as tasks. Returns
+        whether a step was held back because the run must stop (``self.stop``), and the
+        one step to run in place when it is the only one (the common chain: a task per
+        step would only cost time)."""
         held = False
+        starting: list[tuple[int, Chain, list[Any]]] = []
         progressed = True
         while progressed:
             progressed = False
@@ -343,8 +352,12 @@ class _Execution:
                     held = True
                 else:
                     frontier.start(chain.head.name)
-                    running[asyncio.ensure_future(self._execute(chain, events))] = seq
-        return held
+                    starting.append((seq, chain, events))
+        if len(starting) == 1 and not running:
+            return held, starting[0]
+        for seq, chain, events in starting:
+            running[asyncio.ensure_future(self._execute(chain, events))] = seq
+        return held, None
 
     def _replay(self, seq: int, stage: Stage, step: StepRecord, frontier: Frontier) -> None:
         """Go past step ``seq`` with its recorded outputs, without calling it."""
