@@ -450,3 +450,13 @@ def test_first_batch_streams_between_stages(tmp_path: Path) -> None:
     assert pickle.loads(record.output) == [[{"sum": 1}, {"sum": 5}, {"sum": 9}]]
     with rb.open_store(url) as store:
         assert sorted(step.stage for step in store.steps(record.run_id)) == ["read", "sum"]
+
+
+def test_a_task_run_in_a_process_without_workers_fails_clearly() -> None:
+    """A task's workflow run where no FlowKit worker is started (``riverbed runs resume``
+    from a shell) fails naming the node and the fix, instead of waiting for ever."""
+    graph = {"nodes": [{"node_id": "n", "type": "processor"}], "edges": []}
+    result = rb.run(flowkit.task_flow(graph, {}, "t-1"), {}, store=False)
+    assert result.status is rb.RunStatus.FAILED
+    assert result.error is not None
+    assert "node 'n': no FlowKit Worker is started" in result.error.message

@@ -359,12 +359,21 @@ class _RoleCall:
         return await worker.run_node(self.type, loaded, ctx)
 
     async def worker(self) -> Worker:
-        """A started worker of this process serving this node's type (waits for one)."""
+        """A started worker of this process serving this node's type: it waits while
+        there is none, as long as some worker of the process is started (a process with
+        none, such as ``riverbed runs resume`` from a shell, could wait for ever)."""
         while True:
             with _serving_lock:
                 workers = list(_serving.get(self.type, ()))
+                others = any(_serving.values())
             if workers:
                 return workers[hash(self.task_id) % len(workers)]
+            if not others:
+                raise RuntimeError(
+                    f"task {self.task_id}, node {self.node!r}: no FlowKit Worker is started "
+                    f"in this process to serve type {self.type!r}; a task's nodes run on the "
+                    "workers of the process that claimed it: start a Worker serving it"
+                )
             await asyncio.sleep(0.05)
 
 
