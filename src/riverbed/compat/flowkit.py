@@ -41,7 +41,12 @@ How it maps (docs/compat.md, "FlowKit"):
 
 Where riverbed differs from FlowKit, on purpose: a batch whose ``process_batch`` reports
 failure fails the node (then its ``retry_policy`` applies) rather than being dropped
-silently; ``retry_policy.max`` counts every attempt, the first included.
+silently; ``retry_policy.max`` counts every attempt, the first included. Roles are served
+within a process: a task moves between processes (machines) through the queue and its
+lease, and a node goes to a worker of the process that holds its task (sending single
+nodes to other processes would need the queue to filter claims by role). Handlers are
+the worker's own objects, so tasks run on the local runner (not ``RIVERBED_RUNNER=ray``,
+where a node fails saying that no worker serves it).
 """
 
 from __future__ import annotations
