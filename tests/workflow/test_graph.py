@@ -342,3 +342,27 @@ def test_first_batch_validation(nodes: list[Any], edges: list[Any], message: str
         rb.workflow_from_graph(
             {"nodes": nodes, "edges": edges}, {"t": len, "plain": len, "gen": gen}
         )
+
+
+def test_a_node_without_enough_arrivals_does_not_run() -> None:
+    """An upstream node dropped by its on_error "skip" delivers nothing: a join that
+    needs it ("all") does not run, one that needs one ("any") runs on the other."""
+
+    def broken(loaded: Any) -> Any:
+        raise ValueError("bad row")
+
+    graph = {
+        "nodes": [
+            {"id": "ok", "type": "one"},
+            {"id": "bad", "type": "broken", "on_error": "skip"},
+            {"id": "both", "type": "keys"},
+            {"id": "either", "type": "keys", "fan_in": "any"},
+        ],
+        "edges": [["ok", "both"], ["bad", "both"], ["ok", "either"], ["bad", "either"]],
+    }
+    handlers = {"one": lambda _: 1, "broken": broken, "keys": lambda loaded: sorted(loaded)}
+    result = rb.run(rb.workflow_from_graph(graph, handlers), None, store=False)
+    assert result.ok, result.error
+    assert result.outputs["output"] == [["ok"]]
+    assert "both" not in result.stages
+    assert result.stages["bad"].skipped == 1
