@@ -101,7 +101,7 @@ class FanIn:
         return upstream if self.count is None else self.count
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: inputs may be dicts
 class GraphNode:
     """The function of a graph node's stage: calls the node's handler with what the node
     loads (see the module). The workflow runner reads ``upstream`` and ``fan_in`` to know

@@ -344,7 +344,7 @@ def _serve(worker: Worker, on: bool) -> None:
                 workers.remove(worker)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # hashed by identity: its params are a dict
 class _RoleCall:
     """A node's handler in the workflow: runs the node on a started worker of this
     process that serves its type, waiting while there is none. ``per_batch``: a
@@ -382,7 +382,7 @@ class _RoleCall:
             await asyncio.sleep(0.05)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _RoleStream(_RoleCall):
     """The handler of a node that first-batch nodes read: yields each of its batches once
     processed, so that they start on the first (its output is the list of batches)."""
