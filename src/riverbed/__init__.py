@@ -36,6 +36,7 @@ from riverbed._errors import (
     TargetError,
 )
 from riverbed._liveness import crashed_if_dead, interruption
+from riverbed._model.dag import workflow_from_graph
 from riverbed._model.flow import Branch, Flow, KeyedStream, Routes, Stream
 from riverbed._model.keys import stable_hash
 from riverbed._model.ops.aggregate import Collect, Count, Fold, Max, Min, Reduce, Reservoir
@@ -175,6 +176,7 @@ __all__ = [
     "run",
     "stable_hash",
     "store_url",
+    "workflow_from_graph",
 ]
 
 

@@ -59,7 +59,10 @@ def _boxed_nodes(address: str) -> set[str]:
     step = rb.Flow("boxed-step")
     step.input().map(node_of, name="boxed").output()
     result = rb.run(step, 1, runner=runner, store=False)
-    return {*seen.items, result.output}
+    # A graph node is a step like any other: its type's "role" is the resource it needs.
+    graph = rb.workflow_from_graph({"nodes": [{"id": "boxed", "type": "gpu"}]}, {"gpu": node_of})
+    node = rb.run(graph, 1, runner=runner, store=False)
+    return {*seen.items, result.output, node.output}
 
 
 def main() -> dict[str, Any]:

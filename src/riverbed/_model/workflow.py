@@ -2,9 +2,9 @@
 input, and ``stream.output()``, a sink that captures the run's output.
 
 A workflow is an ordinary flow with these ends, run by ``riverbed.run(flow, input)``: its
-stages run one after the other on the one input event, and each one's outputs are
-recorded in the store before the next starts (see ``riverbed._runtime.workflow``). This
-module only checks the shape; it runs nothing.
+stages run on the one input event (independent branches at once), and each one's outputs
+are recorded in the store before anything downstream of it starts (see
+``riverbed._runtime.workflow``). This module only checks the shape; it runs nothing.
 """
 
 from __future__ import annotations

@@ -1,24 +1,31 @@
-"""Workflows: a flow's stages run one after the other on one input event, each step's
-outputs recorded in the store before the next starts. Runner-neutral: each step runs
-through ``Runner.run_step`` (the local runner runs it in-process), and the run's record,
-lease and commits are its ``RunLifecycle``'s, as a stream's.
+"""Workflows: a flow's stages run on one input event, each step's outputs recorded in the
+store before anything downstream of it starts; independent branches run at once.
+Runner-neutral: each step runs through ``Runner.run_step`` (the local runner runs it
+in-process), and the run's record, lease and commits are its ``RunLifecycle``'s, as a
+stream's.
 
 A workflow is an ordinary flow that starts at ``flow.input()`` and ends at
-``stream.output()`` (see ``riverbed._model.workflow``). The walk takes the stages in
-topological order, runs each as a one-stage chain (so retries, failure policies,
-timeouts, counters and the step cache mean exactly what they mean in streams), and
-commits a ``StepRecord`` of the stage's outputs per output port (pickled) with its stage
-run. A stage that receives no event (after a filter dropped it, or on a branch's other
-side) is not a step: nothing is called and nothing recorded.
+``stream.output()`` (see ``riverbed._model.workflow``), or one built from a graph given as
+data (``riverbed._model.dag``). The walk (``riverbed._runtime.frontier`` says which steps
+may start) starts every step whose inputs are settled, each as a one-stage chain (so
+retries, failure policies, timeouts, counters and the step cache mean exactly what they
+mean in streams) in a task of its own, and commits a ``StepRecord`` of the stage's
+outputs per output port (pickled) with its stage run as each one finishes. A step's
+``seq`` is its stage's place in topological order, whatever order the steps finish in. A
+stage that receives no event (after a filter dropped it, or on a branch's other side) is
+not a step: nothing is called and nothing recorded. A step that fails (policy STOP) ends
+the run FAILED; the steps of other branches still running are cancelled, unrecorded, and
+run again on resume.
 
 Durability: the run's record (its input and target) is committed before its first step
 starts, so that a crash during step 1 leaves a run to resume; each step's record is
 committed (fsynced) before the next step starts, and the final status (with the pickled
 output) in the same transaction as the last step: a workflow of N steps costs N + 1
-commits. Concurrent workflows in one event loop share commits (group commit). Every
-commit is fenced by the run's lease, renewed from a thread (a step longer than the lease
-does not lose it); a run cancelled from outside (``riverbed runs cancel``) stops at the
-next step boundary.
+commits (one more when a graph node ignores an arrival after its step was committed:
+its stage run is committed again with the count). Concurrent workflows in one event loop
+share commits (group commit). Every commit is fenced by the run's lease, renewed from a
+thread (a step longer than the lease does not lose it); a run cancelled from outside
+(``riverbed runs cancel``) stops at the next step boundary.
 
 Resuming a run (``resume=RUN``) replays its recorded steps from their records, without
 calling their functions, and goes on from the first unrecorded step; the function of a
@@ -54,6 +61,7 @@ from riverbed._records import RunRecord, RunStatus, StageStatus, StepCommit, Ste
 from riverbed._runtime.cache import StepCache
 from riverbed._runtime.clock import SystemClock
 from riverbed._runtime.failures import FailureLog
+from riverbed._runtime.frontier import Frontier
 from riverbed._runtime.lifecycle import RunLifecycle
 from riverbed._runtime.observer import Observers, RunObserver
 from riverbed._runtime.restore import check_same_flow, crashed_if_dead
@@ -87,6 +95,10 @@ class _Shape:
     """One chain per stage that is a step, in topological order (the output excluded)."""
     version: str
 
+
+_Outcome = tuple[dict[str, list[Any]], StageCounters, StageFailedError | None, datetime]
+"""What a step's run gives back: its outputs per port, its counters, the error that
+stopped it (policy STOP) or None, and when it began."""
 
 _shapes: weakref.WeakKeyDictionary[Flow, _Shape] = weakref.WeakKeyDictionary()
 
@@ -192,6 +204,8 @@ class _Execution:
         self.steps: list[StepRecord] = []
         self.stats: dict[str, StageStats] = {}
         self.replayed: list[str] = []
+        self.finished: dict[str, tuple[StageCounters, datetime]] = {}
+        """The counters and start of each step committed in this attempt."""
 
     async def run(self) -> RunResult:
         recorded: dict[int, StepRecord] = {}
@@ -282,29 +296,70 @@ class _Execution:
     # -- the walk ----------------------------------------------------------------------------
 
     async def _walk(self, input: Any, recorded: dict[int, StepRecord]) -> RunResult:
-        pending: dict[Port, list[Any]] = {Port(self.shape.input.name): [input]}
-        for seq, chain in enumerate(self.shape.steps):
-            stage = chain.head
-            step = recorded.get(seq)
-            if step is not None:
-                self._replay(seq, stage, step, pending)
-                continue
-            events = [event for port in stage.inputs for event in pending.get(port, ())]
-            if not events:
-                continue  # not a step: nothing reached this stage
-            if self.stop is not None:
-                return await self._stopped()
-            done = await self._step(seq, chain, events, pending)
-            if done is not None:
-                return done
-        outputs = self._outputs(pending)
+        """Start every step that may start (replaying recorded ones), commit each as it
+        finishes, until none is left; independent branches run at once."""
+        frontier = Frontier(self.shape.steps, self.shape.input, input)
+        running: dict[asyncio.Task[_Outcome], int] = {}
+        try:
+            while True:
+                held, alone = self._launch(frontier, recorded, running)
+                if alone is not None:  # one step, nothing else running: no task needed
+                    seq, chain, events = alone
+                    outcome = await self._execute(chain, events)
+                    if (ended := await self._step(seq, outcome, frontier, False)) is not None:
+                        return ended
+                    continue
+                if not running:
+                    if held:
+                        return await self._stopped()
+                    break
+                done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in sorted(done, key=running.__getitem__):
+                    seq = running.pop(task)
+                    ended = await self._step(seq, task.result(), frontier, bool(running))
+                    if ended is not None:
+                        return ended
+        finally:
+            for task in running:  # the run ended (failed) while other branches ran
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+        outputs = self._outputs(frontier.pending)
         # No step ran in this attempt, or the last one left events nowhere but the output.
         await self._commit(StepCommit(self.run_id), None, outputs)
         return self._result(RunStatus.SUCCEEDED, outputs)
 
-    def _replay(
-        self, seq: int, stage: Stage, step: StepRecord, pending: dict[Port, list[Any]]
-    ) -> None:
+    def _launch(
+        self,
+        frontier: Frontier,
+        recorded: dict[int, StepRecord],
+        running: dict[asyncio.Task[_Outcome], int],
+    ) -> tuple[bool, tuple[int, Chain, list[Any]] | None]:
+        """Replay the recorded steps that may start and start the others as tasks. Returns
+        whether a step was held back because the run must stop (``self.stop``), and the
+        one step to run in place when it is the only one (the common chain: a task per
+        step would only cost time)."""
+        held = False
+        starting: list[tuple[int, Chain, list[Any]]] = []
+        progressed = True
+        while progressed:
+            progressed = False
+            for seq, chain, events in frontier.ready():
+                step = recorded.get(seq)
+                if step is not None:
+                    self._replay(seq, chain.head, step, frontier)
+                    progressed = True
+                elif self.stop is not None:
+                    held = True
+                else:
+                    frontier.start(chain.head.name)
+                    starting.append((seq, chain, events))
+        if len(starting) == 1 and not running:
+            return held, starting[0]
+        for seq, chain, events in starting:
+            running[asyncio.ensure_future(self._execute(chain, events))] = seq
+        return held, None
+
+    def _replay(self, seq: int, stage: Stage, step: StepRecord, frontier: Frontier) -> None:
         """Go past step ``seq`` with its recorded outputs, without calling it."""
         if step.stage != stage.name:
             raise RunNotResumableError(
@@ -314,14 +369,15 @@ class _Execution:
                 run_id=self.run_id,
             )
         self.replayed.append(stage.name)
-        self._route(stage, pickle.loads(step.output), pending)
+        frontier.finish(stage, pickle.loads(step.output), step.at.timestamp())
 
     async def _step(
-        self, seq: int, chain: Chain, events: list[Any], pending: dict[Port, list[Any]]
+        self, seq: int, outcome: _Outcome, frontier: Frontier, others_running: bool
     ) -> RunResult | None:
-        """Run and commit step ``seq``; the run's result if it ended with it."""
-        stage = chain.head
-        produced, counters, failure, started = await self._execute(chain, events)
+        """Commit step ``seq``, which finished with ``outcome``; the run's result if it
+        ended with it."""
+        stage = self.shape.steps[seq].head
+        produced, counters, failure, started = outcome
         data = b""
         try:
             if failure is None and declared.declares_data(self.shape.stages):
@@ -330,23 +386,39 @@ class _Execution:
                 data = self._pickle(produced, f"stage {stage.name!r}'s outputs")
         except (TypeError, ValueError) as error:  # the step broke its contract: it fails
             failure = self.failures.stop(stage.name, error, f"stage {stage.name!r}")
+        counters.skipped += frontier.late.get(stage.name, 0)
+        self.stats[stage.name] = counters.freeze()
         stage_run = self._stage_run(stage, counters, failure, started)
         if failure is not None:
             await self._commit(StepCommit(self.run_id, stage_run=stage_run), failure)
             return self._result(RunStatus.FAILED, [])
-        self._route(stage, produced, pending)
-        later = self.shape.steps[seq + 1 :]
-        last = not any(pending.get(port) for step in later for port in step.head.inputs)
-        outputs = self._outputs(pending) if last else None
+        self.finished[stage.name] = (counters, started)
+        for node in frontier.finish(stage, produced, time.time()):
+            await self._ignored(node)
+        last = not others_running and not frontier.would_run_more()
+        outputs = self._outputs(frontier.pending) if last else None
         record = StepRecord(self.run_id, seq, stage.name, data, datetime.now(UTC))
         self.steps.append(record)
         await self._commit(StepCommit(self.run_id, step=record, stage_run=stage_run), None, outputs)
         self.observers.tell("checkpoint", seq)
         return self._result(RunStatus.SUCCEEDED, outputs) if outputs is not None else None
 
-    async def _execute(
-        self, chain: Chain, events: list[Any]
-    ) -> tuple[dict[str, list[Any]], StageCounters, StageFailedError | None, datetime]:
+    async def _ignored(self, node: str) -> None:
+        """An upstream node delivered to graph node ``node`` after it started (fan-in
+        ``any`` or ``count:N``): ignored, and counted in its stage run's ``skipped``; if
+        the node's step is committed already, its stage run is committed again."""
+        logger.info("workflow run %s: node %r ignores a later arrival", self.run_id, node)
+        known = self.finished.get(node)
+        if known is None:
+            return  # still running: counted when it is committed
+        counters, started = known
+        counters.skipped += 1
+        self.stats[node] = counters.freeze()
+        stage = next(chain.head for chain in self.shape.steps if chain.head.name == node)
+        stage_run = self._stage_run(stage, counters, None, started)
+        await self._commit(StepCommit(self.run_id, stage_run=stage_run), None)
+
+    async def _execute(self, chain: Chain, events: list[Any]) -> _Outcome:
         """Run one stage on its events through the runner; its outputs per output port,
         its counters, the error that stopped it (policy STOP) if one did, when it began."""
         stage = chain.head
@@ -361,7 +433,6 @@ class _Execution:
         except StageFailedError as error:
             failure = error
         counters.seconds = time.perf_counter() - begin
-        self.stats[stage.name] = counters.freeze()
         return produced, counters, failure, started
 
     def _stage_run(
@@ -377,12 +448,6 @@ class _Execution:
         return self.lifecycle.stage_run(
             stage.name, counters.values(), status, started_at=started, ended_at=datetime.now(UTC)
         )
-
-    def _route(
-        self, stage: Stage, produced: dict[str, list[Any]], pending: dict[Port, Any]
-    ) -> None:
-        for name, items in produced.items():
-            pending[Port(stage.name, name)] = items
 
     def _outputs(self, pending: dict[Port, list[Any]]) -> list[Any]:
         output = self.shape.output

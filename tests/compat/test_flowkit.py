@@ -1,0 +1,462 @@
+"""The FlowKit dialect: the seed's quickstart runs with only its import line changed, and
+the behaviours its document states (fan-in, retries, worker roles, worker failure
+detection, cancel) hold, on a real store."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import riverbed as rb
+from riverbed.compat import flowkit
+from riverbed.compat.flowkit import (
+    BatchResult,
+    Coordinator,
+    CoordinatorConfig,
+    RunContext,
+    Worker,
+    WorkerConfig,
+)
+from tests.compat import flowkit_app
+from tests.store.conftest import backend, store_url
+
+__all__ = ["backend", "store_url"]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+QUICKSTART = """
+import asyncio
+from flowkit import Coordinator, CoordinatorConfig, WorkerConfig
+from flowkit.worker import Worker
+from your_handlers import MyHandler
+
+# Start a coordinator
+async def main():
+    # Configure and start coordinator
+    coord_config = CoordinatorConfig()
+    coordinator = Coordinator(db=your_mongo_db, cfg=coord_config)
+    await coordinator.start()
+
+    # Configure and start worker
+    worker_config = WorkerConfig(roles=["processor"])
+    worker = Worker(
+        db=your_mongo_db,
+        cfg=worker_config,
+        handlers={"processor": MyHandler()}
+    )
+    await worker.start()
+
+    # Create a task with a simple graph
+    graph = {
+        "nodes": [
+            {
+                "node_id": "process_data",
+                "type": "processor",
+                "io": {"input_inline": {"data": "hello world"}}
+            }
+        ],
+        "edges": []
+    }
+
+    task_id = await coordinator.create_task(params={}, graph=graph)
+    print(f"Created task: {task_id}")
+
+if __name__ == "__main__":
+    asyncio.run(main())
+"""
+
+IMPORTS = {
+    "from flowkit import Coordinator, CoordinatorConfig, WorkerConfig": (
+        "from riverbed.compat.flowkit import Coordinator, CoordinatorConfig, WorkerConfig"
+    ),
+    "from flowkit.worker import Worker": "from riverbed.compat.flowkit import Worker",
+    "from your_handlers import MyHandler": "from tests.compat.flowkit_app import MyHandler",
+}
+
+
+def stop_workers() -> None:
+    """Stop the workers started in this process (the quickstart keeps no handle on its)."""
+    with flowkit._serving_lock:
+        started = {id(w): w for workers in flowkit._serving.values() for w in workers}
+    for worker in started.values():
+        asyncio.run(worker.stop())
+
+
+@pytest.fixture(autouse=True)
+def _stop_workers() -> Iterator[None]:
+    """Workers a test started (in threads of this process) are stopped after it."""
+    yield
+    stop_workers()
+
+
+def url_in(tmp_path: Path) -> str:
+    """An SQLite store of the test's own."""
+    return f"sqlite:///{tmp_path}/flowkit.db"
+
+
+def wait_for(predicate: Any, what: str, timeout: float = 20.0) -> None:
+    """Wait until ``predicate()``; fail naming ``what`` otherwise."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"{what} never happened"
+        time.sleep(0.02)
+
+
+def test_quickstart_runs_with_only_its_import_lines_changed(
+    store_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The seed's quickstart, imports aside, creates a task that its worker runs to the
+    end; the task is a recorded riverbed run (SQLite and PostgreSQL)."""
+    code = QUICKSTART
+    for seed, ours in IMPORTS.items():
+        assert seed in code
+        code = code.replace(seed, ours)
+    namespace: dict[str, Any] = {"__name__": "quickstart", "your_mongo_db": store_url}
+    exec(compile(code, "quickstart.py", "exec"), namespace)
+    asyncio.run(namespace["main"]())
+    match = re.search(r"Created task: (\w+)", capsys.readouterr().out)
+    assert match is not None
+    task_id = match.group(1)
+
+    async def finished() -> rb.RunRecord:
+        coordinator = Coordinator(db=store_url, cfg=CoordinatorConfig())
+        await coordinator.start()
+        try:
+            return await coordinator.wait_task(task_id)
+        finally:
+            await coordinator.stop()
+
+    record = asyncio.run(finished())
+    stop_workers()  # before the store goes
+    assert record.status is rb.RunStatus.SUCCEEDED, record.error
+    with rb.open_store(store_url) as store:
+        steps = store.steps(task_id)
+        assert [step.stage for step in steps] == ["process_data"]
+        import pickle
+
+        output = pickle.loads(store.get_run(task_id).output)
+    assert output == [[{"words": 1, "node": "process_data"}, {"words": 1, "node": "process_data"}]]
+
+
+async def started(url: str, *workers: Worker) -> Coordinator:
+    """A started coordinator on ``url``, after starting ``workers``."""
+    for worker in workers:
+        await worker.start()
+    coordinator = Coordinator(db=url)
+    await coordinator.start()
+    return coordinator
+
+
+def test_fan_in_any_starts_on_the_first_upstream(tmp_path: Path) -> None:
+    """fan_in "any": the join runs once, on the first upstream to finish, while the other
+    is still running; "count:2" and "all" (depends_on) wait for that many."""
+    join_started = threading.Event()
+    seen: dict[str, list[str]] = {}
+
+    def fast(loaded: Any) -> str:
+        return "fast"
+
+    def slow(loaded: Any) -> str:
+        assert join_started.wait(10), "the join did not start before the slow branch ended"
+        return "slow"
+
+    def join(loaded: Any) -> list[str]:
+        seen.setdefault("any", []).append(",".join(sorted(k for k in loaded if k != "input")))
+        join_started.set()
+        return sorted(loaded)
+
+    url = url_in(tmp_path)
+    worker = Worker(
+        db=url,
+        cfg=WorkerConfig(roles=["fast", "slow", "join"]),
+        handlers={"fast": fast, "slow": slow, "join": join},
+    )
+    graph = {
+        "nodes": [
+            {"node_id": "f", "type": "fast"},
+            {"node_id": "s", "type": "slow"},
+            {"node_id": "j", "type": "join", "depends_on": ["f", "s"], "fan_in": "any"},
+        ],
+        "edges": [],
+    }
+
+    async def main() -> rb.RunRecord:
+        coordinator = await started(url, worker)
+        task_id = await coordinator.create_task(params={}, graph=graph)
+        return await coordinator.wait_task(task_id)
+
+    record = asyncio.run(main())
+    assert record.status is rb.RunStatus.SUCCEEDED, record.error
+    assert seen == {"any": ["f"]}
+    with rb.open_store(url) as store:
+        join_run = next(r for r in store.stage_runs(record.run_id) if r.stage == "j")
+    assert join_run.skipped == 1  # the slow arrival, ignored and recorded
+
+
+def test_retry_policy_retries_then_fails(tmp_path: Path) -> None:
+    """retry_policy max=3: a node failing twice succeeds on its third attempt; with max=2
+    the task fails, naming the node."""
+    attempts: list[int] = []
+
+    class Flaky:
+        async def iter_batches(self, loaded: Any) -> Any:
+            yield loaded
+
+        async def process_batch(self, batch: Any, ctx: RunContext) -> BatchResult:
+            attempts.append(1)
+            if len(attempts) % 3 != 0:
+                return BatchResult(success=False, error="not yet")
+            return BatchResult(metrics={"attempt": len(attempts)})
+
+    url = url_in(tmp_path)
+    worker = Worker(db=url, cfg=WorkerConfig(roles=["flaky"]), handlers={"flaky": Flaky()})
+
+    def graph(tries: int) -> dict[str, Any]:
+        policy = {"max": tries, "backoff_sec": 0.01}
+        node = {"node_id": "n", "type": "flaky", "retry_policy": policy, "io": {"input_inline": 1}}
+        return {"nodes": [node], "edges": []}
+
+    async def main() -> tuple[rb.RunRecord, rb.RunRecord]:
+        coordinator = await started(url, worker)
+        ok = await coordinator.wait_task(await coordinator.create_task({}, graph(3)))
+        failed = await coordinator.wait_task(await coordinator.create_task({}, graph(2)))
+        return ok, failed
+
+    ok, failed = asyncio.run(main())
+    assert ok.status is rb.RunStatus.SUCCEEDED
+    assert failed.status is rb.RunStatus.FAILED
+    assert failed.error is not None
+    assert failed.error.stage == "n"
+    assert "a batch failed: not yet" in failed.error.message
+    assert len(attempts) == 5
+
+
+def test_a_node_runs_only_on_a_worker_serving_its_type(tmp_path: Path) -> None:
+    """Each node runs on a worker whose roles include its type; a node whose type no
+    worker serves waits until one starts."""
+    ran_on: dict[str, str] = {}
+
+    class Recorder:
+        async def iter_batches(self, loaded: Any) -> Any:
+            yield loaded
+
+        async def process_batch(self, batch: Any, ctx: RunContext) -> bool:
+            ran_on[ctx.node_id] = ctx.worker_id
+            return True
+
+    url = url_in(tmp_path)
+    extractor = Worker(
+        url, WorkerConfig(roles=["extract"], worker_id="w-extract"), {"extract": Recorder()}
+    )
+    loader = Worker(url, WorkerConfig(roles=["load"], worker_id="w-load"), {"load": Recorder()})
+    reporter = Worker(
+        url, WorkerConfig(roles=["report"], worker_id="w-report"), {"report": Recorder()}
+    )
+    graph = {
+        "nodes": [
+            {"node_id": "e", "type": "extract", "io": {"input_inline": 1}},
+            {"node_id": "l", "type": "load"},
+            {"node_id": "r", "type": "report"},
+        ],
+        "edges": [["e", "l"], ["l", "r"]],
+    }
+
+    async def main() -> rb.RunRecord:
+        coordinator = await started(url, extractor, loader)
+        task_id = await coordinator.create_task({}, graph)
+        waiting = await coordinator.wait_task(task_id, timeout=1.0)
+        assert waiting.status is rb.RunStatus.RUNNING  # no worker serves "report" yet
+        assert "r" not in ran_on
+        await reporter.start()
+        return await coordinator.wait_task(task_id)
+
+    record = asyncio.run(main())
+    assert record.status is rb.RunStatus.SUCCEEDED, record.error
+    assert ran_on == {"e": "w-extract", "l": "w-load", "r": "w-report"}
+
+
+def test_cancel_task_stops_it_before_its_next_node(tmp_path: Path) -> None:
+    """A task cancelled while a node runs ends CANCELLED; no node after it runs."""
+    release = threading.Event()
+    running = threading.Event()
+    called: list[str] = []
+
+    def first(loaded: Any) -> int:
+        running.set()
+        release.wait(10)
+        return 1
+
+    def second(loaded: Any) -> int:
+        called.append("second")
+        return 2
+
+    url = url_in(tmp_path)
+    worker = Worker(url, WorkerConfig(roles=["a", "b"]), {"a": first, "b": second})
+    graph = {
+        "nodes": [{"node_id": "x", "type": "a"}, {"node_id": "y", "type": "b"}],
+        "edges": [["x", "y"]],
+    }
+
+    async def main() -> tuple[bool, rb.RunRecord]:
+        coordinator = await started(url, worker)
+        task_id = await coordinator.create_task({}, graph)
+        await asyncio.to_thread(running.wait, 10)
+        cancelled = await coordinator.cancel_task(task_id)
+        release.set()
+        await asyncio.sleep(0.3)
+        return cancelled, await coordinator.get_task(task_id)
+
+    cancelled, record = asyncio.run(main())
+    assert cancelled
+    assert record.status is rb.RunStatus.CANCELLED
+    assert called == []
+
+
+def test_bad_graphs_are_refused_naming_the_node_or_edge(tmp_path: Path) -> None:
+    """create_task checks the graph: an edge to an unknown node, a bad fan-in, an
+    unknown key are errors naming the culprit."""
+
+    async def create(graph: dict[str, Any]) -> str:
+        coordinator = Coordinator(db=url_in(tmp_path), cfg=CoordinatorConfig())
+        await coordinator.start()
+        return await coordinator.create_task({}, graph)
+
+    with pytest.raises(rb.FlowDefinitionError, match=r"edge #0 \['a', 'zz'\] names 'zz'"):
+        asyncio.run(create({"nodes": [{"node_id": "a", "type": "t"}], "edges": [["a", "zz"]]}))
+    bad_fan_in = {"node_id": "b", "type": "t", "depends_on": ["a"], "fan_in": "most"}
+    with pytest.raises(rb.FlowDefinitionError, match="node 'b': fan_in must be"):
+        asyncio.run(create({"nodes": [{"node_id": "a", "type": "t"}, bad_fan_in]}))
+    with pytest.raises(rb.FlowDefinitionError, match=r"node 'a' has unknown key\(s\) \['colour'\]"):
+        asyncio.run(create({"nodes": [{"node_id": "a", "type": "t", "colour": 1}]}))
+
+
+def test_a_killed_worker_is_detected_and_its_task_resumed(tmp_path: Path) -> None:
+    """kill -9 the worker process while it runs a task's second node: once its lease
+    expires, another worker takes the task over and finishes it, without calling the
+    node already recorded again; the task is a run `riverbed runs list` shows."""
+    url = url_in(tmp_path)
+    graph = {
+        "nodes": [
+            {
+                "node_id": "extract",
+                "type": "extract",
+                "io": {"input_inline": {"rows": [1, 2, 3], "dir": str(tmp_path)}},
+            },
+            {"node_id": "load", "type": "load", "depends_on": ["extract"]},
+        ],
+        "edges": [],
+    }
+
+    async def create() -> str:
+        coordinator = Coordinator(db=url)
+        await coordinator.start()
+        return await coordinator.create_task({"day": 3}, graph)
+
+    task_id = asyncio.run(create())
+    env = {"PYTHONPATH": f"{ROOT / 'src'}:{ROOT}", "RIVERBED_LEASE_SECONDS": "1"}
+    doomed = subprocess.Popen(
+        [sys.executable, "-m", "tests.compat.flowkit_app", url],
+        cwd=ROOT,
+        env={**__import__("os").environ, **env},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: (tmp_path / "load-started").exists(), "the load node starting")
+    finally:
+        doomed.send_signal(signal.SIGKILL)
+        doomed.communicate()
+    rescuer = Worker(
+        url,
+        WorkerConfig(roles=["extract", "load"], worker_id="rescuer"),
+        {"extract": flowkit_app.extract, "load": flowkit_app.load},
+    )
+
+    async def finish() -> rb.RunRecord:
+        coordinator = await started(url, rescuer)
+        return await coordinator.wait_task(task_id)
+
+    record = asyncio.run(finish())
+    assert record.status is rb.RunStatus.SUCCEEDED, record.error
+    assert record.attempt == 2
+    assert flowkit_app.calls(tmp_path, "extract") == 1  # recorded: replayed, not called
+    assert flowkit_app.calls(tmp_path, "load") == 2  # the killed call, and the one after
+    with rb.open_store(url) as store:
+        statuses = [t.status for t in store.history(task_id)]
+    assert rb.RunStatus.CRASHED in statuses
+    listed = subprocess.run(
+        [sys.executable, "-m", "riverbed", "runs", "list", "--store", url],
+        cwd=ROOT,
+        env={**__import__("os").environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert task_id in listed.stdout
+    assert "flowkit-task" in listed.stdout
+
+
+def test_first_batch_streams_between_stages(tmp_path: Path) -> None:
+    """A node with io.start_when "first_batch" processes each batch of its upstream node
+    as soon as that batch is processed (before the upstream makes its second); both
+    nodes are recorded steps of the task."""
+    order: list[str] = []
+
+    class Reader:
+        async def iter_batches(self, loaded: Any) -> Any:
+            for start in range(0, 6, 2):
+                if start:
+                    order.append(f"read {start // 2} after {order[-1]}")
+                yield list(range(start, start + 2))
+
+        async def process_batch(self, batch: list[int], ctx: RunContext) -> BatchResult:
+            order.append(f"{ctx.node_id} {batch}")
+            return BatchResult(metrics={"rows": len(batch)})
+
+    class Summer:
+        async def process_batch(self, batch: list[int], ctx: RunContext) -> BatchResult:
+            order.append(f"{ctx.node_id} {batch}")
+            return BatchResult(metrics={"sum": sum(batch)})
+
+    url = url_in(tmp_path)
+    worker = Worker(url, WorkerConfig(roles=["read", "sum"]), {"read": Reader(), "sum": Summer()})
+    graph = {
+        "nodes": [
+            {"node_id": "read", "type": "read"},
+            {"node_id": "sum", "type": "sum", "io": {"start_when": "first_batch"}},
+        ],
+        "edges": [["read", "sum"]],
+    }
+
+    async def main() -> rb.RunRecord:
+        coordinator = await started(url, worker)
+        return await coordinator.wait_task(await coordinator.create_task({}, graph))
+
+    record = asyncio.run(main())
+    assert record.status is rb.RunStatus.SUCCEEDED, record.error
+    assert order[:4] == ["read [0, 1]", "sum [0, 1]", "read 1 after sum [0, 1]", "read [2, 3]"]
+    import pickle
+
+    assert pickle.loads(record.output) == [[{"sum": 1}, {"sum": 5}, {"sum": 9}]]
+    with rb.open_store(url) as store:
+        assert sorted(step.stage for step in store.steps(record.run_id)) == ["read", "sum"]
+
+
+def test_a_task_run_in_a_process_without_workers_fails_clearly() -> None:
+    """A task's workflow run where no FlowKit worker is started (``riverbed runs resume``
+    from a shell) fails naming the node and the fix, instead of waiting for ever."""
+    graph = {"nodes": [{"node_id": "n", "type": "processor"}], "edges": []}
+    result = rb.run(flowkit.task_flow(graph, {}, "t-1"), {}, store=False)
+    assert result.status is rb.RunStatus.FAILED
+    assert result.error is not None
+    assert "node 'n': no FlowKit Worker is started" in result.error.message
