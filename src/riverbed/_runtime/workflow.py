@@ -49,7 +49,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import FrameType
-from typing import Any
+from typing import Any, NamedTuple
 
 from riverbed._errors import LeaseLostError, RiverbedError, RunNotResumableError, StageFailedError
 from riverbed._model import data as declared
@@ -96,9 +96,18 @@ class _Shape:
     version: str
 
 
-_Outcome = tuple[dict[str, list[Any]], StageCounters, StageFailedError | None, datetime]
-"""What a step's run gives back: its outputs per port, its counters, the error that
-stopped it (policy STOP) or None, and when it began."""
+class _Outcome(NamedTuple):
+    """What a step's run gives back."""
+
+    produced: dict[str, list[Any]]
+    """Its outputs per output port."""
+    counters: StageCounters
+    failure: StageFailedError | None
+    """The error that stopped it (policy STOP), or None."""
+    started: datetime
+    events: list[Any]
+    """What it received (its declared reads are checked against them)."""
+
 
 _shapes: weakref.WeakKeyDictionary[Flow, _Shape] = weakref.WeakKeyDictionary()
 
@@ -377,7 +386,7 @@ class _Execution:
         """Commit step ``seq``, which finished with ``outcome``; the run's result if it
         ended with it."""
         stage = self.shape.steps[seq].head
-        produced, counters, failure, started = outcome
+        produced, counters, failure, started, events = outcome
         data = b""
         try:
             if failure is None and declared.declares_data(self.shape.stages):
@@ -433,7 +442,7 @@ class _Execution:
         except StageFailedError as error:
             failure = error
         counters.seconds = time.perf_counter() - begin
-        return produced, counters, failure, started
+        return _Outcome(produced, counters, failure, started, events)
 
     def _stage_run(
         self,
