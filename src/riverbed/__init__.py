@@ -35,6 +35,7 @@ from riverbed._errors import (
     TargetError,
 )
 from riverbed._liveness import crashed_if_dead, interruption
+from riverbed._model.endpoints import HTTPSource, Reply, ReplySink, Request, http, reply
 from riverbed._model.flow import Branch, Flow, KeyedStream, Routes, Stream
 from riverbed._model.keys import stable_hash
 from riverbed._model.ops.aggregate import Collect, Count, Fold, Max, Min, Reduce, Reservoir
@@ -68,6 +69,7 @@ from riverbed._records import (
     check_transition,
 )
 from riverbed._run import Worker, arun, run, store_url
+from riverbed._runtime.metrics import MetricsObserver
 from riverbed._runtime.observer import RunObserver
 from riverbed._runtime.ray.runner import RayRunner, StageResources
 from riverbed._runtime.result import DeadLetter, RunResult, StageError, StageStats
@@ -94,6 +96,7 @@ __all__ = [
     "FlowSerializationError",
     "FlowVersionError",
     "Fold",
+    "HTTPSource",
     "InternalError",
     "InvalidTransitionError",
     "KeyedStream",
@@ -103,6 +106,7 @@ __all__ = [
     "LeaseLostError",
     "Max",
     "MaxPending",
+    "MetricsObserver",
     "Min",
     "NotCallableError",
     "OnError",
@@ -110,6 +114,9 @@ __all__ = [
     "Port",
     "RayRunner",
     "Reduce",
+    "Reply",
+    "ReplySink",
+    "Request",
     "Reservoir",
     "Retry",
     "RiverbedError",
@@ -157,9 +164,11 @@ __all__ = [
     "arun",
     "check_transition",
     "crashed_if_dead",
+    "http",
     "interruption",
     "merge",
     "open_store",
+    "reply",
     "run",
     "stable_hash",
     "store_url",

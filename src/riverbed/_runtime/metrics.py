@@ -57,8 +57,21 @@ def prometheus() -> Any:
 class MetricsObserver(RunObserver):
     """Keeps what metrics report of one flow's runs: the live counters (taken from the
     first ``counters`` call, read again at each scrape), checkpoints and the run's
-    status. ``register(registry)`` adds its collector to a prometheus_client registry."""
+    status. ``register(registry)`` adds its collector to a prometheus_client registry
+    (``riverbed serve`` does, for ``/metrics``; so can an application of your own).
 
+    >>> from prometheus_client import CollectorRegistry, generate_latest
+    >>> metrics, registry = rb.MetricsObserver("hello"), CollectorRegistry()
+    >>> metrics.register(registry)
+    >>> flow = rb.Flow("hello")
+    >>> flow.source([1, 2]).sink(lambda x: None, name="out")
+    >>> result = flow.run(store=False, observers=[metrics])
+    >>> b'riverbed_stage_events_total{direction="in",flow="hello",stage="out"} 2.0' in (
+    ...     generate_latest(registry))
+    True
+    """
+
+    __module__ = "riverbed"
     counters_every = 1.0
 
     def __init__(self, flow: str) -> None:
