@@ -86,6 +86,7 @@ LAYERS = (
             "riverbed.cli",
             "riverbed._cli",
             "riverbed._targets",
+            "riverbed._serve",
             "riverbed.connectors",
             "riverbed.testing",
         ),

@@ -91,19 +91,20 @@ def test_a_full_source_answers_429_then_recovers() -> None:
 
     flow = rb.Flow("behind")
     flow.source(rb.http("web", capacity=5), name="web").map(slow).sink(seen.append)
-    with serving(flow, options={"channel_capacity": 1, "batch_size": 1}) as url:
-        with httpx.Client(base_url=url) as client:
-            statuses = [client.post("/events/web", json=n).status_code for n in range(30)]
-            full = client.post("/events/web", json=99)
-            assert full.status_code == 429
-            assert full.headers["retry-after"] == "1"
-            assert "capacity 5" in full.json()["error"]
-            gate.set()
-            deadline = time.monotonic() + 10
-            while client.post("/events/web", json=100).status_code != 202:
-                assert time.monotonic() < deadline, "the service never accepted events again"
-                time.sleep(0.05)
-    assert 202 in statuses and statuses.count(202) < 30
+    settings = {"options": {"channel_capacity": 1, "batch_size": 1}}
+    with serving(flow, **settings) as url, httpx.Client(base_url=url) as client:
+        statuses = [client.post("/events/web", json=n).status_code for n in range(30)]
+        full = client.post("/events/web", json=99)
+        assert full.status_code == 429
+        assert full.headers["retry-after"] == "1"
+        assert "capacity 5" in full.json()["error"]
+        gate.set()
+        deadline = time.monotonic() + 10
+        while client.post("/events/web", json=100).status_code != 202:
+            assert time.monotonic() < deadline, "the service never accepted events again"
+            time.sleep(0.05)
+    assert 202 in statuses
+    assert statuses.count(202) < 30
     accepted = [n for n, status in enumerate(statuses) if status == 202]
     assert seen[: len(accepted)] == accepted  # what was accepted, in order, none lost
 
@@ -134,9 +135,7 @@ def test_bearer_token_is_required_except_for_health() -> None:
             assert httpx.get(f"{url}{path}").status_code == 401, path
         missing = httpx.post(f"{url}/events/web", json=1)
         wrong = httpx.post(f"{url}/events/web", json=1, headers={"Authorization": "Bearer no"})
-        right = httpx.post(
-            f"{url}/events/web", json=1, headers={"Authorization": "Bearer s3cret"}
-        )
+        right = httpx.post(f"{url}/events/web", json=1, headers={"Authorization": "Bearer s3cret"})
     assert missing.status_code == wrong.status_code == 401
     assert missing.headers["www-authenticate"] == "Bearer"
     assert "bearer token is required" in missing.json()["error"]

@@ -63,8 +63,16 @@ def test_metrics_port_serves_the_live_counters_of_a_run() -> None:
         while True:
             try:
                 samples = _samples(httpx.get(f"http://127.0.0.1:{port}/metrics").text)
-                if _value(samples, "riverbed_stage_events_total", flow="metered", stage="out",
-                          direction="in") == 50:
+                if (
+                    _value(
+                        samples,
+                        "riverbed_stage_events_total",
+                        flow="metered",
+                        stage="out",
+                        direction="in",
+                    )
+                    == 50
+                ):
                     break
             except (httpx.HTTPError, KeyError):
                 pass

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import uuid
 from collections.abc import Sequence
@@ -166,7 +167,7 @@ class _HTTPReader:
             for call in calls:
                 waiting = _answers[call.id] = loop.create_future()
                 # A call given up (timed out) waits no more: its answer will be dropped.
-                waiting.add_done_callback(lambda done, id=call.id: _given_up(done, id))
+                waiting.add_done_callback(functools.partial(_given_up, call.id))
                 accepted.answers.append(waiting)
             events = calls
         if durable:
@@ -227,7 +228,7 @@ def answer(reply: Reply) -> None:
     loop.call_soon_threadsafe(settle)
 
 
-def _given_up(waiting: asyncio.Future[Any], call: str) -> None:
+def _given_up(call: str, waiting: asyncio.Future[Any]) -> None:
     if waiting.cancelled():
         _answers.pop(call, None)
 

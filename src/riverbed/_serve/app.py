@@ -215,7 +215,9 @@ async def _body(request: Request, max_body: int) -> bytes:
     async for chunk in request.stream():
         size += len(chunk)
         if size > max_body:
-            raise RefusedError(413, f"the body is larger than this service takes ({max_body} bytes)")
+            raise RefusedError(
+                413, f"the body is larger than this service takes ({max_body} bytes)"
+            )
         chunks.append(chunk)
     return b"".join(chunks)
 
