@@ -220,12 +220,19 @@ def answer(reply: Reply) -> None:
         logger.debug("reply to call %s: nobody waits for it (timed out?)", reply.id)
         return
     loop = waiting.get_loop()
+    try:
+        here = asyncio.get_running_loop() is loop
+    except RuntimeError:  # a sink called in a thread of its own
+        here = False
+    if here:  # the local runner's sinks run on the loop: no wake-up of it needed
+        _settle(waiting, reply.body)
+    else:
+        loop.call_soon_threadsafe(_settle, waiting, reply.body)
 
-    def settle() -> None:
-        if not waiting.done():
-            waiting.set_result(reply.body)
 
-    loop.call_soon_threadsafe(settle)
+def _settle(waiting: asyncio.Future[Any], body: Any) -> None:
+    if not waiting.done():
+        waiting.set_result(body)
 
 
 def _given_up(call: str, waiting: asyncio.Future[Any]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -45,6 +46,13 @@ class Service:
             raise ValueError(
                 f"flow {flow.name!r} has no HTTP source to serve: declare one with "
                 "flow.source(rb.http('name'))"
+            )
+        chosen = os.environ.get("RIVERBED_RUNNER") or "local"
+        if (options or {}).get("runner") is not None or chosen != "local":
+            raise ValueError(
+                "riverbed serve runs its flow in the serving process (the local runner): its "
+                "HTTP sources and rb.reply() share the process with the HTTP server; unset "
+                "RIVERBED_RUNNER or set it to 'local'"
             )
         self.store = store
         self.durable = store is not False
