@@ -19,7 +19,7 @@ $(VENV)/.extras: $(STAMP) requirements-extras.lock
 	$(PY) -m pip install --quiet -r requirements-extras.lock
 	touch $(VENV)/.extras
 
-$(VENV)/.bench: $(STAMP) requirements-bench.lock
+$(VENV)/.bench: $(VENV)/.extras requirements-bench.lock  # SERVE needs the serve extra
 	$(PY) -m pip install --quiet -r requirements-bench.lock
 	touch $(VENV)/.bench
 
@@ -55,7 +55,7 @@ soak: $(VENV)/.extras  ## 200 SIGKILLs of a durable run on SQLite, then on Postg
 	$(PY) -m tests.connectors.crash mqtt --kills 100
 	$(PY) -m tests.connectors.crash postgres --kills 100
 
-EXTRAS := ray,redis,nats,rabbitmq,mqtt,http,msgpack
+EXTRAS := ray,redis,nats,rabbitmq,mqtt,http,msgpack,serve
 
 lock:  ## re-pin requirements.lock and requirements-extras.lock from pyproject.toml in clean venvs
 	rm -rf /tmp/riverbed-lock && $(PYTHON) -m venv /tmp/riverbed-lock
