@@ -103,6 +103,7 @@ def service_app(
     _probes(app, service)
     _events(app, service, max_body)
     _metrics(app, service)
+    _schema_names_sources(app, sorted(service.sources))
     mount_ui(app, store)
     app.add_middleware(Guard, token=token, max_body=max_body)
     return app
@@ -197,6 +198,23 @@ def _events(app: FastAPI, service: Service, max_body: int) -> None:
                 ) from None
         body = {"accepted": len(events), "durable": service.durable}
         return JSONResponse(body, 202)
+
+
+def _schema_names_sources(app: FastAPI, names: list[str]) -> None:
+    """The OpenAPI schema lists the flow's HTTP sources as the values of ``{source}``
+    (clients and schema-driven tests then know them)."""
+    made = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = made()
+            for parameter in schema["paths"]["/events/{source}"]["post"]["parameters"]:
+                if parameter["name"] == "source":
+                    parameter["schema"]["enum"] = names
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _source(service: Service, name: str) -> rb.HTTPSource:
