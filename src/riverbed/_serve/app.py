@@ -131,6 +131,8 @@ def _errors(app: FastAPI) -> None:
         message = error.detail if isinstance(error.detail, str) else json.dumps(error.detail)
         if error.status_code == 404:
             message = f"no endpoint {request.url.path}: see /docs"
+        elif error.status_code == 405:
+            message = f"{request.method} is not allowed on {request.url.path}: see /docs"
         return _error(error.status_code, message, dict(error.headers or {}))
 
     @app.exception_handler(RequestValidationError)
