@@ -213,3 +213,28 @@ def test_openapi_docs_readiness_and_metrics() -> None:
             assert time.monotonic() < deadline, "the metrics never counted the events"
             time.sleep(0.05)
         assert values["riverbed_stage_events_total", "web", "out"] == 7
+
+
+def test_when_the_run_has_failed_calls_and_events_get_503() -> None:
+    """A run that fails (a stage stops it) answers the call in flight with 503 instead of
+    leaving it to time out; from then on /readyz and every POST answer 503 with
+    Retry-After."""
+
+    def explode(request: rb.Request) -> rb.Reply:
+        raise RuntimeError("boom")
+
+    flow = rb.Flow("failing")
+    flow.source(rb.http("ask", reply=True, timeout=30), name="ask").map(explode).sink(rb.reply())
+    with serving(flow) as url:
+        started = time.monotonic()
+        call = httpx.post(f"{url}/events/ask", json=1, timeout=30)
+        assert time.monotonic() - started < 10  # not left to its 30 s timeout
+        ready = httpx.get(f"{url}/readyz")
+        later = httpx.post(f"{url}/events/ask", json=2)
+    assert call.status_code == 503
+    assert "has ended" in call.json()["error"]
+    assert ready.status_code == 503
+    assert ready.json()["ready"] is False
+    assert later.status_code == 503
+    assert later.headers["retry-after"] == "1"
+    assert "is not reading source 'ask'" in later.json()["error"]

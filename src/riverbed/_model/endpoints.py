@@ -131,6 +131,13 @@ class HTTPSource:
             raise SourceClosedError(f"HTTP source {self.name!r} is not read by a running flow")
         return reader.offer(events, durable=durable)
 
+    def abandon(self, reason: str) -> None:
+        """The run reading this source has ended: what still waits for its answer or its
+        checkpoint fails with ``SourceError(reason)`` (the service answers 503)."""
+        if self._reader is not None:
+            self._reader.fail_calls(reason)
+            self._reader.fail_durable(reason)
+
     def end(self) -> None:
         """No more events: the reader ends its stream once it has handed out what it
         holds (the service is stopping)."""
@@ -151,6 +158,8 @@ class _HTTPReader:
         self.offered = self.read_to = start
         self.queue: collections.deque[Any] = collections.deque()
         self.durable: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
+        self.calls: set[asyncio.Future[Any]] = set()
+        """The calls offered that wait for their answer."""
         self.closed = self.ending = False
         self._ready = asyncio.Event()
 
@@ -168,6 +177,8 @@ class _HTTPReader:
                 waiting = _answers[call.id] = loop.create_future()
                 # A call given up (timed out) waits no more: its answer will be dropped.
                 waiting.add_done_callback(functools.partial(_given_up, call.id))
+                waiting.add_done_callback(self.calls.discard)
+                self.calls.add(waiting)
                 accepted.answers.append(waiting)
             events = calls
         if durable:
@@ -204,12 +215,21 @@ class _HTTPReader:
 
     def close(self) -> None:
         self.closed = True
-        gone = SourceClosedError(f"the run reading HTTP source {self.source.name!r} stopped")
+        self.fail_durable(f"the run reading HTTP source {self.source.name!r} stopped")
+        self.queue.clear()
+
+    def fail_durable(self, reason: str) -> None:
+        """The offers waiting for a checkpoint will not get one: they fail with ``reason``."""
         for _, done in self.durable:
             if not done.done():
-                done.set_exception(gone)
+                done.set_exception(SourceClosedError(reason))
         self.durable.clear()
-        self.queue.clear()
+
+    def fail_calls(self, reason: str) -> None:
+        """The calls waiting for an answer will not get one: they fail with ``reason``."""
+        for waiting in list(self.calls):
+            if not waiting.done():
+                waiting.set_exception(SourceClosedError(reason))
 
 
 def answer(reply: Reply) -> None:

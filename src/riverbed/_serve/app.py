@@ -269,6 +269,9 @@ async def _answers(
         raise RefusedError(
             504, f"source {http.name!r}: the flow did not answer within {http.timeout:g} s"
         ) from None
+    except rb.SourceError as ended:
+        message = f"{ended}: the call was not answered, send it again"
+        raise RefusedError(503, message, {"Retry-After": RETRY_AFTER}) from None
     return JSONResponse(bodies if many else bodies[0], 200)
 
 

@@ -110,6 +110,8 @@ class Service:
             pass
 
     def _ended(self, task: asyncio.Task[rb.RunResult]) -> None:
+        for source in self.sources.values():  # nothing will answer them now
+            source.abandon(f"the run of flow {self.flow.name!r} has ended")
         if task.cancelled():
             logger.warning("flow %r: its run was cancelled", self.flow.name)
         elif task.exception() is not None:
