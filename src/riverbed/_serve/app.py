@@ -111,7 +111,8 @@ def service_app(
 
 def mount_ui(app: FastAPI, store: str | rb.Store | bool | None) -> None:
     """Mount the dashboard at ``/ui`` when riverbed has one (``riverbed._serve.ui``'s
-    ``dashboard_app(store)``, an ASGI application over the store); else nothing."""
+    ``dashboard_app(store)``, an ASGI application over the store); else nothing.
+    ``store`` is what the service was given: a URL or ``Store``, or False (no store)."""
     try:
         from riverbed._serve.ui import dashboard_app  # type: ignore[import-not-found]
     except ImportError:
