@@ -19,7 +19,7 @@ $(VENV)/.extras: $(STAMP) requirements-extras.lock
 	$(PY) -m pip install --quiet -r requirements-extras.lock
 	touch $(VENV)/.extras
 
-$(VENV)/.bench: $(STAMP) requirements-bench.lock
+$(VENV)/.bench: $(VENV)/.extras requirements-bench.lock  # SERVE needs the serve extra
 	$(PY) -m pip install --quiet -r requirements-bench.lock
 	touch $(VENV)/.bench
 

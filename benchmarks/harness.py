@@ -28,6 +28,7 @@ from . import (
     parallel,
     ray_bench,
     riverbed_impl,
+    serve,
     w2c_keys,
     w3,
     w5,
@@ -122,6 +123,7 @@ ALL_WORKLOADS = (
     "W7",
     "PARALLEL",
     "CONNECTORS",
+    "SERVE",
     "RAY",
 )
 
@@ -264,6 +266,8 @@ def run(
             records.append(parallel.run_parallel(min(repeats, PARALLEL_REPEATS), log))
         elif workload_id == "CONNECTORS":
             records.append(connectors.run_connectors(min(repeats, PARALLEL_REPEATS), log))
+        elif workload_id == "SERVE":
+            records.append(serve.run_serve(min(repeats, PARALLEL_REPEATS), log))
         elif workload_id == "RAY":
             records.extend(ray_bench.run_ray(events, min(repeats, 3), w6_seconds, log))
         else:

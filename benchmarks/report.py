@@ -16,7 +16,7 @@ import psutil
 from rich.console import Console
 from rich.table import Table
 
-from . import bytewax_impl, connectors, parallel, ray_bench, riverbed_impl
+from . import bytewax_impl, connectors, parallel, ray_bench, riverbed_impl, serve
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -111,7 +111,11 @@ def print_table(records: list[dict[str, Any]], info: dict[str, Any], console: Co
     """The results as one table: medians, ratios against their targets, memory; then
     footnotes saying why a figure is missing. PARALLEL (speed-ups) and CONNECTORS (ratios
     to each client's own loop) and RAY have their own tables."""
-    own = {"PARALLEL": parallel.print_table, "CONNECTORS": connectors.print_table}
+    own = {
+        "PARALLEL": parallel.print_table,
+        "CONNECTORS": connectors.print_table,
+        "SERVE": serve.print_table,
+    }
     extra = [r for r in records if r["workload"] in own]
     records = [r for r in records if r["workload"] not in own]
     for record in extra:

@@ -75,6 +75,8 @@ def test_public_classes_pickle_by_their_public_name(obj: type) -> None:
         rb.Port("stage", "true"),
         rb.Stage(name="s", kind=rb.StageKind.MAP, inputs=(rb.Port("src"),), fn=len),
         rb.RunStatus.SUCCEEDED,
+        rb.Request("c1", {"n": 1}),
+        rb.Reply("c1", [2]),
     ],
     ids=repr,
 )
@@ -111,7 +113,9 @@ def test_import_riverbed_stays_light() -> None:
     """``import riverbed`` loads no Ray, typer, rich, runners, CLI or testing module."""
     loaded = _modules_after_import()
     assert "riverbed" in loaded
-    for heavy in ("ray", "typer", "rich", "riverbed.cli", "riverbed.testing"):
+    heavy_modules = ("ray", "typer", "rich", "riverbed.cli", "riverbed.testing")
+    serving = ("fastapi", "uvicorn", "prometheus_client", "riverbed._serve")
+    for heavy in heavy_modules + serving:
         assert heavy not in loaded, heavy
     runners = sorted(m for m in loaded if m.startswith("riverbed._runtime.local"))
     assert runners == []

@@ -37,6 +37,7 @@ from riverbed._errors import (
 )
 from riverbed._liveness import crashed_if_dead, interruption
 from riverbed._model.dag import workflow_from_graph
+from riverbed._model.endpoints import HTTPSource, Reply, ReplySink, Request, http, reply
 from riverbed._model.flow import Branch, Flow, KeyedStream, Routes, Stream
 from riverbed._model.keys import stable_hash
 from riverbed._model.ops.aggregate import Collect, Count, Fold, Max, Min, Reduce, Reservoir
@@ -74,6 +75,7 @@ from riverbed._records import (
     check_transition,
 )
 from riverbed._run import Worker, arun, run, store_url
+from riverbed._runtime.metrics import MetricsObserver
 from riverbed._runtime.observer import RunObserver
 from riverbed._runtime.ray.runner import RayRunner, StageResources
 from riverbed._runtime.result import DeadLetter, RunResult, StageError, StageStats
@@ -104,6 +106,7 @@ __all__ = [
     "FlowVersionError",
     "Fold",
     "Handler",
+    "HTTPSource",
     "InternalError",
     "InvalidTransitionError",
     "KeyedStream",
@@ -114,6 +117,7 @@ __all__ = [
     "Max",
     "MaxPending",
     "Message",
+    "MetricsObserver",
     "Min",
     "NotCallableError",
     "OnError",
@@ -122,6 +126,9 @@ __all__ = [
     "Producer",
     "RayRunner",
     "Reduce",
+    "Reply",
+    "ReplySink",
+    "Request",
     "Reservoir",
     "Retry",
     "RiverbedError",
@@ -170,9 +177,11 @@ __all__ = [
     "arun",
     "check_transition",
     "crashed_if_dead",
+    "http",
     "interruption",
     "merge",
     "open_store",
+    "reply",
     "run",
     "stable_hash",
     "store_url",

@@ -93,13 +93,21 @@ def store_url(url: str | None = None) -> str:
 
 def _config(flow: Flow, options: dict[str, Any]) -> RunConfig:
     """The run's configuration, its defaults resolved: the flow's TARGET found, the
-    live progress display added as an observer where it is wanted."""
+    live progress display added as an observer where it is wanted, and the metrics
+    server where a port is given."""
     config = RunConfig.of(options)
     changes: dict[str, Any] = {}
     if config.target is None:
         changes["target"] = origin_of(flow)
+    observers = list(config.observers)
     if wants_progress(config.progress):
-        changes["observers"] = (*config.observers, ProgressObserver(flow.name))
+        observers.append(ProgressObserver(flow.name))
+    if config.metrics_port is not None:
+        from riverbed._runtime.metrics import serve_metrics  # prometheus_client: an extra
+
+        observers.append(serve_metrics(flow.name, config.metrics_port))
+    if len(observers) != len(config.observers):
+        changes["observers"] = tuple(observers)
     return config.but(**changes) if changes else config
 
 

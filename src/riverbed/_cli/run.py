@@ -28,6 +28,16 @@ BatchSize = Annotated[
     int | None,
     typer.Option(min=1, help="Events per batch (default: the engine's).", show_default=False),
 ]
+MetricsPort = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        max=65535,
+        help="Serve the run's Prometheus metrics at http://127.0.0.1:PORT/metrics while it "
+        "runs (needs riverbed[serve]).",
+        show_default=False,
+    ),
+]
 Progress = Annotated[
     bool | None,
     typer.Option(
@@ -57,6 +67,7 @@ def run(
     input_json: InputJson = None,
     batch_size: BatchSize = None,
     progress: Progress = None,
+    metrics_port: MetricsPort = None,
     runner: opt.RunnerName = None,
     address: opt.RayAddress = None,
     parallelism: opt.Parallelism = None,
@@ -76,6 +87,8 @@ def run(
     }
     if batch_size is not None:
         options["batch_size"] = batch_size
+    if metrics_port is not None:
+        options["metrics_port"] = metrics_port
     chosen = opt.runner_options(runner, address, parallelism)
     given, value = opt.json_input(input_json)
     parsed = opt.parameters(params)

@@ -163,6 +163,14 @@ class RunConfig:
         default=(),
         metadata=_doc("told what the run does (``RunObserver``)", "()"),
     )
+    metrics_port: int | None = field(
+        default=None,
+        metadata=_doc(
+            "serve the run's Prometheus metrics at ``http://127.0.0.1:PORT/metrics`` while it "
+            "runs (needs ``riverbed[serve]``; docs/serve.md lists them)",
+            "None",
+        ),
+    )
     runner: Runner | None = field(
         default=None,
         metadata=_doc(
@@ -176,6 +184,8 @@ class RunConfig:
         for name, minimum in (("batch_size", 1), ("concurrency", 1), ("channel_capacity", 1)):
             _check_int(name, getattr(self, name), minimum)
         _check_int("max_errors", self.max_errors, 0)
+        if self.metrics_port is not None:
+            _check_int("metrics_port", self.metrics_port, 1)
         if self.checkpoint_events is not None:
             _check_int("checkpoint_events", self.checkpoint_events, 1)
         interval = self.checkpoint_interval
@@ -301,6 +311,7 @@ class RunOptions(TypedDict, total=False):
     target: str
     claimed: str
     observers: Sequence[RunObserver]
+    metrics_port: int | None
     runner: Runner | None
 
 

@@ -42,12 +42,16 @@ class RunObserver:
         run is told at each attempt)."""
 
     def counters(self, stages: Mapping[str, StageCounters]) -> None:
-        """The live counters of every stage, every ``counters_every`` seconds (read them
-        now: they go on changing)."""
+        """The live counters of every stage, when the run starts and then every
+        ``counters_every`` seconds (read them now: they go on changing)."""
 
     def checkpoint(self, checkpoint_id: int) -> None:
         """Checkpoint ``checkpoint_id`` (a stream's) or step ``checkpoint_id`` (a
         workflow's) is committed to the store."""
+
+    def checkpoint_cost(self, checkpoint_id: int, seconds: float, size: int) -> None:
+        """Stream checkpoint ``checkpoint_id`` took ``seconds`` to commit (the store's write,
+        told right after ``checkpoint``) and wrote ``size`` bytes of state."""
 
     def dead_letter(self, letter: DeadLetter) -> None:
         """A stage's policy sent an event to the dead letters."""
@@ -88,8 +92,7 @@ class Observers:
         every = min(o.counters_every for o in wanting if o.counters_every is not None)
 
         async def tick() -> None:
-            while True:
-                await asyncio.sleep(every)
+            while True:  # told at once, then at the interval: a scrape needs no wait
                 snapshot = counters()
                 for observer in [o for o in wanting if o in self.observers]:
                     try:
@@ -97,5 +100,6 @@ class Observers:
                     except Exception:
                         logger.exception("observer %r failed: left out of this run", observer)
                         self.observers.remove(observer)
+                await asyncio.sleep(every)
 
         return asyncio.get_running_loop().create_task(tick())

@@ -7,6 +7,7 @@ goes, then frozen into ``StageStats`` in the ``RunResult``.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,6 +26,7 @@ from riverbed._records.json import iso, result_error_json
 
 __all__ = [
     "COUNTS",
+    "LATENCY_BUCKETS",
     "DeadLetter",
     "RunResult",
     "RunStatus",
@@ -137,11 +139,17 @@ class RunResult:
         return "\n".join(lines)
 
 
+LATENCY_BUCKETS = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
+"""Upper bounds (seconds, inclusive) of the buckets of ``StageCounters.latency``: a batch's
+processing takes from tens of microseconds (a fused loop) to seconds (a slow call)."""
+
+
 class StageCounters:
     """The live, mutable counters of one stage while a run goes (read by progress displays;
     frozen into ``StageStats`` at the end)."""
 
     __slots__ = (
+        "backlog",
         "dead_lettered",
         "dropped",
         "errors",
@@ -149,6 +157,7 @@ class StageCounters:
         "events_out",
         "fused_with",
         "kind",
+        "latency",
         "name",
         "retries",
         "seconds",
@@ -168,6 +177,19 @@ class StageCounters:
         self.dead_lettered = 0
         self.dropped = 0
         self.seconds = 0.0
+        self.latency = [0] * (len(LATENCY_BUCKETS) + 1)
+        """Batches processed, by the first bucket of ``LATENCY_BUCKETS`` their time fits
+        in (the last: longer than every bucket); a histogram for metrics, not kept in
+        checkpoints."""
+        self.backlog = 0
+        """Batches waiting in the stage's input channel when it last took one (the local
+        runner sets it on a chain's first stage; 0 where unknown)."""
+
+    def timed(self, elapsed: float) -> None:
+        """Count ``elapsed`` seconds of processing of one batch: in ``seconds`` and in the
+        latency histogram."""
+        self.seconds += elapsed
+        self.latency[bisect.bisect_left(LATENCY_BUCKETS, elapsed)] += 1
 
     def values(self) -> dict[str, Any]:
         """The counts as plain data (for checkpoints)."""

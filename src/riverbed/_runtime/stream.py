@@ -8,6 +8,7 @@ lifecycle, transactional sinks' writes). A runner executes it (``Runner.run_stre
 from __future__ import annotations
 
 import pickle
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -225,11 +226,14 @@ class StreamRun:
         # The store writes it in another thread while the loop goes on (see ``off_loop``);
         # the next checkpoint is not triggered before this one is committed.
         kept = (len(self.failures.errors), len(self.failures.dead_letters))
+        started = time.perf_counter()
         await lifecycle.checkpoint(
             checkpoint_id, part, states, list(self.failures.dead_letters), ended=ended
         )
         self.committed_failures = kept
         self.observers.tell("checkpoint", checkpoint_id)
+        cost = time.perf_counter() - started
+        self.observers.tell("checkpoint_cost", checkpoint_id, cost, _size(states, part))
         for name, prepared in part.prepared.items():
             self.commit_sink(name, checkpoint_id, prepared)
         await self.tell_readers(checkpoint_id, part.positions)
@@ -302,3 +306,11 @@ class StreamRun:
             except StageFailedError as failure:
                 return failure
         return None
+
+
+def _size(states: dict[str, bytes], part: Part) -> int:
+    """The bytes of state a checkpoint writes: whole states and changed keys' rows."""
+    size = sum(len(state) for state in states.values())
+    for rows in part.keyed.values():
+        size += sum(len(key) + len(row or b"") for key, row in rows.items())
+    return size

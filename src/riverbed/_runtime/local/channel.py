@@ -113,6 +113,11 @@ class Channel:
         """Put a clock tick (from no writer: it never waits, nor is it held back)."""
         self.nudge()
 
+    @property
+    def backlog(self) -> int:
+        """Items waiting to be read (batches and markers, held ones included)."""
+        return len(self._order) + len(self._held)
+
     def nudge(self) -> None:
         """Put a tick now, from code that cannot wait (a callback): an operator with
         outputs ready. A tick already waiting to be read does for both."""

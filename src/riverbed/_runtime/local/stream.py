@@ -206,7 +206,9 @@ class LocalStream:
         if interval is not None:
             ticker = asyncio.get_running_loop().create_task(self._tick(channel, interval))
         try:
+            first = self.run.counters[executor.chain.stages[0].name]
             while (item := await channel.get()) is not None:
+                first.backlog = channel.backlog
                 if item is TICK:
                     await self._step(executor, channels, executor.tick())
                 elif isinstance(item, Barrier):
@@ -237,7 +239,7 @@ class LocalStream:
         finally:
             elapsed = time.perf_counter() - started
             for stage in executor.chain.stages:
-                self.run.counters[stage.name].seconds += elapsed
+                self.run.counters[stage.name].timed(elapsed)
         await self._emit(executor, channels, outs)
 
     async def _end_chain(self, executor: ChainExecutor, channels: dict[str, Channel]) -> None:

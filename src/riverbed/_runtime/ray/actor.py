@@ -144,7 +144,7 @@ class ChainWorker:
         finally:
             elapsed = time.perf_counter() - started
             for counters in self.counters:
-                counters.seconds += elapsed
+                counters.timed(elapsed)
         reply.counters = [counters.values() for counters in self.counters]
         reply.errors = self.failures.errors[self._errors :]
         reply.dead_letters = self.failures.dead_letters[self._letters :]

@@ -158,7 +158,7 @@ class Attempt:
                 outputs = await work
             finally:
                 for stage in executor.chain.stages:
-                    self.run.counters[stage.name].seconds += time.perf_counter() - started
+                    self.run.counters[stage.name].timed(time.perf_counter() - started)
         await self._outputs(executor.chain.exits, outputs)
 
     async def _outputs(self, exits: tuple[Port, ...], outputs: dict[str, list[Any]]) -> None:
