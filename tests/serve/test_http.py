@@ -238,3 +238,23 @@ def test_when_the_run_has_failed_calls_and_events_get_503() -> None:
     assert later.status_code == 503
     assert later.headers["retry-after"] == "1"
     assert "is not reading source 'ask'" in later.json()["error"]
+
+
+def test_the_dashboard_is_at_ui_over_the_services_store(tmp_path) -> None:
+    """``/ui`` of a service with a store is the dashboard of that store, showing the
+    served run; with a token, it asks for the token (a browser's ``?token=`` link works,
+    as the bearer header does); a service without a store has no dashboard."""
+    url_of_store = f"sqlite:///{tmp_path}/serve.db"
+    flow, _seen = _collecting("dashboarded")
+    with serving(flow, store=url_of_store, token="s3cret") as url:
+        refused = httpx.get(f"{url}/ui/")
+        page = httpx.get(f"{url}/ui/?token=s3cret")
+        with rb.open_store(url_of_store) as store:
+            (run,) = store.list_runs()
+    assert refused.status_code == 401
+    assert "needs its token" in refused.text
+    assert page.status_code == 200
+    assert run.run_id in page.text and "dashboarded" in page.text
+    flow, _seen = _collecting("storeless")
+    with serving(flow) as url:
+        assert httpx.get(f"{url}/ui/").status_code == 404

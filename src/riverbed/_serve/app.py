@@ -91,6 +91,8 @@ def service_app(
             yield
         finally:
             await service.stop()
+            for close in app.state.closing:  # what was opened for the app (the dashboard's store)
+                close()
 
     app = FastAPI(
         title=f"riverbed: {flow.name}",
@@ -104,20 +106,27 @@ def service_app(
     _events(app, service, max_body)
     _metrics(app, service)
     _schema_names_sources(app, sorted(service.sources))
-    mount_ui(app, store)
+    app.state.closing = []
+    mount_ui(app, store, token)
     app.add_middleware(Guard, token=token, max_body=max_body)
     return app
 
 
-def mount_ui(app: FastAPI, store: str | rb.Store | bool | None) -> None:
-    """Mount the dashboard at ``/ui`` when riverbed has one (``riverbed._serve.ui``'s
-    ``dashboard_app(store)``, an ASGI application over the store); else nothing.
-    ``store`` is what the service was given: a URL or ``Store``, or False (no store)."""
-    try:
-        from riverbed._serve.ui import dashboard_app  # type: ignore[import-not-found]
-    except ImportError:
+def mount_ui(app: FastAPI, store: str | rb.Store | bool | None, token: str | None) -> None:
+    """Mount the dashboard (docs/dashboard.md) at ``/ui``, over the service's store: the
+    ``Store`` given, or one opened from its URL (None: the default store) and closed when
+    the application stops. A service without a store (False) has no dashboard: it has no
+    runs to show."""
+    if store is False:
         return
-    app.mount("/ui", dashboard_app(store))
+    from riverbed._serve.ui import dashboard_app
+
+    if isinstance(store, rb.Store):
+        app.mount("/ui", dashboard_app(store, token=token))
+        return
+    opened = rb.open_store(rb.store_url(None if store in (None, True) else str(store)))
+    app.mount("/ui", dashboard_app(opened, token=token))
+    app.state.closing.append(opened.close)
 
 
 def _errors(app: FastAPI) -> None:

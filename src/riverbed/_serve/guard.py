@@ -17,6 +17,9 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+UI_PREFIX = "/ui"
+"""Where the dashboard is mounted: it checks the same token itself, also from the
+``?token=`` link and cookie a browser can show (a browser sends no bearer header)."""
 """Paths answered without the token: probes of orchestrators that hold no secret."""
 
 
@@ -40,7 +43,7 @@ class Guard:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        if self.expected is not None and scope["path"] not in OPEN_PATHS:
+        if self.expected is not None and not _checked_elsewhere(scope["path"]):
             given = headers.get(b"authorization", b"")
             if not hmac.compare_digest(given, self.expected):
                 why = "a bearer token is required" if not given else "the bearer token is wrong"
@@ -53,6 +56,11 @@ class Guard:
             await _refuse(send, 413, message, [])
             return
         await self.app(scope, receive, send)
+
+
+def _checked_elsewhere(path: str) -> bool:
+    """Whether ``path`` needs no token here: a health probe, or the dashboard's own."""
+    return path in OPEN_PATHS or path == UI_PREFIX or path.startswith(UI_PREFIX + "/")
 
 
 async def _refuse(send: Send, status: int, message: str, extra: list[tuple[bytes, bytes]]) -> None:
