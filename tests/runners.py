@@ -41,3 +41,10 @@ unpicklable_events = pytest.mark.local_only(
 )
 """The test's events hold something no pickler can ship (a lock): on Ray the run fails,
 saying so (tests/ray checks the message)."""
+
+source_order = pytest.mark.local_only(
+    "what it asserts depends on the order in which two sources' events meet: the local "
+    "runner interleaves them in a fixed order, Ray in the order their batches arrive"
+)
+"""The test's outcome (a match or an eviction) depends on which of two sources comes
+first; riverbed promises order per key within one source, not between sources."""

@@ -12,6 +12,7 @@ import pytest
 
 import riverbed as rb
 from riverbed.testing import Capture
+from tests import runners
 
 pytestmark = pytest.mark.usefixtures("on_runner")
 
@@ -52,6 +53,7 @@ def test_late_events_dropped_by_a_window_are_counted(tmp_path: Path) -> None:
     assert line.split()[-1] == "2"
 
 
+@runners.source_order
 def test_orphans_evicted_by_a_rendezvous_are_counted() -> None:
     """MaxPending(1): each head that waits while a newer key arrives is evicted; the
     rendezvous counts them as dropped."""

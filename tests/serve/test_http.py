@@ -254,7 +254,8 @@ def test_the_dashboard_is_at_ui_over_the_services_store(tmp_path) -> None:
     assert refused.status_code == 401
     assert "needs its token" in refused.text
     assert page.status_code == 200
-    assert run.run_id in page.text and "dashboarded" in page.text
+    assert run.run_id in page.text
+    assert "dashboarded" in page.text
     flow, _seen = _collecting("storeless")
     with serving(flow) as url:
         assert httpx.get(f"{url}/ui/").status_code == 404
