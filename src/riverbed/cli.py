@@ -20,9 +20,11 @@ from __future__ import annotations
 
 from riverbed._cli import ExitCode, GraphFormat, app, exit_code, main
 from riverbed._serve.command import ui
+from riverbed._serve.serve_command import serve
 from riverbed._targets import load_flow
 
 app.command()(ui)  # the dashboard's command, kept beside it (see riverbed._serve.command)
+app.command()(serve)  # likewise: _cli never imports _serve, which imports _cli
 
 __all__ = ["ExitCode", "GraphFormat", "app", "exit_code", "load_flow", "main"]
 

@@ -17,7 +17,6 @@ from riverbed._cli.queue import schedule, worker
 from riverbed._cli.recover import recover_runs
 from riverbed._cli.run import run
 from riverbed._cli.runs import cancel_run, list_runs, prune_runs, show_run
-from riverbed._cli.serve import serve
 from riverbed._cli.targets import load
 
 __all__ = ["GraphFormat", "app", "main"]
@@ -122,7 +121,6 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(letters_app, name="dead-letters")
 app.command()(schedule)
 app.command()(worker)
-app.command()(serve)
 
 
 def main() -> None:
