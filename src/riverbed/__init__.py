@@ -59,7 +59,16 @@ from riverbed._model.reactive import Builder
 from riverbed._model.routines import Emission, Message, Routines
 from riverbed._model.sinks import Sink, TransactionalSink
 from riverbed._model.sources import PartitionReader, Source
-from riverbed._model.stages import Port, SinkMode, Stage, StageKind
+from riverbed._model.stages import (
+    FoldStage,
+    KeyedStateStage,
+    Port,
+    SinkMode,
+    SinkStage,
+    Stage,
+    StageKind,
+    StatefulStage,
+)
 from riverbed._records import (
     Checkpoint,
     DeadLetterRecord,
@@ -105,10 +114,12 @@ __all__ = [
     "FlowSerializationError",
     "FlowVersionError",
     "Fold",
+    "FoldStage",
     "HTTPSource",
     "Handler",
     "InternalError",
     "InvalidTransitionError",
+    "KeyedStateStage",
     "KeyedStream",
     "Late",
     "LatePolicy",
@@ -146,6 +157,7 @@ __all__ = [
     "SignatureError",
     "Sink",
     "SinkMode",
+    "SinkStage",
     "Sliding",
     "Source",
     "SourceError",
@@ -158,6 +170,7 @@ __all__ = [
     "StageStats",
     "StageStatus",
     "StageTimeoutError",
+    "StatefulStage",
     "StepCommit",
     "StepRecord",
     "Store",

@@ -24,7 +24,7 @@ from riverbed._model.flow import Flow, Stream
 from riverbed._model.process import ProcessorSpec
 from riverbed._model.sinks import Capture
 from riverbed._model.sources import IterableSource, PartitionReader
-from riverbed._model.stages import SinkMode, StageKind
+from riverbed._model.stages import SinkMode, SinkStage, StageKind
 from riverbed._runtime.clock import Clock, SystemClock
 
 __all__ = ["END", "Capture", "Crash", "Pause", "TestClock", "TestSource", "drive", "run_flow"]
@@ -203,7 +203,7 @@ def run_flow(
             given = replacements[stage.name]
             new_source = given if isinstance(given, TestSource) else IterableSource(list(given))
             stage = dataclasses.replace(stage, fn=new_source)
-        elif stage.is_sink:
+        elif isinstance(stage, SinkStage):
             stage = dataclasses.replace(stage, fn=Capture(), sink_mode=SinkMode.OBJECT)
         copy.add_stage(stage)
     options.setdefault("progress", False)

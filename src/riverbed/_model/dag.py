@@ -41,7 +41,7 @@ from riverbed._errors import FlowDefinitionError
 from riverbed._model import streamed
 from riverbed._model.flow import Flow
 from riverbed._model.policy import OnError, Retry
-from riverbed._model.stages import Port, SinkMode, Stage, StageKind
+from riverbed._model.stages import Port, SinkMode, SinkStage, Stage, StageKind
 from riverbed._model.workflow import WorkflowOutput
 
 __all__ = ["FanIn", "GraphNode", "workflow_from_graph"]
@@ -192,7 +192,7 @@ def workflow_from_graph(
         flow.add_stage(Stage(node_id, StageKind.MAP, inputs, fn, **_policy(node)))
     leaves = [Port(node_id) for node_id in nodes if node_id not in read_from]
     flow.add_stage(
-        Stage(
+        SinkStage(
             "output",
             StageKind.SINK,
             tuple(leaves),

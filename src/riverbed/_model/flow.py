@@ -24,7 +24,15 @@ from riverbed._model.settings import StageOptions
 from riverbed._model.settings import stage_settings as _policy_fields
 from riverbed._model.sinks import is_sink_object
 from riverbed._model.sources import as_source, is_source
-from riverbed._model.stages import DEFAULT_PORT, Port, SinkMode, Stage, StageKind
+from riverbed._model.stages import (
+    KINDS,
+    Port,
+    SinkMode,
+    SinkStage,
+    Stage,
+    StageKind,
+    StatefulStage,
+)
 
 if TYPE_CHECKING:
     from riverbed._model.reactive import Builder
@@ -559,12 +567,11 @@ class Stream(StreamOperators):
 
         stage_name = self.flow._claim_name(name, explicit=True)
         self.flow._add(
-            Stage(
+            SinkStage(
                 name=stage_name,
                 kind=StageKind.SINK,
                 inputs=(self.port,),
                 fn=WorkflowOutput(),
-                outputs=(),
                 sink_mode=SinkMode.OBJECT,
             )
         )
@@ -580,23 +587,22 @@ class Stream(StreamOperators):
         self._add_sink(target, SinkMode.BATCH, name, policy)
 
     def _add_sink(self, target: Any, mode: SinkMode, name: str | None, policy: Any) -> None:
+        stage: Stage
         if mode is SinkMode.OBJECT:
             stage_name = self.flow._claim_name(
                 name if name is not None else callables.short_name(target),
                 explicit=name is not None,
             )
-            stage = Stage(
+            stage = SinkStage(
                 name=stage_name,
                 kind=StageKind.SINK,
                 inputs=(self.port,),
                 fn=target,
-                outputs=(),
                 sink_mode=mode,
                 **_policy_fields(policy, stage_name, self.flow.name, target),
             )
         else:
-            stage = self._stage(StageKind.SINK, target, name, policy, outputs=())
-            stage = _replace(stage, sink_mode=mode)
+            stage = self._stage(StageKind.SINK, target, name, policy, sink_mode=mode)
         self.flow._add(stage)
 
     # -- helpers --------------------------------------------------------------------------
@@ -618,10 +624,11 @@ class Stream(StreamOperators):
         name: str | None,
         policy: StageOptions,
         *,
-        outputs: tuple[str, ...] = (DEFAULT_PORT,),
         arity: int = 1,
         **fields: Any,
     ) -> Stage:
+        """A stage of ``kind``, of the record its kind uses, calling ``fn``; ``fields`` are
+        the record's other fields."""
         derived = None if name is not None else _derived_name(fn, kind)
         stage_name = self.flow._claim_name(
             name if name is not None else derived, explicit=name is not None
@@ -629,12 +636,11 @@ class Stream(StreamOperators):
         callables.check_arity(
             fn, arity, stage=stage_name, role=f"the {kind.value} function", flow=self.flow.name
         )
-        return Stage(
+        return KINDS[kind].record(
             name=stage_name,
             kind=kind,
             inputs=(self.port,),
             fn=fn,
-            outputs=outputs,
             **fields,
             **_policy_fields(policy, stage_name, self.flow.name, fn),
         )
@@ -702,7 +708,7 @@ class KeyedStream(Stream):
         callables.check_arity(
             method, 2, stage=stage_name, role="the state method (self, value)", flow=flow
         )
-        return Stage(
+        return StatefulStage(
             name=stage_name,
             kind=StageKind.STATEFUL,
             inputs=(self.port,),

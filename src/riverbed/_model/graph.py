@@ -110,9 +110,7 @@ def summary(stage: Stage) -> str:
         return "a merge"
     if stage.is_source:
         return f"source {stage.fn!r}"
-    if stage.kind is StageKind.STATEFUL and stage.method is not None:
-        return f"stateful {callables.describe(stage.method)}"
-    return f"{stage.kind.value} {callables.describe(stage.fn)}"
+    return f"{stage.kind.value} {callables.describe(stage.function)}"
 
 
 def kind_label(stage: Stage) -> str:
@@ -137,7 +135,7 @@ def describe(flow: str, stages: Sequence[Stage]) -> str:
         elif stage.kind is StageKind.PROCESS:
             what = _short(repr(stage.fn), 100)
         else:
-            what = callables.describe(stage.method if stage.method is not None else stage.fn)
+            what = callables.describe(stage.function)
         keyed = " [keyed]" if stage.keyed else ""
         lines.append(f"  {stage.name:<{width}}  {kind_label(stage):<8} {what}{keyed}{arrow}")
     return "\n".join(lines)

@@ -19,7 +19,7 @@ from riverbed._model import callables, graph
 from riverbed._model.parallel import RunnerOperatorSpec
 from riverbed._model.policy import OnError, Policy, Retry, resolve
 from riverbed._model.sinks import is_sink_object
-from riverbed._model.stages import Port, SinkMode, Stage, StageKind
+from riverbed._model.stages import Port, SinkMode, SinkStage, Stage, StageKind
 
 __all__ = ["Chain", "Plan", "make_plan"]
 
@@ -75,10 +75,7 @@ def _needs_await(stage: Stage) -> bool:
         return False
     if stage.timeout is not None:
         return True
-    if stage.kind is StageKind.SINK and stage.sink_mode is SinkMode.OBJECT:
-        return callables.is_async(getattr(stage.fn, "write_batch", None))
-    target = stage.method if stage.method is not None else stage.fn
-    return target is not None and callables.is_async(target)
+    return stage.called is not None and callables.is_async(stage.called)
 
 
 def processor_runs_alone(stage: Stage) -> bool:
@@ -193,4 +190,6 @@ def _chain(
 
 def is_batch_sink(stage: Stage) -> bool:
     """True for sinks called once per batch (a batch callable or a sink object)."""
-    return stage.is_sink and (stage.sink_mode is not SinkMode.EVENT or is_sink_object(stage.fn))
+    return isinstance(stage, SinkStage) and (
+        stage.sink_mode is not SinkMode.EVENT or is_sink_object(stage.fn)
+    )

@@ -18,14 +18,13 @@ from riverbed._model import callables, graph
 from riverbed._model.policy import OnError, Retry
 from riverbed._model.producers import Producer, plain_function
 from riverbed._model.sources import FunctionSource, IterableSource
-from riverbed._model.stages import DEFAULT_PORT, Port, SinkMode, Stage, StageKind
+from riverbed._model.stages import KINDS, Port, Stage, StageKind
 from riverbed._model.workflow import WorkflowInput, WorkflowOutput
 
 if TYPE_CHECKING:
     from riverbed._model.flow import Flow
 
 FORMAT = 1
-_CALLABLE_FIELDS = ("fn", "method", "initial")
 
 
 def _ref(flow: str, stage: Stage, field: str, value: Any) -> Any:
@@ -114,13 +113,10 @@ def stage_to_dict(flow: str, stage: Stage) -> dict[str, Any]:
     data: dict[str, Any] = {"name": stage.name, "kind": stage.kind.value}
     if stage.inputs:
         data["inputs"] = [[p.stage, p.name] for p in stage.inputs]
-    if stage.kind is StageKind.PROCESS:
-        data["fn"] = _spec_to_dict(flow, stage)
-    for field in _CALLABLE_FIELDS:
+    for field, value in stage.callables().items():
         if field == "fn" and stage.kind is StageKind.PROCESS:
-            continue
-        value = getattr(stage, field)
-        if value is not None:
+            data["fn"] = _spec_to_dict(flow, stage)
+        elif value is not None:
             data[field] = _ref(flow, stage, field, value)
     data["outputs"] = list(stage.outputs)
     data.update(_settings_to_dict(stage))
@@ -128,14 +124,10 @@ def stage_to_dict(flow: str, stage: Stage) -> dict[str, Any]:
 
 
 def _settings_to_dict(stage: Stage) -> dict[str, Any]:
-    """The stage's flags, sink mode and policy settings: only those set (a document
-    leaves the defaults out)."""
-    data: dict[str, Any] = {}
-    for field in ("keyed", "running"):
-        if getattr(stage, field):
-            data[field] = True
-    if stage.sink_mode is not None:
-        data["sink_mode"] = stage.sink_mode.value
+    """The stage's flags, its kind's settings and its policy settings: only those set (a
+    document leaves the defaults out)."""
+    data: dict[str, Any] = {"keyed": True} if stage.keyed else {}
+    data.update(stage.kind_settings())
     if stage.concurrency is not None:
         data["concurrency"] = stage.concurrency
     if stage.on_error is not None:
@@ -197,7 +189,6 @@ def _resolve(flow: str, stage: str, value: Any) -> Any:
 def _stage_from(flow: str, data: Any) -> Stage:
     """One stage record from its JSON form; fields a hand-written document leaves out take
     the defaults the builder would give."""
-    from riverbed._model.sinks import is_sink_object
     from riverbed._model.sources import as_source
 
     if not isinstance(data, dict) or not isinstance(data.get("name"), str):
@@ -206,6 +197,7 @@ def _stage_from(flow: str, data: Any) -> Stage:
             flow=flow,
         )
     name = data["name"]
+    fields: dict[str, Any] = {}
     try:
         kind = StageKind(data["kind"])
         if kind is StageKind.PROCESS:
@@ -214,27 +206,17 @@ def _stage_from(flow: str, data: Any) -> Stage:
             fn = _resolve(flow, name, data.get("fn"))
         if kind is StageKind.SOURCE:
             fn = as_source(fn)
-        if "outputs" in data:
-            outputs = tuple(data["outputs"])
-        else:
-            outputs = () if kind is StageKind.SINK else (DEFAULT_PORT,)
-        if "sink_mode" in data:
-            sink_mode: SinkMode | None = SinkMode(data["sink_mode"])
-        elif kind is StageKind.SINK:
-            sink_mode = SinkMode.OBJECT if is_sink_object(fn) else SinkMode.EVENT
-        else:
-            sink_mode = None
-        return Stage(
+        record = KINDS[kind].record
+        if "outputs" in data:  # else the record's default: none for a sink
+            fields["outputs"] = tuple(data["outputs"])
+        return record(
             name=name,
             kind=kind,
             inputs=tuple(Port(s, p) for s, p in data.get("inputs", [])),
             fn=fn,
-            method=_resolve(flow, name, data.get("method")),
-            initial=_resolve(flow, name, data.get("initial")),
-            outputs=outputs,
             keyed=data.get("keyed", False),
-            running=data.get("running", False),
-            sink_mode=sink_mode,
+            **record.kind_fields_from(data, functools.partial(_resolve, flow, name)),
+            **fields,
             concurrency=data.get("concurrency"),
             on_error=OnError(data["on_error"]) if "on_error" in data else None,
             retry=_retry_from(data.get("retry")),
@@ -305,16 +287,18 @@ def stage_version(stage: Stage) -> str:
         "kind": stage.kind.value,
         "outputs": list(stage.outputs),
         "keyed": stage.keyed,
-        "running": stage.running,
-        "sink_mode": stage.sink_mode.value if stage.sink_mode else None,
+        # Every stage hashes these two, as when one record held every kind's fields:
+        # versions, and so step caches and saved flows, stay what they were.
+        "running": False,
+        "sink_mode": None,
+        **stage.kind_settings(),
     }
     if stage.cache:  # only when set, so that other stages keep the versions they had
         data["cache"] = True
     for field in ("reads", "writes"):  # likewise: declared data changes the step's contract
         if getattr(stage, field):
             data[field] = list(getattr(stage, field))
-    for field in _CALLABLE_FIELDS:
-        value = getattr(stage, field)
+    for field, value in stage.callables().items():
         if value is None:
             continue
         if stage.kind is StageKind.PROCESS and field == "fn":

@@ -7,10 +7,11 @@ failure policy. Runners read stages; nothing changes them after they are made.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from riverbed._errors import FlowDefinitionError
 from riverbed._model.policy import OnError, Retry
 from riverbed._records.kinds import StageKind as StageKind  # declared with the records
 
@@ -19,8 +20,8 @@ DEFAULT_PORT = "out"
 
 @dataclass(frozen=True)
 class KindTraits:
-    """What the planner, the runners and the checks need to know of a stage kind, kept
-    in one table (``TRAITS``) rather than in sets scattered where each is used."""
+    """What the planner, the runners and the checks need to know of how a stage kind
+    behaves (part of its entry in ``KINDS``)."""
 
     one_to_one: bool = False
     """Exactly one output per input on the happy path: counting its inputs counts its
@@ -33,28 +34,6 @@ class KindTraits:
     takes ``(key, value)`` pairs."""
     keeps_state: bool = False
     """It has state a checkpoint saves (per key, or a processor's own)."""
-
-
-TRAITS: Mapping[StageKind, KindTraits] = {
-    StageKind.SOURCE: KindTraits(),
-    StageKind.MAP: KindTraits(one_to_one=True, cacheable=True),
-    StageKind.FLAT_MAP: KindTraits(cacheable=True),
-    StageKind.FILTER: KindTraits(cacheable=True),
-    StageKind.INSPECT: KindTraits(one_to_one=True),
-    StageKind.KEY_BY: KindTraits(one_to_one=True, cacheable=True),
-    StageKind.STATEFUL: KindTraits(per_key_state=True, keeps_state=True),
-    StageKind.FOLD: KindTraits(per_key_state=True, keeps_state=True),
-    StageKind.BRANCH: KindTraits(cacheable=True),
-    StageKind.ROUTE: KindTraits(cacheable=True),
-    StageKind.MERGE: KindTraits(one_to_one=True),
-    StageKind.PROCESS: KindTraits(keeps_state=True),
-    StageKind.SINK: KindTraits(),
-}
-
-ONE_TO_ONE = frozenset(kind for kind, traits in TRAITS.items() if traits.one_to_one)
-CACHEABLE = frozenset(kind for kind, traits in TRAITS.items() if traits.cacheable)
-PER_KEY_STATE = frozenset(kind for kind, traits in TRAITS.items() if traits.per_key_state)
-KEEPS_STATE = frozenset(kind for kind, traits in TRAITS.items() if traits.keeps_state)
 
 
 class SinkMode(enum.Enum):
@@ -85,24 +64,21 @@ class Port:
 
 @dataclass(frozen=True)
 class Stage:
-    """One node of a flow. Made by the builder methods of ``Flow`` and ``Stream``."""
+    """One node of a flow. Made by the builder methods of ``Flow`` and ``Stream``.
+
+    This record holds what every kind has; the kinds with settings of their own have
+    their own records: ``StatefulStage``, ``FoldStage`` and ``SinkStage`` (``KINDS`` says
+    which record each kind uses). Making a ``Stage`` of one of those kinds is refused."""
 
     name: str
     kind: StageKind
     inputs: tuple[Port, ...] = ()
     fn: Any = None
     """The main callable; for a source, the source; for a sink, its target."""
-    method: Any = None
-    """STATEFUL with a class: the method called as ``method(instance, value)``."""
-    initial: Any = None
-    """STATEFUL with a function, FOLD: a zero-argument factory of the starting state."""
     outputs: tuple[str, ...] = (DEFAULT_PORT,)
     """The names of this stage's output ports (empty for sinks)."""
     keyed: bool = False
     """True when the events this stage emits are ``(key, value)`` pairs."""
-    sink_mode: SinkMode | None = None
-    running: bool = False
-    """FOLD: emit the accumulator on every event instead of once at end of stream."""
     concurrency: int | None = None
     """Async callables: how many calls may be in flight at once."""
     on_error: OnError | None = None
@@ -119,6 +95,15 @@ class Stage:
 
     __module__ = "riverbed"
 
+    def __post_init__(self) -> None:
+        record = KINDS[self.kind].record
+        if type(self) is not record:
+            raise FlowDefinitionError(
+                f"stage {self.name!r}: a {self.kind.value} stage is a {record.__name__}, "
+                f"not a {type(self).__name__}: make it with riverbed.{record.__name__}(...)",
+                stage=self.name,
+            )
+
     @property
     def is_source(self) -> bool:
         """True for sources."""
@@ -128,3 +113,189 @@ class Stage:
     def is_sink(self) -> bool:
         """True for sinks."""
         return self.kind is StageKind.SINK
+
+    @property
+    def function(self) -> Any:
+        """The user callable the stage is about, for names and messages: ``fn``, or the
+        method of a stateful class."""
+        return self.fn
+
+    @property
+    def called(self) -> Any:
+        """What riverbed calls per event (or per batch): ``function``, or a sink
+        object's ``write_batch``."""
+        return self.function
+
+    def callables(self) -> dict[str, Any]:
+        """The stage's user callables by field name, ``fn`` first: what its JSON form
+        refers to by import path and what its version fingerprints."""
+        return {"fn": self.fn}
+
+    def kind_settings(self) -> dict[str, Any]:
+        """This kind's own settings, JSON-ready, those set only (a flow document leaves
+        the defaults out)."""
+        return {}
+
+    @classmethod
+    def kind_fields_from(
+        cls, data: Mapping[str, Any], resolve: Callable[[Any], Any]
+    ) -> dict[str, Any]:
+        """This kind's own fields from a stage's JSON form (``kind_settings`` and the
+        callables beyond ``fn``, which ``resolve`` turns back into objects)."""
+        return {}
+
+
+@dataclass(frozen=True)
+class KeyedStateStage(Stage):
+    """What the per-key state kinds (``StatefulStage``, ``FoldStage``) share."""
+
+    initial: Any = None
+    """A zero-argument factory of a key's starting state; ``None``: a stateful function
+    starts from ``None``, ``reduce`` from the key's first value."""
+
+    __module__ = "riverbed"
+
+    @classmethod
+    def kind_fields_from(
+        cls, data: Mapping[str, Any], resolve: Callable[[Any], Any]
+    ) -> dict[str, Any]:
+        """``initial``."""
+        return {"initial": resolve(data.get("initial"))}
+
+
+@dataclass(frozen=True)
+class StatefulStage(KeyedStateStage):
+    """A keyed stream's ``stateful``: ``fn`` is a class (one instance per key, ``method``
+    called per event) or a function of ``(state, value)`` starting from ``initial()``."""
+
+    method: Any = None
+    """With a class: the method called as ``method(instance, value)``."""
+
+    __module__ = "riverbed"
+
+    @property
+    def function(self) -> Any:
+        """The method with a class, else the function."""
+        return self.method if self.method is not None else self.fn
+
+    def callables(self) -> dict[str, Any]:
+        """``fn``, then ``method`` and ``initial`` where set."""
+        named = {"fn": self.fn, "method": self.method, "initial": self.initial}
+        return {field: value for field, value in named.items() if value is not None}
+
+    @classmethod
+    def kind_fields_from(
+        cls, data: Mapping[str, Any], resolve: Callable[[Any], Any]
+    ) -> dict[str, Any]:
+        """``initial`` and ``method``."""
+        return super().kind_fields_from(data, resolve) | {"method": resolve(data.get("method"))}
+
+
+@dataclass(frozen=True)
+class FoldStage(KeyedStateStage):
+    """A keyed stream's ``fold`` or ``reduce``: ``acc = fn(acc, value)`` per key,
+    starting from ``initial()`` (``reduce``: from the key's first value)."""
+
+    running: bool = False
+    """Emit the accumulator on every event instead of once at end of stream."""
+
+    __module__ = "riverbed"
+
+    def callables(self) -> dict[str, Any]:
+        """``fn``, then ``initial`` where set."""
+        return {"fn": self.fn} | ({"initial": self.initial} if self.initial is not None else {})
+
+    def kind_settings(self) -> dict[str, Any]:
+        """``running`` when set."""
+        return {"running": True} if self.running else {}
+
+    @classmethod
+    def kind_fields_from(
+        cls, data: Mapping[str, Any], resolve: Callable[[Any], Any]
+    ) -> dict[str, Any]:
+        """``initial`` and ``running``."""
+        return super().kind_fields_from(data, resolve) | {"running": data.get("running", False)}
+
+
+@dataclass(frozen=True)
+class SinkStage(Stage):
+    """The end of a stream: ``fn`` is the target, called as ``sink_mode`` says."""
+
+    outputs: tuple[str, ...] = ()
+    sink_mode: SinkMode | None = None
+    """How the target is called; ``None`` when made: ``OBJECT`` for an object with
+    ``write_batch``, else ``EVENT``."""
+
+    __module__ = "riverbed"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.sink_mode is None:
+            from riverbed._model.sinks import is_sink_object
+
+            mode = SinkMode.OBJECT if is_sink_object(self.fn) else SinkMode.EVENT
+            object.__setattr__(self, "sink_mode", mode)
+
+    @property
+    def mode(self) -> SinkMode:
+        """``sink_mode``, always set once the record is made."""
+        assert self.sink_mode is not None
+        return self.sink_mode
+
+    @property
+    def called(self) -> Any:
+        """``write_batch`` of a sink object, else the callable."""
+        if self.sink_mode is SinkMode.OBJECT:
+            return getattr(self.fn, "write_batch", None)
+        return self.fn
+
+    def kind_settings(self) -> dict[str, Any]:
+        """``sink_mode``, always."""
+        return {"sink_mode": self.mode.value}
+
+    @classmethod
+    def kind_fields_from(
+        cls, data: Mapping[str, Any], resolve: Callable[[Any], Any]
+    ) -> dict[str, Any]:
+        """``sink_mode``, when given (else taken from the target)."""
+        return {"sink_mode": SinkMode(data["sink_mode"])} if "sink_mode" in data else {}
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    """Everything the model, the planner and the runners know of one stage kind, in one
+    table (``KINDS``) rather than in sets and branches scattered where each is used."""
+
+    record: type[Stage]
+    """The record class its stages are."""
+    traits: KindTraits
+    description: str
+    """What it does, in a phrase: for listings and messages."""
+
+
+def _kind(record: type[Stage], description: str, **traits: bool) -> KindSpec:
+    return KindSpec(record, KindTraits(**traits), description)
+
+
+KINDS: Mapping[StageKind, KindSpec] = {
+    StageKind.SOURCE: _kind(Stage, "where events come from"),
+    StageKind.MAP: _kind(Stage, "one output per event", one_to_one=True, cacheable=True),
+    StageKind.FLAT_MAP: _kind(Stage, "any number of outputs per event", cacheable=True),
+    StageKind.FILTER: _kind(Stage, "keeps the events it accepts", cacheable=True),
+    StageKind.INSPECT: _kind(Stage, "sees each event and passes it on", one_to_one=True),
+    StageKind.KEY_BY: _kind(
+        Stage, "pairs each event with its key", one_to_one=True, cacheable=True
+    ),
+    StageKind.STATEFUL: _kind(StatefulStage, "per-key state", per_key_state=True, keeps_state=True),
+    StageKind.FOLD: _kind(FoldStage, "per-key accumulator", per_key_state=True, keeps_state=True),
+    StageKind.BRANCH: _kind(Stage, "splits events by a predicate", cacheable=True),
+    StageKind.ROUTE: _kind(Stage, "sends each event to named outputs", cacheable=True),
+    StageKind.MERGE: _kind(Stage, "joins streams into one", one_to_one=True),
+    StageKind.PROCESS: _kind(Stage, "an operator's processor", keeps_state=True),
+    StageKind.SINK: _kind(SinkStage, "where events end"),
+}
+
+ONE_TO_ONE = frozenset(kind for kind, spec in KINDS.items() if spec.traits.one_to_one)
+CACHEABLE = frozenset(kind for kind, spec in KINDS.items() if spec.traits.cacheable)
+PER_KEY_STATE = frozenset(kind for kind, spec in KINDS.items() if spec.traits.per_key_state)
+KEEPS_STATE = frozenset(kind for kind, spec in KINDS.items() if spec.traits.keeps_state)

@@ -24,7 +24,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from riverbed._model.plan import Chain, is_batch_sink
-from riverbed._model.stages import ONE_TO_ONE, PER_KEY_STATE, Port, Stage, StageKind
+from riverbed._model.stages import (
+    ONE_TO_ONE,
+    PER_KEY_STATE,
+    FoldStage,
+    KeyedStateStage,
+    Port,
+    Stage,
+    StageKind,
+    StatefulStage,
+)
 
 
 class Bail(Exception):  # noqa: N818 - not an error: a hand-over to the slow path
@@ -287,6 +296,7 @@ class _Generator:
         its state, initial state and mark are bound as S, I and D."""
         index = site.index
         self.names[f"S{index}"] = self.states[index]
+        assert isinstance(site.stage, KeyedStateStage)
         self.names[f"I{index}"] = site.stage.initial
         mark = self.marks[index] if index < len(self.marks) else None
         if mark is not None:
@@ -354,6 +364,7 @@ class _Generator:
 
     def stateful(self, site: _Site) -> _Next | None:
         index, depth, stage = site.index, site.depth, site.stage
+        assert isinstance(stage, StatefulStage)
         key, val = self.key_and_value(site)
         mark = self.marked(site, key)
         # The state lookup is guarded too: an unhashable key is the stage's error.
@@ -389,10 +400,11 @@ class _Generator:
         return depth, site.pending
 
     def fold(self, site: _Site) -> _Next | None:
-        index, depth = site.index, site.depth
+        index, depth, stage = site.index, site.depth, site.stage
+        assert isinstance(stage, FoldStage)
         key, val = self.key_and_value(site)
         lookup = f"acc = S{index}.get({key}, MISSING)\n"
-        if site.stage.initial is not None:
+        if stage.initial is not None:
             self.guarded(
                 site, f"{lookup}acc = F{index}(I{index}() if acc is MISSING else acc, {val})"
             )
@@ -402,7 +414,7 @@ class _Generator:
         mark = self.marked(site, key)
         if mark:
             self.line(depth, mark)
-        if not site.stage.running:
+        if not stage.running:
             self.line(depth, "continue")
             return None
         self.line(depth, f"x = ({key}, acc)")

@@ -15,7 +15,7 @@ from riverbed._errors import StageFailedError
 from riverbed._model.plan import Chain, is_batch_sink
 from riverbed._model.process import Processor
 from riverbed._model.sinks import is_transactional_sink
-from riverbed._model.stages import SinkMode, StageKind
+from riverbed._model.stages import FoldStage, SinkMode, SinkStage, StageKind
 from riverbed._runtime.cache import StepCache
 from riverbed._runtime.chains.counting import Batch, Counting, Outputs, sink_key
 from riverbed._runtime.chains.parallel import local_operator
@@ -163,7 +163,7 @@ class ChainExecutor:
     async def _finish(self, batch: Batch) -> None:
         for index, stage in enumerate(self.stages):
             state = self.states[index]
-            if stage.kind is StageKind.FOLD and not stage.running and state:
+            if isinstance(stage, FoldStage) and not stage.running and state:
                 await self.calls.forward(batch, index, list(state.items()))
         if not self.chain.is_process:
             for index, fused in self.processors.items():  # in flow order
@@ -225,7 +225,8 @@ class ChainExecutor:
         failed: StageFailedError | None = None
         for index in self.counting.batch_sinks:
             stage = self.stages[index]
-            close = getattr(stage.fn, "close", None) if stage.sink_mode is SinkMode.OBJECT else None
+            is_object = isinstance(stage, SinkStage) and stage.sink_mode is SinkMode.OBJECT
+            close = getattr(stage.fn, "close", None) if is_object else None
             if close is None:
                 continue
             try:

@@ -17,7 +17,7 @@ from riverbed._model import callables
 from riverbed._model.plan import Chain, is_batch_sink
 from riverbed._model.policy import OnError
 from riverbed._model.process import Processor
-from riverbed._model.stages import Port, SinkMode, Stage, StageKind
+from riverbed._model.stages import FoldStage, Port, Stage, StageKind, StatefulStage
 from riverbed._runtime.cache import StepCache
 from riverbed._runtime.chains.codegen import (
     MISSING,
@@ -93,9 +93,7 @@ class StageCalls:
         ``codegen.compile_chain``), or None."""
         self.ports = [[Port(s.name, name) for name in s.outputs] for s in self.stages]
         self.is_async = [
-            s.kind is not StageKind.PROCESS
-            and callables.is_async(s.method if s.method is not None else _call_target(s))
-            for s in self.stages
+            s.kind is not StageKind.PROCESS and callables.is_async(s.called) for s in self.stages
         ]
 
     # -- moving events on -----------------------------------------------------------------
@@ -233,6 +231,7 @@ class StageCalls:
         stage = self.stages[index]
         state = self.states[index]
         assert state is not None
+        assert isinstance(stage, StatefulStage)
         key, value = x
         current = state.get(key, MISSING)
         mark = self.marks[index]
@@ -261,6 +260,7 @@ class StageCalls:
         stage = self.stages[index]
         state = self.states[index]
         assert state is not None
+        assert isinstance(stage, FoldStage)
         key, value = x
         acc = state.get(key, MISSING)
         if stage.initial is not None:
@@ -301,7 +301,7 @@ class StageCalls:
         stage = self.stages[index]
         policy = self.policies[index]
         counters = self.counters[index]
-        target = stage.fn.write_batch if stage.sink_mode is SinkMode.OBJECT else stage.fn
+        target = stage.called
         attempt = 1
         while True:
             try:
@@ -372,9 +372,3 @@ _OUTPUTS: dict[StageKind, Callable[[Stage, Any, Any], list[Any]]] = {
 
 async def _collect(generator: Any) -> list[Any]:
     return [item async for item in generator]
-
-
-def _call_target(stage: Stage) -> Any:
-    if stage.kind is StageKind.SINK and stage.sink_mode is SinkMode.OBJECT:
-        return getattr(stage.fn, "write_batch", None)
-    return stage.fn
