@@ -30,6 +30,9 @@ FIRST_WAIT = 0.01
 _NOT_MADE: Any = object()
 """A partition's state before its factory ran."""
 
+_ENDED: Any = object()
+"""What ``_call`` gives once the function raised EndOfStream."""
+
 
 class Producer:
     """A source made of a producer function, called for each batch.
@@ -130,10 +133,8 @@ class _ProducerReader:
             return None
         if self.idle or (self.state is _NOT_MADE and self.stateful):
             return self._read_later(limit)
-        try:
-            produced = self._call(limit)
-        except EndOfStream:
-            self.ended = True
+        produced = self._call(limit)
+        if produced is _ENDED:
             return None
         if inspect.isawaitable(produced):
             return self._finish(produced, limit)
@@ -145,10 +146,8 @@ class _ProducerReader:
             await asyncio.sleep(min(wait, self.producer.max_wait))
         if self.state is _NOT_MADE and self.stateful:
             self.state = await self._made_state()
-        try:
-            produced = self._call(limit)
-        except EndOfStream:
-            self.ended = True
+        produced = self._call(limit)
+        if produced is _ENDED:
             return None
         if inspect.isawaitable(produced):
             return await self._finish(produced, limit)
@@ -163,9 +162,15 @@ class _ProducerReader:
         return self._taken(produced, limit)
 
     def _call(self, limit: int) -> Any:
-        if self.stateful:
-            return self.producer.function(self.state, limit)
-        return self.producer.function(limit)
+        """What the function returns (or an awaitable of it); ``_ENDED`` once it raised
+        EndOfStream."""
+        try:
+            if self.stateful:
+                return self.producer.function(self.state, limit)
+            return self.producer.function(limit)
+        except EndOfStream:
+            self.ended = True
+            return _ENDED
 
     async def _made_state(self) -> Any:
         if self.kept is not None:

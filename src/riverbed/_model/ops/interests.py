@@ -201,12 +201,9 @@ def _sequence_pattern(pattern: ast.MatchSequence, scope: dict[str, Any]) -> Inte
     for index, sub in enumerate(pattern.patterns):
         if isinstance(sub, ast.MatchStar):
             return Interest("sequence", attrs=tuple(items))
-        if isinstance(sub, ast.MatchValue):
-            known, value = _literal(sub.value, scope)
-            if known:
-                items.append((index, value))
-        elif isinstance(sub, ast.MatchSingleton):
-            items.append((index, sub.value))
+        known, value = _constant(sub, scope)
+        if known:
+            items.append((index, value))
     return Interest("sequence", attrs=tuple(items), value=len(pattern.patterns))
 
 
@@ -223,13 +220,19 @@ def _class_pattern(pattern: ast.MatchClass, scope: dict[str, Any]) -> Interest:
             subs.append(sub)
     attrs = []
     for attr, sub in zip(names, subs, strict=True):
-        if isinstance(sub, ast.MatchValue):
-            known, value = _literal(sub.value, scope)
-            if known:
-                attrs.append((attr, value))
-        elif isinstance(sub, ast.MatchSingleton):
-            attrs.append((attr, sub.value))
+        known, value = _constant(sub, scope)
+        if known:
+            attrs.append((attr, value))
     return Interest("class", cls=cls, attrs=tuple(attrs))
+
+
+def _constant(sub: ast.pattern, scope: dict[str, Any]) -> tuple[bool, Any]:
+    """A sub-pattern's constant (a known literal, or None, True, False), if it is one."""
+    if isinstance(sub, ast.MatchValue):
+        return _literal(sub.value, scope)
+    if isinstance(sub, ast.MatchSingleton):
+        return True, sub.value
+    return False, None
 
 
 def _literal(node: ast.expr, scope: dict[str, Any]) -> tuple[bool, Any]:
