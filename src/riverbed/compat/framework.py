@@ -32,6 +32,7 @@ Where riverbed differs, on purpose:
 
 from __future__ import annotations
 
+import abc
 import functools
 import logging
 import queue
@@ -111,15 +112,15 @@ class Context:
         self.submitted.append(event)
 
 
-class AbstractProcessor:
+class AbstractProcessor(abc.ABC):
     """A processor: implement ``process(self, context, event)`` with a ``match`` on the
     event (its ``case`` patterns route events to it). ``priority``: lower runs first."""
 
     priority: int = 0
 
+    @abc.abstractmethod
     def process(self, context: Context, event: Any) -> None:
         """Handle one event; ``context.submit`` emits."""
-        raise NotImplementedError(f"{type(self).__name__} must implement process(context, event)")
 
 
 class _Handler:
@@ -182,8 +183,9 @@ class _Utility(ReactiveBuilder):
     def _apply(self, *streams: rb.Stream) -> rb.Stream:
         return self._operate(rb.merge(*streams, name=f"{self.provides}.in"))
 
+    @abc.abstractmethod
     def _operate(self, stream: rb.Stream) -> rb.Stream:
-        raise NotImplementedError
+        """The utility's stage(s) on the merged stream."""
 
 
 def _key_of(key: Any) -> Callable[[Any], Any]:

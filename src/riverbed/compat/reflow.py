@@ -23,6 +23,7 @@ own producer state. ``max_workers=0`` means one worker per engine; ``n`` means a
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import inspect
 import re
@@ -59,13 +60,13 @@ S = TypeVar("S", bound="FlowStage")
 # -- routing policies ----------------------------------------------------------------------
 
 
-class RoutingPolicy:
+class RoutingPolicy(abc.ABC):
     """How an event picks a worker of the next stage: ``worker(sender, event, workers)``
     returns an index in ``0 .. workers-1``, given the sending worker's index."""
 
+    @abc.abstractmethod
     def worker(self, sender: int, event: Any, workers: int) -> int:
         """The worker of the next stage that gets ``event``."""
-        raise NotImplementedError
 
 
 class LocalRoutingPolicy(RoutingPolicy):
@@ -109,7 +110,7 @@ class LoadBalancedRoutingPolicy(RoutingPolicy):
 # -- stages ----------------------------------------------------------------------------------
 
 
-class FlowStage:
+class FlowStage(abc.ABC):
     """A stage of a flow: its state factory, how many workers it may have, what follows."""
 
     def __init__(self, init_fn: InitFn | None = None, max_workers: int = 0) -> None:
@@ -141,8 +142,9 @@ class FlowStage:
         self.downstream.append((next_stage, policy))
         return next_stage
 
+    @abc.abstractmethod
     def _function(self) -> Callable[..., Any]:
-        raise NotImplementedError
+        """The user function this stage calls."""
 
     def _name(self) -> str:
         fn = self._function()
