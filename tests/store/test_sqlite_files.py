@@ -139,3 +139,20 @@ def test_newer_schema_is_refused_read_only_too(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(rb.StoreVersionError):
         rb.open_store(f"sqlite:///{path}", read_only=True)
+
+
+def test_an_in_memory_store_writes_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``sqlite:///:memory:`` is SQLite's in-memory database: it works, and leaves no file
+    named ``:memory:`` in the working directory."""
+    monkeypatch.chdir(tmp_path)
+    with rb.open_store("sqlite:///:memory:") as store:
+        run = make_run()
+        store.create_run(run)
+        assert store.get_run(run.run_id).run_id == run.run_id
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_in_memory_store_cannot_be_opened_read_only() -> None:
+    """Nothing could ever be read from it: refused, saying why."""
+    with pytest.raises(rb.StoreError, match="in-memory"):
+        rb.open_store("sqlite:///:memory:", read_only=True)

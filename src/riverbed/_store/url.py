@@ -63,7 +63,8 @@ def open_store(url: str | None = None, *, read_only: bool = False) -> Store:
     """Open the store at ``url``, or at ``$RIVERBED_STORE``, or in ``./.riverbed``.
 
     ``sqlite:///relative/path.db`` and ``sqlite:////absolute/path.db`` open (and create) a
-    SQLite file, creating its directory; ``postgresql://user:password@host:5432/db`` (or
+    SQLite file, creating its directory (``sqlite:///:memory:``: SQLite's in-memory
+    database, this process's only, gone when closed); ``postgresql://user:password@host:5432/db`` (or
     ``postgres://``) a PostgreSQL database. Either way the schema is created or upgraded.
     A new SQLite file is readable by its owner only (0600), in a directory of its own
     created 0700: whoever may write a store can run code in the processes that use it.

@@ -23,7 +23,11 @@ from riverbed._store.schema import (
 )
 from riverbed._store.sqlite.files import advice, create_private
 
-__all__ = ["SQLiteDatabase"]
+__all__ = ["IN_MEMORY", "SQLiteDatabase"]
+
+IN_MEMORY = ":memory:"
+"""The path of SQLite's in-memory database (``sqlite:///:memory:``): one per process,
+gone when the store is closed; for examples and tests."""
 
 
 class SQLiteDatabase:
@@ -57,6 +61,13 @@ class SQLiteDatabase:
         self._busy_timeout = busy_timeout
         if synchronous.upper() not in ("FULL", "NORMAL", "OFF", "EXTRA"):
             raise ValueError(f"synchronous={synchronous!r}: use FULL, NORMAL, OFF or EXTRA")
+        if read_only and str(path) == IN_MEMORY:
+            raise StoreError(
+                "an in-memory SQLite store (sqlite:///:memory:) starts empty and is "
+                "written by this process only: opened read-only, nothing could ever be "
+                "read from it; open it writable, or name a file",
+                url=self.url,
+            )
         if read_only:
             self._conn = self._open_read_only(schema_version)
         else:
@@ -78,7 +89,8 @@ class SQLiteDatabase:
         return conn
 
     def _open_writable(self, synchronous: str, schema_version: int) -> sqlite3.Connection:
-        create_private(self.path, self.url)
+        if str(self.path) != IN_MEMORY:  # else SQLite would see a file of that name
+            create_private(self.path, self.url)
         self._conn = conn = self._connect(str(self.path))
         try:
             try:
