@@ -38,7 +38,7 @@ from riverbed._errors import (
 from riverbed._liveness import crashed_if_dead, interruption
 from riverbed._model.dag import workflow_from_graph
 from riverbed._model.endpoints import HTTPSource, Reply, ReplySink, Request, http, reply
-from riverbed._model.flow import Branch, Flow, KeyedStream, Routes, Stream
+from riverbed._model.flow import Flow
 from riverbed._model.keys import stable_hash
 from riverbed._model.ops.aggregate import Collect, Count, Fold, Max, Min, Reduce, Reservoir
 from riverbed._model.ops.dispatch import Handler
@@ -69,6 +69,7 @@ from riverbed._model.stages import (
     StageKind,
     StatefulStage,
 )
+from riverbed._model.streams import Branch, KeyedStream, Routes, Stream
 from riverbed._records import (
     Checkpoint,
     DeadLetterRecord,

@@ -20,11 +20,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from riverbed._model.flow import Flow, Stream
+from riverbed._model.flow import Flow
 from riverbed._model.process import ProcessorSpec
 from riverbed._model.sinks import Capture
 from riverbed._model.sources import IterableSource, PartitionReader
 from riverbed._model.stages import SinkMode, SinkStage, StageKind
+from riverbed._model.streams import Stream
 from riverbed._runtime.clock import Clock, SystemClock
 
 __all__ = ["END", "Capture", "Crash", "Pause", "TestClock", "TestSource", "drive", "run_flow"]

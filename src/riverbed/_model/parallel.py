@@ -22,7 +22,7 @@ from riverbed._model.process import Processor, ProcessorSpec
 from riverbed._model.settings import StageOptions, stage_settings
 
 if TYPE_CHECKING:
-    from riverbed._model.flow import Stream
+    from riverbed._model.streams import Stream
 
 __all__ = ["MODES", "BatchMap", "ParallelMap", "RunnerOperatorSpec"]
 

@@ -38,9 +38,10 @@ from riverbed._errors import CycleError, FlowDefinitionError
 from riverbed._model.ops.joins import MAX_INPUTS, tag_of
 from riverbed._model.process import Processor, ProcessorSpec
 from riverbed._model.stages import StageKind
+from riverbed._model.streams import Stream
 
 if TYPE_CHECKING:
-    from riverbed._model.flow import Flow, Stream
+    from riverbed._model.flow import Flow
 
 __all__ = ["Builder", "CombineSpec", "DistinctSpec", "resolve"]
 
@@ -135,8 +136,6 @@ def _order(target: str, providers: dict[str, Builder]) -> list[str]:
 def _stage(flow: Flow, builder: Builder, inputs: list[Stream]) -> Stream:
     name = re.sub(r"[^0-9A-Za-z_.-]+", "_", builder.provides) or "builder"
     if builder.apply is not None:
-        from riverbed._model.flow import Stream  # at call time: flow.py imports this module
-
         made = builder.apply(*inputs)
         if not isinstance(made, Stream):
             raise FlowDefinitionError(

@@ -30,9 +30,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from riverbed._errors import FlowDefinitionError
-from riverbed._model.flow import Flow, Stream
+from riverbed._model.flow import Flow
 from riverbed._model.policy import OnError, Retry
 from riverbed._model.settings import StageOptions
+from riverbed._model.streams import Stream
 
 __all__ = ["Emission", "Message", "Routines"]
 

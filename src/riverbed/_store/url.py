@@ -64,10 +64,11 @@ def open_store(url: str | None = None, *, read_only: bool = False) -> Store:
 
     ``sqlite:///relative/path.db`` and ``sqlite:////absolute/path.db`` open (and create) a
     SQLite file, creating its directory (``sqlite:///:memory:``: SQLite's in-memory
-    database, this process's only, gone when closed); ``postgresql://user:password@host:5432/db`` (or
-    ``postgres://``) a PostgreSQL database. Either way the schema is created or upgraded.
-    A new SQLite file is readable by its owner only (0600), in a directory of its own
-    created 0700: whoever may write a store can run code in the processes that use it.
+    database, this process's only, gone when closed);
+    ``postgresql://user:password@host:5432/db`` (or ``postgres://``) a PostgreSQL
+    database. Either way the schema is created or upgraded. A new SQLite file is readable
+    by its owner only (0600), in a directory of its own created 0700: whoever may write a
+    store can run code in the processes that use it.
     Close the store (or use it in a ``with`` block) when done.
 
     ``read_only=True`` opens a store that will only be read (``riverbed runs list``): it

@@ -44,8 +44,9 @@ from riverbed._model.settings import StageOptions
 from riverbed._model.stages import StageKind
 
 if TYPE_CHECKING:
-    from riverbed._model.flow import Flow, KeyedStream, Stream
+    from riverbed._model.flow import Flow
     from riverbed._model.stages import Port
+    from riverbed._model.streams import KeyedStream, Stream
 
 __all__ = ["StreamOperators"]
 
