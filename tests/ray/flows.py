@@ -93,3 +93,39 @@ class DieFirstTime:
             self.marker.write_text("died")
             os.kill(os.getpid(), signal.SIGKILL)
         return x * 2
+
+
+class KillWhileIdle:
+    """A source of 0..events-1 that, half-way, lets the run go idle, SIGKILLs one process
+    the ``where`` map ran in (once: it notes it in ``pids/killed``), and stays quiet a
+    while: the run's next checkpoint is the first to meet the dead actor (no batch is in
+    flight to it)."""
+
+    def __init__(self, pids: Path, events: int, quiet: float = 1.5) -> None:
+        self.pids = pids
+        self.events = events
+        self.quiet = quiet
+
+    async def __call__(self) -> Any:
+        import asyncio
+
+        for x in range(self.events):
+            killed = self.pids / "killed"
+            if x == self.events // 2 and not killed.exists():  # once: the run rolls back
+                await asyncio.sleep(0.5)  # every batch sent so far is answered
+                victim = int(sorted(self.pids.iterdir())[0].name)
+                killed.write_text(str(victim))
+                os.kill(victim, signal.SIGKILL)
+                await asyncio.sleep(self.quiet)  # checkpoints come due meanwhile
+            yield x
+
+
+class NotePid:
+    """A map that notes, in ``pids``, the process it runs in."""
+
+    def __init__(self, pids: Path) -> None:
+        self.pids = pids
+
+    def __call__(self, x: int) -> int:
+        (self.pids / str(os.getpid())).touch()
+        return x

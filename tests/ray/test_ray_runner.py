@@ -23,6 +23,9 @@ from tests.ray.flows import (
     Count,
     DieFirstTime,
     DieOnce,
+    KillWhileIdle,
+    NotePid,
+    add,
     expected_totals,
     key_of,
     totals_flow,
@@ -85,6 +88,29 @@ def test_a_lost_actor_rolls_the_run_back_and_it_goes_on(
     assert result.ok, result.summary()
     assert dict(seen.items) == expected_totals()
     assert result.stages["total"].events_in == EVENTS  # counted once, after the rollback
+
+
+def test_an_actor_lost_while_idle_is_rolled_back_at_the_next_checkpoint(tmp_path: Path) -> None:
+    """An actor that dies while no batch is in flight to it is first met by a checkpoint
+    (asking every actor for its state): that too is a lost actor, rolled back, and the run
+    goes on to exact totals, rather than failing with Ray's own error."""
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    events = 4_000
+    seen = Capture()
+    flow = rb.Flow("ray-idle-loss")
+    flow.source(KillWhileIdle(pids, events), name="numbers").map(
+        NotePid(pids), name="where"
+    ).key_by(key_of, name="key").fold(0, add, name="total").sink(seen, name="out")
+    result = flow.run(
+        runner=rb.RayRunner(parallelism=2),
+        store=_store(tmp_path),
+        checkpoint_interval=0.2,
+        progress=False,
+        raise_on_failure=False,
+    )
+    assert result.ok, result.summary()
+    assert dict(seen.items) == expected_totals(events)
 
 
 class _DyingAdd:

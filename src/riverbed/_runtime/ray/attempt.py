@@ -399,7 +399,7 @@ class Attempt:
     async def _start_tickers(self) -> None:
         loop = asyncio.get_running_loop()
         for name, lane in self.lanes.items():
-            interval = await lane.actors[0].tick_interval.remote()
+            interval = (await lane.ask_all("tick_interval"))[0]
             if interval is not None:
                 self.tasks.append(loop.create_task(self._tick(lane, interval), name=f"tick {name}"))
 
@@ -471,9 +471,7 @@ class Attempt:
             head = lane.placed.chain.head.name
             writes = self.writes.get(head)
             whole = writes.whole() if writes is not None else False
-            taken = await asyncio.gather(
-                *(actor.snapshot.remote(checkpoint_id, whole) for actor in lane.actors)
-            )
+            taken = await lane.ask_all("snapshot", checkpoint_id, whole)
             parts = [actor_part for actor_part, _ in taken]
             chain_part = merge_actor_parts(name, parts, self.bases, whole=whole)
             if writes is not None:

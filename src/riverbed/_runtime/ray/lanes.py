@@ -88,6 +88,19 @@ class Lane:
         self.idle.clear()
         self.ready.set()
 
+    async def ask_all(self, method: str, *args: Any) -> list[Any]:
+        """Call ``method`` of every actor at once, outside the stream of batches (a
+        checkpoint's snapshot, a question), and their answers; a dead actor raises
+        ``ActorLostError``, as in ``take``, however the run first meets its death."""
+        refs = [getattr(actor, method).remote(*args) for actor in self.actors]
+        answers = []
+        for index, ref in enumerate(refs):
+            try:
+                answers.append(await ref)
+            except self.lost as error:
+                raise ActorLostError(self.name, index, error) from error
+        return answers
+
     async def broadcast(self, method: str, *args: Any) -> None:
         """Call ``method`` of every actor (in turn with the batches before it)."""
         for index in range(len(self.actors)):
