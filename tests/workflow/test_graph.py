@@ -366,3 +366,15 @@ def test_a_node_without_enough_arrivals_does_not_run() -> None:
     assert result.outputs["output"] == [["ok"]]
     assert "both" not in result.stages
     assert result.stages["bad"].skipped == 1
+
+
+def test_a_nodes_version_follows_its_handlers_code() -> None:
+    """The same graph with another handler for a type is another version (a re-run must
+    not take steps recorded by the old code); the same handlers, the same version."""
+    graph = {"nodes": [{"id": "x", "type": "step", "input": {"value": 1}}], "edges": []}
+
+    def version(handler: Any) -> str:
+        return rb.workflow_from_graph(graph, {"step": handler}).version
+
+    assert version(graph_steps.add) == version(graph_steps.add)
+    assert version(graph_steps.add) != version(graph_steps.total)

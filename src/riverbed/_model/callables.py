@@ -7,6 +7,7 @@ Everything here works from the object alone; nothing is called.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import hashlib
 import inspect
@@ -153,7 +154,20 @@ def fingerprint(fn: Any) -> str:
             _feed_code(digest, code)
         else:  # a builtin or C function: its name is all we have
             digest.update(describe(target).encode())
+        _feed_delegates(digest, target)
     return digest.hexdigest()[:16]
+
+
+def _feed_delegates(digest: Any, target: Any) -> None:
+    """The code a callable dataclass instance calls (its callable fields, such as a graph
+    node's handler) is part of its code: another handler, another fingerprint."""
+    if not dataclasses.is_dataclass(target) or inspect.isclass(target):
+        return
+    for field in dataclasses.fields(target):
+        value = getattr(target, field.name)
+        if callable(value) and value is not target:
+            digest.update(field.name.encode())
+            digest.update(fingerprint(value).encode())
 
 
 def _feed_code(digest: Any, code: CodeType) -> None:
