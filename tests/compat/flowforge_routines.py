@@ -10,6 +10,9 @@ from riverbed.compat.flowforge import Routine
 FAILURES: dict[str, int] = {}
 """Routine id -> how many more calls of it fail."""
 
+PAUSING: list[Any] = []
+"""Flows that Upper pauses, from inside its call (as another thread would), once each."""
+
 
 class Source(Routine):
     """Splits a line into words: event 'word' per word, 'done' with the count."""
@@ -40,6 +43,8 @@ class Upper(Routine):
         if FAILURES.get(key, 0) > 0:
             FAILURES[key] -= 1
             raise ConnectionError(f"{key} is down")
+        if PAUSING:
+            PAUSING.pop().pause()
         self.increment_stat("upper_count")
         self.emit("output", word=word.upper())
 

@@ -14,12 +14,20 @@ from typer.testing import CliRunner
 import riverbed as rb
 from riverbed.cli import app
 from riverbed.compat.flowforge import ErrorHandler, ErrorStrategy, Flow, JobState, Routine
-from tests.compat.flowforge_routines import FAILURES, Collect, Source, Starter, Upper
+from tests.compat.flowforge_routines import (
+    FAILURES,
+    PAUSING,
+    Collect,
+    Source,
+    Starter,
+    Upper,
+)
 
 
 @pytest.fixture(autouse=True)
 def _no_failures() -> None:
     FAILURES.clear()
+    PAUSING.clear()
 
 
 def test_quickstart(capsys: pytest.CaptureFixture[str]) -> None:
@@ -200,3 +208,34 @@ def test_a_job_in_a_store_is_a_run_and_resumes(store_url: str) -> None:
     assert [(row["run_id"], row["status"]) for row in rows] == [(failed.job_id, "succeeded")]
     with rb.open_store(store_url) as store:
         assert store.get_run(failed.job_id).attempt == 2
+
+
+def test_a_paused_job_stops_before_its_next_routine_and_resumes(store_url: str) -> None:
+    """``pause()`` while a job runs: the next routine is not called, the job is "paused"
+    (its run cancelled in the store, at the routine's step boundary); ``resume`` goes on
+    from the routine that was paused, whose call is made again (its step was not
+    committed: a cancelled run commits nothing more)."""
+    flow, _, collect = words(store=store_url)
+    PAUSING.append(flow)
+    paused = flow.execute("source", {"line": "a b"})
+    assert paused.status == "paused"
+    assert "seen" not in collect.stats()  # the routine after the pause never ran
+    assert JobState.deserialize(paused.serialize()).status == "paused"
+    again, upper, collect = words(store=store_url)
+    done = again.resume(paused)
+    assert done.status == "completed"
+    assert done.job_id == paused.job_id
+    assert collect.stats()["seen"]["upper"] == ["A", "B"]
+    assert upper.stats() == {"upper_count": 2}
+    assert done.get_routine_state("source") is None  # recorded before the pause
+
+
+def test_pause_says_what_it_needs() -> None:
+    """Without a store there is nowhere to keep a paused job; with no job running, there
+    is nothing to pause: both say so."""
+    flow, _, _ = words()
+    with pytest.raises(ValueError, match="needs the store"):
+        flow.pause()
+    stored, _, _ = words(store=True)
+    with pytest.raises(ValueError, match="no job of this flow is running"):
+        stored.pause()

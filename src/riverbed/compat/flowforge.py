@@ -27,8 +27,9 @@ Where riverbed does the sound thing rather than the seed's:
 - ``stats()`` is the routine object's own dictionary, as the seed's: on Ray, or for
   calls replayed by a resume, the calls happen elsewhere; the job state's routine
   states hold riverbed's counters, right on every runner;
-- "paused" is a status a loaded job state may hold; riverbed stops a job by cancelling
-  its run (``riverbed runs cancel``), after which it is "cancelled" and resumable.
+- ``pause()`` cancels the job's run in the store (as ``riverbed runs cancel`` does):
+  the job is "paused" and resumable, and the routine in flight when it was paused is
+  called again on resume (a cancelled run commits nothing more); it needs a store.
 """
 
 from __future__ import annotations
@@ -439,6 +440,11 @@ class JobState:
         return cls.deserialize(json.loads(path.read_text()))
 
 
+def _cancel(store: rb.Store, job_id: str) -> None:
+    """Cancel the job's run, as ``riverbed runs cancel`` does."""
+    store.transition(job_id, rb.RunStatus.CANCELLED, ended_at=datetime.now(UTC))
+
+
 _STATUS = {
     rb.RunStatus.SCHEDULED: "pending",
     rb.RunStatus.RUNNING: "running",
@@ -472,6 +478,9 @@ class Flow:
         self.connections: list[Connection] = []
         self.error_handler: ErrorHandler | None = None
         self.job_state: JobState | None = None
+        self._running: str | None = None
+        """The id of the job ``execute`` is running (for ``pause``)."""
+        self._paused: set[str] = set()
 
     def __repr__(self) -> str:
         return f"Flow[{self.flow_id}]"
@@ -549,9 +558,34 @@ class Flow:
                 "__call__: give it a __call__, or one slot, to take the entry parameters"
             )
         flow = self.to_routines().flow(entry_routine_id, slot)
-        result = rb.run(flow, dict(entry_params or {}), store=self.store)
+        self._running = uuid.uuid4().hex[:16]
+        try:
+            result = rb.run(flow, dict(entry_params or {}), store=self.store, run_id=self._running)
+        finally:
+            self._running = None
         self.job_state = self._job_state(result, entry_routine_id, entry_params or {})
         return self.job_state
+
+    def pause(self, job_state: JobState | None = None) -> None:
+        """Pause the job this flow is executing (from another thread, or from a routine),
+        or the job of ``job_state``: it stops at its next routine boundary with status
+        "paused", and ``resume(job_state)`` goes on. riverbed cancels the job's run in
+        the store: the routine being called when it was paused is called again on
+        resume (a cancelled run commits no more steps), the routines before it are not."""
+        if self.store is False:
+            raise ValueError("pause needs the store the job runs in: Flow(store=...)")
+        job_id = job_state.job_id if job_state is not None else self._running
+        if job_id is None:
+            raise ValueError(
+                "no job of this flow is running: call pause() while execute() runs, or "
+                "pass the job_state of the job to pause"
+            )
+        self._paused.add(job_id)
+        if isinstance(self.store, rb.Store):
+            _cancel(self.store, job_id)
+            return
+        with rb.open_store(self.store if isinstance(self.store, str) else None) as store:
+            _cancel(store, job_id)
 
     def resume(self, job_state: JobState) -> JobState:
         """Go on with a job that failed, crashed or was cancelled, from the first routine
@@ -570,6 +604,8 @@ class Flow:
         """A run's result seen as the seed's job state."""
         state = JobState(self.flow_id, result.run_id)
         state.status = _STATUS[result.status]
+        if result.status is rb.RunStatus.CANCELLED and result.run_id in self._paused:
+            state.status = "paused"
         state.current_routine_id = entry
         state.created_at = result.started_at
         state.updated_at = result.ended_at
