@@ -46,8 +46,10 @@ def require_postgres() -> str:
 
 def require_ray() -> Any:
     """The ``ray`` module; skips (or fails) the test if riverbed's ray extra is missing."""
+    from riverbed._runtime.ray.cluster import ray_module
+
     try:
-        import ray
+        ray = ray_module()  # as the Ray runner imports it (keeping Python's print)
     except ImportError as exc:
         unavailable(f"ray is not installed (pip install 'riverbed[ray]'): {exc}")
         raise  # unreachable: unavailable() skips or fails

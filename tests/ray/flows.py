@@ -129,3 +129,20 @@ class NotePid:
     def __call__(self, x: int) -> int:
         (self.pids / str(os.getpid())).touch()
         return x
+
+
+def keeps_print() -> dict[str, Any]:
+    """In a fresh process: a flow built with ``print``, then run on Ray, then what Ray does
+    when it first shows a worker's output; is ``print`` still Python's, and does the flow
+    still save as JSON? (``python -c`` from the Ray tests.)"""
+    import builtins
+
+    original = builtins.print
+    flow = rb.Flow("keeps-print")
+    flow.source([1, 2, 3], name="numbers").map(abs, name="same").sink(print, name="out")
+    result = flow.run(runner=rb.RayRunner(parallelism=2), store=False, progress=False)
+    from ray.experimental import tqdm_ray
+
+    tqdm_ray.instance()  # what Ray's driver calls on a worker's output
+    saved = "builtins:print" in flow.to_json()
+    return {"ok": result.ok, "same_print": builtins.print is original, "saved": saved}

@@ -5,6 +5,7 @@ tests run on both runners through the ``on_runner`` fixture.)"""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -325,3 +326,22 @@ def test_the_postgres_table_sink_stays_exactly_once_when_an_actor_dies(tmp_path:
     finally:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def test_a_ray_run_leaves_pythons_print_alone(tmp_path: Path) -> None:
+    """Ray's driver would replace ``builtins.print`` with its own on a worker's first
+    output; after a Ray run, ``print`` is still Python's and a flow that names it still
+    saves as JSON (a fresh process: this one's Ray showed output long ago)."""
+    script = (
+        "import json, sys, ray\n"
+        "ray.init(address='local', num_cpus=2, include_dashboard=False)\n"
+        "from tests.ray.flows import keeps_print\n"
+        "sys.__stdout__.write(json.dumps(keeps_print()))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "RAY_TQDM_PATCH_PRINT"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=180, env=env
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report == {"ok": True, "same_print": True, "saved": True}

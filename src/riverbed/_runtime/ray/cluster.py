@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from types import ModuleType
 from typing import Any
 
@@ -14,6 +15,12 @@ logger = logging.getLogger("riverbed")
 
 def ray_module() -> ModuleType:
     """The ``ray`` package, or an ``ImportError`` that says which extra to install."""
+    # Ray's driver replaces builtins.print with its own (tqdm_ray's safe_print) the first
+    # time it shows a worker's output, unless told not to: a flow built before that with
+    # sink(print) would then name a print that is no longer builtins.print, and could not
+    # be saved as JSON. A process that runs riverbed keeps Python's print (unless the user
+    # set the variable).
+    os.environ.setdefault("RAY_TQDM_PATCH_PRINT", "0")
     try:
         import ray
     except ImportError as error:
