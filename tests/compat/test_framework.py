@@ -266,3 +266,13 @@ def test_a_pipeline_runs_on_every_runner(on_runner: str) -> None:
     assert result.status is rb.RunStatus.SUCCEEDED
     assert result.stages["processors"].events_out == 3
     assert result.stages["batch"].events_out == 1
+
+
+def test_a_builder_without_build_is_refused_when_made() -> None:
+    """``build`` is abstract: a ReactiveBuilder subclass that forgot it cannot be made."""
+
+    class Forgot(ReactiveBuilder):
+        pass
+
+    with pytest.raises(TypeError, match="build"):
+        Forgot("numbers")

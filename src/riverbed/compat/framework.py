@@ -145,22 +145,43 @@ class _Handler:
 # -- reactive builders ----------------------------------------------------------------------
 
 
-class ReactiveBuilder(AbstractProcessor):
-    """A builder of ``provides`` from the artifacts of ``requires``: ``build(context,
-    *artifacts)`` yields artifacts (``"*name"`` spreads a tuple artifact into arguments);
-    ``persist=True`` memoizes them in the store (``rb.Builder(persist=True)``)."""
+class _Provider(AbstractProcessor):
+    """What a pipeline resolves from a target: it provides ``provides`` from the artifacts
+    of ``requires``, as a riverbed builder (``as_builder``)."""
 
     def __init__(self, provides: str, requires: Iterable[str] = (), persist: bool = False) -> None:
         self.provides = provides
         self.requires = list(requires)
         self.persist = persist
 
+    def process(self, context: Context, event: Any) -> None:
+        """Providers run as riverbed stages, not as processors: nothing to do here."""
+
+    @abc.abstractmethod
+    def as_builder(self) -> rb.Builder:
+        """The riverbed builder this provider is."""
+
+
+class _StreamProvider(_Provider):
+    """A provider that adds riverbed stages over its required streams (``_apply``)."""
+
+    def as_builder(self) -> rb.Builder:
+        """The riverbed builder: ``apply`` adds the provider's stages."""
+        return rb.Builder(self.provides, apply=self._apply, requires=self.requires)
+
+    @abc.abstractmethod
+    def _apply(self, *streams: rb.Stream) -> rb.Stream:
+        """The provider's stages on its required streams; the stream of its artifacts."""
+
+
+class ReactiveBuilder(_Provider):
+    """A builder of ``provides`` from the artifacts of ``requires``: ``build(context,
+    *artifacts)`` yields artifacts (``"*name"`` spreads a tuple artifact into arguments);
+    ``persist=True`` memoizes them in the store (``rb.Builder(persist=True)``)."""
+
+    @abc.abstractmethod
     def build(self, context: Context, *artifacts: Any) -> Iterable[Any]:
         """Yield the artifacts built from one input."""
-        raise NotImplementedError(f"{type(self).__name__} must implement build(context, ...)")
-
-    def process(self, context: Context, event: Any) -> None:
-        """Builders run as riverbed stages, not as processors: nothing to do here."""
 
     def as_builder(self) -> rb.Builder:
         """The riverbed builder this one is."""
@@ -173,12 +194,8 @@ class ReactiveBuilder(AbstractProcessor):
         return rb.Builder(self.provides, call, requires=self.requires, persist=self.persist)
 
 
-class _Utility(ReactiveBuilder):
+class _Utility(_StreamProvider):
     """A built-in utility: a riverbed operator over the merged required streams."""
-
-    def as_builder(self) -> rb.Builder:
-        """The riverbed builder: ``apply`` adds the operator's stage."""
-        return rb.Builder(self.provides, apply=self._apply, requires=self.requires)
 
     def _apply(self, *streams: rb.Stream) -> rb.Stream:
         return self._operate(rb.merge(*streams, name=f"{self.provides}.in"))
@@ -287,7 +304,7 @@ class MaxPendingRendezvousKeys:
         return rb.MaxPending(self.max_pending)
 
 
-class RendezvousPublisher(ReactiveBuilder):
+class RendezvousPublisher(_StreamProvider):
     """Joins the ``requires`` streams by key: as soon as every input has an artifact for a
     key, emits the tuple of their oldest (``rendezvous``)."""
 
@@ -306,10 +323,6 @@ class RendezvousPublisher(ReactiveBuilder):
                 f"two requirements; got {len(self.requires)} requires and {len(self.keys)} keys"
             )
         self.orphan_policy = orphan_policy or WaitForRendezvousOrphans()
-
-    def as_builder(self) -> rb.Builder:
-        """The riverbed builder: a rendezvous stage."""
-        return rb.Builder(self.provides, apply=self._apply, requires=self.requires)
 
     def _apply(self, *streams: rb.Stream) -> rb.Stream:
         keyed = [
@@ -383,7 +396,7 @@ class _Workers:
             self._free.put(worker)
 
 
-class LoadBalancer(ReactiveBuilder):
+class LoadBalancer(_StreamProvider):
     """Builds ``provides`` from ``requires`` on ``num_workers`` instances of
     ``worker_class`` at once (riverbed's ``parallel_map`` on threads)."""
 
@@ -400,10 +413,6 @@ class LoadBalancer(ReactiveBuilder):
         self.workers = _Workers(worker_class, num_workers, (provides, self.requires))
         self.preserve_fifo = preserve_fifo
         self.gap_policy = gap_policy or WaitForSequenceGaps()
-
-    def as_builder(self) -> rb.Builder:
-        """The riverbed builder: an ordered (or not) ``parallel_map``, then flattened."""
-        return rb.Builder(self.provides, apply=self._apply, requires=self.requires)
 
     def _apply(self, *streams: rb.Stream) -> rb.Stream:
         gap = self.gap_policy
@@ -566,11 +575,11 @@ class Pipeline:
             rb.Flow(name).source([]).dispatch(*self._handlers, strict=True)
 
     def _plain(self) -> list[AbstractProcessor]:
-        skip = (ReactiveBuilder, RendezvousReceiver, LoadBalancerCollector)
+        skip = (_Provider, RendezvousReceiver, LoadBalancerCollector)
         return [p for p in self.processors if not isinstance(p, skip)]
 
-    def _builders(self) -> list[ReactiveBuilder]:
-        return [p for p in self.processors if isinstance(p, ReactiveBuilder)]
+    def _builders(self) -> list[_Provider]:
+        return [p for p in self.processors if isinstance(p, _Provider)]
 
     def submit(self, event: Any) -> int:
         """Queue ``event`` for the next ``run()``; return how many processors it reaches."""
