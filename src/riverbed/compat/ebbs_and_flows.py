@@ -19,7 +19,7 @@ Where riverbed does the sound thing rather than the seed's:
 - CREATED is never seen: a flow is recorded and queued in one step (the seed's
   CREATED -> SCHEDULED happens inside ``schedule_flow``);
 - a failed task's ``TaskExecution.output`` holds the error's type and message (the seed
-  stores the placeholder "EXCEPTION MESSAGE - TODO");
+  stores a fixed placeholder string in its place);
 - a task gets its own copy of the context, so a task that changes its input and returns
   it changes nothing it should not; the context must stay JSON data (checked after each
   task, naming the key), and a key once set is not set again (``ValueError``, as the
