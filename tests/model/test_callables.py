@@ -3,6 +3,7 @@ lives, whether it is async, its parameters, its import reference and its code fi
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from collections.abc import Callable
@@ -313,3 +314,22 @@ def test_is_async_judges_a_decorator_by_its_wrapper() -> None:
     assert callables.is_async(_asyncify(flowlib.double))
     assert not callables.is_async(_sync_wrapper(flowlib.slow_double))
     assert not callables.is_async(_sync_wrapper(flowlib.double))
+
+
+@dataclasses.dataclass(eq=False)
+class _Calls:
+    """A callable dataclass that calls another (or itself, through ``then``)."""
+
+    then: Any = None
+
+    def __call__(self, x: Any) -> Any:
+        return self.then(x) if self.then is not None else x
+
+
+def test_fingerprint_covers_what_a_callable_dataclass_calls() -> None:
+    """Another callable field, another fingerprint; two that call each other still have
+    one (no endless walk)."""
+    assert callables.fingerprint(_Calls(abs)) != callables.fingerprint(_Calls(len))
+    first, second = _Calls(), _Calls()
+    first.then, second.then = second, first
+    assert len(callables.fingerprint(first)) == 16

@@ -54,7 +54,10 @@ def test_a_plain_stage_of_a_kind_with_its_own_record_is_refused(
 
 def test_a_record_of_another_kind_is_refused() -> None:
     """A SinkStage saying it is a map, or the shared base of the keyed kinds, is refused."""
-    with pytest.raises(rb.FlowDefinitionError, match=r"a map stage is a Stage, not a SinkStage"):
+    with pytest.raises(
+        rb.FlowDefinitionError,
+        match=r"a map stage \(one output per event\) is a Stage, not a SinkStage",
+    ):
         rb.SinkStage(name="s", kind=rb.StageKind.MAP, fn=print)
     with pytest.raises(rb.FlowDefinitionError, match="FoldStage"):
         rb.KeyedStateStage(name="s", kind=rb.StageKind.FOLD, fn=flowlib.add)

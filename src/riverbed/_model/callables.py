@@ -135,6 +135,12 @@ def fingerprint(fn: Any) -> str:
 
     Used for stage versions: a flow's version hash changes when any stage's code does.
     """
+    return _fingerprint(fn, set())
+
+
+def _fingerprint(fn: Any, seen: set[int]) -> str:
+    """``fingerprint``, ``seen`` holding the ids of the objects being fingerprinted
+    further up (callable dataclasses may refer to each other)."""
     digest = hashlib.sha256()
     target = unwrap(fn)
     if isinstance(target, StartingValue):  # the value is the code: fold(0) is not fold(1)
@@ -154,20 +160,22 @@ def fingerprint(fn: Any) -> str:
             _feed_code(digest, code)
         else:  # a builtin or C function: its name is all we have
             digest.update(describe(target).encode())
-        _feed_delegates(digest, target)
+        _feed_delegates(digest, target, seen)
     return digest.hexdigest()[:16]
 
 
-def _feed_delegates(digest: Any, target: Any) -> None:
+def _feed_delegates(digest: Any, target: Any, seen: set[int]) -> None:
     """The code a callable dataclass instance calls (its callable fields, such as a graph
     node's handler) is part of its code: another handler, another fingerprint."""
-    if not dataclasses.is_dataclass(target) or inspect.isclass(target):
+    if not dataclasses.is_dataclass(target) or inspect.isclass(target) or id(target) in seen:
         return
+    seen.add(id(target))
     for field in dataclasses.fields(target):
         value = getattr(target, field.name)
-        if callable(value) and value is not target:
+        if callable(value):
             digest.update(field.name.encode())
-            digest.update(fingerprint(value).encode())
+            digest.update(_fingerprint(value, seen).encode())
+    seen.discard(id(target))
 
 
 def _feed_code(digest: Any, code: CodeType) -> None:

@@ -75,7 +75,8 @@ def _needs_await(stage: Stage) -> bool:
         return False
     if stage.timeout is not None:
         return True
-    return stage.called is not None and callables.is_async(stage.called)
+    called = stage.called
+    return called is not None and callables.is_async(called)
 
 
 def processor_runs_alone(stage: Stage) -> bool:

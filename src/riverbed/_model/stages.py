@@ -96,11 +96,12 @@ class Stage:
     __module__ = "riverbed"
 
     def __post_init__(self) -> None:
-        record = KINDS[self.kind].record
-        if type(self) is not record:
+        spec = KINDS[self.kind]
+        if type(self) is not spec.record:
+            record = spec.record.__name__
             raise FlowDefinitionError(
-                f"stage {self.name!r}: a {self.kind.value} stage is a {record.__name__}, "
-                f"not a {type(self).__name__}: make it with riverbed.{record.__name__}(...)",
+                f"stage {self.name!r}: a {self.kind.value} stage ({spec.description}) is a "
+                f"{record}, not a {type(self).__name__}: make it with riverbed.{record}(...)",
                 stage=self.name,
             )
 

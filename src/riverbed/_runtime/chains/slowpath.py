@@ -92,8 +92,11 @@ class StageCalls:
         """Per stage: what its writes of a key's state call with the key (see
         ``codegen.compile_chain``), or None."""
         self.ports = [[Port(s.name, name) for name in s.outputs] for s in self.stages]
+        self.called = [s.called for s in self.stages]
+        """Per stage: what its calls call (``Stage.called``), looked up once."""
         self.is_async = [
-            s.kind is not StageKind.PROCESS and callables.is_async(s.called) for s in self.stages
+            s.kind is not StageKind.PROCESS and callables.is_async(called)
+            for s, called in zip(self.stages, self.called, strict=True)
         ]
 
     # -- moving events on -----------------------------------------------------------------
@@ -301,7 +304,7 @@ class StageCalls:
         stage = self.stages[index]
         policy = self.policies[index]
         counters = self.counters[index]
-        target = stage.called
+        target = self.called[index]
         attempt = 1
         while True:
             try:
