@@ -802,14 +802,16 @@ class SharesReader:
         pass
 
 
-def test_sync_partitions_each_get_a_share() -> None:
-    """Synchronous readers that never wait for data take turns: none starves the others
-    (each reads a fair part of the batches, give or take its channel's room)."""
+def test_sync_partitions_each_get_a_share(on_runner: str) -> None:
+    """Synchronous readers that never wait for data take turns: none starves the others.
+    The local runner's source loop gives each a fair part of the batches, give or take its
+    channel's room (at least 80 of 100); on Ray each partition is read by a task of its
+    own, whose share follows when the actors' lanes have room (at least half of 100)."""
     source = Shares(["a", "b", "c"], total=300)
     flow = rb.Flow("shares")
     flow.source(source, name="src").map(inc).sink(Capture(), name="out")
     _run(flow, batch_size=10)
-    assert min(source.reads.values()) >= 80, source.reads
+    assert min(source.reads.values()) >= (80 if on_runner == "local" else 50), source.reads
 
 
 @runners.local_structure

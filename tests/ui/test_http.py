@@ -132,6 +132,21 @@ def test_run_page_shows_graph_stages_error_and_history(store: rb.Store, client: 
     assert live["run"]["status"] == "failed"
 
 
+def test_a_run_a_button_is_starting_is_followed_before_it_is_claimed(
+    store: rb.Store, app: Any, client: Client
+) -> None:
+    """Resume answers with the run's page before the run's thread has claimed the run: the
+    page of a failed run that a button is starting follows it (it polls, and its JSON is
+    not done), so that it shows the resumed run's end rather than the failure for ever."""
+    result = ui_app.fragile_flow.run(store=store, raise_on_failure=False, progress=False)
+    assert "data-live" not in client.get(f"/runs/{result.run_id}").text
+    app.state.dashboard.actions.starting.add(result.run_id)  # its thread not yet at work
+    assert "data-live" in client.get(f"/runs/{result.run_id}").text
+    assert client.get(f"/api/runs/{result.run_id}/live").json()["done"] is False
+    app.state.dashboard.actions.starting.discard(result.run_id)
+    assert client.get(f"/api/runs/{result.run_id}/live").json()["done"] is True
+
+
 def test_unknown_run_is_404(client: Client) -> None:
     """A run id that names nothing is a 404 page (JSON for the API)."""
     assert client.get("/runs/nosuchrun").status_code == 404

@@ -106,7 +106,10 @@ def _add_pages(app: FastAPI, dash: _Dashboard) -> None:
             failure = dash.actions.failures.get(run_id)
             note = f"<p class='problem'>{h(failure)}</p>" if failure else ""
             try:
-                body = run_body(dash.store, dash.graphs, dash.samples, run_id, base)
+                starting = run_id in dash.actions.starting
+                body = run_body(
+                    dash.store, dash.graphs, dash.samples, run_id, base, starting=starting
+                )
             except rb.RunNotFoundError:
                 if run_id in dash.actions.starting:  # a button's run, not stored yet
                     body = (
@@ -164,7 +167,11 @@ def _add_api(app: FastAPI, dash: _Dashboard) -> None:
 
     @app.get("/api/runs/{run_id}/live")
     def api_live(request: Request, run_id: str) -> Response:
-        return _errors(dash, request, lambda: JSONResponse(live(dash.store, dash.samples, run_id)))
+        def work() -> Response:
+            starting = run_id in dash.actions.starting
+            return JSONResponse(live(dash.store, dash.samples, run_id, starting=starting))
+
+        return _errors(dash, request, work)
 
 
 def _confirm_page(dash: _Dashboard, request: Request, what: str) -> Response:

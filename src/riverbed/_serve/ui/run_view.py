@@ -48,9 +48,12 @@ def _rate_text(run: rb.RunRecord, stage: rb.StageRun, rate: float | None) -> str
     return f"{_through(stage) / seconds:,.1f}/s avg" if seconds > 0 else "-"
 
 
-def live(store: rb.Store, samples: Samples, run_id: str) -> dict[str, Any]:
+def live(
+    store: rb.Store, samples: Samples, run_id: str, *, starting: bool = False
+) -> dict[str, Any]:
     """What a run page updates: ``fields`` (``data-field`` name to text), the ``chart``
-    (SVG), ``done`` once the run left SCHEDULED and RUNNING, and the run's JSON form."""
+    (SVG), ``done`` once the run left SCHEDULED and RUNNING (and is not ``starting``: a
+    button's thread about to claim it), and the run's JSON form."""
     run = store.get_run(run_id)
     stages = store.stage_runs(run.run_id)
     stage_rates = _sample(samples, run, stages)
@@ -69,7 +72,7 @@ def live(store: rb.Store, samples: Samples, run_id: str) -> dict[str, Any]:
         "stages": [stage.to_dict() for stage in stages],
         "fields": fields,
         "chart": throughput_svg(samples.of(run.run_id)),
-        "done": run.status not in LIVE,
+        "done": run.status not in LIVE and not starting,
     }
 
 
@@ -220,17 +223,26 @@ def _history(store: rb.Store, run: rb.RunRecord) -> Html:
     return table(["status", "attempt", "at (UTC)", "worker", "error"], rows, empty="")
 
 
-def run_body(store: rb.Store, graphs: FlowGraphs, samples: Samples, run_id: str, base: str) -> Html:
-    """The run page's body (``RunNotFoundError`` if there is no such run)."""
+def run_body(
+    store: rb.Store,
+    graphs: FlowGraphs,
+    samples: Samples,
+    run_id: str,
+    base: str,
+    *,
+    starting: bool = False,
+) -> Html:
+    """The run page's body (``RunNotFoundError`` if there is no such run); it follows the
+    run while it is SCHEDULED or RUNNING, or ``starting`` (a button's thread is about to
+    claim it: a resumed run is still FAILED until then)."""
     run = store.get_run(run_id)
     stages = store.stage_runs(run.run_id)
     stage_rates = _sample(samples, run, stages)
     graph, note = graphs.of(store, run)
     counts = {stage.stage: (stage.events_in, stage.events_out) for stage in stages}
     letters = len(store.dead_letters(run_id=run.run_id, replayed=False))
-    follow = (
-        f" data-live='{h(base)}/api/runs/{quote(run.run_id)}/live'" if run.status in LIVE else ""
-    )
+    following = run.status in LIVE or starting
+    follow = f" data-live='{h(base)}/api/runs/{quote(run.run_id)}/live'" if following else ""
     return (
         f"<div{follow}><h1>Run <code>{h(run.run_id)}</code> {badge(run.status.value)}</h1>"
         f"{_buttons(run, base)}{_facts(run, letters, base)}{_error(run.error)}"
