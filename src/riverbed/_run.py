@@ -236,10 +236,11 @@ class Worker(_Worker):
     >>> worker = Worker("sqlite:///.riverbed/riverbed.db", idle_exit=0)  # doctest: +SKIP
     >>> worker.run()  # doctest: +SKIP
 
-    ``store``: a ``Store``, a store URL, or None for the default store. ``poll``: seconds
-    between claims when the queue is empty; ``idle_exit``: stop after the queue has been
-    empty that long (None: never); ``max_runs``: stop after that many runs;
-    ``checkpoint_interval``: seconds between the checkpoints of the runs it runs (by
+    ``store``: a ``Store``, a store URL, or None for the default store. ``queues``: the
+    queues whose runs it takes (``["default"]`` unless given; see ``RunRecord.queue``).
+    ``poll``: seconds between claims when the queue is empty; ``idle_exit``: stop after
+    the queue has been empty that long (None: never); ``max_runs``: stop after that many
+    runs; ``checkpoint_interval``: seconds between the checkpoints of the runs it runs (by
     default, that of ``Flow.run``). SIGTERM and Ctrl-C stop it cleanly: the run it holds
     goes back to the queue.
     """

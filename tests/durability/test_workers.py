@@ -21,9 +21,14 @@ def _env(results: Path) -> dict[str, str]:
     return child_env(CRASH_RESULTS=str(results), RIVERBED_LEASE_SECONDS=LEASE)
 
 
-def _schedule(store_url: str, env: dict[str, str]) -> str:
+def _schedule(store_url: str, env: dict[str, str], *options: str) -> str:
     process = riverbed(
-        "schedule", "tests.durability.crash_flow:scheduled", "--store", store_url, env=env
+        "schedule",
+        "tests.durability.crash_flow:scheduled",
+        "--store",
+        store_url,
+        *options,
+        env=env,
     )
     out, err = process.communicate(timeout=60)
     assert process.returncode == 0, err
@@ -89,3 +94,34 @@ def test_each_scheduled_run_is_run_once_by_competing_workers(
         records = [store.get_run(run_id) for run_id in runs]
     assert [r.status for r in records] == [rb.RunStatus.SUCCEEDED] * 3
     assert [r.attempt for r in records] == [1, 1, 1]
+
+
+def test_a_worker_takes_only_the_runs_of_its_queues(store_url: str, tmp_path: Path) -> None:
+    """`riverbed schedule --queue io` puts the run into queue io: a worker started with
+    `--queue io` takes it, and leaves the default queue's run alone; a queue name with a
+    space is a usage error saying what a name is."""
+    env = _env(tmp_path / "results.db")
+    plain = _schedule(store_url, env)
+    on_io = _schedule(store_url, env, "--queue", "io")
+    worker = riverbed(
+        "worker",
+        "--store",
+        store_url,
+        "--queue",
+        "io",
+        "--idle-exit",
+        "0",
+        "--poll",
+        "0.1",
+        env=env,
+    )
+    _, err = worker.communicate(timeout=180)
+    assert worker.returncode == 0, err
+    with rb.open_store(store_url) as store:
+        assert store.get_run(on_io).status is rb.RunStatus.SUCCEEDED
+        assert store.get_run(on_io).queue == "io"
+        assert store.get_run(plain).status is rb.RunStatus.SCHEDULED
+    bad = riverbed("worker", "--store", store_url, "--queue", "two words", env=env)
+    _, err = bad.communicate(timeout=60)
+    assert bad.returncode == 2
+    assert "--queue: a queue name is a non-empty string without spaces" in err

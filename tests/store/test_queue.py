@@ -12,6 +12,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import riverbed as rb
 from tests.store.conftest import NOW
 from tests.store.conftest import make_run as _make_run
@@ -206,3 +208,33 @@ def test_expired_runs_without_a_target_are_not_claimed(store: rb.Store) -> None:
     ``flow.run(resume=...)``: no worker takes it."""
     store.create_run(make_run(status=S.RUNNING, worker="w", lease_until=NOW, target=None))
     assert store.claim("w2", 30) is None
+
+
+def test_a_worker_claims_only_the_runs_of_the_queues_it_serves(store: rb.Store) -> None:
+    """Runs wait in named queues: a claim takes the oldest run of the queues it names
+    (the default queue unless it names one), never a run of another queue; an expired
+    lease is taken over only by a worker serving the run's queue."""
+    plain, gpu, io = make_run(), make_run(queue="gpu"), make_run(queue="io")
+    for run in (gpu, io, plain):
+        store.enqueue(run)
+    assert store.get_run(gpu.run_id).queue == "gpu"
+    assert store.claim("w", 30).run_id == plain.run_id  # type: ignore[union-attr]
+    assert store.claim("w", 30) is None  # the default queue is empty
+    assert store.claim("w", 30, ["io"]).run_id == io.run_id  # type: ignore[union-attr]
+    taken = store.claim("w", 0.05, ["io", "gpu"])
+    assert taken is not None
+    assert taken.run_id == gpu.run_id
+    time.sleep(0.15)
+    assert store.claim("w2", 30) is None  # gpu's lease expired, but w2 serves "default"
+    rescued = store.claim("w2", 30, ["gpu"])
+    assert rescued is not None
+    assert (rescued.run_id, rescued.attempt) == (gpu.run_id, 2)
+
+
+def test_bad_queue_names_are_refused_saying_what_a_queue_name_is(store: rb.Store) -> None:
+    """A queue name is a non-empty string without spaces; a claim names one at least."""
+    for bad in ("", "two words", None):
+        with pytest.raises(ValueError, match="a queue name is a non-empty"):
+            store.enqueue(make_run(queue=bad))
+    with pytest.raises(ValueError, match="serves at least one queue"):
+        store.claim("w", 30, [])

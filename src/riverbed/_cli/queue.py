@@ -41,6 +41,12 @@ def schedule(
     input_json: Annotated[
         str | None, typer.Option("--input", help="The run's input, as JSON.", show_default=False)
     ] = None,
+    queue: Annotated[
+        str,
+        typer.Option(
+            "--queue", help="The queue the run waits in: workers serving it take it (--queue)."
+        ),
+    ] = rb.DEFAULT_QUEUE,
     as_json: opt.JsonOption = False,
 ) -> None:
     """Put a run of a flow into the store's queue for a worker to run; print its id.
@@ -61,9 +67,11 @@ def schedule(
         input_repr=_readable(value) if given else None,
         target=target,
         created_at=datetime.now(UTC),
+        queue=queue,
     )
     with open_store(store) as opened:
-        opened.enqueue(record)
+        with _queue_usage():
+            opened.enqueue(record)
         if as_json:
             emit_json(run_json(opened.get_run(run_id)))
             return
@@ -105,6 +113,26 @@ def _log_to_stderr(verbose: bool) -> Iterator[None]:
 
 
 Poll = Annotated[float, typer.Option(help="Seconds between claims when idle (> 0).")]
+Queues = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--queue",
+        "-q",
+        help="A queue whose runs this worker takes (repeat for several; default: default).",
+        show_default=False,
+    ),
+]
+
+
+@contextlib.contextmanager
+def _queue_usage() -> Iterator[None]:
+    """A queue name that is not one (ValueError, saying what a name is): a usage error."""
+    try:
+        yield
+    except ValueError as error:
+        fail(f"--queue: {error}", ExitCode.USAGE)
+
+
 Verbose = Annotated[
     bool, typer.Option("--verbose", "-v", help="Log more: each run's stage counters.")
 ]
@@ -123,6 +151,7 @@ def worker(
         typer.Option(help="Exit after the queue was empty this many seconds.", show_default=False),
     ] = None,
     poll: Poll = 1.0,
+    queue: Queues = None,
     checkpoint_interval: opt.CheckpointInterval = None,
     checkpoint_every: opt.DeprecatedCheckpointEvery = None,
     runner: opt.RunnerName = None,
@@ -130,10 +159,11 @@ def worker(
     parallelism: opt.Parallelism = None,
     verbose: Verbose = False,
 ) -> None:
-    """Claim runs from the store's queue and run them, one at a time, until stopped. Logs
-    one line on stderr per run it takes and per run it finishes (-v: more). SIGTERM or
-    Ctrl-C put the run it holds back into the queue, then it exits. With --runner ray,
-    the runs it takes execute on a Ray cluster."""
+    """Claim runs from the store's queue and run them, one at a time, until stopped: the
+    runs of the default queue, or of each --queue given. Logs one line on stderr per run
+    it takes and per run it finishes (-v: more). SIGTERM or Ctrl-C put the run it holds
+    back into the queue, then it exits. With --runner ray, the runs it takes execute on a
+    Ray cluster."""
     opt.positive_seconds("--poll", poll)
     if idle_exit is not None and not idle_exit >= 0:
         fail(f"--idle-exit must be a number of seconds >= 0, got {idle_exit:g}", ExitCode.USAGE)
@@ -141,14 +171,16 @@ def worker(
     chosen = opt.runner_options(runner, address, parallelism)
     kind = _Verbose if verbose else rb.Worker
     with open_store(store) as opened, _log_to_stderr(verbose):
-        taker = kind(
-            opened,
-            runner=chosen.get("runner"),
-            poll=poll,
-            idle_exit=0 if once else idle_exit,
-            max_runs=1 if once else max_runs,
-            **options,
-        )
+        with _queue_usage():
+            taker = kind(
+                opened,
+                runner=chosen.get("runner"),
+                queues=queue or [rb.DEFAULT_QUEUE],
+                poll=poll,
+                idle_exit=0 if once else idle_exit,
+                max_runs=1 if once else max_runs,
+                **options,
+            )
         try:
             count = taker.run()
         except KeyboardInterrupt:

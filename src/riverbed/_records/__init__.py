@@ -5,6 +5,7 @@ them, and they import nothing of riverbed but its errors.
 """
 
 from riverbed._records.kinds import OnError, StageKind
+from riverbed._records.queues import DEFAULT_QUEUE, check_queue, check_queues
 from riverbed._records.records import (
     Checkpoint,
     DeadLetter,
@@ -22,6 +23,7 @@ from riverbed._records.status import RunStatus, StageStatus, check_transition
 
 __all__ = [
     "COUNTS",
+    "DEFAULT_QUEUE",
     "Checkpoint",
     "DeadLetter",
     "DeadLetterRecord",
@@ -39,5 +41,7 @@ __all__ = [
     "StageStatus",
     "StepCommit",
     "StepRecord",
+    "check_queue",
+    "check_queues",
     "check_transition",
 ]

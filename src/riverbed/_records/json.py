@@ -91,6 +91,7 @@ def run_json(run: RunRecord) -> dict[str, Any]:
         "worker": run.worker,
         "lease_until": iso(run.lease_until),
         "runner": run.runner,
+        "queue": run.queue,
         "error": error_json(run.error) if run.error is not None else None,
         "input": shown(run.input, run.input_repr),
         "output": shown(run.output, run.output_repr),

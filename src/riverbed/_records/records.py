@@ -14,6 +14,7 @@ from typing import Any
 
 from riverbed._records import json
 from riverbed._records.kinds import OnError
+from riverbed._records.queues import DEFAULT_QUEUE
 from riverbed._records.stages import StageRun
 from riverbed._records.status import RunStatus
 
@@ -107,6 +108,10 @@ class RunRecord:
     runner: str | None = None
     """What executed the run's latest attempt: ``local``, or ``ray:ADDRESS`` (``ray:local``
     for a local Ray instance)."""
+    queue: str = DEFAULT_QUEUE
+    """The queue the run waits in while SCHEDULED: a worker claims only runs of the queues
+    it serves (``riverbed.Worker(queues=...)``, ``riverbed worker --queue``), so that runs
+    needing what only some machines have go to those machines only."""
 
     __module__ = "riverbed"
 

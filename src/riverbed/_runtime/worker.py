@@ -23,14 +23,21 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
 from riverbed._errors import LeaseLostError, RiverbedError
 from riverbed._model.flow import Flow
-from riverbed._records import Lease, RunRecord, RunStatus, StageError
+from riverbed._records import (
+    DEFAULT_QUEUE,
+    Lease,
+    RunRecord,
+    RunStatus,
+    StageError,
+    check_queues,
+)
 from riverbed._runtime.config import DEFAULT, Default, RunConfig
 from riverbed._runtime.execute import execute
 from riverbed._runtime.identity import WORKER
@@ -48,10 +55,12 @@ class Worker:
     """Takes runs from ``store``'s queue and runs them, one at a time, on ``runner``.
     Public as ``riverbed.Worker``, which also takes a store URL and picks the defaults.
 
-    ``poll``: seconds between claims when the queue is empty; ``idle_exit``: stop after the
-    queue has been empty that long (None: never); ``max_runs``: stop after that many runs;
-    ``checkpoint_interval``: seconds between the checkpoints of the runs it runs (by
-    default, that of ``Flow.run``). SIGTERM and Ctrl-C stop it cleanly (see the module).
+    ``queues``: the queues whose runs it claims (``RunRecord.queue``; the default queue
+    unless given). ``poll``: seconds between claims when the queue is empty;
+    ``idle_exit``: stop after the queue has been empty that long (None: never);
+    ``max_runs``: stop after that many runs; ``checkpoint_interval``: seconds between the
+    checkpoints of the runs it runs (by default, that of ``Flow.run``). SIGTERM and Ctrl-C
+    stop it cleanly (see the module).
     """
 
     def __init__(
@@ -60,6 +69,7 @@ class Worker:
         *,
         runner: Runner,
         load_flow: Callable[[str, Mapping[str, Any]], Flow],
+        queues: Iterable[str] | str = (DEFAULT_QUEUE,),
         poll: float = 1.0,
         idle_exit: float | None = None,
         max_runs: int | None = None,
@@ -71,6 +81,7 @@ class Worker:
         """A run's flow from its recorded target (``module:attr``): given by the facade,
         which knows how targets are found; the runtime does not import user code itself."""
         self.name = WORKER
+        self.queues = check_queues(queues)
         self.poll = poll
         self.idle_exit = idle_exit
         self.max_runs = max_runs
@@ -98,7 +109,7 @@ class Worker:
     def run_one(self) -> RunRecord | None:
         """Claim one run and run it to its end; None if the queue was empty. A run that
         this worker lost (cancelled, or taken over) is returned as the store has it."""
-        claimed = self.store.claim(self.name, LEASE_SECONDS)
+        claimed = self.store.claim(self.name, LEASE_SECONDS, self.queues)
         if claimed is None:
             return None
         if self.stopping:  # told to stop while claiming: the run goes straight back

@@ -29,6 +29,7 @@ from types import TracebackType
 from typing import Any, Protocol, runtime_checkable
 
 from riverbed._records import (
+    DEFAULT_QUEUE,
     Checkpoint,
     DeadLetterRecord,
     Lease,
@@ -192,13 +193,17 @@ class RunQueue(Protocol):
     """Scheduled runs, the workers' claims and leases on them, and workflow commits."""
 
     def enqueue(self, run: RunRecord) -> None:
-        """Store ``run`` with status SCHEDULED (whatever its ``status``), for a worker to
-        ``claim``. ``DuplicateRunError`` if its id exists."""
+        """Store ``run`` with status SCHEDULED (whatever its ``status``) in its ``queue``,
+        for a worker serving that queue to ``claim``. ``DuplicateRunError`` if its id
+        exists; ``ValueError`` for a queue name that is not one."""
 
-    def claim(self, worker: str, lease_seconds: float) -> RunRecord | None:
-        """Atomically take a run for ``worker``: the oldest SCHEDULED one, else a RUNNING
-        one whose lease expired (its worker died: the run goes CRASHED then RUNNING, in
-        the same transaction). The run is returned RUNNING, with ``worker``,
+    def claim(
+        self, worker: str, lease_seconds: float, queues: Sequence[str] = (DEFAULT_QUEUE,)
+    ) -> RunRecord | None:
+        """Atomically take a run of one of ``queues`` (the runs' ``queue``; the default
+        queue unless given) for ``worker``: the oldest SCHEDULED one, else a RUNNING one
+        whose lease expired (its worker died: the run goes CRASHED then RUNNING, in the
+        same transaction). The run is returned RUNNING, with ``worker``,
         ``lease_until`` = now + ``lease_seconds`` and ``started_at`` set, and ``attempt``
         + 1 if it ran before (crashed, or released). None if there is nothing to take.
         Many workers, on many machines for PostgreSQL, never take the same run."""

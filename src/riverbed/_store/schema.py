@@ -272,6 +272,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX riverbed_runs_created ON riverbed_runs (created_at)",
         ),
     ),
+    Migration(
+        7,
+        "named run queues: a worker claims the runs of the queues it serves",
+        (
+            "ALTER TABLE riverbed_runs ADD COLUMN queue TEXT NOT NULL DEFAULT 'default'",
+            # A claim reads one index range per queue it serves, however many runs wait
+            # in other queues.
+            "CREATE INDEX riverbed_runs_claim ON riverbed_runs (status, queue, seq)",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

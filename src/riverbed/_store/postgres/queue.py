@@ -43,9 +43,12 @@ _CLAIM = (
     "SELECT run_id, attempt, 'running' AS status, clock_timestamp() AS at, worker, 2 AS o "
     "FROM taken) entries ORDER BY o) SELECT * FROM taken"
 )
-_CLAIM_SCHEDULED = _CLAIM.format(where="status = 'scheduled'", order="seq", crashed="")
+_CLAIM_SCHEDULED = _CLAIM.format(
+    where="status = 'scheduled' AND queue = ANY(?)", order="seq", crashed=""
+)
 _CLAIM_EXPIRED = _CLAIM.format(
-    where="status = 'running' AND lease_until < clock_timestamp() AND target IS NOT NULL",
+    where="status = 'running' AND queue = ANY(?) AND lease_until < clock_timestamp() "
+    "AND target IS NOT NULL",
     order="lease_until",
     crashed="SELECT run_id, attempt, 'crashed' AS status, clock_timestamp() AS at, worker, "
     "1 AS o FROM next UNION ALL ",
@@ -60,17 +63,20 @@ class PostgresQueue(SQLQueue):
         super().__init__(core)
         self._database = database
 
-    def claim_in(self, tx: Tx, worker: str, lease_seconds: float, token: str) -> Any:
-        """Take the oldest SCHEDULED run, else a RUNNING one whose lease expired, for
-        ``worker`` (see ``RunQueue.claim``): one statement each."""
+    def claim_in(
+        self, tx: Tx, worker: str, lease_seconds: float, token: str, queues: tuple[str, ...]
+    ) -> Any:
+        """Take the oldest SCHEDULED run of ``queues``, else a RUNNING one of them whose
+        lease expired, for ``worker`` (see ``RunQueue.claim``): one statement each."""
         lease = float(lease_seconds)
-        tx.execute(_CLAIM_SCHEDULED, (worker, lease, token))
+        served = list(queues)
+        tx.execute(_CLAIM_SCHEDULED, (served, worker, lease, token))
         row = tx.fetchone()
         if row is None:
             # Its worker died or hung: the run CRASHED, and this worker resumes it.
             check_transition(RunStatus.RUNNING, RunStatus.CRASHED)
             check_transition(RunStatus.CRASHED, RunStatus.RUNNING)
-            tx.execute(_CLAIM_EXPIRED, (worker, lease, token))
+            tx.execute(_CLAIM_EXPIRED, (served, worker, lease, token))
             row = tx.fetchone()
         return row
 

@@ -11,7 +11,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from riverbed._errors import InternalError
-from riverbed._records import Lease, RunRecord, RunStatus, StepCommit, check_transition
+from riverbed._records import (
+    DEFAULT_QUEUE,
+    Lease,
+    RunRecord,
+    RunStatus,
+    StepCommit,
+    check_queue,
+    check_queues,
+    check_transition,
+)
 from riverbed._store.fencing import HOLDS, Tx, fence, holds, lease_lost, record_transition, wrote
 from riverbed._store.retry import new_token
 from riverbed._store.sql.core import SQLCore
@@ -29,17 +38,21 @@ class SQLQueue:
         self._core = core
 
     def enqueue(self, run: RunRecord) -> None:
-        """Store ``run`` as SCHEDULED, for a worker's ``claim`` to take."""
+        """Store ``run`` as SCHEDULED in its queue, for a worker's ``claim`` to take."""
+        check_queue(run.queue)
         scheduled = dataclasses.replace(
             run, status=RunStatus.SCHEDULED, worker=None, lease_until=None
         )
         create_runs(self._core, [scheduled])
 
-    def claim(self, worker: str, lease_seconds: float) -> RunRecord | None:
-        """Take the oldest SCHEDULED run, else a RUNNING one whose lease expired, for
-        ``worker``; None if there is neither (see ``RunQueue.claim``)."""
+    def claim(
+        self, worker: str, lease_seconds: float, queues: Sequence[str] = (DEFAULT_QUEUE,)
+    ) -> RunRecord | None:
+        """Take the oldest SCHEDULED run of ``queues``, else a RUNNING one of them whose
+        lease expired, for ``worker``; None if there is neither (see ``RunQueue.claim``)."""
         core = self._core
         token = new_token()
+        served = check_queues(queues)
 
         def attempt(retry: bool) -> Any:
             with core.database.write() as tx:
@@ -51,21 +64,24 @@ class SQLQueue:
                     mine = tx.fetchone()
                     if mine is not None:
                         return mine
-                return self.claim_in(tx, worker, lease_seconds, token)
+                return self.claim_in(tx, worker, lease_seconds, token, served)
 
         row = core.retrying(attempt)
         return core.codec.run_out(row) if row is not None else None
 
-    def claim_in(self, tx: Tx, worker: str, lease_seconds: float, token: str) -> Any:
+    def claim_in(
+        self, tx: Tx, worker: str, lease_seconds: float, token: str, queues: tuple[str, ...]
+    ) -> Any:
         """``claim`` inside ``tx``: the claimed run's row (marked with ``token``), or None."""
         core = self._core
         database = core.database
         now_sql, now_args = database.now()
         until_sql, until_args = database.lease_end(lease_seconds)
+        served = f"queue IN ({marks(len(queues))})"
         tx.execute(
-            f"SELECT run_id, attempt, worker FROM riverbed_runs WHERE status = ? "
+            f"SELECT run_id, attempt, worker FROM riverbed_runs WHERE status = ? AND {served} "
             f"ORDER BY seq LIMIT 1{database.skip_locked}",
-            (RunStatus.SCHEDULED.value,),
+            (RunStatus.SCHEDULED.value, *queues),
         )
         row = tx.fetchone()
         crashed = row is None
@@ -75,9 +91,9 @@ class SQLQueue:
             # from Python without one is resumed from Python).
             tx.execute(
                 f"SELECT run_id, attempt, worker FROM riverbed_runs WHERE status = ? AND "
-                f"lease_until < {now_sql} AND target IS NOT NULL ORDER BY lease_until "
-                f"LIMIT 1{database.skip_locked}",
-                (RunStatus.RUNNING.value, *now_args),
+                f"{served} AND lease_until < {now_sql} AND target IS NOT NULL "
+                f"ORDER BY lease_until LIMIT 1{database.skip_locked}",
+                (RunStatus.RUNNING.value, *queues, *now_args),
             )
             row = tx.fetchone()
             if row is None:

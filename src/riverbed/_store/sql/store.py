@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import Any
 
 from riverbed._records import (
+    DEFAULT_QUEUE,
     Checkpoint,
     DeadLetterRecord,
     Lease,
@@ -193,9 +194,11 @@ class SQLStore:
         """See ``RunQueue.enqueue``."""
         self._queue.enqueue(run)
 
-    def claim(self, worker: str, lease_seconds: float) -> RunRecord | None:
+    def claim(
+        self, worker: str, lease_seconds: float, queues: Sequence[str] = (DEFAULT_QUEUE,)
+    ) -> RunRecord | None:
         """See ``RunQueue.claim``."""
-        return self._queue.claim(worker, lease_seconds)
+        return self._queue.claim(worker, lease_seconds, queues)
 
     def renew_lease(self, lease: Lease, lease_seconds: float) -> bool:
         """See ``RunQueue.renew_lease``."""
