@@ -71,7 +71,6 @@ from riverbed._model.stages import (
 )
 from riverbed._model.streams import Branch, KeyedStream, Routes, Stream
 from riverbed._records import (
-    DEFAULT_QUEUE,
     Checkpoint,
     DeadLetterRecord,
     ErrorInfo,
@@ -94,7 +93,6 @@ from riverbed._store import Store, open_store
 from riverbed._version import __version__  # declared there only
 
 __all__ = [
-    "DEFAULT_QUEUE",
     "Branch",
     "Builder",
     "Checkpoint",

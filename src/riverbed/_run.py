@@ -236,7 +236,9 @@ class Worker(_Worker):
     >>> worker = Worker("sqlite:///.riverbed/riverbed.db", idle_exit=0)  # doctest: +SKIP
     >>> worker.run()  # doctest: +SKIP
 
-    ``store``: a ``Store``, a store URL, or None for the default store. ``queues``: the
+    ``store``: a ``Store``, a store URL, or None for the default store. ``runner``: what
+    executes the runs it takes: a ``Runner`` (``rb.RayRunner(...)``), a runner's name
+    (``"local"``, ``"ray"``), or None for ``$RIVERBED_RUNNER`` (else local). ``queues``: the
     queues whose runs it takes (``["default"]`` unless given; see ``RunRecord.queue``).
     ``poll``: seconds between claims when the queue is empty; ``idle_exit``: stop after
     the queue has been empty that long (None: never); ``max_runs``: stop after that many
@@ -248,13 +250,17 @@ class Worker(_Worker):
     __module__ = "riverbed"
 
     def __init__(
-        self, store: Store | str | None = None, *, runner: Runner | None = None, **options: Any
+        self,
+        store: Store | str | None = None,
+        *,
+        runner: Runner | str | None = None,
+        **options: Any,
     ) -> None:
         if store is None or isinstance(store, str):
             store = open_store(store)
-        super().__init__(
-            store, runner=runner or default_runner(), load_flow=_stored_flow, **options
-        )
+        if runner is None or isinstance(runner, str):
+            runner = default_runner(runner)
+        super().__init__(store, runner=runner, load_flow=_stored_flow, **options)
 
 
 def _stored_flow(target: str, params: Mapping[str, Any]) -> Flow:

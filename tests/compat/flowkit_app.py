@@ -1,16 +1,17 @@
-"""Handlers of the FlowKit dialect tests, and a worker process (``python -m
-tests.compat.flowkit_app URL DIR``) that a test kills: its ``load`` handler marks that it
-started and then hangs."""
+"""Handlers of the FlowKit dialect tests, and the processes they start (``python -m
+tests.compat.flowkit_app URL MODE``, see ``serve``): workers of other processes, and ones
+a test kills."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
-from riverbed.compat.flowkit import BatchResult, RunContext, Worker, WorkerConfig
+from riverbed.compat.flowkit import BatchResult, Coordinator, RunContext, Worker, WorkerConfig
 
 
 class MyHandler:
@@ -59,16 +60,30 @@ def load(loaded: Any) -> int:
     return len(loaded["extract"]["rows"])
 
 
-async def serve(url: str) -> None:
-    """A worker process serving ``extract`` and a ``load`` that hangs."""
-    worker = Worker(
-        db=url,
-        cfg=WorkerConfig(roles=["extract", "load"], worker_id="doomed"),
-        handlers={"extract": extract, "load": load_that_hangs},
-    )
-    await worker.start()
+def where(loaded: Any) -> dict[str, Any]:
+    """A plain-callable handler: which process ran it, and what it was given."""
+    return {"pid": os.getpid(), "loaded": loaded}
+
+
+async def serve(url: str, mode: str) -> None:
+    """A process serving, by ``mode``: ``doomed``, a worker of ``extract`` and a ``load``
+    that hangs; ``extract``, a worker of ``extract`` only (``where``); ``coordinator``, a
+    coordinator (which schedules the tasks it claims, then is killed)."""
+    component: Any
+    if mode == "doomed":
+        component = Worker(
+            db=url,
+            cfg=WorkerConfig(roles=["extract", "load"], worker_id="doomed"),
+            handlers={"extract": extract, "load": load_that_hangs},
+        )
+    elif mode == "extract":
+        component = Worker(db=url, cfg=WorkerConfig(roles=["extract"]), handlers={"extract": where})
+    else:
+        component = Coordinator(db=url)
+    await component.start()
+    print("started", flush=True)
     await asyncio.sleep(3600)
 
 
 if __name__ == "__main__":
-    asyncio.run(serve(sys.argv[1]))
+    asyncio.run(serve(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "doomed"))

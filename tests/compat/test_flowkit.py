@@ -5,6 +5,7 @@ detection, cancel) hold, on a real store."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import signal
 import subprocess
@@ -84,19 +85,30 @@ IMPORTS = {
 }
 
 
-def stop_workers() -> None:
-    """Stop the workers started in this process (the quickstart keeps no handle on its)."""
-    with flowkit._serving_lock:
-        started = {id(w): w for workers in flowkit._serving.values() for w in workers}
-    for worker in started.values():
-        asyncio.run(worker.stop())
+_started: list[Coordinator | Worker] = []
+
+
+def stop_started() -> None:
+    """Stop the coordinators and workers started in this process (the quickstart keeps
+    no handle on its own)."""
+    while _started:
+        asyncio.run(_started.pop().stop())
 
 
 @pytest.fixture(autouse=True)
-def _stop_workers() -> Iterator[None]:
-    """Workers a test started (in threads of this process) are stopped after it."""
+def _stop_started(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Coordinators and workers a test started (in threads of this process) are stopped
+    after it."""
+    for kind in (Coordinator, Worker):
+        original = kind.start
+
+        async def start(self: Any, original: Any = original) -> None:
+            _started.append(self)
+            await original(self)
+
+        monkeypatch.setattr(kind, "start", start)
     yield
-    stop_workers()
+    stop_started()
 
 
 def url_in(tmp_path: Path) -> str:
@@ -137,7 +149,7 @@ def test_quickstart_runs_with_only_its_import_lines_changed(
             await coordinator.stop()
 
     record = asyncio.run(finished())
-    stop_workers()  # before the store goes
+    stop_started()  # before the store goes
     assert record.status is rb.RunStatus.SUCCEEDED, record.error
     with rb.open_store(store_url) as store:
         steps = store.steps(task_id)
@@ -340,10 +352,11 @@ def test_bad_graphs_are_refused_naming_the_node_or_edge(tmp_path: Path) -> None:
         asyncio.run(create({"nodes": [{"node_id": "a", "type": "t", "colour": 1}]}))
 
 
-def test_a_killed_worker_is_detected_and_its_task_resumed(tmp_path: Path) -> None:
-    """kill -9 the worker process while it runs a task's second node: once its lease
-    expires, another worker takes the task over and finishes it, without calling the
-    node already recorded again; the task is a run `riverbed runs list` shows."""
+def test_a_killed_worker_is_detected_and_its_node_run_again(tmp_path: Path) -> None:
+    """kill -9 the worker process while it runs a task's second node: once the node run's
+    lease expires, another worker serving the type takes it over and the task finishes,
+    without calling the node already recorded again; the task and its node runs are runs
+    `riverbed runs list` shows."""
     url = url_in(tmp_path)
     graph = {
         "nodes": [
@@ -367,7 +380,7 @@ def test_a_killed_worker_is_detected_and_its_task_resumed(tmp_path: Path) -> Non
     doomed = subprocess.Popen(
         [sys.executable, "-m", "tests.compat.flowkit_app", url],
         cwd=ROOT,
-        env={**__import__("os").environ, **env},
+        env={**os.environ, **env},
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -388,16 +401,23 @@ def test_a_killed_worker_is_detected_and_its_task_resumed(tmp_path: Path) -> Non
 
     record = asyncio.run(finish())
     assert record.status is rb.RunStatus.SUCCEEDED, record.error
-    assert record.attempt == 2
-    assert flowkit_app.calls(tmp_path, "extract") == 1  # recorded: replayed, not called
+    assert flowkit_app.calls(tmp_path, "extract") == 1  # recorded: not called again
     assert flowkit_app.calls(tmp_path, "load") == 2  # the killed call, and the one after
     with rb.open_store(url) as store:
-        statuses = [t.status for t in store.history(task_id)]
-    assert rb.RunStatus.CRASHED in statuses
+        load = store.get_run(f"{task_id}.load.1")  # the load node's run, claimed twice
+        statuses = [(t.status, t.worker) for t in store.history(load.run_id)]
+        assert [run.run_id for run in store.list_runs(flow="flowkit-node", limit=10)] == [
+            f"{task_id}.load.1",
+            f"{task_id}.extract.1",
+        ]
+    assert load.attempt == 2
+    assert load.queue == "flowkit-role:load"
+    assert (rb.RunStatus.CRASHED, statuses[1][1]) in statuses  # the doomed process's lease
+    assert record.attempt == 1  # the coordinator did not die: it waited for the node
     listed = subprocess.run(
         [sys.executable, "-m", "riverbed", "runs", "list", "--store", url],
         cwd=ROOT,
-        env={**__import__("os").environ, **env},
+        env={**os.environ, **env},
         capture_output=True,
         text=True,
         check=True,
@@ -452,11 +472,177 @@ def test_first_batch_streams_between_stages(tmp_path: Path) -> None:
         assert sorted(step.stage for step in store.steps(record.run_id)) == ["read", "sum"]
 
 
-def test_a_task_run_in_a_process_without_workers_fails_clearly() -> None:
-    """A task's workflow run where no FlowKit worker is started (``riverbed runs resume``
-    from a shell) fails naming the node and the fix, instead of waiting for ever."""
+def test_a_task_run_without_a_store_fails_clearly() -> None:
+    """A task's workflow run with no store to queue its nodes in fails naming the node
+    and the fix, instead of waiting for ever."""
     graph = {"nodes": [{"node_id": "n", "type": "processor"}], "edges": []}
     result = rb.run(flowkit.task_flow(graph, {}, "t-1"), {}, store=False)
     assert result.status is rb.RunStatus.FAILED
     assert result.error is not None
-    assert "node 'n': no FlowKit Worker is started" in result.error.message
+    assert "node 'n': a FlowKit task's nodes go to their workers through a store's queue" in (
+        result.error.message
+    )
+
+
+def _process(url: str, mode: str, **env: str) -> subprocess.Popen[str]:
+    """A process of ``flowkit_app`` in ``mode``, once it has started its component."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.compat.flowkit_app", url, mode],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}", **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "started", process.communicate()[1]
+    return process
+
+
+def _kill(process: subprocess.Popen[str]) -> None:
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+
+
+def test_each_node_runs_in_the_process_of_a_worker_serving_its_type(tmp_path: Path) -> None:
+    """Roles across processes: the extract node goes to the other process's worker (the
+    only one serving "extract"), the load node to this process's; neither process runs
+    the other's type."""
+    url = url_in(tmp_path)
+    other = _process(url, "extract")
+    loads: list[int] = []
+
+    def load(loaded: Any) -> int:
+        loads.append(os.getpid())
+        return loaded["extract"]["pid"]
+
+    worker = Worker(url, WorkerConfig(roles=["load"]), {"load": load})
+    graph = {
+        "nodes": [
+            {"node_id": "extract", "type": "extract", "io": {"input_inline": [1, 2]}},
+            {"node_id": "load", "type": "load", "depends_on": ["extract"]},
+        ]
+    }
+
+    async def main() -> rb.RunRecord:
+        coordinator = await started(url, worker)
+        return await coordinator.wait_task(await coordinator.create_task({}, graph))
+
+    try:
+        record = asyncio.run(main())
+    finally:
+        _kill(other)
+    assert record.status is rb.RunStatus.SUCCEEDED, record.error
+    import pickle
+
+    assert pickle.loads(record.output) == [other.pid]  # extract ran in the other process
+    assert loads == [os.getpid()]
+    with rb.open_store(url) as store:
+        runs = {r.run_id: r for r in store.list_runs(flow="flowkit-node", limit=10)}
+    assert runs[f"{record.run_id}.extract.1"].worker != runs[f"{record.run_id}.load.1"].worker
+
+
+def test_a_killed_coordinators_task_is_taken_over_without_running_a_node_twice(
+    tmp_path: Path,
+) -> None:
+    """kill -9 the coordinator while a node of its task runs on a worker: once the task's
+    lease expires, another coordinator takes the task over, waits for the node run in
+    flight instead of queueing it again, and finishes the task (attempt 2)."""
+    url = url_in(tmp_path)
+    running, release = threading.Event(), threading.Event()
+    calls: list[str] = []
+
+    def slow(loaded: Any) -> str:
+        calls.append("slow")
+        running.set()
+        assert release.wait(20)
+        return "done"
+
+    worker = Worker(url, WorkerConfig(roles=["slow", "after"]), {"slow": slow, "after": len})
+    graph = {
+        "nodes": [
+            {"node_id": "s", "type": "slow"},
+            {"node_id": "a", "type": "after", "depends_on": ["s"]},
+        ]
+    }
+    doomed = _process(url, "coordinator", RIVERBED_LEASE_SECONDS="1")
+
+    async def create() -> str:
+        await worker.start()
+        client = Coordinator(db=url, cfg=CoordinatorConfig(max_parallel_tasks=0))
+        await client.start()  # creates the task, leaves it to the doomed coordinator
+        return await client.create_task({}, graph)
+
+    task_id = asyncio.run(create())
+    try:
+        assert running.wait(20), "the slow node never started"
+    finally:
+        _kill(doomed)
+    release.set()
+
+    async def finish() -> rb.RunRecord:
+        coordinator = Coordinator(db=url)
+        await coordinator.start()
+        return await coordinator.wait_task(task_id)
+
+    record = asyncio.run(finish())
+    assert record.status is rb.RunStatus.SUCCEEDED, record.error
+    assert record.attempt == 2
+    assert calls == ["slow"]  # waited for, not queued again
+    with rb.open_store(url) as store:
+        nodes = sorted(r.run_id for r in store.list_runs(flow="flowkit-node", limit=10))
+    assert nodes == [f"{task_id}.a.1", f"{task_id}.s.1"]
+
+
+def test_a_failed_task_is_resumed_from_a_shell(tmp_path: Path) -> None:
+    """A task is a run with a target: `riverbed runs resume TASK` in a shell (no
+    coordinator there) rebuilds it, sends its failed node to the workers again and
+    finishes it, replaying the node already recorded."""
+    url = url_in(tmp_path)
+    calls: list[str] = []
+
+    def first(loaded: Any) -> int:
+        calls.append("first")
+        return 1
+
+    def second(loaded: Any) -> int:
+        calls.append("second")
+        if calls.count("second") == 1:
+            raise RuntimeError("not yet")
+        return loaded["x"] + 1
+
+    worker = Worker(
+        url, WorkerConfig(roles=["first", "second"]), {"first": first, "second": second}
+    )
+    graph = {
+        "nodes": [
+            {"node_id": "x", "type": "first"},
+            {"node_id": "y", "type": "second", "depends_on": ["x"]},
+        ]
+    }
+
+    async def fail_once() -> rb.RunRecord:
+        coordinator = await started(url, worker)
+        failed = await coordinator.wait_task(await coordinator.create_task({}, graph))
+        await coordinator.stop()  # the shell resumes it, not a coordinator
+        return failed
+
+    failed = asyncio.run(fail_once())
+    assert failed.status is rb.RunStatus.FAILED
+    assert failed.error is not None
+    assert "RuntimeError: not yet" in failed.error.message
+    resumed = subprocess.run(
+        [sys.executable, "-m", "riverbed", "runs", "resume", failed.run_id, "--store", url],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    with rb.open_store(url) as store:
+        record = store.get_run(failed.run_id)
+        nodes = sorted(r.run_id for r in store.list_runs(flow="flowkit-node", limit=10))
+    assert record.status is rb.RunStatus.SUCCEEDED
+    assert calls == ["first", "second", "second"]
+    assert nodes == [f"{failed.run_id}.x.1", f"{failed.run_id}.y.1", f"{failed.run_id}.y.2"]

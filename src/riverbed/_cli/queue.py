@@ -46,7 +46,7 @@ def schedule(
         typer.Option(
             "--queue", help="The queue the run waits in: workers serving it take it (--queue)."
         ),
-    ] = rb.DEFAULT_QUEUE,
+    ] = "default",
     as_json: opt.JsonOption = False,
 ) -> None:
     """Put a run of a flow into the store's queue for a worker to run; print its id.
@@ -175,7 +175,7 @@ def worker(
             taker = kind(
                 opened,
                 runner=chosen.get("runner"),
-                queues=queue or [rb.DEFAULT_QUEUE],
+                queues=queue or ["default"],
                 poll=poll,
                 idle_exit=0 if once else idle_exit,
                 max_runs=1 if once else max_runs,

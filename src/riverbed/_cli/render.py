@@ -204,7 +204,7 @@ def _record_lines(record: rb.RunRecord) -> list[str]:
         ("params", json.dumps(record.params) if record.params else None),
         ("re-run of", record.rerun_of),
         ("runner", record.runner),
-        ("queue", record.queue if record.queue != rb.DEFAULT_QUEUE else None),
+        ("queue", record.queue if record.queue != "default" else None),
         ("input", data["input"]),
         ("output", data["output"]),
     ):
