@@ -3,6 +3,7 @@ the queues it serves (as Temporal's task queues, or Prefect's work pools)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 __all__ = ["DEFAULT_QUEUE", "check_queue", "check_queues"]
@@ -24,8 +25,15 @@ def check_queue(name: object) -> str:
 
 def check_queues(names: Iterable[str] | str) -> tuple[str, ...]:
     """The queues a worker serves, checked and without repeats: at least one."""
-    if isinstance(names, str):
-        names = (names,)
+    given = (names,) if isinstance(names, str) else tuple(names)
+    try:
+        return _checked(given)  # every claim checks them: once per set of names
+    except TypeError:  # unhashable: not names, said by the check itself
+        return _checked.__wrapped__(given)
+
+
+@functools.lru_cache(maxsize=64)
+def _checked(names: tuple[str, ...]) -> tuple[str, ...]:
     checked = tuple(dict.fromkeys(check_queue(name) for name in names))
     if not checked:
         raise ValueError(
