@@ -504,11 +504,11 @@ def _kill(process: subprocess.Popen[str]) -> None:
     process.communicate()
 
 
-def test_each_node_runs_in_the_process_of_a_worker_serving_its_type(tmp_path: Path) -> None:
+def test_each_node_runs_in_the_process_of_a_worker_serving_its_type(store_url: str) -> None:
     """Roles across processes: the extract node goes to the other process's worker (the
     only one serving "extract"), the load node to this process's; neither process runs
-    the other's type."""
-    url = url_in(tmp_path)
+    the other's type (SQLite and PostgreSQL)."""
+    url = store_url
     other = _process(url, "extract")
     loads: list[int] = []
 
@@ -532,6 +532,7 @@ def test_each_node_runs_in_the_process_of_a_worker_serving_its_type(tmp_path: Pa
         record = asyncio.run(main())
     finally:
         _kill(other)
+        stop_started()  # before the store goes
     assert record.status is rb.RunStatus.SUCCEEDED, record.error
     import pickle
 
@@ -543,12 +544,13 @@ def test_each_node_runs_in_the_process_of_a_worker_serving_its_type(tmp_path: Pa
 
 
 def test_a_killed_coordinators_task_is_taken_over_without_running_a_node_twice(
-    tmp_path: Path,
+    store_url: str,
 ) -> None:
     """kill -9 the coordinator while a node of its task runs on a worker: once the task's
     lease expires, another coordinator takes the task over, waits for the node run in
-    flight instead of queueing it again, and finishes the task (attempt 2)."""
-    url = url_in(tmp_path)
+    flight instead of queueing it again, and finishes the task (attempt 2; SQLite and
+    PostgreSQL)."""
+    url = store_url
     running, release = threading.Event(), threading.Event()
     calls: list[str] = []
 
@@ -585,12 +587,15 @@ def test_a_killed_coordinators_task_is_taken_over_without_running_a_node_twice(
         await coordinator.start()
         return await coordinator.wait_task(task_id)
 
-    record = asyncio.run(finish())
+    try:
+        record = asyncio.run(finish())
+        with rb.open_store(url) as store:
+            nodes = sorted(r.run_id for r in store.list_runs(flow="flowkit-node", limit=10))
+    finally:
+        stop_started()  # before the store goes
     assert record.status is rb.RunStatus.SUCCEEDED, record.error
     assert record.attempt == 2
     assert calls == ["slow"]  # waited for, not queued again
-    with rb.open_store(url) as store:
-        nodes = sorted(r.run_id for r in store.list_runs(flow="flowkit-node", limit=10))
     assert nodes == [f"{task_id}.a.1", f"{task_id}.s.1"]
 
 
