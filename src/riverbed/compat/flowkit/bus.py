@@ -30,10 +30,10 @@ from riverbed.compat.flowkit.handlers import RunContext, run_batch, run_node, st
 __all__ = [
     "NODE_FLOW",
     "TASK_QUEUE",
+    "Loops",
     "NodeCall",
     "dispatch",
     "node_flow",
-    "open_db",
     "register",
     "role_queue",
     "serve",
@@ -53,14 +53,43 @@ def role_queue(role: str) -> str:
     return f"flowkit-role:{role}"
 
 
-def open_db(db: Any) -> tuple[rb.Store, bool]:
-    """The store ``db`` names (a ``riverbed.Store`` or its URL), and whether it was
-    opened here (so is to be closed here)."""
-    if isinstance(db, str):
-        return rb.open_store(db), True
-    if isinstance(db, rb.Store):
-        return db, False
-    raise TypeError(f"db must be a riverbed Store or a store URL, got {type(db).__name__}")
+class Loops:
+    """What a started coordinator or worker runs: ``riverbed.Worker`` loops claiming the
+    runs of its queues from the store ``db`` (a ``riverbed.Store`` or its URL), each in a
+    daemon thread, on the local runner (their steps are this process's objects)."""
+
+    def __init__(self, db: Any) -> None:
+        if not isinstance(db, str | rb.Store):
+            raise TypeError(f"db must be a riverbed Store or a store URL, got {type(db).__name__}")
+        self.db = db
+        self.store: rb.Store | None = None
+        self._loops: list[tuple[rb.Worker, threading.Thread]] = []
+
+    def start(self, queues: Sequence[str], count: int, poll: float, name: str) -> rb.Store:
+        """Open the store and start ``count`` loops serving ``queues``; the store."""
+        if self.store is None:
+            self.store = rb.open_store(self.db) if isinstance(self.db, str) else self.db
+            register(self.store, True)
+            for index in range(count):
+                loop = rb.Worker(self.store, runner="local", queues=queues, poll=poll)
+                thread = threading.Thread(target=loop.run, name=f"{name}-{index}", daemon=True)
+                self._loops.append((loop, thread))
+                thread.start()
+        return self.store
+
+    async def stop(self) -> None:
+        """Claim no more runs; return once the runs in hand ended, the store closed if it
+        was opened here."""
+        for loop, _ in self._loops:
+            loop.stopping = True
+        for _, thread in self._loops:
+            await asyncio.to_thread(thread.join)
+        self._loops = []
+        if self.store is not None:
+            register(self.store, False)
+            if self.store is not self.db:
+                self.store.close()
+        self.store = None
 
 
 # The stores of this process's started coordinators and workers, by URL: a task's steps

@@ -126,38 +126,22 @@ class Coordinator:
             raise ValueError(
                 f"max_parallel_tasks must be 0 or more, got {self.cfg.max_parallel_tasks}"
             )
-        self._db = db
-        self.store: rb.Store | None = None
-        self._owned = False
-        self._loops: list[tuple[rb.Worker, threading.Thread]] = []
+        self._loops = bus.Loops(db)
+
+    @property
+    def store(self) -> rb.Store | None:
+        """The store, once started."""
+        return self._loops.store
 
     async def start(self) -> None:
         """Open the store and start scheduling tasks (in daemon threads)."""
-        if self.store is not None:
-            return
-        self.store, self._owned = bus.open_db(self._db)
-        bus.register(self.store, True)
-        for index in range(self.cfg.max_parallel_tasks):
-            loop = rb.Worker(
-                self.store, runner="local", queues=[bus.TASK_QUEUE], poll=self.cfg.poll_sec
-            )
-            thread = threading.Thread(target=loop.run, name=f"flowkit-tasks-{index}", daemon=True)
-            self._loops.append((loop, thread))
-            thread.start()
+        cfg = self.cfg
+        self._loops.start([bus.TASK_QUEUE], cfg.max_parallel_tasks, cfg.poll_sec, "flowkit-tasks")
 
     async def stop(self) -> None:
         """Schedule no more tasks (a task in hand is scheduled to its end first), and close
         the store if this coordinator opened it."""
-        for loop, _ in self._loops:
-            loop.stopping = True
-        for _, thread in self._loops:
-            await asyncio.to_thread(thread.join)
-        self._loops = []
-        if self.store is not None:
-            bus.register(self.store, False)
-            if self._owned:
-                self.store.close()
-        self.store = None
+        await self._loops.stop()
 
     async def create_task(self, params: Mapping[str, Any], graph: Mapping[str, Any]) -> str:
         """Queue a task running ``graph`` with ``params``; its id (a riverbed run id)."""

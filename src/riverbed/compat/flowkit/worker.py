@@ -3,14 +3,11 @@ store's queue."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import riverbed as rb
 from riverbed.compat.flowkit import bus
 from riverbed.compat.flowkit.handlers import RunContext, run_batch, run_node, stream_node
 
@@ -59,40 +56,19 @@ class Worker:
                 f"worker {self.worker_id}: max_concurrency must be 1 or more, "
                 f"got {self.cfg.max_concurrency}"
             )
-        self._db = db
-        self._store: rb.Store | None = None
-        self._owned = False
-        self._loops: list[tuple[rb.Worker, threading.Thread]] = []
+        self._loops = bus.Loops(db)
 
     async def start(self) -> None:
         """Serve the roles and start taking their nodes."""
-        if self._loops:
-            return
-        self._store, self._owned = bus.open_db(self._db)
-        bus.register(self._store, True)
-        bus.serve(self, self.cfg.roles, True)
         queues = [bus.role_queue(role) for role in self.cfg.roles]
-        for index in range(self.cfg.max_concurrency):
-            loop = rb.Worker(self._store, runner="local", queues=queues, poll=self.cfg.poll_sec)
-            thread = threading.Thread(
-                target=loop.run, name=f"flowkit-{self.worker_id}-{index}", daemon=True
-            )
-            self._loops.append((loop, thread))
-            thread.start()
+        name = f"flowkit-{self.worker_id}"
+        self._loops.start(queues, self.cfg.max_concurrency, self.cfg.poll_sec, name)
+        bus.serve(self, self.cfg.roles, True)
 
     async def stop(self) -> None:
         """Take no more nodes; return once the nodes in hand (if any) ended."""
-        for loop, _ in self._loops:
-            loop.stopping = True
-        for _, thread in self._loops:
-            await asyncio.to_thread(thread.join)
-        self._loops = []
+        await self._loops.stop()
         bus.serve(self, self.cfg.roles, False)
-        if self._store is not None:
-            bus.register(self._store, False)
-            if self._owned:
-                self._store.close()
-        self._store = None
 
     async def run_node(self, kind: str, loaded: Any, ctx: RunContext) -> Any:
         """Run one node of type ``kind`` on ``loaded`` with this worker's handler: the
