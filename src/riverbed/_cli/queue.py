@@ -44,7 +44,8 @@ def schedule(
     queue: Annotated[
         str,
         typer.Option(
-            "--queue", help="The queue the run waits in: workers serving it take it (--queue)."
+            "--queue",
+            help="The queue the run waits in; only workers serving it (worker --queue) take it.",
         ),
     ] = "default",
     as_json: opt.JsonOption = False,

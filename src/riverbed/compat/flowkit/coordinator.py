@@ -92,9 +92,9 @@ _fed_lock = threading.Lock()
 
 @dataclass(frozen=True, eq=False)
 class _StreamStep(_NodeStep):
-    """The step of a node that first-batch nodes read: the node run streams each batch to
-    them on the workers; the step then yields the batches, each after handing the
-    first-batch nodes' results for it to their steps."""
+    """The step of a node that first-batch nodes read: its node run streams each batch to
+    them on the workers; the step then hands their results to their steps (which the
+    workflow calls on each batch it yields) and yields the batches."""
 
     async def __call__(self, loaded: Any) -> AsyncIterator[Any]:  # type: ignore[override]
         call = self.call
@@ -111,8 +111,13 @@ class _FedStep(_NodeStep):
     """A first-batch node's step on one batch: the result its worker gave for it."""
 
     async def __call__(self, batch: Any) -> Any:
+        key = self.call.task_id, self.call.node
         with _fed_lock:
-            return _fed[self.call.task_id, self.call.node].popleft()
+            results = _fed[key]
+            result = results.popleft()
+            if not results:  # the upstream's last batch: nothing more will come
+                del _fed[key]
+            return result
 
 
 class Coordinator:
