@@ -8,6 +8,8 @@
   load.
 - ``claim``: runs claimed per second by one worker, and by several worker processes at once,
   each claim followed by the transition to SUCCEEDED that a worker makes when done.
+- ``claim past backlog``: the same for one worker of the default queue while ``--backlog``
+  older runs wait in another queue (named queues: a claim reads only its queues' runs).
 
 PostgreSQL is measured at ``--postgres`` (default: the test server) in a throwaway schema;
 it is skipped with a note if unreachable. Prints a table; ``--json PATH`` also saves it.
@@ -16,6 +18,7 @@ it is skipped with a note if unreachable. Prints a table; ``--json PATH`` also s
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -113,6 +116,23 @@ def claim_throughput(store: rb.Store, url: str, runs: int, workers: int) -> dict
     return {"one_worker_per_s": one, f"{workers}_processes_per_s": many}
 
 
+def claim_past_backlog(store: rb.Store, runs: int, backlog: int) -> dict[str, float]:
+    """Runs per second claimed (and ended) by one worker of the default queue, while
+    ``backlog`` runs, queued before them, wait in another queue."""
+    for _ in range(backlog):
+        store.enqueue(dataclasses.replace(_run(uuid.uuid4().hex), queue="other"))
+    for _ in range(runs):
+        store.enqueue(_run(uuid.uuid4().hex))
+    start = time.perf_counter()
+    claimed = 0
+    while (run := store.claim("bench", 60)) is not None:
+        store.transition(run.run_id, rb.RunStatus.SUCCEEDED)
+        claimed += 1
+    if claimed != runs:
+        raise SystemExit(f"claimed {claimed} runs of the default queue, not {runs}")
+    return {f"backlog_{backlog}_per_s": runs / (time.perf_counter() - start)}
+
+
 @contextmanager
 def _postgres_schema(base: str) -> Iterator[str]:
     import psycopg
@@ -134,6 +154,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--backlog", type=int, default=5000)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     results: dict[str, dict[str, float]] = {}
@@ -156,10 +177,16 @@ def main() -> None:
             results[f"{name} record_step"] = record_step_latency(store, args.calls)
             if name == "sqlite FULL":
                 results[f"{name} claim"] = claim_throughput(store, url, args.runs, args.workers)
+                results[f"{name} claim past backlog"] = claim_past_backlog(
+                    store, args.runs, args.backlog
+                )
     try:
         with _postgres_schema(args.postgres) as url, rb.open_store(url) as store:
             results["postgresql record_step"] = record_step_latency(store, args.calls)
             results["postgresql claim"] = claim_throughput(store, url, args.runs, args.workers)
+            results["postgresql claim past backlog"] = claim_past_backlog(
+                store, args.runs, args.backlog
+            )
         with _postgres_schema(args.postgres) as url:
             unsafe = url.replace("?options=", "?options=-c%20synchronous_commit%3Doff%20")
             with rb.open_store(unsafe) as store:
