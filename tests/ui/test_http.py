@@ -266,6 +266,22 @@ def test_queue_shows_scheduled_runs_and_leases(store: rb.Store, client: Client) 
     assert "worker-7" in page
 
 
+def test_queue_numbers_scheduled_runs_within_their_named_queue(
+    store: rb.Store, client: Client
+) -> None:
+    """Runs waiting in named queues: each row says its queue, and its place is its place
+    in that queue (the next run a worker of that queue takes is #1)."""
+    for n, queue in ((1, "gpu"), (2, "default"), (3, "gpu")):
+        store.enqueue(dataclasses.replace(_record(n, status=S.SCHEDULED), queue=queue))
+    page = client.get("/queue").text
+    rows = re.findall(r"<tr><td>(\w+)</td><td>(\d+)</td><td><a[^>]*><code>(run\d{6})", page)
+    assert rows == [
+        ("gpu", "1", "run000001"),
+        ("default", "1", "run000002"),
+        ("gpu", "2", "run000003"),
+    ]
+
+
 def test_mounted_under_a_prefix(store: rb.Store) -> None:
     """Mounted at /ui of another app, its links and buttons carry the prefix."""
     run = _record(1, status=S.SCHEDULED)

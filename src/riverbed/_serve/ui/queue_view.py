@@ -1,5 +1,5 @@
-"""The queue page: runs scheduled for a worker, oldest (next) first, and the workers
-holding runs, with their leases."""
+"""The queue page: runs scheduled for a worker, oldest (next) first, each with its place in
+its named queue, and the workers holding runs, with their leases."""
 
 from __future__ import annotations
 
@@ -22,10 +22,20 @@ def _run_link(run: rb.RunRecord, base: str) -> Html:
 def queue_body(store: rb.Store, base: str) -> Html:
     """The queue page's body."""
     queued = store.list_runs(status=rb.RunStatus.SCHEDULED, limit=SHOWN)[::-1]
-    waiting = [
-        [h(place), _run_link(run, base), h(run.flow), h(run.attempt), h(when(run.created_at))]
-        for place, run in enumerate(queued, 1)
-    ]
+    places: dict[str, int] = defaultdict(int)  # a run's place is in its own named queue
+    waiting = []
+    for run in queued:
+        places[run.queue] += 1
+        waiting.append(
+            [
+                h(run.queue),
+                h(places[run.queue]),
+                _run_link(run, base),
+                h(run.flow),
+                h(run.attempt),
+                h(when(run.created_at)),
+            ]
+        )
     workers: dict[str, list[rb.RunRecord]] = defaultdict(list)
     for run in store.list_runs(status=rb.RunStatus.RUNNING, limit=SHOWN):
         workers[run.worker or "-"].append(run)
@@ -40,7 +50,9 @@ def queue_body(store: rb.Store, base: str) -> Html:
     return (
         f"<h1>Queue</h1><h2>Scheduled ({len(queued)}{'+' if len(queued) == SHOWN else ''})</h2>"
         + table(
-            ["#", "run", "flow", "attempt", "scheduled (UTC)"], waiting, empty="The queue is empty."
+            ["queue", "#", "run", "flow", "attempt", "scheduled (UTC)"],
+            waiting,
+            empty="The queue is empty.",
         )
         + f"<h2>Workers ({len(workers)})</h2>"
         + table(
