@@ -89,6 +89,7 @@ from riverbed._runtime.metrics import MetricsObserver
 from riverbed._runtime.observer import RunObserver
 from riverbed._runtime.ray.runner import RayRunner, StageResources
 from riverbed._runtime.result import DeadLetter, RunResult, StageError, StageStats
+from riverbed._schedule import schedule
 from riverbed._store import Store, open_store
 from riverbed._version import __version__  # declared there only
 
@@ -197,6 +198,7 @@ __all__ = [
     "open_store",
     "reply",
     "run",
+    "schedule",
     "stable_hash",
     "store_url",
     "workflow_from_graph",

@@ -6,17 +6,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import pickle
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 
 import riverbed as rb
 from riverbed._cli import options as opt
-from riverbed._cli.again import new_run_id
 from riverbed._cli.exits import ExitCode, command, fail
 from riverbed._cli.failure import failure_lines
 from riverbed._cli.render import emit_json, run_json, stage_lines
@@ -24,13 +21,6 @@ from riverbed._cli.store import open_store
 from riverbed._cli.targets import load
 
 __all__ = ["schedule", "worker"]
-
-
-def _readable(value: object, limit: int = 500) -> str:
-    """A scheduled run's input as ``runs show`` shows it: its repr, cut to ``limit``
-    characters, made now so that nobody unpickles the input to look at it."""
-    text = repr(value)  # a value parsed from JSON: its repr cannot fail
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @command
@@ -56,23 +46,12 @@ def schedule(
     worker calls it with them as keyword arguments to build the flow (checked here)."""
     parsed = opt.parameters(params)
     given, value = opt.json_input(input_json)
-    flow = load(target, parsed)
-    run_id = new_run_id()
-    record = rb.RunRecord(
-        run_id=run_id,
-        flow=flow.name,
-        flow_version=flow.version,
-        status=rb.RunStatus.SCHEDULED,
-        params=parsed,
-        input=pickle.dumps(value) if given else None,
-        input_repr=_readable(value) if given else None,
-        target=target,
-        created_at=datetime.now(UTC),
-        queue=queue,
-    )
+    load(target, parsed)  # its mistakes said the CLI's way (exit 2), before anything is queued
     with open_store(store) as opened:
         with _queue_usage():
-            opened.enqueue(record)
+            run_id = rb.schedule(
+                target, *([value] if given else []), store=opened, params=parsed, queue=queue
+            )
         if as_json:
             emit_json(run_json(opened.get_run(run_id)))
             return

@@ -35,7 +35,6 @@ import enum
 import json
 import pickle
 import tempfile
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -470,21 +469,14 @@ class FlowRunner:
                 f"flow template {template.name!r} needs the context key(s) {missing}, which "
                 "its tasks read before any task writes them"
             )
-        flow = self._flows[template.name]
-        run_id = uuid.uuid4().hex[:16]
-        self.flow_service.store.enqueue(
-            rb.RunRecord(
-                run_id=run_id,
-                flow=flow.name,
-                flow_version=flow.version,
-                status=rb.RunStatus.SCHEDULED,
-                input=pickle.dumps(dict(execution_context.context)),
-                input_repr=repr(execution_context.context)[:500],
-                params={"dialect": "ebbs_and_flows"},
-                created_at=datetime.now(UTC),
-            )
+        # Queued for this dialect's FlowRunner.run_flow (the flow is built from the template,
+        # so no worker could load it: it records no target).
+        return rb.schedule(
+            self._flows[template.name],
+            dict(execution_context.context),
+            store=self.flow_service.store,
+            params={"dialect": "ebbs_and_flows"},
         )
-        return run_id
 
     def run_flow(self, strategy: FlowStatus) -> str | None:
         """Run the oldest execution in ``strategy`` (SCHEDULED or RESCHEDULED) of this

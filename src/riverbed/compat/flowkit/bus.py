@@ -237,23 +237,16 @@ def _find(store: rb.Store, run_id: str) -> rb.RunRecord | None:
 
 def _enqueue(store: rb.Store, call: NodeCall, loaded: Any) -> None:
     """Queue ``call``'s node run (unless a previous holder of the task just did)."""
-    arguments = call.arguments()
-    flow = node_flow(**arguments)
-    record = rb.RunRecord(
-        run_id=call.run_id,
-        flow=flow.name,
-        flow_version=flow.version,
-        status=rb.RunStatus.SCHEDULED,
-        params=arguments,
-        input=pickle.dumps(loaded),
-        input_repr=repr(loaded)[:200],
-        target=NODE_TARGET,
-        created_at=datetime.now(UTC),
-        queue=role_queue(call.type),
-    )
     # A coordinator that held the task before may have queued it: waited for the same.
     with contextlib.suppress(rb.DuplicateRunError):
-        store.enqueue(record)
+        rb.schedule(
+            NODE_TARGET,
+            loaded,
+            store=store,
+            params=call.arguments(),
+            queue=role_queue(call.type),
+            run_id=call.run_id,
+        )
 
 
 async def _outcome(store: rb.Store, call: NodeCall, run_id: str) -> Any:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import pickle
 import threading
 import time
 import uuid
@@ -159,20 +158,16 @@ class Coordinator:
             "name": self.cfg.flow_name,
             "store": store.url,
         }
-        flow = task_flow(**arguments)  # checks the graph now, naming the bad node or edge
-        record = rb.RunRecord(
-            run_id=task_id,
-            flow=flow.name,
-            flow_version=flow.version,
-            status=rb.RunStatus.SCHEDULED,
+        # Built now from its target: a bad graph is refused here, naming the node or edge.
+        await asyncio.to_thread(
+            rb.schedule,
+            _TASK_TARGET,
+            dict(params),
+            store=store,
             params=arguments,
-            input=pickle.dumps(dict(params)),
-            input_repr=repr(dict(params))[:200],
-            target=_TASK_TARGET,
-            created_at=datetime.now(UTC),
             queue=bus.TASK_QUEUE,
+            run_id=task_id,
         )
-        await asyncio.to_thread(store.enqueue, record)
         return task_id
 
     async def cancel_task(self, task_id: str) -> bool:
