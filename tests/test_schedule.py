@@ -58,7 +58,7 @@ def test_what_cannot_be_scheduled_fails_at_once_saying_why(store_url: str) -> No
         rb.schedule(cli_runs_app.workflow, store=store_url, params={"when": object()})
     with pytest.raises(ValueError, match="a queue name is a non-empty string"):
         rb.schedule(cli_runs_app.workflow, store=store_url, queue="two words")
-    with pytest.raises(ValueError, match="a scheduled run waits in a store.s queue"):
+    with pytest.raises(ValueError, match="a scheduled run waits in a store"):
         rb.schedule(cli_runs_app.workflow, store=False)  # type: ignore[arg-type]
     with rb.open_store(store_url) as store:
         assert store.list_runs() == []

@@ -43,6 +43,11 @@ How it maps (docs/compat.md, "FlowKit"):
   then the list of its batches, and the first-batch node's the list of its batches'
   metrics. Both stay recorded steps (see ``rb.workflow_from_graph``).
 
+A task records its store's URL as the store keeps it, without a password: a process
+with no coordinator or worker started on that store (``riverbed runs resume TASK`` in a
+shell) opens it from that URL, so give PostgreSQL's password there through
+``PGPASSWORD`` or ``~/.pgpass``.
+
 Where riverbed differs from FlowKit, on purpose: a batch whose ``process_batch`` reports
 failure fails the node (then its ``retry_policy`` applies) rather than being dropped
 silently; ``retry_policy.max`` counts every attempt, the first included. Handlers are the

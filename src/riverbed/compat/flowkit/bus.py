@@ -44,8 +44,9 @@ TASK_QUEUE = "flowkit-tasks"
 NODE_FLOW = "flowkit-node"
 """The flow name of node runs (``riverbed runs list --flow flowkit-node``)."""
 NODE_TARGET = "riverbed.compat.flowkit:node_flow"
-POLL_SECONDS = 0.05
-"""Seconds between two looks at a node run that is being waited for."""
+POLL_SECONDS = (0.02, 1.0)
+"""Seconds between two looks at a node run that is being waited for: the first wait, and
+the longest (the wait grows by half each time, so a long node costs few queries)."""
 
 
 def role_queue(role: str) -> str:
@@ -252,6 +253,7 @@ def _enqueue(store: rb.Store, call: NodeCall, loaded: Any) -> None:
 async def _outcome(store: rb.Store, call: NodeCall, run_id: str) -> Any:
     """Wait for node run ``run_id`` to end: its output, or ``NodeFailedError``. If the
     task is cancelled meanwhile, the node run is cancelled too."""
+    wait, longest = POLL_SECONDS
     while True:
         record = await asyncio.to_thread(store.get_run, run_id)
         if record.status is rb.RunStatus.SUCCEEDED:
@@ -265,7 +267,8 @@ async def _outcome(store: rb.Store, call: NodeCall, run_id: str) -> Any:
         if task.status is rb.RunStatus.CANCELLED:
             await asyncio.to_thread(_cancel, store, run_id)
             raise NodeFailedError(f"task {call.task_id} was cancelled")
-        await asyncio.sleep(POLL_SECONDS)
+        await asyncio.sleep(wait)
+        wait = min(wait * 1.5, longest)
 
 
 def _cancel(store: rb.Store, run_id: str) -> None:
