@@ -111,6 +111,11 @@ def _stop_started(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     stop_started()
 
 
+def node_runs(store: rb.Store, task_id: str) -> list[str]:
+    """The ids of the step runs of task ``task_id``'s nodes."""
+    return sorted(run.run_id for run in store.list_runs(limit=100) if run.parent == task_id)
+
+
 def url_in(tmp_path: Path) -> str:
     """An SQLite store of the test's own."""
     return f"sqlite:///{tmp_path}/flowkit.db"
@@ -406,10 +411,7 @@ def test_a_killed_worker_is_detected_and_its_node_run_again(tmp_path: Path) -> N
     with rb.open_store(url) as store:
         load = store.get_run(f"{task_id}.load.1")  # the load node's run, claimed twice
         statuses = [(t.status, t.worker) for t in store.history(load.run_id)]
-        assert [run.run_id for run in store.list_runs(flow="flowkit-node", limit=10)] == [
-            f"{task_id}.load.1",
-            f"{task_id}.extract.1",
-        ]
+        assert node_runs(store, task_id) == [f"{task_id}.extract.1", f"{task_id}.load.1"]
     assert load.attempt == 2
     assert load.queue == "flowkit-role:load"
     assert (rb.RunStatus.CRASHED, statuses[1][1]) in statuses  # the doomed process's lease
@@ -479,9 +481,8 @@ def test_a_task_run_without_a_store_fails_clearly() -> None:
     result = rb.run(flowkit.task_flow(graph, {}, "t-1"), {}, store=False)
     assert result.status is rb.RunStatus.FAILED
     assert result.error is not None
-    assert "node 'n': a FlowKit task's nodes go to their workers through a store's queue" in (
-        result.error.message
-    )
+    assert "stage 'n' runs on queue 'flowkit-role:processor'" in result.error.message
+    assert "run the workflow with a store" in result.error.message
 
 
 def _process(url: str, mode: str, **env: str) -> subprocess.Popen[str]:
@@ -539,7 +540,7 @@ def test_each_node_runs_in_the_process_of_a_worker_serving_its_type(store_url: s
     assert pickle.loads(record.output) == [other.pid]  # extract ran in the other process
     assert loads == [os.getpid()]
     with rb.open_store(url) as store:
-        runs = {r.run_id: r for r in store.list_runs(flow="flowkit-node", limit=10)}
+        runs = {r.run_id: r for r in store.list_runs(limit=10) if r.parent == record.run_id}
     assert runs[f"{record.run_id}.extract.1"].worker != runs[f"{record.run_id}.load.1"].worker
 
 
@@ -590,7 +591,7 @@ def test_a_killed_coordinators_task_is_taken_over_without_running_a_node_twice(
     try:
         record = asyncio.run(finish())
         with rb.open_store(url) as store:
-            nodes = sorted(r.run_id for r in store.list_runs(flow="flowkit-node", limit=10))
+            nodes = node_runs(store, task_id)
     finally:
         stop_started()  # before the store goes
     assert record.status is rb.RunStatus.SUCCEEDED, record.error
@@ -635,7 +636,8 @@ def test_a_failed_task_is_resumed_from_a_shell(tmp_path: Path) -> None:
     failed = asyncio.run(fail_once())
     assert failed.status is rb.RunStatus.FAILED
     assert failed.error is not None
-    assert "RuntimeError: not yet" in failed.error.message
+    assert (failed.error.stage, failed.error.error_type) == ("y", "RuntimeError")
+    assert failed.error.message == "not yet"  # the node's own error, from its worker
     resumed = subprocess.run(
         [sys.executable, "-m", "riverbed", "runs", "resume", failed.run_id, "--store", url],
         cwd=ROOT,
@@ -647,7 +649,41 @@ def test_a_failed_task_is_resumed_from_a_shell(tmp_path: Path) -> None:
     assert resumed.returncode == 0, resumed.stderr
     with rb.open_store(url) as store:
         record = store.get_run(failed.run_id)
-        nodes = sorted(r.run_id for r in store.list_runs(flow="flowkit-node", limit=10))
+        nodes = node_runs(store, failed.run_id)
     assert record.status is rb.RunStatus.SUCCEEDED
     assert calls == ["first", "second", "second"]
     assert nodes == [f"{failed.run_id}.x.1", f"{failed.run_id}.y.1", f"{failed.run_id}.y.2"]
+
+
+def test_a_first_batch_node_runs_on_its_upstream_nodes_worker(tmp_path: Path) -> None:
+    """A first-batch node runs in its upstream node's step, on the worker that runs it:
+    when that worker does not serve its type too, the task fails saying so."""
+    url = url_in(tmp_path)
+
+    class Reader:
+        async def iter_batches(self, loaded: Any) -> Any:
+            yield [1, 2]
+
+        async def process_batch(self, batch: list[int], ctx: RunContext) -> bool:
+            return True
+
+    worker = Worker(url, WorkerConfig(roles=["read"]), {"read": Reader()})
+    graph = {
+        "nodes": [
+            {"node_id": "read", "type": "read"},
+            {"node_id": "sum", "type": "sum", "io": {"start_when": "first_batch"}},
+        ],
+        "edges": [["read", "sum"]],
+    }
+
+    async def main() -> rb.RunRecord:
+        coordinator = await started(url, worker)
+        return await coordinator.wait_task(await coordinator.create_task({}, graph))
+
+    record = asyncio.run(main())
+    assert record.status is rb.RunStatus.FAILED
+    assert record.error is not None
+    assert "node 'sum': no FlowKit Worker of this process serves type 'sum'" in (
+        record.error.message
+    )
+    assert "give that worker role 'sum' too" in record.error.message

@@ -205,6 +205,7 @@ def _record_lines(record: rb.RunRecord) -> list[str]:
         ("re-run of", record.rerun_of),
         ("runner", record.runner),
         ("queue", record.queue if record.queue != "default" else None),
+        ("step", f"{record.step} of run {record.parent}" if record.step else None),
         ("input", data["input"]),
         ("output", data["output"]),
     ):

@@ -43,10 +43,13 @@ from riverbed._model.flow import Flow
 from riverbed._model.policy import OnError, Retry
 from riverbed._model.stages import Port, SinkMode, SinkStage, Stage, StageKind
 from riverbed._model.workflow import WorkflowOutput
+from riverbed._records import check_queue
 
 __all__ = ["FanIn", "GraphNode", "workflow_from_graph"]
 
-_NODE_KEYS = frozenset({"id", "type", "input", "fan_in", "start", "retry", "on_error", "timeout"})
+_NODE_KEYS = frozenset(
+    {"id", "type", "input", "fan_in", "start", "retry", "on_error", "timeout", "queue"}
+)
 _RESERVED = frozenset({"input", "output"})
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 
@@ -188,6 +191,12 @@ def workflow_from_graph(
             ),
             streamed=node.get("start") == "first_batch",
         )
+        if node.get("start") == "first_batch" and node.get("queue") is not None:
+            raise FlowDefinitionError(
+                f"node {node_id!r} starts on the first batch of {ups[0]!r}: its handler runs "
+                f"inside that node's step, on that node's queue; give the queue to {ups[0]!r}",
+                stage=node_id,
+            )
         inputs = tuple(Port(up) for up in ups) or (start.port,)
         flow.add_stage(Stage(node_id, StageKind.MAP, inputs, fn, **_policy(node)))
     leaves = [Port(node_id) for node_id in nodes if node_id not in read_from]
@@ -370,6 +379,13 @@ def _policy(node: Mapping[str, Any]) -> dict[str, Any]:
     if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
         raise FlowDefinitionError(f"node {node_id!r}: timeout must be seconds > 0", stage=node_id)
     fields["timeout"] = timeout
+    queue = node.get("queue")
+    if queue is not None:
+        try:
+            check_queue(queue)
+        except ValueError as error:
+            raise FlowDefinitionError(f"node {node_id!r}: queue: {error}", stage=node_id) from None
+    fields["queue"] = queue
     return fields
 
 

@@ -227,6 +227,16 @@ class Flow:
         Raises a ``FlowDefinitionError`` subclass naming the stage and its function.
         """
         graph.validate(self.name, self.stages)
+        if not self.is_workflow:
+            queued = next((stage for stage in self.stages if stage.queue is not None), None)
+            if queued is not None:
+                raise FlowDefinitionError(
+                    f"stage {queued.name!r} has queue={queued.queue!r}, which is for the steps "
+                    "of a workflow (flow.input() ... .output()): a stream's stages run where "
+                    "its runner puts them; remove queue=",
+                    flow=self.name,
+                    stage=queued.name,
+                )
 
     @property
     def version(self) -> str:

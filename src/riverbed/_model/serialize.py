@@ -141,6 +141,8 @@ def _settings_to_dict(stage: Stage) -> dict[str, Any]:
     for field in ("reads", "writes"):
         if getattr(stage, field):
             data[field] = list(getattr(stage, field))
+    if stage.queue is not None:
+        data["queue"] = stage.queue
     return data
 
 
@@ -224,6 +226,7 @@ def _stage_from(flow: str, data: Any) -> Stage:
             cache=data.get("cache", False),
             reads=tuple(data.get("reads", ())),
             writes=tuple(data.get("writes", ())),
+            queue=data.get("queue"),
         )
     except RiverbedError:
         raise

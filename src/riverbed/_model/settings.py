@@ -1,6 +1,6 @@
 """The per-stage settings every builder method takes as keyword arguments (``on_error``,
 ``retry``, ``timeout``, ``concurrency``, ``cache``, and a workflow step's declared data
-``reads`` / ``writes``), checked once for all of them."""
+``reads`` / ``writes`` and ``queue``), checked once for all of them."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from riverbed._errors import FlowDefinitionError
 from riverbed._model import callables
 from riverbed._model.policy import OnError, Retry
 from riverbed._model.stages import CACHEABLE
+from riverbed._records import check_queue
 
 __all__ = ["CACHEABLE", "SETTINGS", "StageOptions", "stage_settings"]
 
@@ -35,6 +36,9 @@ class StageOptions(TypedDict, total=False):
     """Workflows: the context keys the step reads (see docs/workflows.md, declared data)."""
     writes: Sequence[str]
     """Workflows: the context keys the step adds to the context."""
+    queue: str
+    """Workflows: the named queue whose workers run the step, as a run of its own
+    (``riverbed worker --queue NAME``); by default the workflow's own run runs it."""
 
 
 SETTINGS = frozenset(StageOptions.__annotations__)
@@ -66,6 +70,7 @@ def stage_settings(policy: Mapping[str, Any], stage: str, flow: str, fn: Any) ->
             flow=flow,
             stage=stage,
         )
+    _check_queue(policy.get("queue"), where, stage, flow)
     cache = policy.get("cache")
     if cache is not None and not isinstance(cache, bool):
         raise TypeError(f"{where}: cache takes True or False, got {cache!r}")
@@ -112,3 +117,13 @@ def context_keys(keys: Any, where: str) -> tuple[str, ...]:
     if len(unique) != len(tuple(keys)):
         raise FlowDefinitionError(f"{where} names a key twice: {list(keys)!r:.80}")
     return unique
+
+
+def _check_queue(queue: Any, where: str, stage: str, flow: str) -> None:
+    """A step's ``queue=``: None, or a queue name (else an error saying what one is)."""
+    if queue is None:
+        return
+    try:
+        check_queue(queue)
+    except ValueError as error:
+        raise FlowDefinitionError(f"{where}: queue: {error}", flow=flow, stage=stage) from None

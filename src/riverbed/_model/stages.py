@@ -92,6 +92,10 @@ class Stage:
     given with the input: ``flow.input(keys=...)``); checked when the flow is built."""
     writes: tuple[str, ...] = ()
     """Workflows: the context keys this step adds; no key is written twice on one path."""
+    queue: str | None = None
+    """Workflows: the named queue whose workers run this step, as a run of its own (a step
+    run); None: the workflow's own run runs it. Not part of the stage's version: where a
+    step runs does not change what it computes."""
 
     __module__ = "riverbed"
 

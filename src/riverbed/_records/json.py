@@ -92,6 +92,8 @@ def run_json(run: RunRecord) -> dict[str, Any]:
         "lease_until": iso(run.lease_until),
         "runner": run.runner,
         "queue": run.queue,
+        "parent": run.parent,
+        "step": run.step,
         "error": error_json(run.error) if run.error is not None else None,
         "input": shown(run.input, run.input_repr),
         "output": shown(run.output, run.output_repr),

@@ -112,6 +112,11 @@ class RunRecord:
     """The queue the run waits in while SCHEDULED: a worker claims only runs of the queues
     it serves (``riverbed.Worker(queues=...)``, ``riverbed worker --queue``), so that runs
     needing what only some machines have go to those machines only."""
+    parent: str | None = None
+    """For a step run (one step of a workflow run, run on the queue its stage names): the
+    workflow run it belongs to; ``step`` is that step's stage."""
+    step: str | None = None
+    """For a step run: the stage it runs (on the flow its ``target`` loads), once."""
 
     __module__ = "riverbed"
 

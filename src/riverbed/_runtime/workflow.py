@@ -45,7 +45,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import FrameType
@@ -58,6 +58,7 @@ from riverbed._model.plan import Chain, make_plan
 from riverbed._model.stages import Port, Stage
 from riverbed._model.workflow import is_workflow_output, workflow_ends
 from riverbed._records import RunRecord, RunStatus, StageStatus, StepCommit, StepRecord
+from riverbed._runtime import queued
 from riverbed._runtime.cache import StepCache
 from riverbed._runtime.clock import SystemClock
 from riverbed._runtime.failures import FailureLog
@@ -183,6 +184,11 @@ def _recorded_input(store: Store | None, run_id: str, flow: Flow) -> Any:
         raise ValueError("rerun_of= needs the store the run was recorded in: pass store=")
     run = store.get_run(run_id)
     check_same_flow(run, flow.name)
+    if run.step is not None:
+        raise ValueError(
+            f"run {run_id} is step {run.step!r} of run {run.parent}, run on a queue for it: "
+            f"re-run {run.parent} instead"
+        )
     return pickle.loads(run.input) if run.input is not None else None
 
 
@@ -215,28 +221,37 @@ class _Execution:
         self.replayed: list[str] = []
         self.finished: dict[str, tuple[StageCounters, datetime]] = {}
         """The counters and start of each step committed in this attempt."""
+        self.record: RunRecord | None = None
+        """The run as stored (created, resumed or claimed); None without a store."""
+        self.step: str | None = None
+        """For a step run (one step of another workflow run, on its stage's queue): the
+        stage it runs; see ``riverbed._runtime.queued``."""
 
     async def run(self) -> RunResult:
         recorded: dict[int, StepRecord] = {}
         input = self.spec.input
         if self.spec.resume is not None:
             old = await self._take(self.spec.resume, input)
+            self.record = old
             input = pickle.loads(old.input) if old.input is not None else None
             self.steps = await asyncio.to_thread(self._store().steps, old.run_id)
             if old.status is RunStatus.SUCCEEDED:
                 outputs = pickle.loads(old.output) if old.output is not None else []
                 return self._result(RunStatus.SUCCEEDED, outputs)
+            if old.step is not None:  # a step run: that one step, on its events
+                self.step = old.step
+                return await self._go(self._only(old.step, input))
             recorded = {step.seq: step for step in self.steps}
         elif self.lifecycle is not None:
             await self._create(input)
-        return await self._go(input, recorded)
+        return await self._go(self._walk(input, recorded))
 
-    async def _go(self, input: Any, recorded: dict[int, StepRecord]) -> RunResult:
+    async def _go(self, walk: Coroutine[Any, Any, RunResult]) -> RunResult:
         if self.lifecycle is not None:
             self.lifecycle.keep_lease(self._lost_lease, asyncio.get_running_loop())
         try:
             with _interrupts(self):
-                return await self._walk(input, recorded)
+                return await walk
         except LeaseLostError as lost:
             if lost.status is RunStatus.CANCELLED:
                 return self._result(RunStatus.CANCELLED, [])
@@ -286,6 +301,7 @@ class _Execution:
             params=dict(self.spec.params),
         )
         await lifecycle.create_grouped(record, blocking=self.spec.blocking)
+        self.record = record
         self.observers.tell("started", record)
 
     def _resumable(self, run_id: str, input: Any) -> RunRecord:
@@ -428,9 +444,12 @@ class _Execution:
         await self._commit(StepCommit(self.run_id, stage_run=stage_run), None)
 
     async def _execute(self, chain: Chain, events: list[Any]) -> _Outcome:
-        """Run one stage on its events through the runner; its outputs per output port,
-        its counters, the error that stopped it (policy STOP) if one did, when it began."""
+        """Run one stage on its events through the runner (or, for a stage that names a
+        queue, as a step run there); its outputs per output port, its counters, the
+        error that stopped it (policy STOP) if one did, when it began."""
         stage = chain.head
+        if stage.queue is not None and self.step is None:
+            return await self._on_queue(stage, events)
         counters = StageCounters(stage.name, stage.kind)
         started = datetime.now(UTC)
         begin = time.perf_counter()
@@ -443,6 +462,65 @@ class _Execution:
             failure = error
         counters.seconds = time.perf_counter() - begin
         return _Outcome(produced, counters, failure, started, events)
+
+    async def _on_queue(self, stage: Stage, events: list[Any]) -> _Outcome:
+        """Run ``stage`` on ``events`` as a step run on its queue, and wait for it."""
+        assert stage.queue is not None
+        counters = StageCounters(stage.name, stage.kind)
+        started = datetime.now(UTC)
+        produced: dict[str, list[Any]] = {}
+        failure: StageFailedError | None = None
+        try:
+            if self.store is None or self.record is None:
+                raise ValueError(
+                    f"stage {stage.name!r} runs on queue {stage.queue!r}, as a run of its "
+                    "own that a worker of that queue takes from the store: run the "
+                    "workflow with a store"
+                )
+            ended = await queued.run_on_queue(
+                self.store,
+                self.record,
+                stage.name,
+                stage.queue,
+                events,
+                lambda: self.stop == "cancelled",
+            )
+        except ValueError as error:
+            failure = self.failures.stop(stage.name, error, f"stage {stage.name!r}")
+        else:
+            for name, value in queued.counts_of(ended.stage_run).items():
+                setattr(counters, name, value)
+            if ended.error is not None:
+                self.failures.adopt([ended.error], [], ended.error)
+                failure = StageFailedError(
+                    f"stage {stage.name!r} (step run {ended.run_id}): "
+                    f"{ended.error.error_type}: {ended.error.message}",
+                    stage=stage.name,
+                    attempts=ended.error.attempts,
+                )
+            else:
+                assert ended.outputs is not None
+                produced = ended.outputs
+        return _Outcome(produced, counters, failure, started, events)
+
+    async def _only(self, name: str, events: Any) -> RunResult:
+        """A step run: run stage ``name`` on ``events``, and end with its outputs by port
+        (which the workflow run that queued it records as its step)."""
+        chain = next((chain for chain in self.shape.steps if chain.head.name == name), None)
+        if chain is None:
+            raise RunNotResumableError(
+                f"run {self.run_id} is step {name!r} of run {self.record and self.record.parent}"
+                f", but flow {self.flow.name!r} has no such step now: start a new run",
+                run_id=self.run_id,
+            )
+        produced, counters, failure, started, _ = await self._execute(chain, events)
+        self.stats[name] = counters.freeze()
+        stage_run = self._stage_run(chain.head, counters, failure, started)
+        if failure is not None:
+            await self._commit(StepCommit(self.run_id, stage_run=stage_run), failure)
+            return self._result(RunStatus.FAILED, [])
+        await self._commit(StepCommit(self.run_id, stage_run=stage_run), None, [produced])
+        return self._result(RunStatus.SUCCEEDED, [produced])
 
     def _stage_run(
         self,

@@ -274,9 +274,12 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         7,
-        "named run queues: a worker claims the runs of the queues it serves",
+        "named run queues: a worker claims the runs of the queues it serves; step runs",
         (
             "ALTER TABLE riverbed_runs ADD COLUMN queue TEXT NOT NULL DEFAULT 'default'",
+            # A step run: one step of the workflow run `parent`, run on its stage's queue.
+            "ALTER TABLE riverbed_runs ADD COLUMN parent TEXT",
+            "ALTER TABLE riverbed_runs ADD COLUMN step TEXT",
             # A claim reads one index range per queue it serves, however many runs wait
             # in other queues. Partial: a run leaves it when it is claimed, so the index
             # costs nothing to the runs' later writes.

@@ -18,18 +18,18 @@ How it maps (docs/compat.md, "FlowKit"):
 - A task is a riverbed workflow run built from its graph by ``rb.workflow_from_graph``
   (``node_id`` -> ``id``, ``depends_on`` and ``edges`` -> edges, ``fan_in`` as is,
   ``retry_policy`` -> ``rb.Retry(attempts=max, backoff=backoff_sec)``,
-  ``io.input_inline`` -> inline input). ``create_task`` puts it into the queue
-  ``flowkit-tasks``; a started coordinator claims it and runs it, and its id is the
-  run's id (``riverbed runs list`` / ``show``; each node is a recorded step).
-- Each node goes to a worker serving its ``type`` through the queue: the task's step for
-  the node queues a node run (flow ``flowkit-node``, id ``TASK.NODE.N``) in the queue
-  ``flowkit-role:TYPE``, which only the workers serving that type claim, and records its
-  output (see ``riverbed.compat.flowkit.bus``). A node whose type no worker serves waits
-  in the queue until one starts.
+  ``io.input_inline`` -> inline input). ``create_task`` queues it (``rb.schedule``) in
+  the queue ``flowkit-tasks``; a started coordinator claims it and runs it, and its id is
+  the run's id (``riverbed runs list`` / ``show``; each node is a recorded step).
+- Each node's step is on the queue of its type (``flowkit-role:TYPE``): riverbed runs it
+  as a step run of its own (id ``TASK.NODE.N``, its ``parent`` the task), which only the
+  workers serving that type claim, wherever they run; the coordinator waits for it and
+  records its output. A node whose type no worker serves waits in its queue until one
+  starts.
 - Failure detection is riverbed's lease, for both sides: a worker that dies stops
-  renewing its node run's lease, and once it expires another worker serving the type
+  renewing its step run's lease, and once it expires another worker serving the type
   runs the node again; a coordinator that dies has its task taken over by another, which
-  replays the nodes already recorded and waits for the node runs in flight (each node is
+  replays the nodes already recorded and waits for the step runs in flight (each node is
   recorded exactly once, and run again only if its worker died while running it).
 - A handler is an object with ``async iter_batches(loaded)`` (yielding batches) and
   ``async process_batch(batch, ctx)`` (returning ``BatchResult``, a bool, a
@@ -37,16 +37,12 @@ How it maps (docs/compat.md, "FlowKit"):
   ``loaded`` is the node's ``input_inline`` for a node without dependencies, else a dict
   of its upstream nodes' outputs by node id (with ``input_inline`` under ``"input"``). A
   handler node's output is the list of its batches' metrics.
-- ``io.start_when: "first_batch"`` (streaming between stages): each batch of its one
-  upstream node goes, as soon as the upstream's worker processed it, to a worker serving
-  the first-batch node (a node run of its own per batch); the upstream node's output is
-  then the list of its batches, and the first-batch node's the list of its batches'
-  metrics. Both stay recorded steps (see ``rb.workflow_from_graph``).
-
-A task records its store's URL as the store keeps it, without a password: a process
-with no coordinator or worker started on that store (``riverbed runs resume TASK`` in a
-shell) opens it from that URL, so give PostgreSQL's password there through
-``PGPASSWORD`` or ``~/.pgpass``.
+- ``io.start_when: "first_batch"`` (streaming between stages): the node's
+  ``process_batch`` is called on each batch of its one upstream node as soon as that
+  batch is processed, in the upstream node's step, so on the worker that runs it (which
+  must serve the first-batch node's type too); the upstream node's output is then the
+  list of its batches, and the first-batch node's the list of its batches' metrics. Both
+  stay recorded steps (see ``rb.workflow_from_graph``).
 
 Where riverbed differs from FlowKit, on purpose: a batch whose ``process_batch`` reports
 failure fails the node (then its ``retry_policy`` applies) rather than being dropped
@@ -55,7 +51,6 @@ workers' own objects: workers run their nodes on the local runner, in their proc
 (``RIVERBED_RUNNER`` does not move them to Ray; start workers on the machines instead).
 """
 
-from riverbed.compat.flowkit.bus import node_flow
 from riverbed.compat.flowkit.coordinator import Coordinator, CoordinatorConfig, task_flow
 from riverbed.compat.flowkit.graph import to_graph_spec
 from riverbed.compat.flowkit.handlers import BatchResult, RunContext
@@ -68,7 +63,6 @@ __all__ = [
     "RunContext",
     "Worker",
     "WorkerConfig",
-    "node_flow",
     "task_flow",
     "to_graph_spec",
 ]

@@ -1,15 +1,12 @@
 """FlowKit's coordinator: creates tasks, and schedules their nodes (a task is a riverbed
-workflow run whose steps send its nodes to the workers serving their types)."""
+workflow run whose steps run on the queues of their nodes' types)."""
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import threading
 import time
 import uuid
-from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +14,7 @@ from typing import Any
 import riverbed as rb
 from riverbed.compat.flowkit import bus
 from riverbed.compat.flowkit.graph import first_batch_consumers, to_graph_spec
+from riverbed.compat.flowkit.handlers import RunContext
 
 __all__ = ["Coordinator", "CoordinatorConfig", "task_flow"]
 
@@ -37,86 +35,78 @@ class CoordinatorConfig:
 
 
 def task_flow(
-    graph: Mapping[str, Any],
-    params: Mapping[str, Any],
-    task_id: str,
-    name: str = "flowkit-task",
-    store: str = "",
+    graph: Mapping[str, Any], params: Mapping[str, Any], task_id: str, name: str = "flowkit-task"
 ) -> rb.Flow:
-    """The workflow of a task (a run's target: a coordinator builds it when it claims
-    it): one step per node, which queues the node for the workers serving its type in the
-    store at URL ``store`` and waits for its output."""
+    """The workflow of a task (a run's target: the coordinator that claims the task builds
+    it, and so does each worker that claims one of its nodes): one step per node, on the
+    queue of its type, whose handler is that of a worker serving the type."""
     spec = to_graph_spec(graph, name)
     feeds = first_batch_consumers(spec)
-    fed = {node["id"] for nodes in feeds.values() for node in nodes}
+    fed = {node["id"]: source for source, nodes in feeds.items() for node in nodes}
     handlers: dict[str, Any] = {}
     for node in spec["nodes"]:
-        call = bus.NodeCall(store, task_id, node["id"], node["type"], dict(params))
-        step: Any
-        if node["id"] in feeds and node["id"] in fed:
-            raise rb.FlowDefinitionError(
-                f"node {node['id']!r} starts on its upstream node's first batch, so it "
-                "cannot feed first-batch nodes itself",
-                stage=node["id"],
-            )
-        if node["id"] in feeds:
-            consumers = tuple((n["id"], n["type"]) for n in feeds[node["id"]])
-            step = _StreamStep(dataclasses.replace(call, mode="stream", consumers=consumers))
-        elif node["id"] in fed:
-            step = _FedStep(call)
+        node_id, kind = node["id"], node["type"]
+        step: _RoleCall
+        if node_id in fed:  # runs in its upstream's step, on that node's worker
+            step = _RoleCall(kind, task_id, dict(params), node_id, fed[node_id], per_batch=True)
         else:
-            step = _NodeStep(call)
+            node["queue"] = bus.role_queue(kind)
+            role = _RoleStream if node_id in feeds else _RoleCall
+            step = role(kind, task_id, dict(params), node_id)
         # One handler per node, so that each knows its node: keyed "type#node".
-        key = f"{node['type']}#{node['id']}"
+        key = f"{kind}#{node_id}"
         handlers[key] = step
         node["type"] = key
     return rb.workflow_from_graph(spec, handlers)
 
 
-@dataclass(frozen=True, eq=False)  # hashed by identity: its call holds a dict
-class _NodeStep:
-    """A node's step: the node, run by a worker serving its type."""
+@dataclass(frozen=True, eq=False)  # hashed by identity: its params are a dict
+class _RoleCall:
+    """A node's handler: that of a started FlowKit worker of this process serving its
+    type (the process took the node from its type's queue). ``per_batch``: a first-batch
+    node, called on each batch of node ``upstream``, in that node's step."""
 
-    call: bus.NodeCall
+    type: str
+    task_id: str
+    params: dict[str, Any]
+    node: str
+    upstream: str = ""
+    per_batch: bool = False
 
     async def __call__(self, loaded: Any) -> Any:
-        return await bus.dispatch(self.call, loaded, f"{self.call.task_id}.{self.call.node}")
+        worker, ctx = self.worker()
+        if self.per_batch:
+            return await worker.run_batch(self.type, loaded, ctx)
+        return await worker.run_node(self.type, loaded, ctx)
 
-
-# The results of first-batch nodes, computed on the workers as each batch came, waiting
-# for their node's step (called on each batch inside the upstream node's step).
-_fed: dict[tuple[str, str], deque[Any]] = {}
-_fed_lock = threading.Lock()
+    def worker(self) -> tuple[Any, RunContext]:
+        """The worker that runs this node here, and the node's ``ctx``."""
+        worker = bus.serving(self.type, self.task_id)
+        if worker is None:
+            where = (
+                f"it starts on the first batch of node {self.upstream!r} and runs in that "
+                f"node's step, on a worker of that node's type: give that worker role "
+                f"{self.type!r} too"
+                if self.per_batch
+                else "start a FlowKit Worker serving it (riverbed worker cannot: its handlers "
+                "are a Worker's objects)"
+            )
+            raise RuntimeError(
+                f"task {self.task_id}, node {self.node!r}: no FlowKit Worker of this process "
+                f"serves type {self.type!r}; {where}"
+            )
+        return worker, RunContext(self.task_id, self.node, worker.worker_id, self.params)
 
 
 @dataclass(frozen=True, eq=False)
-class _StreamStep(_NodeStep):
-    """The step of a node that first-batch nodes read: its node run streams each batch to
-    them on the workers; the step then hands their results to their steps (which the
-    workflow calls on each batch it yields) and yields the batches."""
+class _RoleStream(_RoleCall):
+    """The handler of a node that first-batch nodes read: yields each of its batches once
+    processed, so that they are called on it at once (its output is the list of batches)."""
 
-    async def __call__(self, loaded: Any) -> AsyncIterator[Any]:  # type: ignore[override]
-        call = self.call
-        out = await bus.dispatch(call, loaded, f"{call.task_id}.{call.node}")
-        with _fed_lock:
-            for node, _ in call.consumers:
-                _fed[call.task_id, node] = deque(out["results"][node])
-        for batch in out["batches"]:
+    async def __call__(self, loaded: Any) -> Any:
+        worker, ctx = self.worker()
+        async for batch, _ in worker.stream_node(self.type, loaded, ctx):
             yield batch
-
-
-@dataclass(frozen=True, eq=False)
-class _FedStep(_NodeStep):
-    """A first-batch node's step on one batch: the result its worker gave for it."""
-
-    async def __call__(self, batch: Any) -> Any:
-        key = self.call.task_id, self.call.node
-        with _fed_lock:
-            results = _fed[key]
-            result = results.popleft()
-            if not results:  # the upstream's last batch: nothing more will come
-                del _fed[key]
-            return result
 
 
 class Coordinator:
@@ -156,7 +146,6 @@ class Coordinator:
             "params": dict(params),
             "task_id": task_id,
             "name": self.cfg.flow_name,
-            "store": store.url,
         }
         # Built now from its target: a bad graph is refused here, naming the node or edge.
         await asyncio.to_thread(

@@ -1,0 +1,114 @@
+"""Workflow steps on named queues: a stage with ``queue=`` runs as a step run that only a
+worker serving that queue takes, in its own process, and the workflow records its output
+as the step (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+import riverbed as rb
+from tests.workflow import queued_app
+
+ROOT = Path(__file__).resolve().parents[2]
+TARGET = "tests.workflow.queued_app:render_job"
+
+
+def _worker(store_url: str, *queues: str) -> subprocess.Popen[str]:
+    """A `riverbed worker` process serving ``queues``, until the queue stays empty 2 s."""
+    options = [option for queue in queues for option in ("--queue", queue)]
+    return subprocess.Popen(
+        [sys.executable, "-m", "riverbed", "worker", "--store", store_url, *options,
+         "--poll", "0.05", "--idle-exit", "2"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"},
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+
+
+def test_a_step_on_a_queue_runs_on_a_worker_of_that_queue(store_url: str) -> None:
+    """`render` (queue "gpu") runs in the worker process serving "gpu", `prepare` in the
+    workflow's own; both are the workflow's recorded steps, and the step run is a run of
+    its own, in queue "gpu", naming its parent and step."""
+    gpu = _worker(store_url, "gpu")
+    result = rb.run(queued_app.render_job, {"name": "teapot"}, store=store_url)
+    _, err = gpu.communicate(timeout=60)
+    assert gpu.returncode == 0, err
+    assert result.status is rb.RunStatus.SUCCEEDED, result.error
+    assert result.output["prepared_by"] == os.getpid()
+    assert result.output["rendered_by"] == gpu.pid
+    assert [step.stage for step in result.steps] == ["prepare", "render"]
+    assert result.stages["render"].events_in == 1
+    with rb.open_store(store_url) as store:
+        step_run = store.get_run(f"{result.run_id}.render.1")
+    assert (step_run.queue, step_run.parent, step_run.step) == ("gpu", result.run_id, "render")
+    assert step_run.status is rb.RunStatus.SUCCEEDED
+    assert step_run.target == TARGET
+
+
+def test_a_failed_step_run_fails_the_workflow_and_a_resume_queues_it_again(
+    store_url: str, tmp_path: Path
+) -> None:
+    """The step run's error is the workflow's (its type and message); resumed after the
+    fix, the workflow replays `prepare` and queues `render` again (step run .2)."""
+    flag = tmp_path / "broken"
+    flag.touch()
+    job = {"name": "kettle", "fail_while": str(flag)}
+    gpu = threading.Thread(target=rb.Worker(store_url, queues=["gpu"], idle_exit=2).run)
+    gpu.start()
+    failed = rb.run(queued_app.render_job, job, store=store_url)
+    assert failed.status is rb.RunStatus.FAILED
+    assert failed.error is not None
+    assert (failed.error.stage, failed.error.error_type) == ("render", "ValueError")
+    assert "no GPU memory for kettle" in failed.error.message
+    flag.unlink()
+    resumed = rb.run(queued_app.render_job, store=store_url, resume=failed.run_id)
+    gpu.join(30)
+    assert resumed.status is rb.RunStatus.SUCCEEDED, resumed.error
+    assert resumed.replayed == ("prepare",)
+    with rb.open_store(store_url) as store:
+        runs = {run.run_id: run.status for run in store.list_runs(flow="render-job")}
+    assert runs[f"{failed.run_id}.render.1"] is rb.RunStatus.FAILED
+    assert runs[f"{failed.run_id}.render.2"] is rb.RunStatus.SUCCEEDED
+    with pytest.raises(ValueError, match=f"is step 'render' of run {failed.run_id}"):
+        rb.run(queued_app.render_job, store=store_url, rerun_of=f"{failed.run_id}.render.2")
+
+
+def test_queues_are_checked_when_the_flow_is_built_or_run(store_url: str) -> None:
+    """A queue that is no name, a queue on a stream's stage, on a first-batch graph node,
+    or a queued step of a run without a store or without a target: each is refused
+    saying why."""
+    flow = rb.Flow("bad-name")
+    with pytest.raises(rb.FlowDefinitionError, match="queue: a queue name is"):
+        flow.input().map(queued_app.render, queue="two words")
+    stream = rb.Flow("stream")
+    stream.source([1]).map(str, queue="gpu").sink(print)
+    with pytest.raises(rb.FlowDefinitionError, match="queue='gpu', which is for the steps"):
+        stream.validate()
+    graph = {
+        "nodes": [
+            {"id": "read", "type": "read"},
+            {"id": "sum", "type": "sum", "start": "first_batch", "queue": "gpu"},
+        ],
+        "edges": [["read", "sum"]],
+    }
+
+    def read(spec: object) -> object:
+        yield [1]
+
+    with pytest.raises(rb.FlowDefinitionError, match="give the queue to 'read'"):
+        rb.workflow_from_graph(graph, {"read": read, "sum": sum})
+    nowhere = rb.run(queued_app.render_job, {"name": "x"}, store=False)
+    assert nowhere.error is not None
+    assert "run the workflow with a store" in nowhere.error.message
+    local = rb.Flow("no-target")
+    local.input().map(queued_app.render, queue="gpu").output()
+    orphan = rb.run(local, {"name": "x"}, store=store_url)
+    assert orphan.error is not None
+    assert "whose workers load the workflow by its target" in orphan.error.message
