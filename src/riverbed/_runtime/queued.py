@@ -22,17 +22,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import pickle
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from riverbed._errors import DuplicateRunError, InvalidTransitionError, RunNotFoundError
+from riverbed._errors import (
+    DuplicateRunError,
+    InvalidTransitionError,
+    RunNotFoundError,
+    StageFailedError,
+)
+from riverbed._model.stages import Stage
 from riverbed._records import COUNTS, RunRecord, RunStatus, StageError, StageRun
-from riverbed._runtime.result import event_repr
+from riverbed._runtime.failures import FailureLog
+from riverbed._runtime.result import StageCounters, event_repr
 from riverbed._store.protocol import Store
 
-__all__ = ["WAIT_SECONDS", "StepRunEnded", "counts_of", "run_on_queue"]
+__all__ = ["WAIT_SECONDS", "StepRunEnded", "run_on_queue", "step_on_queue"]
 
 WAIT_SECONDS = (0.02, 1.0)
 """Seconds between two looks at a step run being waited for: the first, and the longest
@@ -147,6 +154,40 @@ def _cancelled(record: RunRecord, stage: str) -> StageError:
     )
 
 
-def counts_of(stage_run: StageRun | None) -> Mapping[str, Any]:
-    """A step run's stage counts, by name (none if it recorded none)."""
-    return {} if stage_run is None else {name: getattr(stage_run, name) for name in COUNTS}
+async def step_on_queue(
+    store: Store | None,
+    parent: RunRecord | None,
+    stage: Stage,
+    events: list[Any],
+    failures: FailureLog,
+    cancelled: Callable[[], bool],
+) -> tuple[dict[str, list[Any]], StageCounters, StageFailedError | None]:
+    """Step ``stage`` of workflow run ``parent`` on ``events``, run as a step run on the
+    stage's queue: its outputs by port, its counters (the step run's stage run's), and
+    the error that stopped it, recorded in ``failures`` as the step's own."""
+    assert stage.queue is not None
+    counters = StageCounters(stage.name, stage.kind)
+    try:
+        if store is None or parent is None:
+            raise ValueError(
+                f"stage {stage.name!r} runs on queue {stage.queue!r}, as a run of its own "
+                "that a worker of that queue takes from the store: run the workflow with a "
+                "store"
+            )
+        ended = await run_on_queue(store, parent, stage.name, stage.queue, events, cancelled)
+    except ValueError as error:
+        return {}, counters, failures.stop(stage.name, error, f"stage {stage.name!r}")
+    if ended.stage_run is not None:
+        for name in COUNTS:
+            setattr(counters, name, getattr(ended.stage_run, name))
+    if ended.error is None:
+        assert ended.outputs is not None
+        return ended.outputs, counters, None
+    failures.adopt([ended.error], [], ended.error)
+    failure = StageFailedError(
+        f"stage {stage.name!r} (step run {ended.run_id}): {ended.error.error_type}: "
+        f"{ended.error.message}",
+        stage=stage.name,
+        attempts=ended.error.attempts,
+    )
+    return {}, counters, failure

@@ -465,42 +465,10 @@ class _Execution:
 
     async def _on_queue(self, stage: Stage, events: list[Any]) -> _Outcome:
         """Run ``stage`` on ``events`` as a step run on its queue, and wait for it."""
-        assert stage.queue is not None
-        counters = StageCounters(stage.name, stage.kind)
         started = datetime.now(UTC)
-        produced: dict[str, list[Any]] = {}
-        failure: StageFailedError | None = None
-        try:
-            if self.store is None or self.record is None:
-                raise ValueError(
-                    f"stage {stage.name!r} runs on queue {stage.queue!r}, as a run of its "
-                    "own that a worker of that queue takes from the store: run the "
-                    "workflow with a store"
-                )
-            ended = await queued.run_on_queue(
-                self.store,
-                self.record,
-                stage.name,
-                stage.queue,
-                events,
-                lambda: self.stop == "cancelled",
-            )
-        except ValueError as error:
-            failure = self.failures.stop(stage.name, error, f"stage {stage.name!r}")
-        else:
-            for name, value in queued.counts_of(ended.stage_run).items():
-                setattr(counters, name, value)
-            if ended.error is not None:
-                self.failures.adopt([ended.error], [], ended.error)
-                failure = StageFailedError(
-                    f"stage {stage.name!r} (step run {ended.run_id}): "
-                    f"{ended.error.error_type}: {ended.error.message}",
-                    stage=stage.name,
-                    attempts=ended.error.attempts,
-                )
-            else:
-                assert ended.outputs is not None
-                produced = ended.outputs
+        produced, counters, failure = await queued.step_on_queue(
+            self.store, self.record, stage, events, self.failures, lambda: self.stop == "cancelled"
+        )
         return _Outcome(produced, counters, failure, started, events)
 
     async def _only(self, name: str, events: Any) -> RunResult:
