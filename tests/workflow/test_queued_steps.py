@@ -4,11 +4,14 @@ as the step (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -112,3 +115,66 @@ def test_queues_are_checked_when_the_flow_is_built_or_run(store_url: str) -> Non
     orphan = rb.run(local, {"name": "x"}, store=store_url)
     assert orphan.error is not None
     assert "whose workers load the workflow by its target" in orphan.error.message
+
+
+def test_a_cancelled_workflow_cancels_its_step_run_in_flight(
+    store_url: str, tmp_path: Path
+) -> None:
+    """`riverbed runs cancel` of a workflow waiting for its step run: the workflow notices
+    (its lease) and cancels the step run too; both end CANCELLED, and the step run's
+    worker records nothing more of it."""
+    flag = tmp_path / "hold"
+    flag.touch()
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}", "RIVERBED_LEASE_SECONDS": "1"}
+    gpu = _worker(store_url, "gpu")
+    job = json.dumps({"name": "vase", "hold_while": str(flag)})
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "riverbed", "run", TARGET, "--input", job, "--store", store_url],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        with rb.open_store(store_url) as store:
+            step = _wait_for(lambda: _running_step(store), "the step run running")
+            cancelled = subprocess.run(
+                [sys.executable, "-m", "riverbed", "runs", "cancel", step.parent or "",
+                 "--store", store_url],
+                cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            assert cancelled.returncode == 0, cancelled.stderr
+            _wait_for(
+                lambda: store.get_run(step.run_id).status is rb.RunStatus.CANCELLED,
+                "the step run cancelled",
+            )
+            flag.unlink()  # the step's call returns; its run stays CANCELLED
+            parent.communicate(timeout=60)
+            gpu.communicate(timeout=60)
+            assert store.get_run(step.parent or "").status is rb.RunStatus.CANCELLED
+            assert store.get_run(step.run_id).status is rb.RunStatus.CANCELLED
+    finally:
+        for process in (parent, gpu):
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+
+
+def _running_step(store: rb.Store) -> rb.RunRecord | None:
+    return next(
+        (
+            run
+            for run in store.list_runs(flow="render-job")
+            if run.step and run.status.value == "running"
+        ),
+        None,
+    )
+
+
+def _wait_for(found: Any, what: str, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := found()):
+        assert time.monotonic() < deadline, f"{what} never happened"
+        time.sleep(0.05)
+    return value
