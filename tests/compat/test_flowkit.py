@@ -165,6 +165,23 @@ def test_quickstart_runs_with_only_its_import_lines_changed(
     assert output == [[{"words": 1, "node": "process_data"}, {"words": 1, "node": "process_data"}]]
 
 
+READ_THEN_SUM = {
+    "nodes": [
+        {"node_id": "read", "type": "read"},
+        {"node_id": "sum", "type": "sum", "io": {"start_when": "first_batch"}},
+    ],
+    "edges": [["read", "sum"]],
+}
+"""A node whose batches a first-batch node reads."""
+
+
+async def run_task(url: str, graph: dict[str, Any], *workers: Worker) -> rb.RunRecord:
+    """The record of a task of ``graph`` once it ended, run by ``workers`` and a
+    coordinator started for it."""
+    coordinator = await started(url, *workers)
+    return await coordinator.wait_task(await coordinator.create_task({}, graph))
+
+
 async def started(url: str, *workers: Worker) -> Coordinator:
     """A started coordinator on ``url``, after starting ``workers``."""
     for worker in workers:
@@ -452,19 +469,7 @@ def test_first_batch_streams_between_stages(tmp_path: Path) -> None:
 
     url = url_in(tmp_path)
     worker = Worker(url, WorkerConfig(roles=["read", "sum"]), {"read": Reader(), "sum": Summer()})
-    graph = {
-        "nodes": [
-            {"node_id": "read", "type": "read"},
-            {"node_id": "sum", "type": "sum", "io": {"start_when": "first_batch"}},
-        ],
-        "edges": [["read", "sum"]],
-    }
-
-    async def main() -> rb.RunRecord:
-        coordinator = await started(url, worker)
-        return await coordinator.wait_task(await coordinator.create_task({}, graph))
-
-    record = asyncio.run(main())
+    record = asyncio.run(run_task(url, READ_THEN_SUM, worker))
     assert record.status is rb.RunStatus.SUCCEEDED, record.error
     assert order[:4] == ["read [0, 1]", "sum [0, 1]", "read 1 after sum [0, 1]", "read [2, 3]"]
     import pickle
@@ -668,19 +673,7 @@ def test_a_first_batch_node_runs_on_its_upstream_nodes_worker(tmp_path: Path) ->
             return True
 
     worker = Worker(url, WorkerConfig(roles=["read"]), {"read": Reader()})
-    graph = {
-        "nodes": [
-            {"node_id": "read", "type": "read"},
-            {"node_id": "sum", "type": "sum", "io": {"start_when": "first_batch"}},
-        ],
-        "edges": [["read", "sum"]],
-    }
-
-    async def main() -> rb.RunRecord:
-        coordinator = await started(url, worker)
-        return await coordinator.wait_task(await coordinator.create_task({}, graph))
-
-    record = asyncio.run(main())
+    record = asyncio.run(run_task(url, READ_THEN_SUM, worker))
     assert record.status is rb.RunStatus.FAILED
     assert record.error is not None
     assert "node 'sum': no FlowKit Worker of this process serves type 'sum'" in (
