@@ -56,10 +56,11 @@ def test_a_step_on_a_queue_runs_on_a_worker_of_that_queue(store_url: str) -> Non
 
 
 def test_a_failed_step_run_fails_the_workflow_and_a_resume_queues_it_again(
-    store_url: str, tmp_path: Path
+    store_url: str, tmp_path: Path, on_runner: str
 ) -> None:
     """The step run's error is the workflow's (its type and message); resumed after the
-    fix, the workflow replays `prepare` and queues `render` again (step run .2)."""
+    fix, the workflow replays `prepare` and queues `render` again (step run .2). On each
+    runner: the workflow's and the worker's."""
     flag = tmp_path / "broken"
     flag.touch()
     job = {"name": "kettle", "fail_while": str(flag)}
@@ -77,6 +78,9 @@ def test_a_failed_step_run_fails_the_workflow_and_a_resume_queues_it_again(
     assert resumed.replayed == ("prepare",)
     with rb.open_store(store_url) as store:
         runs = {run.run_id: run.status for run in store.list_runs(flow="render-job")}
+        step_run = store.get_run(f"{failed.run_id}.render.2")
+        assert (step_run.runner or "").startswith(on_runner)  # the worker's runner ran it
+        assert (store.get_run(failed.run_id).runner or "").startswith(on_runner)
     assert runs[f"{failed.run_id}.render.1"] is rb.RunStatus.FAILED
     assert runs[f"{failed.run_id}.render.2"] is rb.RunStatus.SUCCEEDED
     with pytest.raises(ValueError, match=f"is step 'render' of run {failed.run_id}"):
