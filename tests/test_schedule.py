@@ -62,3 +62,22 @@ def test_what_cannot_be_scheduled_fails_at_once_saying_why(store_url: str) -> No
         rb.schedule(cli_runs_app.workflow, store=False)  # type: ignore[arg-type]
     with rb.open_store(store_url) as store:
         assert store.list_runs() == []
+
+
+def test_a_worker_looks_again_soon_after_a_run_then_less_often(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An idle worker's waits between claims start short after a run (the next run of a
+    burst, or the next queued step of a workflow, is taken at once) and double up to
+    ``poll``; a run taken starts the waits short again."""
+    waits: list[float] = []
+    worker = rb.Worker(store_url, poll=1.0, max_runs=2)
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) in (7, 9):  # the queue stayed empty this long: a run comes
+            rb.schedule(cli_runs_app.workflow, {"net": 1.0}, store=worker.store)
+
+    monkeypatch.setattr(worker, "_sleep", sleep)
+    assert worker.run() == 2
+    assert waits == [0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0, 0.05, 0.1]

@@ -240,7 +240,8 @@ class Worker(_Worker):
     executes the runs it takes: a ``Runner`` (``rb.RayRunner(...)``), a runner's name
     (``"local"``, ``"ray"``), or None for ``$RIVERBED_RUNNER`` (else local). ``queues``: the
     queues whose runs it takes (``["default"]`` unless given; see ``RunRecord.queue``).
-    ``poll``: seconds between claims when the queue is empty; ``idle_exit``: stop after
+    ``poll``: the longest wait between claims when the queue is empty (it looks again
+    within 0.05 s of a run, then less and less often); ``idle_exit``: stop after
     the queue has been empty that long (None: never); ``max_runs``: stop after that many
     runs; ``checkpoint_interval``: seconds between the checkpoints of the runs it runs (by
     default, that of ``Flow.run``). SIGTERM and Ctrl-C stop it cleanly: the run it holds

@@ -92,7 +92,10 @@ def _log_to_stderr(verbose: bool) -> Iterator[None]:
         _log.setLevel(level)
 
 
-Poll = Annotated[float, typer.Option(help="Seconds between claims when idle (> 0).")]
+Poll = Annotated[
+    float,
+    typer.Option(help="The longest wait between claims when idle, in seconds (> 0)."),
+]
 Queues = Annotated[
     list[str] | None,
     typer.Option(

@@ -50,13 +50,17 @@ __all__ = ["Worker"]
 
 logger = logging.getLogger("riverbed")
 
+FIRST_POLL = 0.05
+"""Seconds an idle worker first waits before it looks at the queue again (see
+``Worker.run``)."""
+
 
 class Worker:
     """Takes runs from ``store``'s queue and runs them, one at a time, on ``runner``.
     Public as ``riverbed.Worker``, which also takes a store URL and picks the defaults.
 
     ``queues``: the queues whose runs it claims (``RunRecord.queue``; the default queue
-    unless given). ``poll``: seconds between claims when the queue is empty;
+    unless given). ``poll``: the longest wait between claims when the queue is empty;
     ``idle_exit``: stop after the queue has been empty that long (None: never);
     ``max_runs``: stop after that many runs; ``checkpoint_interval``: seconds between the
     checkpoints of the runs it runs (by default, that of ``Flow.run``). SIGTERM and Ctrl-C
@@ -91,19 +95,25 @@ class Worker:
         """Set by SIGTERM or Ctrl-C: the worker takes no more runs."""
 
     def run(self) -> int:
-        """Claim and run until ``max_runs``, ``idle_exit`` or a stop; return how many ran."""
+        """Claim and run until ``max_runs``, ``idle_exit`` or a stop; return how many ran.
+        An empty queue is looked at again soon after a run (runs come in bursts: the next
+        of a batch, a workflow's next step on this queue), then less and less often: the
+        wait doubles from ``FIRST_POLL`` up to ``poll``."""
         idle_since = time.monotonic()
+        wait = min(FIRST_POLL, self.poll)
         with self._signals():
             while not self.stopping and (self.max_runs is None or len(self.done) < self.max_runs):
                 self._listen()  # again: a run's event loop resets the handlers when it ends
                 record = self.run_one()
                 if record is not None:
                     idle_since = time.monotonic()
+                    wait = min(FIRST_POLL, self.poll)
                     self.stopping = self.stopping or record.status is RunStatus.SCHEDULED
                     continue
                 if self.idle_exit is not None and time.monotonic() - idle_since >= self.idle_exit:
                     break
-                self._sleep(self.poll)
+                self._sleep(wait)
+                wait = min(wait * 2, self.poll)
         return len(self.done)
 
     def run_one(self) -> RunRecord | None:
