@@ -23,7 +23,8 @@ from riverbed._runtime.ray.runner import RayRunner
 from riverbed._runtime.result import RunResult
 from riverbed._runtime.runner import Runner
 from riverbed._runtime.worker import Worker as _Worker
-from riverbed._runtime.workflow import MISSING, WorkflowRun, execute_workflow
+from riverbed._runtime.workflow import WorkflowRun, execute_workflow
+from riverbed._runtime.workflow_shape import MISSING
 from riverbed._store import Store, open_store
 from riverbed._store.url import check_url, resolve_url
 

@@ -14,7 +14,7 @@ from riverbed._model.origin import origin_of
 from riverbed._records import DEFAULT_QUEUE, RunRecord, RunStatus
 from riverbed._run import opened
 from riverbed._runtime.result import event_repr
-from riverbed._runtime.workflow import MISSING
+from riverbed._runtime.workflow_shape import MISSING
 from riverbed._store import Store
 
 __all__ = ["schedule"]

@@ -40,23 +40,18 @@ import contextlib
 import dataclasses
 import logging
 import pickle
-import signal
-import threading
 import time
 import uuid
-import weakref
-from collections.abc import Coroutine, Iterator, Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import FrameType
 from typing import Any, NamedTuple
 
 from riverbed._errors import LeaseLostError, RiverbedError, RunNotResumableError, StageFailedError
 from riverbed._model import data as declared
 from riverbed._model.flow import Flow
-from riverbed._model.plan import Chain, make_plan
+from riverbed._model.plan import Chain
 from riverbed._model.stages import Port, Stage
-from riverbed._model.workflow import is_workflow_output, workflow_ends
 from riverbed._records import RunRecord, RunStatus, StageStatus, StepCommit, StepRecord
 from riverbed._runtime import queued
 from riverbed._runtime.cache import StepCache
@@ -68,33 +63,13 @@ from riverbed._runtime.observer import Observers, RunObserver
 from riverbed._runtime.restore import check_same_flow, crashed_if_dead
 from riverbed._runtime.result import RunResult, StageCounters, StageStats, event_repr
 from riverbed._runtime.runner import Runner, Step
+from riverbed._runtime.workflow_shape import MISSING, Shape, shape_of
+from riverbed._runtime.workflow_signals import released_on_signal
 from riverbed._store.protocol import Store
 
-__all__ = ["MISSING", "WorkflowRun", "execute_workflow"]
+__all__ = ["WorkflowRun", "execute_workflow", "record_bytes"]
 
 logger = logging.getLogger("riverbed")
-
-
-class _Missing:
-    """The type of ``MISSING``: "no input given" (None is a valid input)."""
-
-    def __repr__(self) -> str:
-        return "MISSING"
-
-
-MISSING: Any = _Missing()
-
-
-@dataclass(frozen=True)
-class _Shape:
-    """What a flow's workflow runs are made of, worked out once per flow."""
-
-    stages: tuple[Stage, ...]
-    input: Stage
-    output: Stage | None
-    steps: tuple[Chain, ...]
-    """One chain per stage that is a step, in topological order (the output excluded)."""
-    version: str
 
 
 class _Outcome(NamedTuple):
@@ -108,28 +83,6 @@ class _Outcome(NamedTuple):
     started: datetime
     events: list[Any]
     """What it received (its declared reads are checked against them)."""
-
-
-_shapes: weakref.WeakKeyDictionary[Flow, _Shape] = weakref.WeakKeyDictionary()
-
-
-def shape_of(flow: Flow) -> _Shape:
-    """The workflow shape of ``flow`` (checked, planned without fusion); cached while the
-    flow's stages stay the same objects."""
-    stages = flow.stages
-    known = _shapes.get(flow)
-    if (
-        known is not None
-        and len(known.stages) == len(stages)
-        and all(a is b for a, b in zip(known.stages, stages, strict=True))
-    ):
-        return known
-    source, output = workflow_ends(flow.name, stages)
-    plan = make_plan(flow.name, stages, on_error=flow.on_error, retry=flow.retry, fuse=False)
-    steps = tuple(chain for chain in plan.chains if not is_workflow_output(chain.head))
-    shape = _Shape(stages, source, output, steps, flow.version)
-    _shapes[flow] = shape
-    return shape
 
 
 @dataclass
@@ -195,7 +148,7 @@ def _recorded_input(store: Store | None, run_id: str, flow: Flow) -> Any:
 class _Execution:
     """One attempt at one workflow run."""
 
-    def __init__(self, spec: WorkflowRun, shape: _Shape, store: Store | None, runner: Runner):
+    def __init__(self, spec: WorkflowRun, shape: Shape, store: Store | None, runner: Runner):
         self.spec = spec
         self.flow = spec.flow
         self.shape = shape
@@ -250,7 +203,7 @@ class _Execution:
         if self.lifecycle is not None:
             self.lifecycle.keep_lease(self._lost_lease, asyncio.get_running_loop())
         try:
-            with _interrupts(self):
+            with released_on_signal(self):
                 return await walk
         except LeaseLostError as lost:
             if lost.status is RunStatus.CANCELLED:
@@ -590,30 +543,6 @@ class _Execution:
             steps=tuple(sorted(self.steps, key=lambda step: step.seq)),
             replayed=tuple(self.replayed),
         )
-
-
-@contextlib.contextmanager
-def _interrupts(execution: _Execution) -> Iterator[None]:
-    """While a worker runs a claimed workflow in the main thread, SIGTERM and Ctrl-C stop
-    it at the next step boundary and put it back into the queue. The handlers are
-    Python's own, which run between two bytecodes even while a synchronous step keeps the
-    event loop busy; observers are told (the worker stops after this run)."""
-    if not execution.spec.claimed or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    outer = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
-
-    def release(number: int, frame: FrameType | None) -> None:
-        execution.stop = "released"
-        execution.observers.tell("stopping", signal.Signals(number).name)
-
-    for number in outer:
-        signal.signal(number, release)
-    try:
-        yield
-    finally:
-        for number, handler in outer.items():
-            signal.signal(number, handler)
 
 
 def record_bytes(value: Any, what: str, flow: str, run_id: str) -> bytes:
