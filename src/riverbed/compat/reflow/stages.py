@@ -6,7 +6,7 @@ import abc
 import inspect
 import re
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import riverbed as rb
 
@@ -104,9 +104,16 @@ class FlowStage(abc.ABC):
         self.downstream.append((next_stage, policy))
         return next_stage
 
-    @abc.abstractmethod
+    FUNCTION: ClassVar[str]
+    """The attribute holding the stage's function, set by ``with_<FUNCTION>(fn)``."""
+
     def _function(self) -> Callable[..., Any]:
-        """The user function this stage calls."""
+        fn: Callable[..., Any] | None = getattr(self, self.FUNCTION)
+        if fn is None:
+            raise ValueError(
+                f"this {type(self).__name__} has no function: call with_{self.FUNCTION}(fn)"
+            )
+        return fn
 
     def _name(self) -> str:
         fn = self._function()
@@ -123,6 +130,8 @@ class EventSource(FlowStage):
     raises ``EndOfStreamException`` at the end. Each worker has its own state, kept in
     the run's checkpoints (see ``rb.Producer``)."""
 
+    FUNCTION = "producer_fn"
+
     def __init__(self, init_fn: InitFn | None = None, max_workers: int = 0) -> None:
         super().__init__(init_fn, max_workers)
         self.producer_fn: Callable[..., Any] | None = None
@@ -132,17 +141,14 @@ class EventSource(FlowStage):
         self.producer_fn = producer_fn
         return self
 
-    def _function(self) -> Callable[..., Any]:
-        if self.producer_fn is None:
-            raise ValueError("this EventSource has no producer: call with_producer_fn(fn)")
-        return self.producer_fn
-
 
 class EventTransformer(FlowStage):
     """A stage between source and sink: ``with_transform_fn(fn)``, ``fn(event)`` or with
     ``init_fn`` ``fn(state, event)``, returns a list of events (``[]`` filters one out,
     several split it). ``expansion_factor`` is how many events one makes on average; REFlow
     sized its reads by it, riverbed's bounded batches hold memory down by themselves."""
+
+    FUNCTION = "transform_fn"
 
     def __init__(
         self, expansion_factor: float = 1.0, init_fn: InitFn | None = None, max_workers: int = 0
@@ -160,16 +166,13 @@ class EventTransformer(FlowStage):
         self.transform_fn = transform_fn
         return self
 
-    def _function(self) -> Callable[..., Any]:
-        if self.transform_fn is None:
-            raise ValueError("this EventTransformer has no function: call with_transform_fn(fn)")
-        return self.transform_fn
-
 
 class EventSink(FlowStage):
     """The end of a flow: ``with_consumer_fn(fn)``, ``fn(events)`` or with ``init_fn``
     ``fn(state, events)``, returns how many of ``events`` it consumed; the rest is offered
     again, in order (a riverbed batch sink that counts). Its state is made once."""
+
+    FUNCTION = "consumer_fn"
 
     def __init__(self, init_fn: InitFn | None = None, max_workers: int = 0) -> None:
         super().__init__(init_fn, max_workers)
@@ -179,11 +182,6 @@ class EventSink(FlowStage):
         """Set the consumer function; returns this stage."""
         self.consumer_fn = consumer_fn
         return self
-
-    def _function(self) -> Callable[..., Any]:
-        if self.consumer_fn is None:
-            raise ValueError("this EventSink has no consumer: call with_consumer_fn(fn)")
-        return self.consumer_fn
 
 
 def flow_connector_factory(init_fn: Callable[..., Any]) -> Callable[..., InitFn]:
