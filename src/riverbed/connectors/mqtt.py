@@ -23,6 +23,7 @@ import collections
 import json
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -221,10 +222,12 @@ class _SessionReader:
             self.paho.ack(self.unacked.popleft(), 1)
 
     def close(self) -> None:
-        """Disconnect once the acknowledgements sent are written (the session stays: what
-        is not acknowledged is sent again)."""
+        """Disconnect once the broker has read the acknowledgements sent (the session
+        stays: what is not acknowledged is sent again)."""
         if self.paho is not None:
             paho, self.paho = self.paho, None
+            if self.lost is None:
+                _fence(paho, self.source.connect_timeout)
             _disconnect(paho)
 
 
@@ -290,6 +293,28 @@ class MQTTSink:
         if self._paho is not None:
             paho, self._paho = self._paho, None
             _disconnect(paho)
+
+
+def _fence(paho: Any, timeout: float) -> None:
+    """Wait until the broker has read every packet ``paho`` sent so far.
+
+    PUBACKs have no answer, and a broker reads a connection's packets in order, so the
+    answer (UNSUBACK) to an UNSUBSCRIBE of a filter no one holds, sent after them, says
+    they were read. Without it, a reader of the same session connecting at once takes the
+    session over and the broker drops this connection with PUBACKs still unread: their
+    messages came back to the next run as if never acknowledged."""
+    answered: set[int] = set()
+    change = threading.Condition()
+
+    def on_unsubscribe(c: Any, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
+        with change:
+            answered.add(mid)
+            change.notify_all()
+
+    paho.on_unsubscribe = on_unsubscribe
+    with change:  # held, so that the answer cannot come before we wait for it
+        mid = paho.unsubscribe(f"riverbed/fence/{uuid.uuid4().hex}")[1]
+        change.wait_for(lambda: mid in answered, timeout)
 
 
 def _disconnect(paho: Any, timeout: float = 5.0) -> None:
