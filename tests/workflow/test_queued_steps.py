@@ -23,11 +23,12 @@ TARGET = "tests.workflow.queued_app:render_job"
 
 
 def _worker(store_url: str, *queues: str) -> subprocess.Popen[str]:
-    """A `riverbed worker` process serving ``queues``, until the queue stays empty 2 s."""
+    """A `riverbed worker` process serving ``queues``, until it has taken one run (not
+    until its queue is idle: on a loaded machine, that run may take seconds to come)."""
     options = [option for queue in queues for option in ("--queue", queue)]
     return subprocess.Popen(
         [sys.executable, "-m", "riverbed", "worker", "--store", store_url, *options,
-         "--poll", "0.05", "--idle-exit", "2"],
+         "--poll", "0.05", "--max-runs", "1"],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"},
         stderr=subprocess.PIPE,
@@ -64,7 +65,8 @@ def test_a_failed_step_run_fails_the_workflow_and_a_resume_queues_it_again(
     flag = tmp_path / "broken"
     flag.touch()
     job = {"name": "kettle", "fail_while": str(flag)}
-    gpu = threading.Thread(target=rb.Worker(store_url, queues=["gpu"], idle_exit=2).run)
+    worker = rb.Worker(store_url, queues=["gpu"], max_runs=2)  # step runs .1 and .2
+    gpu = threading.Thread(target=worker.run, daemon=True)
     gpu.start()
     failed = rb.run(queued_app.render_job, job, store=store_url)
     assert failed.status is rb.RunStatus.FAILED
@@ -74,6 +76,7 @@ def test_a_failed_step_run_fails_the_workflow_and_a_resume_queues_it_again(
     flag.unlink()
     resumed = rb.run(queued_app.render_job, store=store_url, resume=failed.run_id)
     gpu.join(30)
+    assert not gpu.is_alive()
     assert resumed.status is rb.RunStatus.SUCCEEDED, resumed.error
     assert resumed.replayed == ("prepare",)
     with rb.open_store(store_url) as store:
@@ -163,6 +166,43 @@ def test_a_cancelled_workflow_cancels_its_step_run_in_flight(
             if process.poll() is None:
                 process.kill()
                 process.communicate()
+
+
+def test_a_worker_told_to_stop_while_its_workflow_waits_puts_the_workflow_back(
+    store_url: str,
+) -> None:
+    """SIGTERM to the worker running a workflow that waits for its step run (no worker
+    serves "gpu" yet): the worker stops without waiting for the step, the workflow run
+    goes back into the queue and its step run stays queued; run again later, the workflow
+    finds that step run (no second one is queued) and succeeds."""
+    with rb.open_store(store_url) as store:
+        run_id = rb.schedule(TARGET, {"name": "lamp"}, store=store)
+        worker = _worker(store_url)
+        try:
+            step = _wait_for(lambda: _find(store, f"{run_id}.render.1"), "the step run queued")
+            assert step.status is rb.RunStatus.SCHEDULED
+            worker.terminate()
+            _, err = worker.communicate(timeout=30)  # waited for the step: never returned
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+                worker.communicate()
+        assert store.get_run(run_id).status is rb.RunStatus.SCHEDULED, err
+        assert store.get_run(step.run_id).status is rb.RunStatus.SCHEDULED
+        for queues in (["gpu"], ["default"]):
+            rb.Worker(store, queues=queues, idle_exit=0.5, poll=0.05).run()
+        assert store.get_run(step.run_id).status is rb.RunStatus.SUCCEEDED
+        done = store.get_run(run_id)
+        assert done.status is rb.RunStatus.SUCCEEDED, done.error
+        steps = [run.run_id for run in store.list_runs(flow="render-job") if run.step]
+        assert steps == [step.run_id]
+
+
+def _find(store: rb.Store, run_id: str) -> rb.RunRecord | None:
+    try:
+        return store.get_run(run_id)
+    except rb.RunNotFoundError:
+        return None
 
 
 def _running_step(store: rb.Store) -> rb.RunRecord | None:

@@ -14,7 +14,9 @@ or done) and waits for it, or takes its output, instead of queueing it again; a 
 retried after a failed step run queues the next N. A step run's worker that dies is
 detected by its lease like any run's, and the step run is taken over by another worker
 of its queue. Retries, timeouts and failure policies apply in the step run, where the
-stage runs.
+stage runs. A workflow run whose worker is told to stop while it waits goes back into
+the queue without waiting for the step run, which goes on; the workflow run, taken again,
+finds it.
 """
 
 from __future__ import annotations
@@ -49,12 +51,18 @@ WAIT_SECONDS = (0.02, 1.0)
 @dataclass(frozen=True)
 class StepRunEnded:
     """How a step run ended: its outputs by port (succeeded), or its error (failed), and
-    its stage run (the counters of the stage where it ran)."""
+    its stage run (the counters of the stage where it ran); neither outputs nor error if
+    the workflow run stopped waiting for it (its worker stops: ``left``)."""
 
     run_id: str
     outputs: dict[str, list[Any]] | None
     error: StageError | None
     stage_run: StageRun | None
+
+    @property
+    def left(self) -> bool:
+        """The workflow run left the step run running (it goes back into the queue)."""
+        return self.outputs is None and self.error is None
 
 
 async def run_on_queue(
@@ -63,11 +71,12 @@ async def run_on_queue(
     stage: str,
     queue: str,
     events: list[Any],
-    cancelled: Callable[[], bool],
+    stop: Callable[[], str | None],
 ) -> StepRunEnded:
     """Run step ``stage`` of workflow run ``parent`` on ``events`` as a step run in
-    ``queue``, and wait for it to end (see the module). ``cancelled()`` says that the
-    workflow run was cancelled: the step run is cancelled too."""
+    ``queue``, and wait for it to end (see the module). ``stop()`` says why the workflow
+    run must stop, if it must: "cancelled", and the step run is cancelled too;
+    "released" (its worker stops), and it is left running."""
     if parent.target is None:
         raise ValueError(
             f"stage {stage!r} runs on queue {queue!r}, whose workers load the workflow by "
@@ -86,7 +95,7 @@ async def run_on_queue(
             record = _step_run(parent, run_id, stage, queue, events)
             with contextlib.suppress(DuplicateRunError):  # queued meanwhile by a holder
                 await asyncio.to_thread(store.enqueue, record)
-        return await _ended(store, run_id, stage, cancelled)
+        return await _ended(store, run_id, stage, stop)
 
 
 def _find(store: Store, run_id: str) -> RunRecord | None:
@@ -116,15 +125,18 @@ def _step_run(
 
 
 async def _ended(
-    store: Store, run_id: str, stage: str, cancelled: Callable[[], bool]
+    store: Store, run_id: str, stage: str, stop: Callable[[], str | None]
 ) -> StepRunEnded:
-    """Wait for step run ``run_id`` to end."""
+    """Wait for step run ``run_id`` to end, or for the workflow run to stop."""
     wait, longest = WAIT_SECONDS
     while True:
         record = await asyncio.to_thread(store.get_run, run_id)
         if record.status.ended:
             return await asyncio.to_thread(_outcome, store, record, stage)
-        if cancelled():
+        why = stop()
+        if why == "released":
+            return StepRunEnded(run_id, None, None, None)
+        if why == "cancelled":
             with contextlib.suppress(InvalidTransitionError):  # unless it ended meanwhile
                 await asyncio.to_thread(
                     store.transition, run_id, RunStatus.CANCELLED, ended_at=datetime.now(UTC)
@@ -160,11 +172,12 @@ async def step_on_queue(
     stage: Stage,
     events: list[Any],
     failures: FailureLog,
-    cancelled: Callable[[], bool],
-) -> tuple[dict[str, list[Any]], StageCounters, StageFailedError | None]:
+    stop: Callable[[], str | None],
+) -> tuple[dict[str, list[Any]] | None, StageCounters, StageFailedError | None]:
     """Step ``stage`` of workflow run ``parent`` on ``events``, run as a step run on the
-    stage's queue: its outputs by port, its counters (the step run's stage run's), and
-    the error that stopped it, recorded in ``failures`` as the step's own."""
+    stage's queue: its outputs by port (None if the workflow run left it, see
+    ``run_on_queue``), its counters (the step run's stage run's), and the error that
+    stopped it, recorded in ``failures`` as the step's own."""
     assert stage.queue is not None
     counters = StageCounters(stage.name, stage.kind)
     try:
@@ -174,9 +187,11 @@ async def step_on_queue(
                 "that a worker of that queue takes from the store: run the workflow with a "
                 "store"
             )
-        ended = await run_on_queue(store, parent, stage.name, stage.queue, events, cancelled)
+        ended = await run_on_queue(store, parent, stage.name, stage.queue, events, stop)
     except ValueError as error:
         return {}, counters, failures.stop(stage.name, error, f"stage {stage.name!r}")
+    if ended.left:
+        return None, counters, None
     if ended.stage_run is not None:
         for name in COUNTS:
             setattr(counters, name, getattr(ended.stage_run, name))

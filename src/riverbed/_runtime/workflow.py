@@ -75,8 +75,9 @@ logger = logging.getLogger("riverbed")
 class _Outcome(NamedTuple):
     """What a step's run gives back."""
 
-    produced: dict[str, list[Any]]
-    """Its outputs per output port."""
+    produced: dict[str, list[Any]] | None
+    """Its outputs per output port; None for a step run the run stopped waiting for (it
+    must stop, ``stop``): not a step to commit."""
     counters: StageCounters
     failure: StageFailedError | None
     """The error that stopped it (policy STOP), or None."""
@@ -278,23 +279,30 @@ class _Execution:
         finishes, until none is left; independent branches run at once."""
         frontier = Frontier(self.shape.steps, self.shape.input, input)
         running: dict[asyncio.Task[_Outcome], int] = {}
+        left = False  # a step run was left running: the run stops once the others end
         try:
             while True:
                 held, alone = self._launch(frontier, recorded, running)
                 if alone is not None:  # one step, nothing else running: no task needed
                     seq, chain, events = alone
                     outcome = await self._execute(chain, events)
+                    if outcome.produced is None:
+                        return await self._stopped()
                     if (ended := await self._step(seq, outcome, frontier, False)) is not None:
                         return ended
                     continue
                 if not running:
-                    if held:
+                    if held or left:
                         return await self._stopped()
                     break
                 done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                 for task in sorted(done, key=running.__getitem__):
                     seq = running.pop(task)
-                    ended = await self._step(seq, task.result(), frontier, bool(running))
+                    outcome = task.result()
+                    if outcome.produced is None:
+                        left = True
+                        continue
+                    ended = await self._step(seq, outcome, frontier, bool(running) or left)
                     if ended is not None:
                         return ended
         finally:
@@ -356,6 +364,7 @@ class _Execution:
         ended with it."""
         stage = self.shape.steps[seq].head
         produced, counters, failure, started, events = outcome
+        assert produced is not None  # a step run left running is no step to commit
         data = b""
         try:
             if failure is None and declared.declares_data(self.shape.stages):
@@ -420,7 +429,7 @@ class _Execution:
         """Run ``stage`` on ``events`` as a step run on its queue, and wait for it."""
         started = datetime.now(UTC)
         produced, counters, failure = await queued.step_on_queue(
-            self.store, self.record, stage, events, self.failures, lambda: self.stop == "cancelled"
+            self.store, self.record, stage, events, self.failures, lambda: self.stop
         )
         return _Outcome(produced, counters, failure, started, events)
 
