@@ -73,7 +73,7 @@ def test_a_worker_looks_again_soon_after_a_run_then_less_often(
     waits: list[float] = []
     worker = rb.Worker(store_url, poll=1.0, max_runs=2)
 
-    def sleep(seconds: float) -> None:
+    def sleep(seconds: float, topics: list[str], seen: int) -> None:
         waits.append(seconds)
         if len(waits) in (7, 9):  # the queue stayed empty this long: a run comes
             rb.schedule(cli_runs_app.workflow, {"net": 1.0}, store=worker.store)

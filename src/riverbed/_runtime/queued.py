@@ -39,13 +39,14 @@ from riverbed._model.stages import Stage
 from riverbed._records import COUNTS, RunRecord, RunStatus, StageError, StageRun
 from riverbed._runtime.failures import FailureLog
 from riverbed._runtime.result import StageCounters, event_repr
-from riverbed._store.protocol import Store
+from riverbed._store.protocol import Store, run_topic
 
 __all__ = ["WAIT_SECONDS", "StepRunEnded", "run_on_queue", "step_on_queue"]
 
 WAIT_SECONDS = (0.02, 1.0)
-"""Seconds between two looks at a step run being waited for: the first, and the longest
-(each wait is half as long again as the one before, so a long step costs few queries)."""
+"""Seconds between two looks at a step run being waited for, when no change to the
+store's runs is heard: the first, and the longest (each wait is half as long again as
+the one before, so a long step costs few queries)."""
 
 
 @dataclass(frozen=True)
@@ -127,9 +128,13 @@ def _step_run(
 async def _ended(
     store: Store, run_id: str, stage: str, stop: Callable[[], str | None]
 ) -> StepRunEnded:
-    """Wait for step run ``run_id`` to end, or for the workflow run to stop."""
+    """Wait for step run ``run_id`` to end, or for the workflow run to stop: looked at
+    again when the store's runs change (``Store.run_changes``), else after a wait that
+    grows (``WAIT_SECONDS``)."""
     wait, longest = WAIT_SECONDS
+    changes, topics = store.run_changes(), [run_topic(run_id)]
     while True:
+        seen = changes.mark(topics)
         record = await asyncio.to_thread(store.get_run, run_id)
         if record.status.ended:
             return await asyncio.to_thread(_outcome, store, record, stage)
@@ -142,8 +147,8 @@ async def _ended(
                     store.transition, run_id, RunStatus.CANCELLED, ended_at=datetime.now(UTC)
                 )
             return StepRunEnded(run_id, None, _cancelled(record, stage), None)
-        await asyncio.sleep(wait)
-        wait = min(wait * 1.5, longest)
+        if await changes.wait_async(topics, seen, wait) == seen:
+            wait = min(wait * 1.5, longest)
 
 
 def _outcome(store: Store, record: RunRecord, stage: str) -> StepRunEnded:

@@ -44,7 +44,7 @@ from riverbed._runtime.identity import WORKER
 from riverbed._runtime.lease import LEASE_SECONDS
 from riverbed._runtime.observer import RunObserver
 from riverbed._runtime.runner import Runner
-from riverbed._store.protocol import Store
+from riverbed._store.protocol import Store, queue_topic
 
 __all__ = ["Worker"]
 
@@ -96,14 +96,19 @@ class Worker:
 
     def run(self) -> int:
         """Claim and run until ``max_runs``, ``idle_exit`` or a stop; return how many ran.
-        An empty queue is looked at again soon after a run (runs come in bursts: the next
-        of a batch, a workflow's next step on this queue), then less and less often: the
-        wait doubles from ``FIRST_POLL`` up to ``poll``."""
+        An empty queue is looked at again as soon as the store says that a run was queued
+        (``Store.run_changes``: on PostgreSQL by any process, on SQLite by this one);
+        otherwise soon after a run (runs come in bursts: the next of a batch, a
+        workflow's next step on this queue), then less and less often: the wait doubles
+        from ``FIRST_POLL`` up to ``poll``."""
         idle_since = time.monotonic()
         wait = min(FIRST_POLL, self.poll)
+        changes = self.store.run_changes()
+        topics = [queue_topic(queue) for queue in self.queues]
         with self._signals():
             while not self.stopping and (self.max_runs is None or len(self.done) < self.max_runs):
                 self._listen()  # again: a run's event loop resets the handlers when it ends
+                seen = changes.mark(topics)  # before the claim: a run queued after wakes us
                 record = self.run_one()
                 if record is not None:
                     idle_since = time.monotonic()
@@ -112,7 +117,7 @@ class Worker:
                     continue
                 if self.idle_exit is not None and time.monotonic() - idle_since >= self.idle_exit:
                     break
-                self._sleep(wait)
+                self._sleep(wait, topics, seen)
                 wait = min(wait * 2, self.poll)
         return len(self.done)
 
@@ -153,11 +158,14 @@ class Worker:
         self.done.append(record)
         return record
 
-    def _sleep(self, seconds: float) -> None:
-        """Wait ``seconds``, or less if the worker is told to stop."""
+    def _sleep(self, seconds: float, topics: list[str], seen: int) -> None:
+        """Wait ``seconds``, or less if the worker is told to stop or a run is queued in
+        one of its queues after ``seen`` (see ``RunChanges``)."""
+        changes = self.store.run_changes()
         deadline = time.monotonic() + seconds
         while not self.stopping and (left := deadline - time.monotonic()) > 0:
-            time.sleep(min(left, 0.1))
+            if changes.wait(topics, seen, min(left, 0.1)) != seen:
+                return
 
     @contextlib.contextmanager
     def _signals(self) -> Iterator[None]:

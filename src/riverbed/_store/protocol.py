@@ -8,7 +8,8 @@ concern can type against it alone:
 - ``CheckpointStore``: a stream run's checkpoints;
 - ``DeadLetterStore``: events that failed every retry;
 - ``StepStore``: a durable workflow's steps and the step cache;
-- ``RunQueue``: scheduled runs, their claims and leases, and workflow commits.
+- ``RunQueue``: scheduled runs, their claims and leases, workflow commits, and what a
+  process hears of changes to runs (``RunChanges``).
 
 Runners depend on these protocols only, never on a concrete store (docs/architecture.md). Every
 method is synchronous and thread-safe: the engine calls them from worker threads
@@ -23,7 +24,7 @@ Every status change is appended to the run's history (``history``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, runtime_checkable
@@ -41,7 +42,17 @@ from riverbed._records import (
     StepRecord,
 )
 
-__all__ = ["CheckpointStore", "DeadLetterStore", "RunQueue", "RunStore", "StepStore", "Store"]
+__all__ = [
+    "CheckpointStore",
+    "DeadLetterStore",
+    "RunChanges",
+    "RunQueue",
+    "RunStore",
+    "StepStore",
+    "Store",
+    "queue_topic",
+    "run_topic",
+]
 
 
 @runtime_checkable
@@ -188,9 +199,43 @@ class StepStore(Protocol):
         """Forget the cached outputs of ``stage``, or of every stage; return how many."""
 
 
+def queue_topic(queue: str) -> str:
+    """The topic of ``RunChanges`` that a run queued in ``queue`` changes."""
+    return f"queue:{queue}"
+
+
+def run_topic(run_id: str) -> str:
+    """The topic of ``RunChanges`` that a step run's change of status changes."""
+    return f"run:{run_id}"
+
+
+@runtime_checkable
+class RunChanges(Protocol):
+    """What a process hears of changes to a store's runs, by topic: a run queued in a
+    queue (``queue_topic``), a step run changing status (``run_topic``).
+
+    A waiter (an idle worker, a workflow waiting for its step run) notes the ``mark`` of
+    its topics, looks at the store, and if it must wait, waits until the mark moves, or
+    its timeout, before it looks again: at once when the change comes, not a poll later.
+    The mark may move for a change that is not the waiter's (it looks again for
+    nothing), and a store may not hear every change of other processes (SQLite hears
+    only its own process's), so waiters keep a timeout."""
+
+    def mark(self, topics: Collection[str]) -> int:
+        """How many changes to ``topics`` were heard so far."""
+
+    def wait(self, topics: Collection[str], seen: int, timeout: float) -> int:
+        """Block until ``mark(topics)`` differs from ``seen``, at most ``timeout``
+        seconds; return it."""
+
+    async def wait_async(self, topics: Collection[str], seen: int, timeout: float) -> int:
+        """``wait``, without blocking the event loop."""
+
+
 @runtime_checkable
 class RunQueue(Protocol):
-    """Scheduled runs, the workers' claims and leases on them, and workflow commits."""
+    """Scheduled runs, the workers' claims and leases on them, workflow commits, and the
+    changes to runs a process hears of."""
 
     def enqueue(self, run: RunRecord) -> None:
         """Store ``run`` with status SCHEDULED (whatever its ``status``) in its ``queue``,
@@ -225,6 +270,10 @@ class RunQueue(Protocol):
         lease lost: ``LeaseLostError``; a step already recorded: ``StoreError``; an illegal
         transition: ``InvalidTransitionError``; a run id taken: ``DuplicateRunError``)
         rolls every commit of the call back."""
+
+    def run_changes(self) -> RunChanges:
+        """The changes to this store's runs that this process hears of (see
+        ``RunChanges``); the same object on every call."""
 
 
 @runtime_checkable

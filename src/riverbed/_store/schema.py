@@ -6,7 +6,8 @@ every migration it has not had, in order, from version 1, and records the versio
 this riverbed does not know what the newer one changed.
 
 One DDL text serves both dialects; only the column types differ (``_TYPES``), so the two
-schemas cannot drift apart.
+schemas cannot drift apart. A migration of what one dialect alone has (PostgreSQL's
+notifications) names it (``only``); the other takes its version number alone.
 """
 
 from __future__ import annotations
@@ -70,9 +71,14 @@ class Migration:
     version: int
     description: str
     statements: tuple[str, ...]
+    only: Dialect | None = None
+    """The one dialect the statements are for (the other's schema only takes the
+    version): what only it has, such as PostgreSQL's notifications."""
 
     def sql(self, dialect: Dialect) -> list[str]:
         """The statements with this dialect's column types filled in."""
+        if self.only is not None and dialect is not self.only:
+            return []
         return [statement.format(**_TYPES[dialect]) for statement in self.statements]
 
 
@@ -286,6 +292,26 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX riverbed_runs_claim ON riverbed_runs (queue, seq) "
             "WHERE status = 'scheduled'",
         ),
+    ),
+    Migration(
+        8,
+        "PostgreSQL notifies channel riverbed_runs when a run is queued or a step run "
+        "changes status: waiting workers and workflows hear it at once",
+        (
+            # The payload is the topic that waiters wait on (the store protocol's
+            # queue_topic and run_topic). Equal notifications of one transaction are
+            # sent once: a bulk enqueue into one queue is one.
+            "CREATE OR REPLACE FUNCTION riverbed_runs_notify() RETURNS trigger "
+            "LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_notify('riverbed_runs', "
+            "CASE WHEN NEW.status = 'scheduled' THEN 'queue:' || NEW.queue "
+            "ELSE 'run:' || NEW.run_id END); RETURN NULL; END $$",
+            # OF status: lease renewals and other updates never fire it.
+            "CREATE TRIGGER riverbed_runs_changed AFTER INSERT OR UPDATE OF status "
+            "ON riverbed_runs FOR EACH ROW "
+            "WHEN (NEW.status = 'scheduled' OR NEW.parent IS NOT NULL) "
+            "EXECUTE FUNCTION riverbed_runs_notify()",
+        ),
+        only=Dialect.POSTGRESQL,
     ),
 )
 

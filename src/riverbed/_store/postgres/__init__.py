@@ -18,6 +18,11 @@
   commit of workflow steps (``queue``).
 - Migrations run under a transaction-scoped advisory lock keyed by the schema, so two
   processes starting at once migrate once.
+- A trigger on the runs table notifies channel ``riverbed_runs`` when a run is queued or
+  a step run changes status; while someone waits on the store's ``run_changes``, a
+  thread listens for it on a connection of its own (``listen``), so that an idle worker
+  takes a run queued by another process at once, and a workflow hears at once that its
+  step run ended.
 
 psycopg is imported by this package only, which ``open_store`` loads on demand: ``import
 riverbed`` stays light, and riverbed installs without it (``pip install
@@ -26,7 +31,10 @@ riverbed`` stays light, and riverbed installs without it (``pip install
 
 from __future__ import annotations
 
+import functools
+
 from riverbed._store.postgres.database import PostgresDatabase
+from riverbed._store.postgres.listen import Listeners
 from riverbed._store.postgres.queue import PostgresQueue
 from riverbed._store.schema import SCHEMA_VERSION
 from riverbed._store.sql import SQLCore, SQLStore
@@ -63,3 +71,5 @@ class PostgresStore(SQLStore):
         )
         core = SQLCore(database)
         super().__init__(core, queue=PostgresQueue(core, database))
+        # Waiters hear other processes' changes through a listener of this database.
+        self._changes.on_wait = functools.partial(Listeners.ensure, url, self.url, self._changes)

@@ -26,6 +26,8 @@ from riverbed._records import (
     StepCommit,
     StepRecord,
 )
+from riverbed._store.changes import Changes, changes_of
+from riverbed._store.protocol import queue_topic, run_topic
 from riverbed._store.sql.checkpoints import SQLCheckpoints
 from riverbed._store.sql.core import SQLCore
 from riverbed._store.sql.dead_letters import SQLDeadLetters
@@ -50,6 +52,7 @@ class SQLStore:
         self._dead_letters = SQLDeadLetters(core)
         self._steps = SQLSteps(core)
         self._queue = queue if queue is not None else SQLQueue(core)
+        self._changes = changes_of(core.url)
 
     def close(self) -> None:
         """Release the store's connections. The store cannot be used afterwards."""
@@ -97,7 +100,11 @@ class SQLStore:
         self, run_id: str, new: RunStatus, *, lease: Lease | None = None, **fields: Any
     ) -> RunRecord:
         """See ``RunStore.transition``."""
-        return self._runs.transition(run_id, new, lease=lease, **fields)
+        record = self._runs.transition(run_id, new, lease=lease, **fields)
+        self._changes.bump(run_topic(record.run_id))
+        if new is RunStatus.SCHEDULED:
+            self._changes.bump(queue_topic(record.queue))
+        return record
 
     def update_run(self, run_id: str, **fields: Any) -> None:
         """See ``RunStore.update_run``."""
@@ -193,6 +200,7 @@ class SQLStore:
     def enqueue(self, run: RunRecord) -> None:
         """See ``RunQueue.enqueue``."""
         self._queue.enqueue(run)
+        self._changes.bump(queue_topic(run.queue))
 
     def claim(
         self, worker: str, lease_seconds: float, queues: Sequence[str] = (DEFAULT_QUEUE,)
@@ -206,8 +214,19 @@ class SQLStore:
 
     def release(self, lease: Lease) -> bool:
         """See ``RunQueue.release``."""
-        return self._queue.release(lease)
+        released = self._queue.release(lease)
+        if released:
+            self._changes.bump(None)  # its queue is not at hand: every waiter looks
+        return released
 
     def commit_steps(self, commits: Sequence[StepCommit]) -> None:
         """See ``RunQueue.commit_steps``."""
         self._queue.commit_steps(commits)
+        for commit in commits:
+            if commit.status is not None:  # a run ended
+                self._changes.bump(run_topic(commit.run_id))
+
+    def run_changes(self) -> Changes:
+        """See ``RunQueue.run_changes``: this process's own changes (a backend that hears
+        other processes' too adds them)."""
+        return self._changes
