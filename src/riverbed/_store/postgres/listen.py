@@ -47,7 +47,9 @@ class Listeners:
         """Start the listener of ``url`` (``name``: the URL without its password, for
         logs) unless it runs."""
         with cls._lock:
-            if url not in cls._running:
+            running = cls._running.get(url)
+            # Not alive: in a process forked from one that listened, or after a crash.
+            if running is None or not running.is_alive():
                 thread = threading.Thread(
                     target=cls._listen, args=(url, name, changes), name="riverbed-listen",
                     daemon=True,
