@@ -117,11 +117,8 @@ def test_a_listener_keeps_no_connection_once_no_one_waits(
     with rb.open_store(store_url) as store:
         changes = store.run_changes()
         for _ in range(2):
-            changes.wait(GPU, changes.mark(GPU), 0.1)
-            thread = listen.Listeners._running[store_url]
-            thread.join(10)
-            assert not thread.is_alive()
-            assert store_url not in listen.Listeners._running
+            _listening(changes, "postgresql")  # a waiter started it, and it listened
+            _until(lambda: store_url not in listen.Listeners._running, "the listener stopped")
 
 
 @pytest.mark.slow
