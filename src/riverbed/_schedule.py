@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import pickle
-import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from riverbed._model.flow import Flow
 from riverbed._model.origin import origin_of
-from riverbed._records import DEFAULT_QUEUE, RunRecord, RunStatus
+from riverbed._records import DEFAULT_QUEUE, RunRecord, RunStatus, new_run_id
 from riverbed._run import opened
 from riverbed._runtime.result import event_repr
 from riverbed._runtime.workflow_shape import MISSING
@@ -62,7 +61,7 @@ def schedule(
         ) from error
     given = input is not MISSING
     record = RunRecord(
-        run_id=run_id or uuid.uuid4().hex[:16],
+        run_id=run_id or new_run_id(),
         flow=built.name,
         flow_version=built.version,
         status=RunStatus.SCHEDULED,

@@ -29,6 +29,7 @@ from riverbed.compat.flowkit import (
     WorkerConfig,
 )
 from tests.compat import flowkit_app
+from tests.durability.processes import child_env
 from tests.store.conftest import backend, store_url
 
 __all__ = ["backend", "store_url"]
@@ -398,11 +399,11 @@ def test_a_killed_worker_is_detected_and_its_node_run_again(tmp_path: Path) -> N
         return await coordinator.create_task({"day": 3}, graph)
 
     task_id = asyncio.run(create())
-    env = {"PYTHONPATH": f"{ROOT / 'src'}:{ROOT}", "RIVERBED_LEASE_SECONDS": "1"}
+    env = child_env(RIVERBED_LEASE_SECONDS="1")
     doomed = subprocess.Popen(
         [sys.executable, "-m", "tests.compat.flowkit_app", url],
         cwd=ROOT,
-        env={**os.environ, **env},
+        env=env,
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -436,7 +437,7 @@ def test_a_killed_worker_is_detected_and_its_node_run_again(tmp_path: Path) -> N
     listed = subprocess.run(
         [sys.executable, "-m", "riverbed", "runs", "list", "--store", url],
         cwd=ROOT,
-        env={**os.environ, **env},
+        env=env,
         capture_output=True,
         text=True,
         check=True,
@@ -495,7 +496,7 @@ def _process(url: str, mode: str, **env: str) -> subprocess.Popen[str]:
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.compat.flowkit_app", url, mode],
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}", **env},
+        env=child_env(**env),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -646,7 +647,7 @@ def test_a_failed_task_is_resumed_from_a_shell(tmp_path: Path) -> None:
     resumed = subprocess.run(
         [sys.executable, "-m", "riverbed", "runs", "resume", failed.run_id, "--store", url],
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"},
+        env=child_env(),
         capture_output=True,
         text=True,
         timeout=120,

@@ -6,7 +6,6 @@ no connection kept once no one waits. An idle worker takes a queued run at once.
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 import threading
@@ -21,6 +20,7 @@ from riverbed._runtime import worker as worker_module
 from riverbed._store.changes import Changes
 from riverbed._store.postgres import listen
 from riverbed._store.protocol import queue_topic, run_topic
+from tests.durability.processes import child_env
 from tests.pgcluster import own_cluster
 from tests.store.conftest import make_run
 
@@ -41,7 +41,7 @@ def _elsewhere(store_url: str, code: str) -> None:
     subprocess.run(
         [sys.executable, "-c", script],
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"},
+        env=child_env(),
         check=True,
         timeout=60,
     )

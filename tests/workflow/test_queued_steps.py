@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 import riverbed as rb
+from tests.durability.processes import child_env
 from tests.workflow import queued_app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,7 +31,7 @@ def _worker(store_url: str, *queues: str) -> subprocess.Popen[str]:
         [sys.executable, "-m", "riverbed", "worker", "--store", store_url, *options,
          "--poll", "0.05", "--max-runs", "1"],
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"},
+        env=child_env(),
         stderr=subprocess.PIPE,
         text=True,
     )  # fmt: skip
@@ -132,7 +133,7 @@ def test_a_cancelled_workflow_cancels_its_step_run_in_flight(
     worker records nothing more of it."""
     flag = tmp_path / "hold"
     flag.touch()
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}", "RIVERBED_LEASE_SECONDS": "1"}
+    env = child_env(RIVERBED_LEASE_SECONDS="1")
     gpu = _worker(store_url, "gpu")
     job = json.dumps({"name": "vase", "hold_while": str(flag)})
     parent = subprocess.Popen(

@@ -41,9 +41,9 @@ from riverbed._errors import FlowDefinitionError
 from riverbed._model import streamed
 from riverbed._model.flow import Flow
 from riverbed._model.policy import OnError, Retry
+from riverbed._model.settings import check_step_queue
 from riverbed._model.stages import Port, SinkMode, SinkStage, Stage, StageKind
 from riverbed._model.workflow import WorkflowOutput
-from riverbed._records import check_queue
 
 __all__ = ["FanIn", "GraphNode", "workflow_from_graph"]
 
@@ -379,13 +379,8 @@ def _policy(node: Mapping[str, Any]) -> dict[str, Any]:
     if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
         raise FlowDefinitionError(f"node {node_id!r}: timeout must be seconds > 0", stage=node_id)
     fields["timeout"] = timeout
-    queue = node.get("queue")
-    if queue is not None:
-        try:
-            check_queue(queue)
-        except ValueError as error:
-            raise FlowDefinitionError(f"node {node_id!r}: queue: {error}", stage=node_id) from None
-    fields["queue"] = queue
+    check_step_queue(node.get("queue"), f"node {node_id!r}", node_id)
+    fields["queue"] = node.get("queue")
     return fields
 
 

@@ -14,7 +14,7 @@ from riverbed._model.policy import OnError, Retry
 from riverbed._model.stages import CACHEABLE
 from riverbed._records import check_queue
 
-__all__ = ["CACHEABLE", "SETTINGS", "StageOptions", "stage_settings"]
+__all__ = ["CACHEABLE", "SETTINGS", "StageOptions", "check_step_queue", "stage_settings"]
 
 
 class StageOptions(TypedDict, total=False):
@@ -70,7 +70,7 @@ def stage_settings(policy: Mapping[str, Any], stage: str, flow: str, fn: Any) ->
             flow=flow,
             stage=stage,
         )
-    _check_queue(policy.get("queue"), where, stage, flow)
+    check_step_queue(policy.get("queue"), where, stage, flow)
     cache = policy.get("cache")
     if cache is not None and not isinstance(cache, bool):
         raise TypeError(f"{where}: cache takes True or False, got {cache!r}")
@@ -119,8 +119,9 @@ def context_keys(keys: Any, where: str) -> tuple[str, ...]:
     return unique
 
 
-def _check_queue(queue: Any, where: str, stage: str, flow: str) -> None:
-    """A step's ``queue=``: None, or a queue name (else an error saying what one is)."""
+def check_step_queue(queue: Any, where: str, stage: str, flow: str | None = None) -> None:
+    """A step's ``queue=`` (a stage setting, or a graph node's ``"queue"``): None, or a
+    queue name (else an error saying what one is)."""
     if queue is None:
         return
     try:

@@ -17,6 +17,7 @@ from riverbed._records.records import (
     StageError,
     StepCommit,
     StepRecord,
+    new_run_id,
 )
 from riverbed._records.stages import COUNTS, StageCounts, StageRun, StageStats
 from riverbed._records.status import RunStatus, StageStatus, check_transition
@@ -44,4 +45,5 @@ __all__ = [
     "check_queue",
     "check_queues",
     "check_transition",
+    "new_run_id",
 ]

@@ -8,6 +8,7 @@ strings appear only at the store's (and JSON's) boundary, converted once.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -29,7 +30,14 @@ __all__ = [
     "StageError",
     "StepCommit",
     "StepRecord",
+    "new_run_id",
 ]
+
+
+def new_run_id() -> str:
+    """A new run's id, when none is given: 16 random hex digits (a unique prefix of 6 or
+    more names the run, as git's short hashes do)."""
+    return uuid.uuid4().hex[:16]
 
 
 @dataclass(frozen=True)

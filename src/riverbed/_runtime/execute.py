@@ -13,7 +13,6 @@ import dataclasses
 import logging
 import signal
 import threading
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -23,7 +22,7 @@ from riverbed._errors import RunFailedError
 from riverbed._model.plan import make_plan
 from riverbed._model.policy import OnError
 from riverbed._model.sinks import Capture
-from riverbed._records import RunRecord, RunStatus
+from riverbed._records import RunRecord, RunStatus, new_run_id
 from riverbed._runtime.cache import StepCache
 from riverbed._runtime.clock import SystemClock
 from riverbed._runtime.config import RunConfig
@@ -70,7 +69,7 @@ async def execute_stream(
         flow,
         plan,
         config,
-        config.run_id or uuid.uuid4().hex[:16],
+        config.run_id or new_run_id(),
         config.clock or SystemClock(),
         observers,
     )

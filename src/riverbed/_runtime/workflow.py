@@ -41,7 +41,6 @@ import dataclasses
 import logging
 import pickle
 import time
-import uuid
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -52,7 +51,14 @@ from riverbed._model import data as declared
 from riverbed._model.flow import Flow
 from riverbed._model.plan import Chain
 from riverbed._model.stages import Port, Stage
-from riverbed._records import RunRecord, RunStatus, StageStatus, StepCommit, StepRecord
+from riverbed._records import (
+    RunRecord,
+    RunStatus,
+    StageStatus,
+    StepCommit,
+    StepRecord,
+    new_run_id,
+)
 from riverbed._runtime import queued
 from riverbed._runtime.cache import StepCache
 from riverbed._runtime.clock import SystemClock
@@ -155,7 +161,7 @@ class _Execution:
         self.shape = shape
         self.store = store
         self.runner = runner
-        self.run_id = spec.run_id or uuid.uuid4().hex[:16]
+        self.run_id = spec.run_id or new_run_id()
         self.failures = FailureLog(self.flow.name, run_id=self.run_id, max_errors=1000)
         self.clock = SystemClock()
         self.observers = Observers(spec.observers)

@@ -8,7 +8,7 @@ from typing import Any
 
 import riverbed as rb
 
-__all__ = ["first_batch_consumers", "to_graph_spec"]
+__all__ = ["first_batch_consumers", "is_type_name", "to_graph_spec"]
 
 _NODE_KEYS = frozenset({"node_id", "type", "depends_on", "fan_in", "retry_policy", "io"})
 _IO_KEYS = frozenset({"input_inline", "start_when"})
@@ -31,6 +31,12 @@ def to_graph_spec(graph: Mapping[str, Any], name: str = "flowkit-task") -> dict[
     return {"name": name, "nodes": nodes, "edges": edges}
 
 
+def is_type_name(value: Any) -> bool:
+    """Whether ``value`` can be a node type (a worker role, which names a queue): a
+    non-empty string without spaces."""
+    return isinstance(value, str) and bool(value) and not any(c.isspace() for c in value)
+
+
 def _node(node_id: str, raw: Mapping[str, Any]) -> dict[str, Any]:
     """One FlowKit node as a graph spec's node."""
     unknown = set(raw) - _NODE_KEYS
@@ -43,7 +49,7 @@ def _node(node_id: str, raw: Mapping[str, Any]) -> dict[str, Any]:
             stage=node_id,
         )
     kind = raw.get("type")
-    if not isinstance(kind, str) or not kind or any(c.isspace() for c in kind):
+    if not is_type_name(kind):
         raise rb.FlowDefinitionError(
             f"node {node_id!r} needs a 'type' (the role of the workers that run it), a "
             f"non-empty string without spaces; got {kind!r:.80}",

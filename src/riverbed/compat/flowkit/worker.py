@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from riverbed.compat.flowkit import bus
+from riverbed.compat.flowkit.graph import is_type_name
 from riverbed.compat.flowkit.handlers import RunContext, run_batch, run_node, stream_node
 
 __all__ = ["Worker", "WorkerConfig"]
@@ -43,7 +44,7 @@ class Worker:
         if not self.cfg.roles:
             raise ValueError(f"worker {self.worker_id}: give it roles (node types) to serve")
         for role in self.cfg.roles:
-            if not isinstance(role, str) or not role or any(c.isspace() for c in role):
+            if not is_type_name(role):
                 raise ValueError(
                     f"worker {self.worker_id}: a role is a node type, a non-empty string "
                     f"without spaces; got {role!r:.80}"
